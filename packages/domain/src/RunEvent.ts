@@ -1,0 +1,226 @@
+/**
+ * The canonical run event union: the same on every surface and transport
+ * (in-process, NATS, SSE, CLI `--json`). Every event carries `runId`, a per-run
+ * `sequenceNumber` (from 0, +1, no gaps), an ISO-8601 `timestamp` and a `type`.
+ */
+import { Schema } from "effect"
+import { RunErrorInfo } from "./RunError.js"
+
+const Int = Schema.Int.pipe(Schema.nonNegative())
+
+const envelope = {
+  runId: Schema.String,
+  sequenceNumber: Int,
+  timestamp: Schema.String
+}
+
+export const ExecutionMode = Schema.Literal("local", "cloud", "managed")
+export type ExecutionMode = typeof ExecutionMode.Type
+
+export const TokensUsed = Schema.Struct({
+  input: Int,
+  output: Int,
+  model: Schema.optional(Schema.String)
+})
+export type TokensUsed = typeof TokensUsed.Type
+
+export const SkipReason = Schema.Literal("branch_not_taken", "upstream_unreachable")
+export type SkipReason = typeof SkipReason.Type
+
+export const GateDecision = Schema.Literal("approved", "rejected", "input_provided")
+export type GateDecision = typeof GateDecision.Type
+
+const ev = <T extends string, F extends Schema.Struct.Fields>(type: T, fields: F) =>
+  Schema.Struct({ type: Schema.Literal(type), ...envelope, ...fields })
+
+export const RunStarted = ev("run:started", {
+  workflowId: Schema.String,
+  inputs: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  executionMode: ExecutionMode
+})
+export const NodeStarted = ev("node:started", {
+  nodeId: Schema.String,
+  nodeType: Schema.String,
+  attemptNumber: Schema.optional(Int)
+})
+export const AgentToken = ev("agent:token", {
+  nodeId: Schema.String,
+  token: Schema.String,
+  model: Schema.String,
+  attemptNumber: Schema.optional(Int)
+})
+export const AgentReasoning = ev("agent:reasoning", {
+  nodeId: Schema.String,
+  text: Schema.String,
+  model: Schema.String,
+  attemptNumber: Schema.optional(Int)
+})
+export const AgentToolCall = ev("agent:tool_call", {
+  nodeId: Schema.String,
+  model: Schema.String,
+  toolId: Schema.String,
+  toolName: Schema.optional(Schema.String),
+  toolInput: Schema.Unknown,
+  attemptNumber: Schema.optional(Int)
+})
+export const AgentToolResult = ev("agent:tool_result", {
+  nodeId: Schema.String,
+  toolId: Schema.String,
+  success: Schema.Boolean,
+  outputSummary: Schema.String,
+  errorCode: Schema.optional(Schema.String),
+  attemptNumber: Schema.optional(Int)
+})
+export const AgentApprovalRequested = ev("agent:approval_requested", {
+  nodeId: Schema.String,
+  toolId: Schema.String,
+  action: Schema.String,
+  preview: Schema.String
+})
+export const AgentFilePatchProposed = ev("agent:file_patch_proposed", {
+  nodeId: Schema.String,
+  patches: Schema.Array(Schema.Unknown)
+})
+export const CostUpdated = ev("cost:updated", {
+  nodeId: Schema.String,
+  model: Schema.String,
+  inputTokens: Int,
+  outputTokens: Int,
+  costMicrocents: Int,
+  cumulativeCostMicrocents: Int,
+  priced: Schema.optional(Schema.Boolean),
+  attemptNumber: Schema.optional(Int)
+})
+export const NodeCompleted = ev("node:completed", {
+  nodeId: Schema.String,
+  output: Schema.Unknown,
+  tokensUsed: TokensUsed,
+  durationMs: Int,
+  selected: Schema.optional(Schema.Array(Schema.String)),
+  cumulativeCostMicrocents: Schema.optional(Int),
+  attemptNumber: Schema.optional(Int)
+})
+export const NodeFailed = ev("node:failed", {
+  nodeId: Schema.String,
+  error: RunErrorInfo,
+  attemptNumber: Schema.optional(Int)
+})
+export const NodeSkipped = ev("node:skipped", {
+  nodeId: Schema.String,
+  reason: SkipReason
+})
+export const NodeRetrying = ev("node:retrying", {
+  nodeId: Schema.String,
+  attemptNumber: Int,
+  error: RunErrorInfo,
+  delayMs: Int
+})
+export const MediaJobSubmitted = ev("media_job:submitted", {
+  nodeId: Schema.String,
+  jobId: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  modality: Schema.String,
+  startedAt: Schema.String,
+  deadlineAt: Schema.String
+})
+export const HumanGatePaused = ev("human_gate:paused", {
+  nodeId: Schema.String,
+  gateId: Schema.String,
+  gateType: Schema.Literal("approval", "input", "review", "budget"),
+  message: Schema.String,
+  assignee: Schema.optional(Schema.String),
+  timeoutMs: Schema.optional(Int),
+  timeoutAction: Schema.optional(Schema.Literal("reject", "approve")),
+  expiresAt: Schema.optional(Schema.String)
+})
+export const HumanGateResumed = ev("human_gate:resumed", {
+  nodeId: Schema.String,
+  gateId: Schema.optional(Schema.String),
+  decision: GateDecision,
+  decidedBy: Schema.String,
+  payload: Schema.optional(Schema.Unknown),
+  comment: Schema.optional(Schema.String)
+})
+export const RunPaused = ev("run:paused", {
+  pendingGateCount: Int,
+  gateIds: Schema.Array(Schema.String)
+})
+export const RunCompleted = ev("run:completed", {
+  outputs: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  totalTokensUsed: Schema.Struct({ input: Int, output: Int }),
+  totalCostMicrocents: Int,
+  durationMs: Int
+})
+export const RunFailed = ev("run:failed", {
+  error: RunErrorInfo,
+  partialOutputs: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+export const RunCancelled = ev("run:cancelled", {
+  reason: Schema.optional(Schema.String)
+})
+export const RunTimeout = ev("run:timeout", {
+  elapsedMs: Int,
+  timeoutMs: Int
+})
+export const BudgetWarning = ev("budget:warning", {
+  spentMicrocents: Int,
+  limitMicrocents: Int,
+  thresholdPct: Int
+})
+export const BudgetPaused = ev("budget:paused", {
+  nodeId: Schema.String,
+  spentMicrocents: Int,
+  limitMicrocents: Int,
+  gateId: Schema.String
+})
+
+export const RunEvent = Schema.Union(
+  RunStarted,
+  NodeStarted,
+  AgentToken,
+  AgentReasoning,
+  AgentToolCall,
+  AgentToolResult,
+  AgentApprovalRequested,
+  AgentFilePatchProposed,
+  CostUpdated,
+  NodeCompleted,
+  NodeFailed,
+  NodeSkipped,
+  NodeRetrying,
+  MediaJobSubmitted,
+  HumanGatePaused,
+  HumanGateResumed,
+  RunPaused,
+  RunCompleted,
+  RunFailed,
+  RunCancelled,
+  RunTimeout,
+  BudgetWarning,
+  BudgetPaused
+)
+export type RunEvent = typeof RunEvent.Type
+export type RunEventType = RunEvent["type"]
+export type RunEventOf<T extends RunEventType> = Extract<RunEvent, { readonly type: T }>
+
+/** An event before the store numbers it: everything but `sequenceNumber`. */
+export type RunEventDraft = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, "sequenceNumber"> : never) : never
+
+export const TerminalEventTypes: ReadonlySet<RunEventType> = new Set([
+  "run:completed",
+  "run:failed",
+  "run:cancelled"
+])
+export const isTerminal = (event: { readonly type: string }): boolean =>
+  TerminalEventTypes.has(event.type as RunEventType)
+
+/** Events that only stream to live subscribers and are not needed to rebuild a run. */
+export const StreamOnlyEventTypes: ReadonlySet<RunEventType> = new Set([
+  "agent:token",
+  "agent:reasoning",
+  "cost:updated"
+])
+
+export const decodeRunEvent = Schema.decodeUnknown(RunEvent)
+export const encodeRunEventJson = (event: RunEvent): string => JSON.stringify(event)

@@ -1,0 +1,314 @@
+/**
+ * The Relavium workflow format, `schema_version: '1.0'`, as Effect Schemas.
+ *
+ * Decode with `onExcessProperty: "error"` (see WorkflowYaml) so that every object
+ * is strict: an unknown or misspelt key is rejected with its path.
+ */
+import { Schema } from "effect"
+import { KebabId } from "./Ids.js"
+
+const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+const PositiveInt = Schema.Int.pipe(Schema.positive({ message: () => "must be a positive integer" }))
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative({ message: () => "must be a non-negative integer" }))
+const InterpolationName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_-]+$/, { message: () => "must contain only letters, digits, '_' or '-'" })
+)
+const Temperature = Schema.Number.pipe(Schema.between(0, 2, { message: () => "must be between 0 and 2" }))
+const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+// ---------------------------------------------------------------------------
+// Triggers, inputs, context, tools, budget
+// ---------------------------------------------------------------------------
+
+export const Trigger = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("manual") }),
+  Schema.Struct({
+    type: Schema.Literal("webhook"),
+    webhook: Schema.Struct({ path: NonEmpty, secret_env: NonEmpty })
+  }),
+  Schema.Struct({ type: Schema.Literal("schedule"), schedule: NonEmpty }),
+  Schema.Struct({
+    type: Schema.Literal("file_change"),
+    file_change: Schema.Struct({ glob: NonEmpty, debounce_ms: NonNegativeInt })
+  }),
+  Schema.Struct({ type: Schema.Literal("mcp_call") })
+)
+export type Trigger = typeof Trigger.Type
+
+export const InputType = Schema.Literal("string", "number", "boolean", "file_path", "code_diff", "secret")
+export type InputType = typeof InputType.Type
+
+export const InputValidation = Schema.Struct({
+  format: Schema.optional(NonEmpty),
+  pattern: Schema.optional(NonEmpty),
+  enum: Schema.optional(Schema.Array(Schema.Unknown)),
+  min: Schema.optional(Schema.Number),
+  max: Schema.optional(Schema.Number),
+  min_length: Schema.optional(NonNegativeInt),
+  max_length: Schema.optional(NonNegativeInt)
+})
+export type InputValidation = typeof InputValidation.Type
+
+export const WorkflowInput = Schema.Struct({
+  name: InterpolationName,
+  type: InputType,
+  required: Schema.optional(Schema.Boolean),
+  default: Schema.optional(Schema.Unknown),
+  description: Schema.optional(Schema.String),
+  validation: Schema.optional(InputValidation)
+})
+export type WorkflowInput = typeof WorkflowInput.Type
+
+export const ContextEntry = Schema.Struct({ key: InterpolationName, value: Schema.String })
+export type ContextEntry = typeof ContextEntry.Type
+
+export const ToolPolicy = Schema.Struct({
+  allowedCommands: Schema.optional(Schema.Array(NonEmpty)),
+  allowedCommandGlobs: Schema.optional(Schema.Array(NonEmpty)),
+  allowedDomains: Schema.optional(Schema.Array(NonEmpty))
+})
+export type ToolPolicy = typeof ToolPolicy.Type
+
+export const OnExceed = Schema.Literal("fail", "pause_for_approval", "warn")
+export const Budget = Schema.Struct({ max_cost_microcents: PositiveInt, on_exceed: OnExceed })
+export type Budget = typeof Budget.Type
+
+// ---------------------------------------------------------------------------
+// Agents
+// ---------------------------------------------------------------------------
+
+export const ProviderName = Schema.Literal("anthropic", "openai", "gemini", "deepseek", "openai-compatible")
+export type ProviderName = typeof ProviderName.Type
+
+export const RetryOn = Schema.Literal("provider_rate_limit", "provider_unavailable", "tool_failed", "sandbox_error")
+export type RetryOn = typeof RetryOn.Type
+
+export const RetryPolicy = Schema.Struct({
+  max: PositiveInt,
+  backoff: Schema.Literal("linear", "exponential"),
+  backoff_ms: Schema.optional(NonNegativeInt),
+  retry_on: Schema.optional(Schema.Array(RetryOn))
+})
+export type RetryPolicy = typeof RetryPolicy.Type
+
+export const FallbackEntry = Schema.Struct({
+  model: NonEmpty,
+  provider: ProviderName,
+  max_attempts: Schema.optional(PositiveInt)
+})
+export type FallbackEntry = typeof FallbackEntry.Type
+
+export const McpServerRef = Schema.Struct({
+  ref: NonEmpty,
+  tools_allowlist: Schema.optional(Schema.Array(NonEmpty))
+})
+export const McpServerInline = Schema.Struct({
+  id: KebabId,
+  transport: Schema.Literal("stdio", "http", "websocket", "sse"),
+  command: Schema.optional(NonEmpty),
+  args: Schema.optional(Schema.Array(Schema.String)),
+  env: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  url: Schema.optional(NonEmpty),
+  allow_local_endpoint: Schema.optional(Schema.Boolean),
+  tools_allowlist: Schema.optional(Schema.Array(NonEmpty))
+})
+export const McpServer = Schema.Union(McpServerRef, McpServerInline)
+export type McpServer = typeof McpServer.Type
+
+export const Memory = Schema.Union(
+  Schema.Literal("none", "summary"),
+  Schema.Struct({ window: Schema.Struct({ window_size: PositiveInt }) })
+)
+
+export const ReasoningEffort = Schema.Literal("off", "low", "medium", "high", "max")
+export type ReasoningEffort = typeof ReasoningEffort.Type
+
+export const Agent = Schema.Struct({
+  id: KebabId,
+  name: Schema.optional(Schema.String),
+  description: Schema.optional(Schema.String),
+  model: NonEmpty,
+  provider: ProviderName,
+  system_prompt: Schema.String,
+  temperature: Schema.optional(Temperature),
+  max_tokens: Schema.optional(PositiveInt),
+  reasoning_effort: Schema.optional(ReasoningEffort),
+  input_schema: Schema.optional(JsonObject),
+  output_schema: Schema.optional(JsonObject),
+  tools: Schema.optional(Schema.Array(NonEmpty)),
+  mcp_servers: Schema.optional(Schema.Array(McpServer)),
+  memory: Schema.optional(Memory),
+  retry: Schema.optional(RetryPolicy),
+  fallback_chain: Schema.optional(Schema.Array(FallbackEntry))
+})
+export type Agent = typeof Agent.Type
+
+export const AgentRef = Schema.Struct({ $ref: NonEmpty })
+export type AgentRef = typeof AgentRef.Type
+
+// ---------------------------------------------------------------------------
+// Nodes
+// ---------------------------------------------------------------------------
+
+export const ExpressionType = Schema.Literal("js")
+
+export const SaveTo = NonEmpty.pipe(
+  Schema.filter((p) => !/^([/\\]|[A-Za-z]:[\\/])/.test(p) || "save_to must be a relative path"),
+  Schema.filter((p) => !p.split(/[\\/]/).includes("..") || "save_to must not contain a '..' segment"),
+  Schema.filter(
+    (p) => !p.replace(/\{\{\s*run\.id\s*\}\}/g, "").includes("{{") || "save_to may interpolate only {{ run.id }}"
+  )
+)
+
+export const InputNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("input"),
+  label: Schema.optional(Schema.String)
+})
+
+export const AgentNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("agent"),
+  agent_ref: KebabId,
+  system_prompt_append: Schema.optional(Schema.String),
+  prompt_template: Schema.optional(Schema.String),
+  tools: Schema.optional(Schema.Array(NonEmpty)),
+  model: Schema.optional(NonEmpty),
+  temperature: Schema.optional(Temperature),
+  max_tokens: Schema.optional(PositiveInt),
+  output_schema: Schema.optional(JsonObject),
+  output_modalities: Schema.optional(
+    Schema.NonEmptyArray(Schema.Literal("text", "image", "audio", "video"))
+  ),
+  count: Schema.optional(PositiveInt),
+  duration_seconds: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  timeout_ms: Schema.optional(PositiveInt),
+  retry: Schema.optional(RetryPolicy)
+})
+
+export const GateType = Schema.Literal("approval", "input", "review")
+export type GateType = typeof GateType.Type
+export const TimeoutAction = Schema.Literal("reject", "approve")
+export type TimeoutAction = typeof TimeoutAction.Type
+
+export const HumanGateNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("human_gate"),
+  gate_type: GateType,
+  assignee: Schema.optional(Schema.String),
+  message_template: Schema.optional(Schema.String),
+  timeout_ms: Schema.optional(PositiveInt),
+  timeout_action: Schema.optional(TimeoutAction)
+})
+
+export const BranchValue = Schema.Union(Schema.Boolean, Schema.String, Schema.Number)
+export type BranchValue = typeof BranchValue.Type
+
+export const ConditionNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("condition"),
+  expression: NonEmpty,
+  expression_type: Schema.optional(ExpressionType),
+  branches: Schema.NonEmptyArray(Schema.Struct({ when: BranchValue, target_node: KebabId })),
+  default: Schema.optional(KebabId),
+  retry: Schema.optional(RetryPolicy)
+})
+
+export const TransformNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("transform"),
+  transform: NonEmpty,
+  expression_type: Schema.optional(ExpressionType),
+  output_schema: Schema.optional(JsonObject),
+  retry: Schema.optional(RetryPolicy)
+})
+
+export const ParallelNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("parallel"),
+  parallel_of: Schema.NonEmptyArray(KebabId)
+})
+
+export const MergeStrategy = Schema.Literal("concat", "object_merge", "first", "custom")
+export type MergeStrategy = typeof MergeStrategy.Type
+
+export const MergeNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("merge"),
+  merge_strategy: MergeStrategy,
+  merge_fn: Schema.optional(NonEmpty),
+  retry: Schema.optional(RetryPolicy)
+})
+
+export const OutputNode = Schema.Struct({
+  id: KebabId,
+  type: Schema.Literal("output"),
+  output_format: Schema.optional(Schema.String),
+  save_to: Schema.optional(SaveTo)
+})
+
+export const WorkflowNode = Schema.Union(
+  InputNode,
+  AgentNode,
+  HumanGateNode,
+  ConditionNode,
+  TransformNode,
+  ParallelNode,
+  MergeNode,
+  OutputNode
+)
+export type WorkflowNode = typeof WorkflowNode.Type
+export type NodeType = WorkflowNode["type"]
+export const NodeTypes: ReadonlyArray<NodeType> = [
+  "input",
+  "agent",
+  "human_gate",
+  "condition",
+  "transform",
+  "parallel",
+  "merge",
+  "output"
+]
+export type NodeOf<T extends NodeType> = Extract<WorkflowNode, { readonly type: T }>
+
+export const Edge = Schema.Struct({
+  from: Schema.String.pipe(
+    Schema.pattern(/^[a-z0-9]+(?:-[a-z0-9]+)*(?::.+)?$/, {
+      message: () => "must be a node id, optionally followed by ':handle'"
+    })
+  ),
+  to: KebabId,
+  label: Schema.optional(Schema.String),
+  condition: Schema.optional(Schema.String)
+})
+export type Edge = typeof Edge.Type
+
+// ---------------------------------------------------------------------------
+// The document
+// ---------------------------------------------------------------------------
+
+export const WorkflowSpec = Schema.Struct({
+  id: KebabId,
+  version: Schema.optional(Schema.String),
+  name: Schema.optional(Schema.String),
+  description: Schema.optional(Schema.String),
+  tags: Schema.optional(Schema.Array(Schema.String)),
+  metadata: Schema.optional(JsonObject),
+  trigger: Schema.optional(Trigger),
+  inputs: Schema.optional(Schema.Array(WorkflowInput)),
+  context: Schema.optional(Schema.Array(ContextEntry)),
+  agents: Schema.optional(Schema.Array(Schema.Union(Agent, AgentRef))),
+  tools: Schema.optional(ToolPolicy),
+  budget: Schema.optional(Budget),
+  timeout_ms: Schema.optional(PositiveInt),
+  max_parallel: Schema.optional(PositiveInt),
+  nodes: Schema.NonEmptyArray(WorkflowNode),
+  edges: Schema.Array(Edge)
+})
+export type WorkflowSpec = typeof WorkflowSpec.Type
+
+export const WorkflowDocument = Schema.Struct({
+  schema_version: Schema.Literal("1.0"),
+  workflow: WorkflowSpec
+})
+export type WorkflowDocument = typeof WorkflowDocument.Type

@@ -1,0 +1,7 @@
+export * as Cost from "./Cost.js"
+export * as Ids from "./Ids.js"
+export * as Llm from "./Llm.js"
+export * as RunError from "./RunError.js"
+export * as RunEvent from "./RunEvent.js"
+export * as Workflow from "./Workflow.js"
+export * as Plan from "./Plan.js"
