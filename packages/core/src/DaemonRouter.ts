@@ -2,8 +2,7 @@
  * Routes an agent's tool calls to the daemon that owns the workspace:
  * in-process locally, over RPC or NATS in the cloud.
  */
-import type { Effect } from "effect"
-import { Context, Schema } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import type { Llm } from "@relavium/domain"
 
 export class ToolError extends Schema.TaggedError<ToolError>()("ToolError", {
@@ -31,10 +30,37 @@ export interface ToolResult {
   readonly isError?: boolean | undefined
 }
 
+/** A tool implemented in this process. */
+export interface InProcessTool {
+  readonly definition: Llm.ToolDef
+  readonly run: (call: ToolCall) => Effect.Effect<ToolResult, ToolError>
+}
+
 export class DaemonRouter extends Context.Tag("@relavium/core/DaemonRouter")<
   DaemonRouter,
   {
     readonly tools: (names: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Llm.ToolDef>, ToolError>
     readonly execute: (call: ToolCall) => Effect.Effect<ToolResult, ToolError>
   }
->() {}
+>() {
+  /** A router over tools implemented in this process (none by default: every call is tool_unavailable). */
+  static readonly layerInProcess = (tools: ReadonlyArray<InProcessTool> = []): Layer.Layer<DaemonRouter> =>
+    Layer.succeed(
+      DaemonRouter,
+      DaemonRouter.of({
+        tools: (names) =>
+          Effect.forEach(names, (name) => {
+            const tool = tools.find((t) => t.definition.name === name)
+            return tool
+              ? Effect.succeed(tool.definition)
+              : Effect.fail(new ToolError({ code: "tool_unavailable", message: `no tool named '${name}' is available here` }))
+          }),
+        execute: (call) => {
+          const tool = tools.find((t) => t.definition.name === call.name)
+          return tool
+            ? tool.run(call)
+            : Effect.fail(new ToolError({ code: "tool_unavailable", message: `no tool named '${call.name}' is available here` }))
+        }
+      })
+    )
+}

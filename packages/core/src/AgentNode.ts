@@ -1,0 +1,347 @@
+/**
+ * The agent node: the loop of the Reliant seed. Call the model with the
+ * conversation and the tools; route each tool call through DaemonRouter; feed
+ * the results back; stop when the model answers without tool calls, or fail at
+ * the turn limit. Budgets are checked before every model call.
+ */
+import { Effect, Option, Stream } from "effect"
+import type { FileSystem } from "@effect/platform"
+import { Cost, Llm, RunError, type Workflow } from "@relavium/domain"
+import { DaemonRouter } from "./DaemonRouter.js"
+import { interpolate } from "./Interpolate.js"
+import { validateJson } from "./JsonValidation.js"
+import { LlmProvider } from "./LlmProvider.js"
+import { ModelPricing } from "./ModelPricing.js"
+import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
+
+/** Tool continuations allowed after the first model call. */
+export const TURN_LIMIT = 16
+/** Assumed completion size for budget checks when the agent sets no max_tokens. */
+const DEFAULT_MAX_TOKENS = 4096
+/** What the model sees of one tool result (CONTRACTS §7). */
+const MAX_TOOL_OUTPUT_BYTES = 50 * 1024
+const MAX_TOOL_OUTPUT_LINES = 2000
+
+export const budgetGateId = (runId: string, nodeId: string) => `${runId}:${nodeId}:budget`
+
+export const llmFailure = (error: Llm.LlmError): RunError.NodeFailure => {
+  const where = `${error.provider}${error.model ? `/${error.model}` : ""}${error.status ? ` (HTTP ${error.status})` : ""}`
+  const message = `${where}: ${error.message}`
+  switch (error.kind) {
+    case "rate_limit":
+      return RunError.nodeFailure("provider_rate_limit", message, true)
+    case "overloaded":
+    case "timeout":
+    case "transport":
+      return RunError.nodeFailure("provider_unavailable", message, true)
+    case "auth":
+      return RunError.nodeFailure("provider_auth", message)
+    case "content_filter":
+      return RunError.nodeFailure("content_filter", message)
+    case "cancelled":
+      return RunError.nodeFailure("cancelled", message)
+    case "bad_request":
+      return RunError.nodeFailure("validation", message)
+    case "unknown":
+      return RunError.nodeFailure("internal", message)
+  }
+}
+
+interface TurnResult {
+  readonly text: string
+  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly argsJson: string }>
+  readonly usage: Llm.Usage
+  readonly stopReason: Llm.StopReason
+}
+
+export const boundToolOutput = (output: string): string => {
+  let text = output
+  const lines = text.split("\n")
+  let note = ""
+  if (lines.length > MAX_TOOL_OUTPUT_LINES) {
+    text = lines.slice(0, MAX_TOOL_OUTPUT_LINES).join("\n")
+    note = `\n[output truncated: ${lines.length} lines, showing the first ${MAX_TOOL_OUTPUT_LINES}]`
+  }
+  if (Buffer.byteLength(text, "utf8") > MAX_TOOL_OUTPUT_BYTES) {
+    text = Buffer.from(text, "utf8").subarray(0, MAX_TOOL_OUTPUT_BYTES).toString("utf8")
+    note = `\n[output truncated to ${MAX_TOOL_OUTPUT_BYTES} bytes]`
+  }
+  return text + note
+}
+
+const parseStructured = (text: string, schema: Readonly<Record<string, unknown>>) =>
+  Effect.suspend(() => {
+    const body = text.trim().replace(/^```(?:json)?\s*([\s\S]*?)\s*```$/, "$1")
+    let value: unknown
+    try {
+      value = JSON.parse(body)
+    } catch {
+      return Effect.fail(RunError.nodeFailure("validation", "the model's answer is not JSON, but the node has an output_schema"))
+    }
+    const problems = validateJson(schema, value)
+    return problems.length === 0
+      ? Effect.succeed(value)
+      : Effect.fail(RunError.nodeFailure("validation", `the model's answer does not match output_schema: ${problems.join("; ")}`))
+  })
+
+export const runAgent = (
+  context: NodeContext<Workflow.NodeOf<"agent">>
+): Effect.Effect<
+  NodeOutcome,
+  RunError.NodeFailure,
+  LlmProvider | ModelPricing | DaemonRouter | FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const { node, plan, runId } = context
+    const agent = plan.agents.get(node.agent_ref)
+    if (agent === undefined) {
+      return yield* RunError.nodeFailure("validation", `agent '${node.agent_ref}' is not defined`)
+    }
+    const pricing = yield* ModelPricing
+    const router = yield* DaemonRouter
+    const model = node.model ?? agent.model
+    const provider = agent.provider
+    const maxTokens = node.max_tokens ?? agent.max_tokens
+    const outputSchema = node.output_schema ?? agent.output_schema
+    const scope = { inputs: context.inputs, ctx: context.ctx, outputs: outputsFor(context), runId }
+
+    const systemParts = [agent.system_prompt, node.system_prompt_append].filter((s): s is string => !!s)
+    const system = (yield* Effect.forEach(systemParts, (part) => interpolate(part, scope))).join("\n\n")
+    const prompt =
+      node.prompt_template !== undefined
+        ? yield* interpolate(node.prompt_template, scope)
+        : JSON.stringify({ inputs: context.inputs, outputs: scope.outputs })
+    const toolNames = node.tools ?? agent.tools ?? []
+    const tools =
+      toolNames.length === 0
+        ? []
+        : yield* router.tools(toolNames).pipe(Effect.mapError((e) => RunError.nodeFailure(e.code, e.message)))
+
+    const price = yield* pricing.priceOf(provider, model)
+    const budget = plan.spec.budget
+    const timestamp = context.timestamp
+    let spent = context.state.costMicrocents
+    let budgetWarned = context.state.budgetWarned
+    let inputTokens = 0
+    let outputTokens = 0
+    const messages: Array<Llm.LlmMessage> = [{ role: "user", content: [{ type: "text", text: prompt }] }]
+
+    for (let turn = 0; turn <= TURN_LIMIT; turn++) {
+      // Budget: would this call, at its largest, take the run over its cap?
+      if (budget !== undefined && Option.isSome(price)) {
+        const worstCase = Math.round(((maxTokens ?? DEFAULT_MAX_TOKENS) * price.value.outputPerMTok) / 1_000_000)
+        if (spent + worstCase > budget.max_cost_microcents) {
+          if (budget.on_exceed === "fail") {
+            return yield* RunError.nodeFailure(
+                "budget_exceeded",
+                `the next call to ${model} could cost up to ${Cost.formatUsd(worstCase)}; ${Cost.formatUsd(spent)} of the ${Cost.formatUsd(budget.max_cost_microcents)} budget is spent`
+              )
+          }
+          if (budget.on_exceed === "warn" && !budgetWarned) {
+            budgetWarned = true
+            yield* context.emit([
+              {
+                type: "budget:warning",
+                runId,
+                timestamp: timestamp(),
+                spentMicrocents: spent,
+                limitMicrocents: budget.max_cost_microcents,
+                thresholdPct: Math.min(100, Math.round((100 * (spent + worstCase)) / budget.max_cost_microcents))
+              }
+            ])
+          }
+          if (budget.on_exceed === "pause_for_approval" && !context.state.budgetApproved) {
+            const gateId = budgetGateId(runId, node.id)
+            yield* context.emit([
+              {
+                type: "budget:paused",
+                runId,
+                timestamp: timestamp(),
+                nodeId: node.id,
+                spentMicrocents: spent,
+                limitMicrocents: budget.max_cost_microcents,
+                gateId
+              },
+              {
+                type: "human_gate:paused",
+                runId,
+                timestamp: timestamp(),
+                nodeId: node.id,
+                gateId,
+                gateType: "budget",
+                message: `Budget of ${Cost.formatUsd(budget.max_cost_microcents)} would be exceeded at '${node.id}' (${Cost.formatUsd(spent)} spent). Approve to continue.`
+              }
+            ])
+            return suspended
+          }
+        }
+      }
+
+      const request: Llm.LlmRequest = {
+        provider,
+        model,
+        system: system.length > 0 ? system : undefined,
+        messages,
+        tools: tools.length > 0 ? tools : undefined,
+        responseFormat: outputSchema !== undefined ? { type: "json", schema: outputSchema } : undefined,
+        temperature: node.temperature ?? agent.temperature,
+        maxTokens,
+        reasoningEffort: agent.reasoning_effort
+      }
+      const result = yield* streamTurn(context, request)
+      inputTokens += result.usage.inputTokens
+      outputTokens += result.usage.outputTokens
+      const cost = Option.isSome(price) ? Cost.costOf(price.value, result.usage) : 0
+      spent += cost
+      yield* context.emit([
+        {
+          type: "cost:updated",
+          runId,
+          timestamp: timestamp(),
+          nodeId: node.id,
+          model,
+          inputTokens: result.usage.inputTokens,
+          outputTokens: result.usage.outputTokens,
+          costMicrocents: cost,
+          cumulativeCostMicrocents: spent,
+          priced: Option.isSome(price)
+        }
+      ])
+
+      if (result.toolCalls.length === 0) {
+        const output = outputSchema !== undefined ? yield* parseStructured(result.text, outputSchema) : result.text
+        return completed(output, { tokensUsed: { input: inputTokens, output: outputTokens, model } })
+      }
+      if (turn === TURN_LIMIT) break
+
+      const assistant: Array<Llm.ContentPart> = result.text.length > 0 ? [{ type: "text", text: result.text }] : []
+      const toolResults: Array<Llm.ContentPart> = []
+      for (const call of result.toolCalls) {
+        const args = parseArgs(call.argsJson)
+        assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
+        yield* context.emit([
+          {
+            type: "agent:tool_call",
+            runId,
+            timestamp: timestamp(),
+            nodeId: node.id,
+            model,
+            toolId: call.id,
+            toolName: call.name,
+            toolInput: args ?? call.argsJson
+          }
+        ])
+        const outcome =
+          args === undefined
+            ? { ok: false as const, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` }
+            : yield* router
+                .execute({
+                  runId,
+                  nodeId: node.id,
+                  callId: call.id,
+                  name: call.name,
+                  args,
+                  policy: plan.spec.tools
+                })
+                .pipe(
+                  Effect.map((r) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text: boundToolOutput(r.output) })),
+                  Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
+                )
+        yield* context.emit([
+          {
+            type: "agent:tool_result",
+            runId,
+            timestamp: timestamp(),
+            nodeId: node.id,
+            toolId: call.id,
+            success: outcome.ok,
+            outputSummary: outcome.text.length > 500 ? `${outcome.text.slice(0, 500)}…` : outcome.text,
+            errorCode: outcome.code
+          }
+        ])
+        toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: outcome.text, isError: !outcome.ok })
+      }
+      messages.push({ role: "assistant", content: assistant }, { role: "tool", content: toolResults })
+    }
+    return yield* RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
+  }).pipe(
+    node_timeout(context.node.timeout_ms)
+  )
+
+/** Tool arguments as the model streamed them; undefined when they are not JSON. */
+const parseArgs = (argsJson: string): unknown => {
+  if (argsJson.trim() === "") return {}
+  try {
+    return JSON.parse(argsJson)
+  } catch {
+    return undefined
+  }
+}
+
+const node_timeout =
+  (timeoutMs: number | undefined) =>
+  <A, R>(effect: Effect.Effect<A, RunError.NodeFailure, R>): Effect.Effect<A, RunError.NodeFailure, R> =>
+    timeoutMs === undefined
+      ? effect
+      : effect.pipe(
+          Effect.timeoutFail({
+            duration: timeoutMs,
+            onTimeout: () => RunError.nodeFailure("run_timeout", `the agent node took longer than its timeout_ms of ${timeoutMs} ms`)
+          })
+        )
+
+/** One model call, streamed: tokens and reasoning become events as they arrive. */
+const streamTurn = (context: NodeContext<Workflow.NodeOf<"agent">>, request: Llm.LlmRequest) =>
+  Effect.gen(function* () {
+    const llm = yield* LlmProvider
+    let text = ""
+    const calls = new Map<string, { id: string; name: string; argsJson: string }>()
+    let stop: { usage: Llm.Usage; stopReason: Llm.StopReason } | undefined
+    yield* llm.stream(request).pipe(
+      Stream.runForEach((chunk) => {
+        switch (chunk.type) {
+          case "text_delta":
+            text += chunk.text
+            return context.emit([
+              {
+                type: "agent:token",
+                runId: context.runId,
+                timestamp: context.timestamp(),
+                nodeId: context.node.id,
+                token: chunk.text,
+                model: request.model
+              }
+            ])
+          case "reasoning_delta":
+            return context.emit([
+              {
+                type: "agent:reasoning",
+                runId: context.runId,
+                timestamp: context.timestamp(),
+                nodeId: context.node.id,
+                text: chunk.text,
+                model: request.model
+              }
+            ])
+          case "tool_call_start":
+            calls.set(chunk.id, { id: chunk.id, name: chunk.name, argsJson: "" })
+            return Effect.void
+          case "tool_call_delta": {
+            const call = calls.get(chunk.id)
+            if (call) call.argsJson += chunk.argsJsonDelta
+            return Effect.void
+          }
+          case "stop":
+            stop = { usage: chunk.usage, stopReason: chunk.stopReason }
+            return Effect.void
+          case "error":
+            return Effect.fail(new Llm.LlmError({ ...chunk.error, model: request.model }))
+          default:
+            return Effect.void
+        }
+      }),
+      Effect.mapError(llmFailure)
+    )
+    const usage = stop?.usage ?? { inputTokens: 0, outputTokens: 0 }
+    return { text, toolCalls: [...calls.values()], usage, stopReason: stop?.stopReason ?? "stop" } satisfies TurnResult
+  })

@@ -1,0 +1,620 @@
+/**
+ * The workflow engine: `WorkflowEngine` starts, resumes and cancels runs by
+ * writing events and offering jobs; `EngineWorker` takes the jobs and executes
+ * them. Locally both run in one process; in the cloud the api holds only the
+ * engine and workers hold only the worker. Neither keeps state that is not in
+ * the event log: the run cache is a memo of the fold, rebuilt on a miss.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import { Cause, Context, Data, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Inputs, type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
+import { DaemonRouter } from "./DaemonRouter.js"
+import { EventLog } from "./EventLog.js"
+import { ExpressionSandbox } from "./ExpressionSandbox.js"
+import { interpolate } from "./Interpolate.js"
+import { LlmProvider } from "./LlmProvider.js"
+import { ModelPricing } from "./ModelPricing.js"
+import type { NodeContext } from "./NodeContext.js"
+import { runNode } from "./Nodes.js"
+import * as Orchestrator from "./Orchestrator.js"
+import { type Job, RunQueue } from "./RunQueue.js"
+import { applyEvents, completedOutputs, initialState, isTerminalState, nodeState, type RunState } from "./RunState.js"
+import { RunStore } from "./RunStore.js"
+import { UpdateHub } from "./UpdateHub.js"
+import { WorkflowStore } from "./WorkflowStore.js"
+
+// ---------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------
+
+export class EngineError extends Data.TaggedError("EngineError")<{
+  readonly reason: "not_found" | "invalid_input" | "invalid_workflow" | "conflict" | "store"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export interface GateResolution {
+  readonly decision: RE.GateDecision
+  readonly decidedBy: string
+  readonly payload?: unknown
+  readonly comment?: string | undefined
+}
+
+export interface StartOptions {
+  /** Values arrive as strings (CLI `--input k=v`) and are coerced to the declared types. */
+  readonly coerceStrings?: boolean | undefined
+  readonly runId?: string | undefined
+}
+
+export interface RunHandle {
+  readonly runId: string
+  /** Every event of the run from the first, live, ending with its terminal event. */
+  readonly events: Stream.Stream<RE.RunEvent, EngineError>
+}
+
+export class WorkflowEngine extends Context.Tag("@relavium/core/WorkflowEngine")<
+  WorkflowEngine,
+  {
+    readonly start: (
+      workflowId: string,
+      input: Readonly<Record<string, unknown>>,
+      options?: StartOptions
+    ) => Effect.Effect<RunHandle, EngineError>
+    /** Decides a pending gate. Deciding a gate that is already decided does nothing. */
+    readonly resume: (runId: string, gateId: string | undefined, resolution: GateResolution) => Effect.Effect<void, EngineError>
+    readonly cancel: (runId: string, reason?: string) => Effect.Effect<void, EngineError>
+    readonly events: (runId: string, afterSequenceNumber?: number) => Stream.Stream<RE.RunEvent, EngineError>
+    /** Continues a run whose process died: re-runs the nodes that were running, re-arms timers. */
+    readonly recover: (runId: string) => Effect.Effect<void, EngineError>
+  }
+>() {}
+
+export interface EngineOptions {
+  readonly executionMode: RE.ExecutionMode
+}
+
+// ---------------------------------------------------------------------------
+// The run cache: compiled plans and folded state, per process
+// ---------------------------------------------------------------------------
+
+interface RunEntry {
+  readonly state: RunState
+  /** Input values as given, secrets included; only the starting process has them. */
+  inputs: Readonly<Record<string, unknown>>
+  ctx: Readonly<Record<string, unknown>>
+}
+
+const storeError = (cause: { readonly _tag: string; readonly message?: string }) =>
+  new EngineError({ reason: "store", message: cause.message ?? cause._tag, cause })
+
+const now = () => new Date().toISOString()
+
+const makeRuns = Effect.gen(function* () {
+  const store = yield* RunStore
+  const workflows = yield* WorkflowStore
+  const log = yield* EventLog
+  const fs = yield* FileSystem.FileSystem
+  const plans = new Map<string, Plan.WorkflowPlan>()
+  const entries = new Map<string, RunEntry>()
+
+  const plan = (workflowId: string) =>
+    Effect.gen(function* () {
+      const cached = plans.get(workflowId)
+      if (cached) return cached
+      const stored = yield* workflows.get(workflowId).pipe(Effect.mapError(storeError))
+      if (Option.isNone(stored)) {
+        return yield* new EngineError({ reason: "not_found", message: `no workflow with id ${workflowId}` })
+      }
+      const compiled = WorkflowYaml.parseWorkflow(stored.value.source, stored.value.file)
+      if (Either.isLeft(compiled)) {
+        return yield* new EngineError({ reason: "invalid_workflow", message: compiled.left.message, cause: compiled.left })
+      }
+      plans.set(workflowId, compiled.right)
+      return compiled.right
+    })
+
+  const resolveContext = (spec: Workflow.WorkflowSpec, inputs: Readonly<Record<string, unknown>>) =>
+    Effect.gen(function* () {
+      const ctx: Record<string, unknown> = {}
+      for (const entry of spec.context ?? []) {
+        ctx[entry.key] = yield* interpolate(entry.value, { inputs, ctx, outputs: {} }).pipe(
+          Effect.mapError((e) => RunError.nodeFailure("validation", `context '${entry.key}': ${e.message}`))
+        )
+      }
+      return ctx
+    }).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+
+  const load = (runId: string): Effect.Effect<RunEntry, EngineError> =>
+    Effect.gen(function* () {
+      const cached = entries.get(runId)
+      if (cached) {
+        const fresh = yield* store.events(runId, cached.state.lastSequenceNumber).pipe(Effect.mapError(storeError))
+        applyEvents(cached.state, fresh)
+        return cached
+      }
+      const record = yield* store.get(runId).pipe(Effect.mapError(storeError))
+      if (Option.isNone(record)) {
+        return yield* new EngineError({ reason: "not_found", message: `no run with id ${runId}` })
+      }
+      const compiled = yield* plan(record.value.workflowId)
+      const state = initialState(runId, compiled)
+      applyEvents(state, yield* store.events(runId).pipe(Effect.mapError(storeError)))
+      const ctx = yield* resolveContext(compiled.spec, state.inputs).pipe(
+        Effect.orElseSucceed(() => ({}) as Record<string, unknown>)
+      )
+      const entry: RunEntry = { state, inputs: state.inputs, ctx }
+      if (!isTerminalState(state)) entries.set(runId, entry)
+      return entry
+    })
+
+  const commit = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected?: number) =>
+    log.commit(runId, drafts, { expectedLastSequenceNumber: expected }).pipe(
+      Effect.tap((events) =>
+        Effect.sync(() => {
+          const entry = entries.get(runId)
+          if (entry && !applyEvents(entry.state, events)) {
+            // Another writer's events came between: the next load reads them from the store.
+          }
+          if (entry && isTerminalState(entry.state)) entries.delete(runId)
+        })
+      )
+    )
+
+  return { plan, load, commit, resolveContext, remember: (runId: string, entry: RunEntry) => entries.set(runId, entry) }
+})
+
+type Runs = Effect.Effect.Success<typeof makeRuns>
+
+class RunCache extends Context.Tag("@relavium/core/Engine/RunCache")<RunCache, Runs>() {
+  static readonly layer = Layer.effect(RunCache, makeRuns)
+}
+
+// ---------------------------------------------------------------------------
+// Decisions shared by the engine and the worker
+// ---------------------------------------------------------------------------
+
+const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string, gateId: string | undefined, resolution: GateResolution) =>
+  Effect.gen(function* () {
+    for (let tries = 0; tries < 50; tries++) {
+      const { state } = yield* runs.load(runId)
+      const gates = [...state.pendingGates.values()]
+      const id =
+        gateId ??
+        (gates.length === 1
+          ? gates[0]!.gateId
+          : yield* new EngineError({
+                reason: gates.length === 0 ? "not_found" : "conflict",
+                message:
+                  gates.length === 0
+                    ? `run ${runId} has no pending gate`
+                    : `run ${runId} has ${gates.length} pending gates; name one (${gates.map((g) => g.gateId).join(", ")})`
+              }))
+      if (state.resolvedGateIds.has(id)) return
+      if (isTerminalState(state)) {
+        return yield* new EngineError({ reason: "conflict", message: `run ${runId} has already ended (${state.status})` })
+      }
+      const gate = state.pendingGates.get(id)
+      if (gate === undefined) {
+        return yield* new EngineError({ reason: "not_found", message: `run ${runId} has no gate ${id}` })
+      }
+      if (resolution.decision === "input_provided" && gate.gateType !== "input") {
+        return yield* new EngineError({ reason: "invalid_input", message: `gate ${id} is a ${gate.gateType} gate; approve or reject it` })
+      }
+      const resumed: RE.RunEventDraft = {
+        type: "human_gate:resumed",
+        runId,
+        timestamp: now(),
+        nodeId: gate.nodeId,
+        gateId: id,
+        decision: resolution.decision,
+        decidedBy: resolution.decidedBy,
+        payload: resolution.payload,
+        comment: resolution.comment
+      }
+      const approved = resolution.decision !== "rejected"
+      const drafts: Array<RE.RunEventDraft> = [resumed]
+      let next: Job = { _tag: "Advance", runId }
+      if (gate.gateType === "budget") {
+        if (approved) next = { _tag: "ExecuteNode", runId, nodeId: gate.nodeId, attempt: nodeState(state, gate.nodeId).attempt }
+        else
+          drafts.push({
+            type: "node:failed",
+            runId,
+            timestamp: now(),
+            nodeId: gate.nodeId,
+            error: { code: "budget_exceeded", message: "the budget gate was rejected", retryable: false }
+          })
+      } else if (resolution.decidedBy === "timeout" && !approved) {
+        drafts.push({
+          type: "node:failed",
+          runId,
+          timestamp: now(),
+          nodeId: gate.nodeId,
+          error: { code: "run_timeout", message: `gate '${gate.nodeId}' timed out and its timeout_action is reject`, retryable: false }
+        })
+      } else {
+        drafts.push({
+          type: "node:completed",
+          runId,
+          timestamp: now(),
+          nodeId: gate.nodeId,
+          output: resolution.payload ?? { decision: resolution.decision },
+          tokensUsed: { input: 0, output: 0 },
+          durationMs: 0
+        })
+      }
+      const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
+      if (Either.isLeft(result)) {
+        if (result.left._tag === "SequenceConflict") continue
+        if (result.left._tag === "RunClosed") return
+        return yield* storeError(result.left)
+      }
+      yield* queue.offer([next]).pipe(Effect.mapError(storeError))
+      return
+    }
+    return yield* new EngineError({ reason: "conflict", message: `run ${runId} is too busy to take the decision; retry` })
+  })
+
+// ---------------------------------------------------------------------------
+// The engine
+// ---------------------------------------------------------------------------
+
+const makeEngine = (options: EngineOptions) =>
+  Effect.gen(function* () {
+    const runs = yield* RunCache
+    const store = yield* RunStore
+    const log = yield* EventLog
+    const queue = yield* RunQueue
+
+    const events = (runId: string, after?: number) =>
+      log.follow(runId, after).pipe(Stream.mapError(storeError))
+
+    const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions) =>
+      Effect.gen(function* () {
+        const compiled = yield* runs.plan(workflowId)
+        const spec = compiled.spec
+        const inputs = Inputs.resolveInputs(spec.inputs, input, { coerceStrings: startOptions?.coerceStrings ?? false })
+        if (Either.isLeft(inputs)) {
+          return yield* new EngineError({ reason: "invalid_input", message: inputs.left.message, cause: inputs.left })
+        }
+        const runId = startOptions?.runId ?? crypto.randomUUID()
+        const startedAt = now()
+        yield* store.create({ runId, workflowId, workflowName: spec.id, createdAt: startedAt }).pipe(Effect.mapError(storeError))
+        const masked = Inputs.maskSecrets(spec.inputs, inputs.right)
+        const ctx = yield* runs.resolveContext(spec, inputs.right).pipe(Effect.either)
+        const drafts: Array<RE.RunEventDraft> = [
+          { type: "run:started", runId, timestamp: startedAt, workflowId, inputs: masked, executionMode: options.executionMode }
+        ]
+        if (Either.isLeft(ctx)) {
+          drafts.push({
+            type: "run:failed",
+            runId,
+            timestamp: now(),
+            error: { code: "validation", message: ctx.left.message, retryable: false },
+            partialOutputs: {}
+          })
+        }
+        yield* runs.commit(runId, drafts).pipe(Effect.mapError(storeError))
+        if (Either.isRight(ctx)) {
+          const state = initialState(runId, compiled)
+          runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right })
+          yield* runs.load(runId)
+          yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.mapError(storeError))
+          if (spec.timeout_ms !== undefined) {
+            yield* queue.offer([{ _tag: "RunDeadline", runId }], { delayMs: spec.timeout_ms }).pipe(Effect.mapError(storeError))
+          }
+        }
+        return { runId, events: events(runId) } satisfies RunHandle
+      })
+
+    const cancel = (runId: string, reason?: string) =>
+      Effect.gen(function* () {
+        const { state } = yield* runs.load(runId)
+        if (isTerminalState(state)) return
+        yield* runs.commit(runId, [{ type: "run:cancelled", runId, timestamp: now(), reason }]).pipe(
+          Effect.catchTag("RunClosed", () => Effect.succeed([])),
+          Effect.mapError(storeError)
+        )
+      })
+
+    const recover = (runId: string) =>
+      Effect.gen(function* () {
+        const { state } = yield* runs.load(runId)
+        if (isTerminalState(state)) return
+        const jobs: Array<Job> = [{ _tag: "Advance", runId }]
+        for (const [nodeId, node] of state.nodes) {
+          if (node.status === "running") jobs.push({ _tag: "ExecuteNode", runId, nodeId, attempt: node.attempt })
+        }
+        yield* queue.offer(jobs).pipe(Effect.mapError(storeError))
+        for (const gate of state.pendingGates.values()) {
+          if (gate.expiresAt !== undefined) {
+            yield* queue
+              .offer([{ _tag: "GateTimeout", runId, gateId: gate.gateId }], {
+                delayMs: Math.max(0, Date.parse(gate.expiresAt) - Date.now())
+              })
+              .pipe(Effect.mapError(storeError))
+          }
+        }
+        const timeoutMs = state.plan.spec.timeout_ms
+        if (timeoutMs !== undefined) {
+          yield* queue
+            .offer([{ _tag: "RunDeadline", runId }], { delayMs: Math.max(0, state.startedAtMs + timeoutMs - Date.now()) })
+            .pipe(Effect.mapError(storeError))
+        }
+      })
+
+    return WorkflowEngine.of({
+      start,
+      resume: (runId, gateId, resolution) => gateDecision(runs, queue, runId, gateId, resolution),
+      cancel,
+      events,
+      recover
+    })
+  })
+
+// ---------------------------------------------------------------------------
+// The worker
+// ---------------------------------------------------------------------------
+
+const retryOnDefault: ReadonlyArray<string> = ["provider_rate_limit", "provider_unavailable", "tool_failed", "sandbox_error"]
+const MAX_BACKOFF_MS = 24 * 60 * 60 * 1000
+
+export const retryDelay = (policy: Workflow.RetryPolicy, attempt: number): number => {
+  const base = policy.backoff_ms ?? 1000
+  const delay = policy.backoff === "linear" ? base * attempt : base * 2 ** (attempt - 1)
+  return Math.min(delay, MAX_BACKOFF_MS)
+}
+
+const makeWorker = Effect.gen(function* () {
+  const runs = yield* RunCache
+  const queue = yield* RunQueue
+  const hub = yield* UpdateHub
+  const services = yield* Effect.context<
+    ExpressionSandbox | LlmProvider | ModelPricing | DaemonRouter | FileSystem.FileSystem | Path.Path | RunQueue
+  >()
+
+  const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) => queue.offer(jobs, { delayMs }).pipe(Effect.orDie)
+
+  const advance = (runId: string): Effect.Effect<void, EngineError> =>
+    Effect.gen(function* () {
+      for (let tries = 0; tries < 100; tries++) {
+        const { state } = yield* runs.load(runId)
+        if (isTerminalState(state)) return
+        const step = Orchestrator.step(state)
+        const timestamp = now()
+        const drafts: Array<RE.RunEventDraft> = []
+        for (const { nodeId, reason } of step.skip) drafts.push({ type: "node:skipped", runId, timestamp, nodeId, reason })
+        for (const nodeId of step.start) {
+          drafts.push({ type: "node:started", runId, timestamp, nodeId, nodeType: state.plan.nodes.get(nodeId)!.type, attemptNumber: 1 })
+        }
+        const settle = step.settle
+        if (settle?._tag === "Completed") {
+          drafts.push({
+            type: "run:completed",
+            runId,
+            timestamp,
+            outputs: settle.outputs,
+            totalTokensUsed: { input: state.inputTokens, output: state.outputTokens },
+            totalCostMicrocents: state.costMicrocents,
+            durationMs: Math.max(0, Date.parse(timestamp) - state.startedAtMs)
+          })
+        } else if (settle?._tag === "Failed") {
+          drafts.push({ type: "run:failed", runId, timestamp, error: settle.error, partialOutputs: settle.partialOutputs })
+        } else if (settle?._tag === "Paused") {
+          drafts.push({ type: "run:paused", runId, timestamp, pendingGateCount: settle.gateIds.length, gateIds: settle.gateIds })
+        }
+        if (drafts.length === 0) return
+        const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
+        if (Either.isLeft(result)) {
+          if (result.left._tag === "SequenceConflict") continue
+          if (result.left._tag === "RunClosed") return
+          return yield* storeError(result.left)
+        }
+        if (step.start.length > 0) {
+          yield* offer(step.start.map((nodeId) => ({ _tag: "ExecuteNode" as const, runId, nodeId, attempt: 1 })))
+        }
+        if (settle !== undefined || step.start.length > 0) return
+      }
+    })
+
+  /** Interrupts `effect` when the run reaches a terminal event (cancel, timeout, a sibling's failure). */
+  const untilRunEnds = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const live = yield* hub.subscribe(runId)
+        const ended = live.pipe(Stream.filter(RE.isTerminal), Stream.runHead, Effect.asVoid)
+        return yield* Effect.raceFirst(Effect.map(effect, Option.some), Effect.as(ended, Option.none<A>()))
+      })
+    )
+
+  const executeNode = (runId: string, nodeId: string, attempt: number): Effect.Effect<void, EngineError> =>
+    Effect.gen(function* () {
+      const entry = yield* runs.load(runId)
+      const { state } = entry
+      const current = nodeState(state, nodeId)
+      if (isTerminalState(state) || current.status !== "running" || current.attempt !== attempt) return
+      const node = state.plan.nodes.get(nodeId)!
+      const startedMs = Date.now()
+      if (attempt > 1) {
+        yield* runs
+          .commit(runId, [{ type: "node:started", runId, timestamp: now(), nodeId, nodeType: node.type, attemptNumber: attempt }])
+          .pipe(Effect.catchAll(() => Effect.interrupt))
+      }
+      const context: NodeContext = {
+        runId,
+        node,
+        attempt,
+        plan: state.plan,
+        state,
+        inputs: entry.inputs,
+        ctx: entry.ctx,
+        timestamp: now,
+        emit: (drafts) =>
+          runs.commit(runId, drafts).pipe(
+            Effect.asVoid,
+            Effect.catchAll((e) => (e._tag === "RunClosed" ? Effect.interrupt : Effect.die(e)))
+          )
+      }
+      const exit = yield* untilRunEnds(runId, runNode(context).pipe(Effect.provide(services))).pipe(Effect.exit)
+      if (Exit.isSuccess(exit) && Option.isNone(exit.value)) return
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return
+      const outcome = Exit.isSuccess(exit)
+        ? Either.right(Option.getOrThrow(exit.value))
+        : Either.left(
+            Option.match(Cause.failureOption(exit.cause), {
+              onNone: () => RunError.nodeFailure("internal", `node '${nodeId}' crashed: ${Cause.pretty(exit.cause)}`),
+              onSome: (failure) => failure
+            })
+          )
+      const timestamp = now()
+      const drafts: Array<RE.RunEventDraft> = []
+      let next: ReadonlyArray<Job> = [{ _tag: "Advance", runId }]
+      let delayMs: number | undefined
+      if (Either.isRight(outcome)) {
+        const result = outcome.right
+        if (result._tag === "Suspended") {
+          yield* offer(next)
+          return
+        }
+        const selected = result.selected ?? (yield* edgeSelection(context, result.output))
+        const fresh = yield* runs.load(runId)
+        drafts.push({
+          type: "node:completed",
+          runId,
+          timestamp,
+          nodeId,
+          output: result.output,
+          tokensUsed: result.tokensUsed ?? { input: 0, output: 0 },
+          durationMs: Date.now() - startedMs,
+          selected,
+          cumulativeCostMicrocents: fresh.state.costMicrocents,
+          attemptNumber: attempt
+        })
+      } else {
+        const failure = outcome.left
+        const policy = node.type === "agent" ? (node.retry ?? state.plan.agents.get(node.agent_ref)?.retry) : "retry" in node ? node.retry : undefined
+        const error = { code: failure.code, message: failure.message, retryable: failure.retryable }
+        if (
+          policy !== undefined &&
+          failure.retryable &&
+          attempt < policy.max &&
+          (policy.retry_on ?? retryOnDefault).includes(failure.code)
+        ) {
+          delayMs = retryDelay(policy, attempt)
+          drafts.push({ type: "node:retrying", runId, timestamp, nodeId, attemptNumber: attempt + 1, error, delayMs })
+          next = [{ _tag: "ExecuteNode", runId, nodeId, attempt: attempt + 1 }]
+        } else {
+          drafts.push({ type: "node:failed", runId, timestamp, nodeId, error, attemptNumber: attempt })
+        }
+      }
+      const committed = yield* runs.commit(runId, drafts).pipe(Effect.either)
+      if (Either.isLeft(committed)) {
+        if (committed.left._tag === "RunClosed") return
+        return yield* storeError(committed.left)
+      }
+      yield* offer(next, delayMs)
+    })
+
+  /** For a node with conditioned out-edges: the targets whose condition holds. */
+  const edgeSelection = (context: NodeContext, output: unknown) =>
+    Effect.gen(function* () {
+      const out = (context.plan.outgoing.get(context.node.id) ?? []).filter((e) => e.kind === "flow")
+      if (!out.some((e) => e.condition !== undefined)) return undefined
+      const sandbox = yield* ExpressionSandbox
+      const selected: Array<string> = []
+      for (const edge of out) {
+        if (edge.condition === undefined) selected.push(edge.to)
+        else {
+          const holds = yield* sandbox.evaluate(edge.condition, {
+            inputs: context.inputs,
+            ctx: context.ctx,
+            outputs: { ...completedOutputs(context.state), [context.node.id]: output }
+          })
+          if (holds === true) selected.push(edge.to)
+        }
+      }
+      return [...new Set(selected)]
+    }).pipe(
+      Effect.provide(services),
+      Effect.orElseSucceed((): ReadonlyArray<string> | undefined => undefined)
+    )
+
+  const gateTimeout = (runId: string, gateId: string) =>
+    Effect.gen(function* () {
+      const { state } = yield* runs.load(runId)
+      const gate = state.pendingGates.get(gateId)
+      if (gate === undefined || isTerminalState(state)) return
+      if (gate.expiresAt !== undefined && Date.parse(gate.expiresAt) > Date.now() + 5) {
+        yield* offer([{ _tag: "GateTimeout", runId, gateId }], Date.parse(gate.expiresAt) - Date.now())
+        return
+      }
+      yield* gateDecision(runs, queue, runId, gateId, {
+        decision: gate.timeoutAction === "approve" ? "approved" : "rejected",
+        decidedBy: "timeout"
+      })
+    })
+
+  const deadline = (runId: string) =>
+    Effect.gen(function* () {
+      const { state } = yield* runs.load(runId)
+      const timeoutMs = state.plan.spec.timeout_ms
+      if (isTerminalState(state) || timeoutMs === undefined) return
+      const elapsedMs = Date.now() - state.startedAtMs
+      if (elapsedMs < timeoutMs) {
+        yield* offer([{ _tag: "RunDeadline", runId }], timeoutMs - elapsedMs)
+        return
+      }
+      yield* runs
+        .commit(runId, [
+          { type: "run:timeout", runId, timestamp: now(), elapsedMs, timeoutMs },
+          {
+            type: "run:failed",
+            runId,
+            timestamp: now(),
+            error: { code: "run_timeout", message: `the run took longer than its timeout_ms of ${timeoutMs} ms`, retryable: false },
+            partialOutputs: completedOutputs(state)
+          }
+        ])
+        .pipe(Effect.catchTag("RunClosed", () => Effect.succeed([])), Effect.mapError(storeError))
+    })
+
+  const handle = (job: Job): Effect.Effect<void> => {
+    const work =
+      job._tag === "Advance"
+        ? advance(job.runId)
+        : job._tag === "ExecuteNode"
+          ? executeNode(job.runId, job.nodeId, job.attempt)
+          : job._tag === "GateTimeout"
+            ? gateTimeout(job.runId, job.gateId)
+            : deadline(job.runId)
+    return work.pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`job ${job._tag} for run ${job.runId} failed`, cause)
+      )
+    )
+  }
+
+  yield* queue.consume(handle)
+})
+
+// ---------------------------------------------------------------------------
+// Layers
+// ---------------------------------------------------------------------------
+
+const cacheLayer = RunCache.layer.pipe(Layer.provide(EventLog.layer))
+
+/** Starts, resumes and cancels runs; needs workers (EngineWorker.layer) somewhere to execute them. */
+export const layerEngine = (options: EngineOptions) =>
+  Layer.effect(WorkflowEngine, makeEngine(options)).pipe(Layer.provideMerge(cacheLayer), Layer.provideMerge(EventLog.layer))
+
+/** Executes run jobs from the RunQueue for as long as the layer lives. */
+export const layerWorker = Layer.scopedDiscard(makeWorker).pipe(Layer.provide(cacheLayer))
+
+/** The engine and its workers in one process: the local mode. */
+export const layerLocal = (options: EngineOptions) => {
+  const cache = cacheLayer
+  return Layer.mergeAll(Layer.effect(WorkflowEngine, makeEngine(options)), Layer.scopedDiscard(makeWorker)).pipe(
+    Layer.provideMerge(cache),
+    Layer.provideMerge(EventLog.layer)
+  )
+}

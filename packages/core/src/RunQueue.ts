@@ -1,0 +1,109 @@
+/**
+ * Hands orchestrator, node and system jobs to workers. Locally the workers are
+ * fibers of this process; in the cloud they are BullMQ workers in many
+ * processes. Job ids are deterministic, so offering the same job twice while
+ * it waits is a no-op.
+ */
+import { Context, Data, Effect, FiberSet, Layer, Queue, Schema } from "effect"
+import type { Scope } from "effect"
+
+export const Job = Schema.Union(
+  /** Run the orchestrator step for a run: start ready nodes, skip dead ones, settle the run. */
+  Schema.TaggedStruct("Advance", { runId: Schema.String }),
+  /** Execute one attempt of one node. */
+  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int }),
+  /** A human gate's timeout elapsed. */
+  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String }),
+  /** The run's `timeout_ms` elapsed. */
+  Schema.TaggedStruct("RunDeadline", { runId: Schema.String })
+)
+export type Job = typeof Job.Type
+
+export type Pool = "orchestrator" | "node" | "system"
+
+export const poolOf = (job: Job): Pool =>
+  job._tag === "ExecuteNode" ? "node" : job._tag === "Advance" ? "orchestrator" : "system"
+
+export const jobId = (job: Job): string => {
+  switch (job._tag) {
+    case "Advance":
+      return `advance:${job.runId}`
+    case "ExecuteNode":
+      return `node:${job.runId}:${job.nodeId}:${job.attempt}`
+    case "GateTimeout":
+      return `gate-timeout:${job.runId}:${job.gateId}`
+    case "RunDeadline":
+      return `deadline:${job.runId}`
+  }
+}
+
+export class QueueError extends Data.TaggedError("QueueError")<{ readonly message: string; readonly cause?: unknown }> {}
+
+export interface OfferOptions {
+  readonly delayMs?: number | undefined
+}
+
+export class RunQueue extends Context.Tag("@relavium/core/RunQueue")<
+  RunQueue,
+  {
+    readonly offer: (jobs: ReadonlyArray<Job>, options?: OfferOptions) => Effect.Effect<void, QueueError>
+    /** Runs `handler` for each job, on each pool's workers, until the scope closes. */
+    readonly consume: (handler: (job: Job) => Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
+  }
+>() {
+  /** In-process queues, one per pool, with the given worker counts. */
+  static readonly layerMemory = (
+    concurrency: Readonly<Record<Pool, number>> = { orchestrator: 4, node: 64, system: 2 }
+  ): Layer.Layer<RunQueue> =>
+    Layer.scoped(
+      RunQueue,
+      Effect.gen(function* () {
+        const queues = {
+          orchestrator: yield* Queue.unbounded<Job>(),
+          node: yield* Queue.unbounded<Job>(),
+          system: yield* Queue.unbounded<Job>()
+        } satisfies Record<Pool, Queue.Queue<Job>>
+        // A job id waits at most once; it may be offered again as soon as a worker takes it.
+        const waiting = new Set<string>()
+        const timers = yield* FiberSet.make()
+
+        const enqueue = (jobs: ReadonlyArray<Job>) =>
+          Effect.suspend(() => {
+            const fresh = jobs.filter((job) => {
+              const id = jobId(job)
+              if (waiting.has(id)) return false
+              waiting.add(id)
+              return true
+            })
+            return Effect.forEach(fresh, (job) => Queue.offer(queues[poolOf(job)], job), { discard: true })
+          })
+
+        return RunQueue.of({
+          offer: (jobs, options) =>
+            options?.delayMs && options.delayMs > 0
+              ? FiberSet.run(timers, Effect.sleep(options.delayMs).pipe(Effect.zipRight(enqueue(jobs)))).pipe(
+                  Effect.asVoid
+                )
+              : enqueue(jobs),
+          consume: (handler) =>
+            Effect.forEach(
+              ["orchestrator", "node", "system"] as const,
+              (pool) =>
+                Effect.forkScoped(
+                  Effect.forEach(
+                    Array.from({ length: concurrency[pool] }),
+                    () =>
+                      Queue.take(queues[pool]).pipe(
+                        Effect.tap((job) => Effect.sync(() => waiting.delete(jobId(job)))),
+                        Effect.flatMap(handler),
+                        Effect.forever
+                      ),
+                    { concurrency: "unbounded", discard: true }
+                  )
+                ),
+              { discard: true }
+            )
+        })
+      })
+    )
+}

@@ -1,0 +1,155 @@
+/**
+ * Test harness: the local engine on memory layers, with a scripted model and
+ * in-process tools, and helpers to run a workflow from YAML text.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Either, Layer, Ref, Stream } from "effect"
+import { Llm, type RunEvent as RE, WorkflowYaml } from "@relavium/domain"
+import {
+  DaemonRouter,
+  type InProcessTool,
+  layerLocal,
+  LlmProvider,
+  ModelPricing,
+  QuickJsSandbox,
+  RunQueue,
+  RunStore,
+  UpdateHub,
+  WorkflowEngine,
+  WorkflowStore
+} from "../src/index.js"
+import { Cost } from "@relavium/domain"
+import { Option } from "effect"
+
+/** Text chunks of one model answer, then a stop with usage. */
+export const answer = (text: string, usage = { inputTokens: 100, outputTokens: 20 }): ReadonlyArray<Llm.StreamChunk> => [
+  ...text.split(/(?<= )/).map((t) => ({ type: "text_delta" as const, text: t })),
+  { type: "stop", stopReason: "stop", usage }
+]
+
+export const toolCall = (id: string, name: string, args: unknown): ReadonlyArray<Llm.StreamChunk> => [
+  { type: "tool_call_start", id, name },
+  { type: "tool_call_delta", id, argsJsonDelta: JSON.stringify(args) },
+  { type: "tool_call_end", id },
+  { type: "stop", stopReason: "tool_use", usage: { inputTokens: 50, outputTokens: 10 } }
+]
+
+/** A model that answers call N with `calls[N]`, and records the requests it got. */
+export const scriptedModel = (calls: ReadonlyArray<ReadonlyArray<Llm.StreamChunk> | Llm.LlmError>) => {
+  const requests: Array<Llm.LlmRequest> = []
+  const layer = Layer.effect(
+    LlmProvider,
+    Effect.gen(function* () {
+      const next = yield* Ref.make(0)
+      return LlmProvider.of({
+        stream: (request) =>
+          Stream.unwrap(
+            Ref.getAndUpdate(next, (n) => n + 1).pipe(
+              Effect.map((n) => {
+                requests.push(request)
+                const call = calls[n]
+                if (call === undefined) {
+                  return Stream.fail(
+                    new Llm.LlmError({ kind: "bad_request", retryable: false, provider: request.provider, message: `unexpected call ${n + 1}` })
+                  )
+                }
+                return call instanceof Llm.LlmError ? Stream.fail(call) : Stream.fromIterable(call)
+              })
+            )
+          )
+      })
+    })
+  )
+  return { layer, requests }
+}
+
+/** $3 in / $15 out per million tokens for every model. */
+export const flatPricing = Layer.succeed(
+  ModelPricing,
+  ModelPricing.of({
+    priceOf: () => Effect.succeed(Option.some(new Cost.ModelPrice({ inputPerMTok: 300_000_000, outputPerMTok: 1_500_000_000 })))
+  })
+)
+
+export interface HarnessOptions {
+  readonly model?: Layer.Layer<LlmProvider> | undefined
+  readonly tools?: ReadonlyArray<InProcessTool> | undefined
+}
+
+export const engineLayer = (options: HarnessOptions = {}) =>
+  layerLocal({ executionMode: "local" }).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        RunStore.layerMemory,
+        UpdateHub.layerMemory,
+        RunQueue.layerMemory(),
+        WorkflowStore.layerMemory,
+        QuickJsSandbox.layerQuickJs,
+        options.model ?? scriptedModel([]).layer,
+        flatPricing,
+        DaemonRouter.layerInProcess(options.tools ?? [])
+      )
+    ),
+    Layer.provideMerge(NodeContext.layer)
+  )
+
+export const compile = (yaml: string) => {
+  const plan = WorkflowYaml.parseWorkflow(yaml, "test.relavium.yaml")
+  if (Either.isLeft(plan)) throw new Error(plan.left.message)
+  return plan.right
+}
+
+/** Stores the workflow and starts a run; returns the handle. */
+export const start = (yaml: string, inputs: Record<string, unknown> = {}) =>
+  Effect.gen(function* () {
+    const plan = compile(yaml)
+    const workflows = yield* WorkflowStore
+    const engine = yield* WorkflowEngine
+    const stored = yield* workflows.put({ name: plan.spec.id, source: yaml, file: "test.relavium.yaml" })
+    return yield* engine.start(stored.workflowId, inputs)
+  })
+
+/** Runs to a terminal event or a pause and returns every event seen. */
+export const runToRest = (yaml: string, inputs: Record<string, unknown> = {}) =>
+  Effect.gen(function* () {
+    const handle = yield* start(yaml, inputs)
+    const events = yield* collect(handle.runId)
+    return { runId: handle.runId, events }
+  })
+
+/** Follows a run from `after` until it ends or pauses. */
+export const collect = (runId: string, after = -1) =>
+  Effect.flatMap(WorkflowEngine, (engine) =>
+    engine.events(runId, after).pipe(
+      Stream.takeUntil((e) => e.type === "run:completed" || e.type === "run:failed" || e.type === "run:cancelled" || e.type === "run:paused"),
+      Stream.runCollect,
+      Effect.map((c) => [...c])
+    )
+  )
+
+/** Follows a run from the start until its terminal event. */
+export const collectAll = (runId: string) =>
+  Effect.flatMap(WorkflowEngine, (engine) =>
+    engine.events(runId).pipe(
+      Stream.runCollect,
+      Effect.map((c) => [...c])
+    )
+  )
+
+/** The stored log of a run. */
+export const storedEvents = (runId: string) => Effect.flatMap(RunStore, (store) => store.events(runId))
+
+export const ofType = <T extends RE.RunEventType>(events: ReadonlyArray<RE.RunEvent>, type: T) =>
+  events.filter((e): e is RE.RunEventOf<T> => e.type === type)
+
+export const last = (events: ReadonlyArray<RE.RunEvent>) => events[events.length - 1]!
+
+/** Sequence numbers run 0..n-1 with no gap, and exactly one terminal event, at the end. */
+export const checkLog = (events: ReadonlyArray<RE.RunEvent>) => {
+  events.forEach((e, i) => {
+    if (e.sequenceNumber !== i) throw new Error(`event ${i} has sequenceNumber ${e.sequenceNumber}`)
+  })
+  const terminals = events.filter((e) => e.type === "run:completed" || e.type === "run:failed" || e.type === "run:cancelled")
+  if (terminals.length !== 1) throw new Error(`expected one terminal event, got ${terminals.length}`)
+  if (terminals[0] !== events[events.length - 1]) throw new Error("the terminal event is not the last")
+}
