@@ -1,5 +1,7 @@
 // Bundles the CLI into one ESM file so `relavium` starts by loading one module.
 import { build } from "esbuild"
+import { copyFileSync, mkdirSync } from "node:fs"
+import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 
@@ -15,3 +17,9 @@ await build({
   logLevel: "warning",
   banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
 })
+
+// The expression sandbox loads QuickJS from a .wasm file beside the bundle.
+const require = createRequire(join(here, "../../packages/core/package.json"))
+const variant = dirname(require.resolve("@jitl/quickjs-wasmfile-release-sync"))
+mkdirSync(join(here, "dist"), { recursive: true })
+copyFileSync(join(variant, "emscripten-module.wasm"), join(here, "dist/emscripten-module.wasm"))

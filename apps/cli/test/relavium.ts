@@ -1,0 +1,39 @@
+/** Runs the bundled `relavium` binary as a child process, as a user would. */
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const root = fileURLToPath(new URL("../../../", import.meta.url))
+const bin = join(root, "apps/cli/bin/relavium.mjs")
+
+export interface Result {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export const relavium = (args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly input?: string } = {}): Result => {
+  const result = spawnSync(process.execPath, [bin, ...args], {
+    cwd: options.cwd ?? root,
+    input: options.input,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 60_000
+  })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+export const tempFile = (name: string, content: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), "relavium-test-"))
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+export const ndjson = (stdout: string) =>
+  stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { type: string; sequenceNumber: number; [k: string]: unknown })
