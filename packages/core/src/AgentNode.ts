@@ -186,9 +186,13 @@ export const runAgent = (
         responseFormat: outputSchema !== undefined ? { type: "json", schema: outputSchema } : undefined,
         temperature: node.temperature ?? agent.temperature,
         maxTokens,
-        reasoningEffort: agent.reasoning_effort
+        reasoningEffort: agent.reasoning_effort,
+        fallbacks: agent.fallback_chain?.map((f) => ({ provider: f.provider, model: f.model, maxAttempts: f.max_attempts }))
       }
       const result = yield* streamTurn(context, request)
+      if (result.stopReason === "content_filter") {
+        return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
+      }
       inputTokens += result.usage.inputTokens
       outputTokens += result.usage.outputTokens
       const cost = Option.isSome(price) ? Cost.costOf(price.value, result.usage) : 0
@@ -321,6 +325,20 @@ const streamTurn = (context: NodeContext<Workflow.NodeOf<"agent">>, request: Llm
                 nodeId: context.node.id,
                 text: chunk.text,
                 model: request.model
+              }
+            ])
+          case "attempt":
+            return context.emit([
+              {
+                type: "agent:attempt",
+                runId: context.runId,
+                timestamp: context.timestamp(),
+                nodeId: context.node.id,
+                provider: chunk.provider,
+                model: chunk.model,
+                attemptNumber: chunk.attemptNumber,
+                reason: chunk.reason,
+                delayMs: chunk.delayMs
               }
             ])
           case "tool_call_start":

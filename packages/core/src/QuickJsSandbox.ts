@@ -13,7 +13,7 @@
  * object (and the hidden iterator/generator prototypes) is frozen, the global object is frozen, and
  * expressions run through a strict direct `eval` inside a function, so their declarations stay local
  * to that one evaluation. After any resource trip (timeout, out of memory, stack overflow, or a host
- * fault) the runtime is discarded and rebuilt, never reused.
+ * fault) the runtime and its wasm instance are dropped and rebuilt on the next call, never reused.
  */
 import variant from "@jitl/quickjs-wasmfile-release-sync"
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core"

@@ -50,7 +50,13 @@ describe("QuickJsSandbox", () => {
         })
         assert.deepStrictEqual(yield* evaluate("inputs.tags.map(t => t.toUpperCase())"), ["A", "B"])
         assert.deepStrictEqual(yield* evaluate("branches.map(b => b.x)", { branches: [{ x: 1 }, { x: 2 }] }), [1, 2])
-        assert.deepStrictEqual(yield* evaluate(`({ "__proto__": 1 })`), JSON.parse(`{ "__proto__": 1 }`))
+        // A `__proto__` key from model output lands as own data, never as a prototype.
+        const hostile = { inputs: JSON.parse(`{ "__proto__": { "polluted": true } }`) }
+        assert.deepStrictEqual(yield* evaluate("[Object.keys(inputs), ({}).polluted, inputs.polluted]", hostile), [
+          ["__proto__"],
+          null,
+          null
+        ])
       }).pipe(Effect.provide(layerQuickJs)))
 
     it.effect("turns undefined into null and follows JSON for lossy values", () =>

@@ -90,6 +90,14 @@ export const ResponseFormat = Schema.Union(
 )
 export type ResponseFormat = typeof ResponseFormat.Type
 
+/** A provider/model to fall over to when the one before it fails before streaming output. */
+export interface FallbackTarget {
+  readonly provider: string
+  readonly model: string
+  /** Attempts on this target before moving on (default 1). */
+  readonly maxAttempts?: number | undefined
+}
+
 export interface LlmRequest {
   readonly provider: string
   readonly model: string
@@ -101,6 +109,10 @@ export interface LlmRequest {
   readonly maxTokens?: number | undefined
   readonly reasoningEffort?: "off" | "low" | "medium" | "high" | "max" | undefined
   readonly stopSequences?: ReadonlyArray<string> | undefined
+  /** The agent's `fallback_chain`, tried in order after the primary (CONTRACTS §6). */
+  readonly fallbacks?: ReadonlyArray<FallbackTarget> | undefined
+  /** Attempts on the primary before falling over (default: the provider layer's own retry policy). */
+  readonly maxAttempts?: number | undefined
 }
 
 export const StreamChunk = Schema.Union(
@@ -112,6 +124,18 @@ export const StreamChunk = Schema.Union(
   Schema.Struct({ type: Schema.Literal("reasoning_delta"), id: Schema.String, text: Schema.String }),
   Schema.Struct({ type: Schema.Literal("reasoning_end"), id: Schema.String }),
   Schema.Struct({ type: Schema.Literal("stop"), stopReason: StopReason, usage: Usage }),
+  /**
+   * Emitted by a provider layer before each attempt after the first: a retry on the same
+   * provider, or a switch along the fallback chain. Never emitted once output has streamed.
+   */
+  Schema.Struct({
+    type: Schema.Literal("attempt"),
+    provider: Schema.String,
+    model: Schema.String,
+    attemptNumber: Schema.Int,
+    reason: Schema.String,
+    delayMs: Schema.optional(Schema.Int)
+  }),
   Schema.Struct({
     type: Schema.Literal("error"),
     error: Schema.Struct({

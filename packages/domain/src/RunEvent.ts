@@ -55,6 +55,15 @@ export const AgentReasoning = ev("agent:reasoning", {
   model: Schema.String,
   attemptNumber: Schema.optional(Int)
 })
+/** A model call is retried or switched to the next provider of the fallback chain. */
+export const AgentAttempt = ev("agent:attempt", {
+  nodeId: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  attemptNumber: Int,
+  reason: Schema.String,
+  delayMs: Schema.optional(Int)
+})
 export const AgentToolCall = ev("agent:tool_call", {
   nodeId: Schema.String,
   model: Schema.String,
@@ -180,6 +189,7 @@ export const RunEvent = Schema.Union(
   NodeStarted,
   AgentToken,
   AgentReasoning,
+  AgentAttempt,
   AgentToolCall,
   AgentToolResult,
   AgentApprovalRequested,
