@@ -563,9 +563,21 @@ export const compileWorkflow = (doc: WorkflowDocument): Either.Either<WorkflowPl
         break
     }
   })
-  // An edge condition decides whether `to` runs, so what it reads must settle before `to`.
+  // An edge condition is evaluated when `from` completes (the engine records which targets it
+  // chose), so what it reads, other than `from`'s own output, must settle before `from` runs.
   spec.edges.forEach((edge, j) => {
-    if (edge.condition !== undefined && nodes.has(edge.to)) checkExpression(edge.to, W("edges", j, "condition"), edge.condition)
+    const fromId = edge.from.split(":")[0] ?? edge.from
+    if (edge.condition === undefined || !nodes.has(fromId)) return
+    const path = W("edges", j, "condition")
+    const reads = expressionReads(edge.condition)
+    const known = reads.nodes.filter((read) => {
+      if (!nodes.has(read.nodeId)) {
+        report(path, `run.outputs["${read.nodeId}"]: ${unknownNode(read.nodeId)}`, read.offset)
+        return false
+      }
+      return read.nodeId !== fromId
+    })
+    noteReads(fromId, known, path, reads.dynamic)
   })
 
   // --- order ---------------------------------------------------------------

@@ -167,15 +167,17 @@ ${nodes}
     assert.deepStrictEqual(incoming(p, "m"), ["first -data-> m"])
   })
 
-  it("keeps edge conditions and makes what they read settle before the target", () => {
+  it("keeps edge conditions and makes what they read settle before the edge's source completes", () => {
     const p = plan(
       small(
         `    - { id: first, type: input }\n    - { id: a, type: transform, transform: "1" }\n    - { id: b, type: transform, transform: "2" }`,
-        `[{ from: a, to: b, condition: "run.outputs['first'] !== null" }]`
+        `[{ from: a, to: b, condition: "run.outputs['first'] !== null && run.outputs['a'] === 1" }]`
       )
     )
-    assert.deepStrictEqual(incoming(p, "b"), [`a -flow-> b if run.outputs['first'] !== null`, "first -data-> b"])
-    assert.deepStrictEqual(p.outputRefs.get("b"), ["first"])
+    assert.deepStrictEqual(incoming(p, "b"), [`a -flow-> b if run.outputs['first'] !== null && run.outputs['a'] === 1`])
+    // The condition is evaluated when `a` completes: `first` must settle before `a`; `a` reading itself adds nothing.
+    assert.deepStrictEqual(incoming(p, "a"), ["first -data-> a"])
+    assert.deepStrictEqual(p.outputRefs.get("a"), ["first"])
   })
 
   it("puts a handled edge's condition on its branch edge", () => {
