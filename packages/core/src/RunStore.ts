@@ -10,7 +10,11 @@ import { Context, Data, Effect, Layer, Option } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
 
 export type RunStatus = "running" | "waiting" | "completed" | "failed" | "cancelled"
-export const TerminalStatuses: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"])
+/** The statuses of a run that has ended. */
+export type TerminalStatus = "completed" | "failed" | "cancelled"
+export const TerminalStatuses: ReadonlySet<RunStatus> = new Set<TerminalStatus>(["completed", "failed", "cancelled"])
+/** The statuses of a run a process must pick up again after a restart. */
+export const ActiveStatuses: ReadonlySet<RunStatus> = new Set<RunStatus>(["running", "waiting"])
 
 export interface RunRecord {
   readonly runId: string
@@ -20,6 +24,20 @@ export interface RunRecord {
   readonly createdAt: string
   readonly updatedAt: string
   readonly lastSequenceNumber: number
+}
+
+/** A gate that waits for a decision, in a run that has not ended. */
+export interface PendingGateRecord {
+  readonly runId: string
+  readonly gateId: string
+  readonly nodeId: string
+  readonly gateType: "approval" | "input" | "review" | "budget"
+  readonly message: string
+  readonly assignee?: string
+  readonly expiresAt?: string
+  readonly timeoutAction?: "approve" | "reject"
+  /** The timestamp of the `human_gate:paused` event. */
+  readonly pausedAt: string
 }
 
 export class StoreError extends Data.TaggedError("StoreError")<{
@@ -100,6 +118,21 @@ export class RunStore extends Context.Tag("@relavium/core/RunStore")<
     ) => Effect.Effect<ReadonlyArray<RE.RunEvent>, StoreError>
     readonly get: (runId: string) => Effect.Effect<Option.Option<RunRecord>, StoreError>
     readonly list: (query?: ListRunsQuery) => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+    /**
+     * Deletes the ended runs (status in `statuses`, default all three) last updated
+     * before `olderThan`, with their events and projections. Returns how many runs.
+     */
+    readonly prune: (
+      olderThan: Date,
+      statuses?: ReadonlyArray<TerminalStatus>
+    ) => Effect.Effect<number, StoreError>
+    /**
+     * Gates waiting for a decision in runs that have not ended (of one run, or of all),
+     * ordered by the run's creation, then by when each gate paused.
+     */
+    readonly pendingGates: (runId?: string) => Effect.Effect<ReadonlyArray<PendingGateRecord>, StoreError>
+    /** Runs still `running` or `waiting`, oldest first: what a restarted process must continue. */
+    readonly runsToRecover: () => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
   }
 >() {
   static readonly layerMemory: Layer.Layer<RunStore> = Layer.sync(RunStore, () => {
@@ -148,7 +181,29 @@ export class RunStore extends Context.Tag("@relavium/core/RunStore")<
             .filter((r) => query?.status === undefined || r.status === query.status)
             .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0))
             .slice(0, query?.limit ?? Number.MAX_SAFE_INTEGER)
-        )
+        ),
+      prune: (olderThan, statuses = [...TerminalStatuses] as Array<TerminalStatus>) =>
+        Effect.sync(() => {
+          // Timestamps are canonical ISO-8601 UTC strings: string order is time order (as in SQL).
+          const before = olderThan.toISOString()
+          const prunable = new Set<RunStatus>(statuses.filter((s) => TerminalStatuses.has(s)))
+          let deleted = 0
+          for (const [runId, { record }] of runs) {
+            if (prunable.has(record.status) && record.updatedAt < before) {
+              runs.delete(runId)
+              deleted += 1
+            }
+          }
+          return deleted
+        }),
+      pendingGates: (runId) =>
+        Effect.sync(() =>
+          byCreation([...runs.values()].map((e) => e.record))
+            .filter((r) => (runId === undefined || r.runId === runId) && !TerminalStatuses.has(r.status))
+            .flatMap((r) => pendingGatesOf(runs.get(r.runId)!.events))
+        ),
+      runsToRecover: () =>
+        Effect.sync(() => byCreation([...runs.values()].map((e) => e.record).filter((r) => ActiveStatuses.has(r.status))))
     })
   })
 }
@@ -175,4 +230,38 @@ export const numberDrafts = (
     events,
     record: { ...record, status, lastSequenceNumber: seq, updatedAt: events.at(-1)?.timestamp ?? record.updatedAt }
   }
+}
+
+const byCreation = (records: ReadonlyArray<RunRecord>): Array<RunRecord> =>
+  [...records].sort((a, b) =>
+    a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0
+  )
+
+/**
+ * The gates of one run's log still waiting for a decision, in the order they
+ * paused (a gate paused again moves to the end). A resume without a gate id
+ * resolves the node's first pending gate, as the run state fold does.
+ */
+export const pendingGatesOf = (events: ReadonlyArray<RE.RunEvent>): ReadonlyArray<PendingGateRecord> => {
+  const pending = new Map<string, PendingGateRecord>()
+  for (const event of events) {
+    if (event.type === "human_gate:paused") {
+      pending.delete(event.gateId)
+      pending.set(event.gateId, {
+        runId: event.runId,
+        gateId: event.gateId,
+        nodeId: event.nodeId,
+        gateType: event.gateType,
+        message: event.message,
+        ...(event.assignee !== undefined ? { assignee: event.assignee } : {}),
+        ...(event.expiresAt !== undefined ? { expiresAt: event.expiresAt } : {}),
+        ...(event.timeoutAction !== undefined ? { timeoutAction: event.timeoutAction } : {}),
+        pausedAt: event.timestamp
+      })
+    } else if (event.type === "human_gate:resumed") {
+      const gateId = event.gateId ?? [...pending.values()].find((g) => g.nodeId === event.nodeId)?.gateId
+      if (gateId !== undefined) pending.delete(gateId)
+    }
+  }
+  return [...pending.values()]
 }

@@ -1,0 +1,342 @@
+/**
+ * Opening a Relavium database: a `SqlClient` layer for SQLite (one file, WAL)
+ * or Postgres, checked and migrated before anything uses it. Every failure is a
+ * `StoreError` that names the database and says what to do; nothing hangs
+ * (Postgres has a connect timeout, SQLite a busy timeout).
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Cause, Context, Data, Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { StoreError } from "@relavium/core"
+import * as Migrations from "./Migrations.js"
+
+export interface SqliteOptions {
+  /** The database file (created if missing; its directory must exist). `:memory:` for a private in-memory database. */
+  readonly filename: string
+  /** How long a writer waits for another connection's write lock before failing (default 5 s). */
+  readonly busyTimeout?: Duration.DurationInput | undefined
+  /**
+   * How often the WAL is copied back into the database file (default 1 s). Done by a
+   * background fiber instead of by whichever commit crosses SQLite's threshold, so
+   * the fsyncs of a checkpoint never land inside a node commit.
+   */
+  readonly checkpointInterval?: Duration.DurationInput | undefined
+}
+
+export interface PgOptions {
+  /** `postgres://user[:password]@host:port/database`; the password never appears in an error. */
+  readonly url: string | Redacted.Redacted<string>
+  /** How long to wait for a connection before failing (default 5 s). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly maxConnections?: number | undefined
+}
+
+/** A URL without its password, for messages. */
+export const redactUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.toString()
+  } catch {
+    return url.replace(/:[^:@/]*@/, ":***@")
+  }
+}
+
+const causeText = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const inner = (cause as { cause?: unknown }).cause
+    return inner instanceof Error && inner.message !== "" ? inner.message : cause.message
+  }
+  if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
+  return String(cause)
+}
+
+/** The most specific message in a cause chain (SqlError → driver error), for users. */
+export const describeCause = (cause: unknown): string => {
+  let current: unknown = cause
+  let text = causeText(cause)
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null && "cause" in current; depth++) {
+    current = (current as { cause?: unknown }).cause
+    if (current instanceof Error && current.message !== "") text = current.message
+    else if (current instanceof AggregateError) text = current.errors.map(causeText).join("; ")
+  }
+  return text
+}
+
+/** How a client's database is named in messages: the SQLite file or the Postgres URL. */
+export const describeDatabase = (sql: SqlClient.SqlClient): string => {
+  const config = (sql as { readonly config?: unknown }).config
+  if (typeof config === "object" && config !== null) {
+    if ("filename" in config && typeof config.filename === "string") return `SQLite database ${config.filename}`
+    if ("url" in config && Redacted.isRedacted(config.url)) {
+      return `Postgres at ${redactUrl(Redacted.value(config.url as Redacted.Redacted<string>))}`
+    }
+    if ("host" in config || "database" in config) {
+      const c = config as { host?: string; port?: number; database?: string }
+      return `Postgres at postgres://${c.host ?? "localhost"}:${c.port ?? 5432}/${c.database ?? ""}`
+    }
+  }
+  return sql.onDialectOrElse({ pg: () => "the Postgres database", orElse: () => "the SQLite database" })
+}
+
+// ---------------------------------------------------------------------------
+// Schema version and migrations
+// ---------------------------------------------------------------------------
+
+const currentVersion = (database: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const present = yield* sql.onDialectOrElse({
+      pg: () =>
+        Effect.map(
+          sql<{ t: string | null }>`SELECT to_regclass(${Migrations.migrationsTable})::text AS t`,
+          (rows) => ({ ours: rows[0]?.t != null, foreign: false })
+        ),
+      orElse: () =>
+        Effect.map(
+          sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
+          (rows) => ({
+            ours: rows.some((r) => r.name === Migrations.migrationsTable),
+            foreign: rows.length > 0 && !rows.some((r) => r.name === Migrations.migrationsTable)
+          })
+        )
+    })
+    if (present.foreign) {
+      return yield* new StoreError({
+        message: `${database} is not a Relavium database or is corrupt: move it away or pass --data-dir`
+      })
+    }
+    if (!present.ours) return 0
+    const rows = yield* sql<{ v: number | string | null }>`SELECT MAX(migration_id) AS v FROM ${sql(Migrations.migrationsTable)}`
+    return Number(rows[0]?.v ?? 0)
+  })
+
+/**
+ * Brings the database to this build's schema. Refuses a database written by a
+ * newer build; safe to run any number of times and from concurrent processes.
+ */
+export const migrate = (database: string): Effect.Effect<void, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const version = yield* currentVersion(database)
+    if (version > Migrations.schemaVersion) {
+      return yield* new StoreError({
+        message: `${database} was written by a newer Relavium (schema ${version} > ${Migrations.schemaVersion}): upgrade Relavium, or pass --data-dir to use another database`
+      })
+    }
+    if (version === Migrations.schemaVersion) return
+    yield* Migrations.migrator({ loader: Migrations.loader, table: Migrations.migrationsTable })
+    // Another process may have held the migration lock: wait until its migration is visible.
+    const after = yield* currentVersion(database)
+    if (after < Migrations.schemaVersion) {
+      return yield* new MigrationPending()
+    }
+  }).pipe(
+    Effect.catchAllDefect((defect) =>
+      Effect.fail(new StoreError({ message: `${database}: migration failed: ${describeCause(defect)}`, cause: defect }))
+    ),
+    // Retried: a concurrent migrator (MigrationPending) or a lost race creating the migrations table.
+    Effect.retry({
+      while: (error) => error instanceof MigrationPending || (error as { _tag?: unknown })._tag === "SqlError",
+      schedule: Schedule.spaced(Duration.millis(50)),
+      times: 20
+    }),
+    Effect.mapError((error) =>
+      error instanceof StoreError
+        ? error
+        : new StoreError({ message: `${database}: migration failed: ${describeCause(error)}`, cause: error })
+    )
+  )
+
+/** Another process holds the migration lock and has not committed yet. */
+class MigrationPending extends Data.TaggedError("MigrationPending")<{}> {
+  override get message() {
+    return "another process is migrating the database"
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SQLite
+// ---------------------------------------------------------------------------
+
+const sqliteHeader = "SQLite format 3\u0000"
+
+/** Checks the file before opening it, so the common mistakes get a precise message. */
+const preflightSqlite = (filename: string): Effect.Effect<void, StoreError> =>
+  Effect.suspend(() => {
+    if (filename === ":memory:" || filename === "") return Effect.void
+    const fail = (message: string) => Effect.fail(new StoreError({ message }))
+    const dir = Path.dirname(Path.resolve(filename))
+    let dirStat: Fs.Stats
+    try {
+      dirStat = Fs.statSync(dir)
+    } catch {
+      return fail(
+        `cannot open SQLite database ${filename}: the directory ${dir} does not exist; create it or pass --data-dir`
+      )
+    }
+    if (!dirStat.isDirectory()) {
+      return fail(`cannot open SQLite database ${filename}: ${dir} is not a directory; pass --data-dir`)
+    }
+    let stat: Fs.Stats | undefined
+    try {
+      stat = Fs.statSync(filename)
+    } catch {
+      stat = undefined
+    }
+    if (stat === undefined) {
+      try {
+        Fs.accessSync(dir, Fs.constants.W_OK)
+      } catch {
+        return fail(
+          `cannot create SQLite database ${filename}: the directory ${dir} is not writable; fix its permissions or pass --data-dir`
+        )
+      }
+      return Effect.void
+    }
+    if (!stat.isFile()) {
+      return fail(`cannot open SQLite database ${filename}: it is not a file; move it away or pass --data-dir`)
+    }
+    try {
+      Fs.accessSync(filename, Fs.constants.R_OK | Fs.constants.W_OK)
+    } catch {
+      return fail(
+        `cannot open SQLite database ${filename}: the file is not writable; fix its permissions or pass --data-dir`
+      )
+    }
+    if (stat.size > 0) {
+      const header = Buffer.alloc(16)
+      let read = 0
+      try {
+        const fd = Fs.openSync(filename, "r")
+        try {
+          read = Fs.readSync(fd, header, 0, 16, 0)
+        } finally {
+          Fs.closeSync(fd)
+        }
+      } catch (cause) {
+        return Effect.fail(
+          new StoreError({ message: `cannot read SQLite database ${filename}: ${describeCause(cause)}`, cause })
+        )
+      }
+      if (read < 16 || header.toString("latin1") !== sqliteHeader) {
+        return fail(`${filename} is not a Relavium database or is corrupt: move it away or pass --data-dir`)
+      }
+    }
+    return Effect.void
+  })
+
+const sqliteOpenError = (filename: string, cause: unknown): StoreError => {
+  const text = describeCause(cause)
+  if (/not a database|malformed|corrupt/i.test(text)) {
+    return new StoreError({
+      message: `${filename} is not a Relavium database or is corrupt: move it away or pass --data-dir`,
+      cause
+    })
+  }
+  if (/readonly|read-only|permission|unable to open|cannot open/i.test(text)) {
+    return new StoreError({
+      message: `cannot open SQLite database ${filename}: ${text}; check its permissions or pass --data-dir`,
+      cause
+    })
+  }
+  return new StoreError({ message: `cannot open SQLite database ${filename}: ${text}`, cause })
+}
+
+/**
+ * A SQLite client on one file in WAL mode, with a busy timeout and foreign keys
+ * on, migrated to this build's schema.
+ */
+export const layerSqlite = (
+  options: SqliteOptions
+): Layer.Layer<SqliteClient.SqliteClient | SqlClient.SqlClient, StoreError> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const { filename } = options
+      yield* preflightSqlite(filename)
+      const client = yield* SqliteClient.make({ filename }).pipe(
+        Effect.catchAllCause((cause) => Effect.fail(sqliteOpenError(filename, Cause.squash(cause))))
+      )
+      const busyMs = Math.round(Duration.toMillis(options.busyTimeout ?? Duration.seconds(5)))
+      yield* Effect.all([
+        client.unsafe(`PRAGMA busy_timeout = ${busyMs}`),
+        client.unsafe("PRAGMA foreign_keys = ON"),
+        // Durable against a killed process (WAL); an OS crash may lose the last commits.
+        client.unsafe("PRAGMA synchronous = NORMAL"),
+        client.unsafe("PRAGMA wal_autocheckpoint = 0")
+      ]).pipe(Effect.catchAllCause((cause) => Effect.fail(sqliteOpenError(filename, Cause.squash(cause)))))
+      yield* client.unsafe("PRAGMA wal_checkpoint(PASSIVE)").pipe(
+        Effect.catchAllCause((cause) => Effect.logDebug("WAL checkpoint failed", cause)),
+        Effect.repeat(Schedule.spaced(options.checkpointInterval ?? Duration.seconds(1))),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+      yield* migrate(`SQLite database ${filename}`).pipe(
+        Effect.provideService(SqlClient.SqlClient, client),
+        Effect.mapError((error) =>
+          /not a database|malformed|corrupt/i.test(describeCause(error.cause)) ? sqliteOpenError(filename, error.cause) : error
+        )
+      )
+      return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+    })
+  ).pipe(Layer.provide(Reactivity.layer))
+
+// ---------------------------------------------------------------------------
+// Postgres
+// ---------------------------------------------------------------------------
+
+const pgOpenError = (url: string, cause: unknown): StoreError => {
+  const where = redactUrl(url)
+  const code = findCode(cause)
+  const text = describeCause(cause)
+  if (code === "3D000") {
+    return new StoreError({
+      message: `cannot open Postgres at ${where}: ${text}; create it (createdb) or fix the URL`,
+      cause
+    })
+  }
+  if (code === "28P01" || code === "28000") {
+    return new StoreError({ message: `cannot log in to Postgres at ${where}: ${text}; check the user and password`, cause })
+  }
+  return new StoreError({
+    message: `cannot reach Postgres at ${where}: ${text}; is it running? \`bash scripts/services.sh\` starts it`,
+    cause
+  })
+}
+
+const findCode = (cause: unknown): string | undefined => {
+  let current: unknown = cause
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    if ("code" in current && typeof current.code === "string") return current.code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** A Postgres pool, connected (or failed) within the connect timeout, migrated to this build's schema. */
+export const layerPg = (options: PgOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
+      const plain = Redacted.value(url)
+      const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
+      const client = yield* PgClient.make({
+        url,
+        connectTimeout,
+        maxConnections: options.maxConnections,
+        applicationName: "relavium"
+      }).pipe(
+        Effect.catchAllCause((cause) => Effect.fail(pgOpenError(plain, Cause.squash(cause)))),
+        // The pool's own timeout covers connecting; this covers a server that accepts and never answers.
+        Effect.timeoutFail({
+          duration: Duration.sum(connectTimeout, Duration.seconds(1)),
+          onTimeout: () => pgOpenError(plain, new Error(`no answer within ${Duration.format(connectTimeout)}`))
+        })
+      )
+      yield* migrate(`Postgres at ${redactUrl(plain)}`).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+    })
+  ).pipe(Layer.provide(Reactivity.layer))

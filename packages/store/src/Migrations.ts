@@ -1,0 +1,209 @@
+/**
+ * The Relavium schema: one migration set that creates the same tables on SQLite
+ * and on Postgres (dialect differences are column types only), run by
+ * `@effect/sql`'s `Migrator` inside one transaction, so a failed migration
+ * leaves the database as it was.
+ *
+ * Conventions, the same in both dialects:
+ * - every table has `org_id text not null default 'local'` (cloud tenancy);
+ * - ids are text (UUIDs from the engine, but any string the engine chooses);
+ * - timestamps are ISO-8601 UTC text, so they round-trip exactly and compare
+ *   in time order as strings;
+ * - JSON columns are `json` on Postgres (keeps the text as written and accepts
+ *   `\u0000`, which model output may contain) and `text` on SQLite.
+ *
+ * Tables marked "projection" are derived from the run event log and written in
+ * the same transaction as the events that change them.
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+
+/** The table that records applied migrations; its presence marks a Relavium database. */
+export const migrationsTable = "relavium_migrations"
+
+interface Types {
+  readonly json: string
+  readonly bigint: string
+}
+
+const sqliteTypes: Types = { json: "text", bigint: "integer" }
+const pgTypes: Types = { json: "json", bigint: "bigint" }
+
+const statements = (t: Types): ReadonlyArray<string> => [
+  `CREATE TABLE projects (
+    org_id text NOT NULL DEFAULT 'local',
+    project_id text PRIMARY KEY,
+    name text NOT NULL,
+    root_path text,
+    settings ${t.json},
+    created_at text NOT NULL,
+    updated_at text NOT NULL
+  )`,
+  `CREATE TABLE workflows (
+    org_id text NOT NULL DEFAULT 'local',
+    name text NOT NULL,
+    project_id text REFERENCES projects (project_id) ON DELETE SET NULL,
+    latest_version integer NOT NULL DEFAULT 0,
+    created_at text NOT NULL,
+    updated_at text NOT NULL,
+    PRIMARY KEY (org_id, name)
+  )`,
+  `CREATE TABLE workflow_versions (
+    org_id text NOT NULL DEFAULT 'local',
+    workflow_id text PRIMARY KEY,
+    name text NOT NULL,
+    version integer NOT NULL,
+    source text NOT NULL,
+    source_hash text NOT NULL,
+    file text NOT NULL,
+    created_at text NOT NULL,
+    UNIQUE (org_id, name, version),
+    FOREIGN KEY (org_id, name) REFERENCES workflows (org_id, name) ON DELETE CASCADE
+  )`,
+  `CREATE INDEX workflow_versions_by_hash ON workflow_versions (org_id, name, source_hash)`,
+  // No foreign key to workflow_versions: a run keeps its log even if its workflow is gone.
+  `CREATE TABLE runs (
+    org_id text NOT NULL DEFAULT 'local',
+    run_id text PRIMARY KEY,
+    workflow_id text NOT NULL,
+    workflow_name text NOT NULL,
+    project_id text REFERENCES projects (project_id) ON DELETE SET NULL,
+    status text NOT NULL CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    created_at text NOT NULL,
+    updated_at text NOT NULL,
+    last_seq integer NOT NULL DEFAULT -1
+  )`,
+  `CREATE INDEX runs_by_created ON runs (created_at)`,
+  `CREATE INDEX runs_by_status ON runs (status, updated_at)`,
+  `CREATE TABLE run_events (
+    org_id text NOT NULL DEFAULT 'local',
+    run_id text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    seq integer NOT NULL,
+    type text NOT NULL,
+    timestamp text NOT NULL,
+    payload ${t.json} NOT NULL,
+    PRIMARY KEY (run_id, seq)
+  )`,
+  // Projection: the checkpoint of each node, the latest attempt.
+  `CREATE TABLE node_executions (
+    org_id text NOT NULL DEFAULT 'local',
+    run_id text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    node_id text NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    status text NOT NULL CHECK (status IN ('pending', 'running', 'waiting', 'completed', 'failed', 'skipped')),
+    started_at text,
+    finished_at text,
+    output ${t.json},
+    error ${t.json},
+    last_seq integer NOT NULL,
+    PRIMARY KEY (run_id, node_id)
+  )`,
+  // Projection: human and budget gates.
+  `CREATE TABLE gates (
+    org_id text NOT NULL DEFAULT 'local',
+    run_id text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    gate_id text NOT NULL,
+    node_id text NOT NULL,
+    gate_type text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'resolved')),
+    message text NOT NULL,
+    assignee text,
+    timeout_action text,
+    expires_at text,
+    decision text,
+    decided_by text,
+    payload ${t.json},
+    comment text,
+    paused_seq integer NOT NULL,
+    created_at text NOT NULL,
+    decided_at text,
+    PRIMARY KEY (run_id, gate_id)
+  )`,
+  `CREATE INDEX gates_pending ON gates (status, run_id)`,
+  // Projection: tokens and cost per run, node and model (from cost:updated).
+  `CREATE TABLE usage (
+    org_id text NOT NULL DEFAULT 'local',
+    run_id text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    node_id text NOT NULL,
+    model text NOT NULL,
+    input_tokens ${t.bigint} NOT NULL DEFAULT 0,
+    output_tokens ${t.bigint} NOT NULL DEFAULT 0,
+    cost_microcents ${t.bigint} NOT NULL DEFAULT 0,
+    updated_at text NOT NULL,
+    PRIMARY KEY (run_id, node_id, model)
+  )`,
+  `CREATE TABLE worktrees (
+    org_id text NOT NULL DEFAULT 'local',
+    worktree_id text PRIMARY KEY,
+    project_id text NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
+    path text NOT NULL,
+    branch text,
+    base_ref text,
+    status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'removed')),
+    created_at text NOT NULL,
+    updated_at text NOT NULL
+  )`,
+  `CREATE TABLE chats (
+    org_id text NOT NULL DEFAULT 'local',
+    chat_id text PRIMARY KEY,
+    project_id text REFERENCES projects (project_id) ON DELETE CASCADE,
+    worktree_id text REFERENCES worktrees (worktree_id) ON DELETE SET NULL,
+    title text NOT NULL DEFAULT '',
+    model text,
+    settings ${t.json},
+    created_at text NOT NULL,
+    updated_at text NOT NULL,
+    archived_at text
+  )`,
+  `CREATE INDEX chats_by_project ON chats (project_id, updated_at)`,
+  `CREATE TABLE messages (
+    org_id text NOT NULL DEFAULT 'local',
+    message_id text PRIMARY KEY,
+    chat_id text NOT NULL REFERENCES chats (chat_id) ON DELETE CASCADE,
+    seq integer NOT NULL,
+    role text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    run_id text REFERENCES runs (run_id) ON DELETE SET NULL,
+    model text,
+    input_tokens ${t.bigint} NOT NULL DEFAULT 0,
+    output_tokens ${t.bigint} NOT NULL DEFAULT 0,
+    cost_microcents ${t.bigint} NOT NULL DEFAULT 0,
+    created_at text NOT NULL,
+    UNIQUE (chat_id, seq)
+  )`,
+  `CREATE TABLE content_blocks (
+    org_id text NOT NULL DEFAULT 'local',
+    block_id text PRIMARY KEY,
+    message_id text NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
+    position integer NOT NULL,
+    kind text NOT NULL,
+    content ${t.json} NOT NULL,
+    created_at text NOT NULL,
+    UNIQUE (message_id, position)
+  )`
+]
+
+const run = (ddl: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    for (const statement of ddl) yield* sql.unsafe(statement)
+  })
+
+/** Every migration, by `<id>_<name>`. Append new ones; never edit an applied one. */
+export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+  "1_initial": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run(statements(pgTypes)),
+      orElse: () => run(statements(sqliteTypes))
+    })
+  )
+}
+
+/** The schema version this build writes: the highest migration id. */
+export const schemaVersion: number = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
+
+export const loader: Migrator.Loader = Migrator.fromRecord(migrations)
+
+/** The migrator of either dialect (neither needs a schema dump). */
+export const migrator = Migrator.make({})

@@ -1,0 +1,377 @@
+/**
+ * `RunStore` on SQL (SQLite or Postgres, the same statements).
+ *
+ * An append is one transaction: it first advances the run's `last_seq` with an
+ * `UPDATE … RETURNING` (a row lock on Postgres; on SQLite the first write of the
+ * transaction takes the database write lock, waiting out other connections with
+ * the busy timeout, so there is no read-then-upgrade deadlock), then inserts all
+ * the events in one statement and updates the projections (node executions,
+ * gates, usage). A refused append (closed run, sequence conflict) rolls back and
+ * leaves nothing behind.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer, Option } from "effect"
+import {
+  type AppendOptions,
+  numberDrafts,
+  type PendingGateRecord,
+  RunClosed,
+  RunNotFound,
+  type RunRecord,
+  type RunStatus,
+  RunStore,
+  SequenceConflict,
+  statusAfter,
+  StoreError,
+  type TerminalStatus,
+  TerminalStatuses
+} from "@relavium/core"
+import type { RunEvent as RE } from "@relavium/domain"
+import * as Database from "./Database.js"
+
+/** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
+const insertChunk = 1000
+
+interface RunRow {
+  readonly run_id: string
+  readonly workflow_id: string
+  readonly workflow_name: string
+  readonly status: RunStatus
+  readonly created_at: string
+  readonly updated_at: string
+  readonly last_seq: number | string
+}
+
+const toRecord = (row: RunRow): RunRecord => ({
+  runId: row.run_id,
+  workflowId: row.workflow_id,
+  workflowName: row.workflow_name,
+  status: row.status,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  lastSequenceNumber: Number(row.last_seq)
+})
+
+interface GateRow {
+  readonly run_id: string
+  readonly gate_id: string
+  readonly node_id: string
+  readonly gate_type: PendingGateRecord["gateType"]
+  readonly message: string
+  readonly assignee: string | null
+  readonly expires_at: string | null
+  readonly timeout_action: "approve" | "reject" | null
+  readonly created_at: string
+}
+
+const toGate = (row: GateRow): PendingGateRecord => ({
+  runId: row.run_id,
+  gateId: row.gate_id,
+  nodeId: row.node_id,
+  gateType: row.gate_type,
+  message: row.message,
+  ...(row.assignee !== null ? { assignee: row.assignee } : {}),
+  ...(row.expires_at !== null ? { expiresAt: row.expires_at } : {}),
+  ...(row.timeout_action !== null ? { timeoutAction: row.timeout_action } : {}),
+  pausedAt: row.created_at
+})
+
+/** JSON columns come back as text (SQLite) or already parsed (Postgres `json`). */
+const fromJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
+const toJson = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
+
+const terminal = [...TerminalStatuses]
+const active = ["running", "waiting"]
+
+/**
+ * What a batch of drafts does to the run row before it is numbered: how many
+ * are kept (none after a terminal event) and the status and `updated_at` they
+ * leave (undefined: unchanged). Matches `numberDrafts` for any open run.
+ */
+const planBatch = (drafts: ReadonlyArray<RE.RunEventDraft>) => {
+  let count = 0
+  let status: RunStatus | undefined = undefined
+  let updatedAt: string | undefined = undefined
+  for (const draft of drafts) {
+    count += 1
+    updatedAt = draft.timestamp
+    // An event that leads both open statuses to the same status sets it outright.
+    const fromRunning = statusAfter("running", draft)
+    if (fromRunning === statusAfter("waiting", draft)) status = fromRunning
+    if (TerminalStatuses.has(fromRunning)) break
+  }
+  return { count, status, updatedAt }
+}
+
+export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const database = Database.describeDatabase(sql)
+  const storeError = (action: string) => (cause: SqlError) =>
+    new StoreError({ message: `${database}: ${action} failed: ${Database.describeCause(cause)}`, cause })
+
+  const insertEvents = (events: ReadonlyArray<RE.RunEvent>) =>
+    Effect.forEach(
+      chunks(events, insertChunk),
+      (chunk) =>
+        sql`INSERT INTO run_events ${sql.insert(
+          chunk.map((e) => ({
+            run_id: e.runId,
+            seq: e.sequenceNumber,
+            type: e.type,
+            timestamp: e.timestamp,
+            payload: JSON.stringify(e)
+          }))
+        )}`,
+      { discard: true }
+    )
+
+  const upsertNode = (
+    e: RE.RunEvent & { readonly nodeId: string },
+    values: {
+      readonly attempt: number
+      readonly status: string
+      readonly startedAt?: string | null
+      readonly finishedAt?: string | null
+      readonly output?: string | null
+      readonly error?: string | null
+    },
+    onConflict: string
+  ) =>
+    sql`INSERT INTO node_executions (run_id, node_id, attempt, status, started_at, finished_at, output, error, last_seq)
+      VALUES (${e.runId}, ${e.nodeId}, ${values.attempt}, ${values.status}, ${values.startedAt ?? null},
+        ${values.finishedAt ?? null}, ${values.output ?? null}, ${values.error ?? null}, ${e.sequenceNumber})
+      ON CONFLICT (run_id, node_id) DO UPDATE SET ${sql.literal(onConflict)}, last_seq = excluded.last_seq`
+
+  /** The statements that keep node executions and gates in step with one event. */
+  const project = (e: RE.RunEvent): Effect.Effect<unknown, SqlError> | undefined => {
+    switch (e.type) {
+      case "node:started":
+        return upsertNode(
+          e,
+          { attempt: e.attemptNumber ?? 1, status: "running", startedAt: e.timestamp },
+          "attempt = excluded.attempt, status = 'running', started_at = excluded.started_at, finished_at = NULL, output = NULL, error = NULL"
+        )
+      case "node:retrying":
+        return upsertNode(e, { attempt: e.attemptNumber, status: "pending" }, "attempt = excluded.attempt")
+      case "node:completed":
+        return upsertNode(
+          e,
+          { attempt: 0, status: "completed", finishedAt: e.timestamp, output: toJson(e.output) },
+          "status = 'completed', finished_at = excluded.finished_at, output = excluded.output, error = NULL"
+        )
+      case "node:failed":
+        return upsertNode(
+          e,
+          { attempt: 0, status: "failed", finishedAt: e.timestamp, error: toJson(e.error) },
+          "status = 'failed', finished_at = excluded.finished_at, error = excluded.error"
+        )
+      case "node:skipped":
+        return upsertNode(
+          e,
+          { attempt: 0, status: "skipped", finishedAt: e.timestamp },
+          "status = 'skipped', finished_at = excluded.finished_at"
+        )
+      case "human_gate:paused":
+        return Effect.zipRight(
+          sql`INSERT INTO gates (run_id, gate_id, node_id, gate_type, status, message, assignee, timeout_action,
+              expires_at, paused_seq, created_at)
+            VALUES (${e.runId}, ${e.gateId}, ${e.nodeId}, ${e.gateType}, 'pending', ${e.message}, ${e.assignee ?? null},
+              ${e.timeoutAction ?? null}, ${e.expiresAt ?? null}, ${e.sequenceNumber}, ${e.timestamp})
+            ON CONFLICT (run_id, gate_id) DO UPDATE SET node_id = excluded.node_id, gate_type = excluded.gate_type,
+              status = 'pending', message = excluded.message, assignee = excluded.assignee,
+              timeout_action = excluded.timeout_action, expires_at = excluded.expires_at, decision = NULL,
+              decided_by = NULL, payload = NULL, comment = NULL, decided_at = NULL,
+              paused_seq = excluded.paused_seq, created_at = excluded.created_at`,
+          upsertNode(e, { attempt: 0, status: "waiting" }, "status = 'waiting'")
+        )
+      case "human_gate:resumed": {
+        // The gate named, or (as the run state fold does) the node's first pending gate.
+        const gate =
+          e.gateId !== undefined
+            ? sql`${e.gateId}`
+            : sql`(SELECT gate_id FROM gates WHERE run_id = ${e.runId} AND node_id = ${e.nodeId}
+                AND status = 'pending' ORDER BY paused_seq LIMIT 1)`
+        // An approved budget gate resumes the agent node that asked for it.
+        const budget =
+          e.decision === "approved"
+            ? sql`UPDATE node_executions SET status = 'running', last_seq = ${e.sequenceNumber}
+                WHERE run_id = ${e.runId} AND node_id = ${e.nodeId} AND EXISTS (
+                  SELECT 1 FROM gates WHERE run_id = ${e.runId} AND gate_id = ${gate}
+                    AND status = 'pending' AND gate_type = 'budget')`
+            : Effect.void
+        return Effect.zipRight(
+          budget,
+          sql`UPDATE gates SET status = 'resolved', decision = ${e.decision}, decided_by = ${e.decidedBy},
+              payload = ${toJson(e.payload)}, comment = ${e.comment ?? null}, decided_at = ${e.timestamp}
+            WHERE run_id = ${e.runId} AND status = 'pending' AND gate_id = ${gate}`
+        )
+      }
+      default:
+        return undefined
+    }
+  }
+
+  /** Token usage and cost per node and model, summed over the batch, then added in one statement. */
+  const addUsage = (events: ReadonlyArray<RE.RunEvent>) => {
+    const totals = new Map<
+      string,
+      { run_id: string; node_id: string; model: string; input_tokens: number; output_tokens: number; cost_microcents: number; updated_at: string }
+    >()
+    for (const e of events) {
+      if (e.type !== "cost:updated") continue
+      const key = `${e.nodeId}\u0000${e.model}`
+      const total = totals.get(key)
+      if (total) {
+        total.input_tokens += e.inputTokens
+        total.output_tokens += e.outputTokens
+        total.cost_microcents += e.costMicrocents
+        total.updated_at = e.timestamp
+      } else {
+        totals.set(key, {
+          run_id: e.runId,
+          node_id: e.nodeId,
+          model: e.model,
+          input_tokens: e.inputTokens,
+          output_tokens: e.outputTokens,
+          cost_microcents: e.costMicrocents,
+          updated_at: e.timestamp
+        })
+      }
+    }
+    if (totals.size === 0) return Effect.void
+    return sql`INSERT INTO usage ${sql.insert([...totals.values()])}
+      ON CONFLICT (run_id, node_id, model) DO UPDATE SET
+        input_tokens = usage.input_tokens + excluded.input_tokens,
+        output_tokens = usage.output_tokens + excluded.output_tokens,
+        cost_microcents = usage.cost_microcents + excluded.cost_microcents,
+        updated_at = excluded.updated_at`
+  }
+
+  const append = (
+    runId: string,
+    drafts: ReadonlyArray<RE.RunEventDraft>,
+    options?: AppendOptions
+  ): Effect.Effect<ReadonlyArray<RE.RunEvent>, StoreError | RunClosed | RunNotFound | SequenceConflict> => {
+    const plan = planBatch(drafts)
+    return sql
+      .withTransaction(
+        Effect.gen(function* () {
+          // First statement a write: takes the run's row lock (Postgres) or the write lock (SQLite).
+          const rows = yield* sql<{ last_seq: number | string; workflow_id: string; workflow_name: string; created_at: string }>`
+            UPDATE runs SET last_seq = last_seq + ${plan.count},
+              status = COALESCE(${plan.status ?? null}, status),
+              updated_at = COALESCE(${plan.updatedAt ?? null}, updated_at)
+            WHERE run_id = ${runId} AND status NOT IN ${sql.in(terminal)}
+            RETURNING last_seq, workflow_id, workflow_name, created_at`
+          const row = rows[0]
+          if (row === undefined) {
+            const exists = yield* sql`SELECT 1 AS one FROM runs WHERE run_id = ${runId}`
+            return yield* exists.length === 0 ? new RunNotFound({ runId }) : new RunClosed({ runId })
+          }
+          const before = Number(row.last_seq) - plan.count
+          if (options?.expectedLastSequenceNumber !== undefined && options.expectedLastSequenceNumber !== before) {
+            return yield* new SequenceConflict({ runId, expected: options.expectedLastSequenceNumber, actual: before })
+          }
+          const { events } = numberDrafts(
+            {
+              runId,
+              workflowId: row.workflow_id,
+              workflowName: row.workflow_name,
+              status: "running",
+              createdAt: row.created_at,
+              updatedAt: row.created_at,
+              lastSequenceNumber: before
+            },
+            drafts
+          )
+          if (events.length === 0) return events
+          yield* insertEvents(events)
+          for (const event of events) {
+            const statement = project(event)
+            if (statement !== undefined) yield* statement
+          }
+          yield* addUsage(events)
+          return events
+        })
+      )
+      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
+  }
+
+  return RunStore.of({
+    create: (run) =>
+      sql`INSERT INTO runs (run_id, workflow_id, workflow_name, status, created_at, updated_at, last_seq)
+        VALUES (${run.runId}, ${run.workflowId}, ${run.workflowName}, 'running', ${run.createdAt}, ${run.createdAt}, -1)
+        ON CONFLICT (run_id) DO NOTHING`.pipe(Effect.asVoid, Effect.mapError(storeError(`creating run ${run.runId}`))),
+    append,
+    events: (runId, after = -1) =>
+      sql<{ payload: unknown }>`SELECT payload FROM run_events WHERE run_id = ${runId} AND seq > ${after} ORDER BY seq`.pipe(
+        Effect.map((rows) => rows.map((row) => fromJson(row.payload) as RE.RunEvent)),
+        Effect.mapError(storeError(`reading the events of run ${runId}`))
+      ),
+    get: (runId) =>
+      sql<RunRow>`SELECT * FROM runs WHERE run_id = ${runId}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toRecord)),
+        Effect.mapError(storeError(`reading run ${runId}`))
+      ),
+    list: (query) =>
+      sql<RunRow>`SELECT * FROM runs
+        ${query?.status !== undefined ? sql`WHERE status = ${query.status}` : sql.literal("")}
+        ORDER BY created_at DESC
+        ${query?.limit !== undefined ? sql`LIMIT ${Math.max(0, query.limit)}` : sql.literal("")}`.pipe(
+        Effect.map((rows) => rows.map(toRecord)),
+        Effect.mapError(storeError("listing runs"))
+      ),
+    prune: (olderThan, statuses = terminal as Array<TerminalStatus>) => {
+      const prunable = statuses.filter((s) => TerminalStatuses.has(s))
+      if (prunable.length === 0) return Effect.succeed(0)
+      const doomed = sql`SELECT run_id FROM runs WHERE status IN ${sql.in(prunable)} AND updated_at < ${olderThan.toISOString()}`
+      // Children first and explicitly, so pruning does not depend on SQLite's foreign_keys pragma.
+      return sql
+        .withTransaction(
+          Effect.gen(function* () {
+            for (const table of ["run_events", "node_executions", "gates", "usage"]) {
+              yield* sql`DELETE FROM ${sql(table)} WHERE run_id IN (${doomed})`
+            }
+            yield* sql`UPDATE messages SET run_id = NULL WHERE run_id IN (${doomed})`
+            const deleted = yield* sql`DELETE FROM runs WHERE run_id IN (${doomed}) RETURNING run_id`
+            return deleted.length
+          })
+        )
+        .pipe(Effect.mapError(storeError("pruning runs")))
+    },
+    pendingGates: (runId) =>
+      sql<GateRow>`SELECT g.run_id, g.gate_id, g.node_id, g.gate_type, g.message, g.assignee, g.expires_at,
+          g.timeout_action, g.created_at
+        FROM gates g JOIN runs r ON r.run_id = g.run_id
+        WHERE g.status = 'pending' AND r.status NOT IN ${sql.in(terminal)}
+          ${runId !== undefined ? sql`AND g.run_id = ${runId}` : sql.literal("")}
+        ORDER BY r.created_at, r.run_id, g.paused_seq`.pipe(
+        Effect.map((rows) => rows.map(toGate)),
+        Effect.mapError(storeError("reading pending gates"))
+      ),
+    runsToRecover: () =>
+      sql<RunRow>`SELECT * FROM runs WHERE status IN ${sql.in(active)} ORDER BY created_at, run_id`.pipe(
+        Effect.map((rows) => rows.map(toRecord)),
+        Effect.mapError(storeError("listing runs to recover"))
+      )
+  })
+})
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
+  if (items.length <= size) return [items]
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+/** `RunStore` on whatever `SqlClient` is provided (already migrated: see `Database`). */
+export const layer: Layer.Layer<RunStore, never, SqlClient.SqlClient> = Layer.effect(RunStore, make)
+
+/** `RunStore` on a SQLite file: WAL, busy timeout, foreign keys, migrated. */
+export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunStore, StoreError> =>
+  layer.pipe(Layer.provide(Database.layerSqlite(options)))
+
+/** `RunStore` on Postgres, migrated; fails within the connect timeout if the server is unreachable. */
+export const layerPg = (options: Database.PgOptions): Layer.Layer<RunStore, StoreError> =>
+  layer.pipe(Layer.provide(Database.layerPg(options)))

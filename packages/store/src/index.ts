@@ -1,0 +1,5 @@
+export * as Database from "./Database.js"
+export * as Migrations from "./Migrations.js"
+export * as SqlRunStore from "./SqlRunStore.js"
+export * as SqlWorkflowStore from "./SqlWorkflowStore.js"
+export * as Store from "./Store.js"
