@@ -1,9 +1,15 @@
 /**
  * The local composition root: which layer backs each component tag when the
- * CLI runs a workflow on this machine. This is the only place that chooses.
+ * CLI works on this machine. This is the only place that chooses.
+ *
+ * Runs are durable: events go to SQLite in the data directory, so a run killed
+ * at any point is continued by `relavium resume`.
  */
+import { Options } from "@effect/cli"
 import { NodeContext } from "@effect/platform-node"
-import { Layer, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
 import {
   DaemonRouter,
   KeyStore,
@@ -11,12 +17,14 @@ import {
   LlmProvider,
   QuickJsSandbox,
   RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowStore
+  UpdateHub
 } from "@relavium/core"
 import { Llm } from "@relavium/domain"
+import { DataDir } from "@relavium/keys"
 import { Cassette, Pricing } from "@relavium/llm"
+import { Store } from "@relavium/store"
+import type { StoreError } from "@relavium/core"
+import { UsageProblem } from "./Problem.js"
 
 /** Stands in for live providers until keys and adapters are configured: every call says what to do. */
 const noProvider = Layer.succeed(
@@ -29,32 +37,79 @@ const noProvider = Layer.succeed(
           retryable: false,
           provider: request.provider,
           model: request.model,
-          message: `no model is available for ${request.provider}/${request.model}: pass --cassette FILE to replay a recorded model`
+          message: `no model is available for ${request.provider}/${request.model}: pass --cassette FILE (or set RELAVIUM_CASSETTE) to replay a recorded model`
         })
       )
   })
 )
 
-export const llmLayer = (cassette: Llm.Cassette | undefined, tokenDelayMs: number) =>
-  cassette === undefined ? noProvider : Cassette.layerCassette(cassette, { tokenDelayMs })
+export interface LocalOptions {
+  readonly dataDir?: string | undefined
+  /** Replay model calls from this cassette file (else RELAVIUM_CASSETTE). */
+  readonly cassette?: string | undefined
+  readonly tokenDelayMs?: number | undefined
+}
+
+const llmLayer = (options: LocalOptions): Layer.Layer<LlmProvider, Cassette.CassetteError> => {
+  const cassette = options.cassette ?? process.env.RELAVIUM_CASSETTE
+  return cassette === undefined
+    ? noProvider
+    : Cassette.layerCassetteFile(cassette, { tokenDelayMs: options.tokenDelayMs ?? 0 }).pipe(Layer.provide(NodeContext.layer))
+}
+
+export const databaseFile = (dataDir?: string) => join(DataDir.resolveDataDir({ flag: dataDir }), "relavium.db")
+
+/** The durable SQLite store in the data directory (created if missing). */
+export const storeLayer = (dataDir?: string) =>
+  Layer.unwrapEffect(
+    Effect.sync(() => {
+      const dir = DataDir.resolveDataDir({ flag: dataDir })
+      mkdirSync(dir, { recursive: true })
+      return Store.layerSqlite({ filename: join(dir, "relavium.db") })
+    })
+  )
 
 const memoryQueue = RunQueue.layerMemory()
 
-/** Everything in this process and in memory: the one-shot `relavium run`. */
-export const localLayer = (llm: Layer.Layer<LlmProvider>) =>
+/** The engine and its workers in this process, on SQLite. */
+export const localLayer = (options: LocalOptions = {}) =>
   layerLocal({ executionMode: "local" }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
-        RunStore.layerMemory,
         UpdateHub.layerMemory,
         memoryQueue,
-        WorkflowStore.layerMemory,
         QuickJsSandbox.layerQuickJs,
-        llm,
+        llmLayer(options),
         Pricing.layerStatic,
         DaemonRouter.layerInProcess(),
         KeyStore.layerMemory()
       )
     ),
+    Layer.provideMerge(storeLayer(options.dataDir)),
     Layer.provideMerge(NodeContext.layer)
+  )
+
+export const dataDirOption = Options.directory("data-dir").pipe(
+  Options.optional,
+  Options.withDescription("where runs are stored (default: $RELAVIUM_DATA_DIR, else ~/.local/share/relavium)")
+)
+
+/** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
+export const withLocal = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options: Omit<LocalOptions, "dataDir"> & { readonly dataDir: Option.Option<string> | string | undefined }
+) =>
+  effect.pipe(
+    Effect.provide(
+      localLayer({
+        ...options,
+        dataDir: Option.isOption(options.dataDir) ? Option.getOrUndefined(options.dataDir) : options.dataDir
+      })
+    ),
+    Effect.mapError((e): UsageProblem | E => {
+      const tagged = e as { readonly _tag?: unknown }
+      if (tagged._tag === "StoreError") return new UsageProblem((e as StoreError).message, "store")
+      if (tagged._tag === "CassetteError") return new UsageProblem((e as Cassette.CassetteError).message)
+      return e as E
+    })
   )

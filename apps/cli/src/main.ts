@@ -1,76 +1,39 @@
 /**
- * The `relavium` binary. Every mode is a subcommand; each subcommand picks its
- * layers in one place (Local.ts for the one-shot local run).
+ * The `relavium` binary. Every mode is a subcommand; the layers each one runs
+ * on are chosen in Local.ts.
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Either, HashMap, Option, Stream } from "effect"
+import { Cause, Console, Effect, Either, HashMap, Option } from "effect"
 import { WorkflowEngine, WorkflowStore } from "@relavium/core"
-import { type Llm, type Plan, RunEvent as RE, WorkflowYaml } from "@relavium/domain"
-import { Cassette } from "@relavium/llm"
-import { llmLayer, localLayer } from "./Local.js"
-import { colors, makeRenderer, plain } from "./Render.js"
+import { type Plan, WorkflowYaml } from "@relavium/domain"
+import { gate } from "./commands/Gate.js"
+import { resume, runs } from "./commands/Runs.js"
+import { ExitCode, followRun } from "./Follow.js"
+import { dataDirOption, withLocal } from "./Local.js"
+import { isUsageProblem, report, UsageProblem } from "./Problem.js"
 
 const VERSION = "0.1.0"
-
-/** CLI exit codes (CONTRACTS §5). */
-export const Exit = { ok: 0, failed: 1, invalid: 2, paused: 3 } as const
-
-/** A failure the user must fix before anything runs: printed on one line, exit 2. */
-class Invalid {
-  readonly _tag = "Invalid"
-  constructor(
-    readonly code: string,
-    readonly message: string
-  ) {}
-}
-
-const fail = (code: string, message: string) => Effect.fail(new Invalid(code, message))
-
-const reportInvalid = (json: boolean) => (error: Invalid) =>
-  Effect.sync(() => {
-    if (json) process.stderr.write(`${JSON.stringify({ type: "error", code: error.code, message: error.message })}\n`)
-    else process.stderr.write(`relavium: ${error.message}\n`)
-    process.exitCode = Exit.invalid
-  })
 
 const loadWorkflow = (file: string) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs
       .readFileString(file)
-      .pipe(Effect.catchAll((e) => fail("validation", `${file}: cannot read the workflow: ${e.message}`)))
+      .pipe(Effect.mapError((e) => new UsageProblem(`${file}: cannot read the workflow: ${e.message}`)))
     const plan = WorkflowYaml.parseWorkflow(text, file)
-    if (Either.isLeft(plan)) return yield* fail("validation", plan.left.message)
+    if (Either.isLeft(plan)) return yield* Effect.fail(new UsageProblem(plan.left.message))
     return { text, plan: plan.right }
   })
 
-const isTty = () => process.stdout.isTTY === true && process.env.NO_COLOR === undefined
+const jsonOption = Options.boolean("json").pipe(
+  Options.withDescription("print only run events, one JSON object per line (NDJSON), on stdout")
+)
 
 // ---------------------------------------------------------------------------
 // relavium run
 // ---------------------------------------------------------------------------
-
-const runFile = Args.file({ name: "file", exists: "either" }).pipe(
-  Args.withDescription("the workflow YAML (*.relavium.yaml) to run")
-)
-const inputOption = Options.keyValueMap("input").pipe(
-  Options.withAlias("i"),
-  Options.optional,
-  Options.withDescription("an input value, name=value; repeat for each input (values are coerced to the declared type)")
-)
-const jsonOption = Options.boolean("json").pipe(
-  Options.withDescription("print only run events, one JSON object per line (NDJSON), on stdout")
-)
-const cassetteOption = Options.file("cassette").pipe(
-  Options.optional,
-  Options.withDescription("replay model calls from a recorded cassette (no key, no network)")
-)
-const tokenDelayOption = Options.integer("token-delay-ms").pipe(
-  Options.withDefault(0),
-  Options.withDescription("with --cassette: pause this long between streamed chunks, to watch a replay")
-)
 
 const agentsNeedingModels = (plan: Plan.WorkflowPlan) =>
   [...plan.nodes.values()].flatMap((node) => {
@@ -81,60 +44,52 @@ const agentsNeedingModels = (plan: Plan.WorkflowPlan) =>
 
 const runCommand = Command.make(
   "run",
-  { file: runFile, input: inputOption, json: jsonOption, cassette: cassetteOption, tokenDelayMs: tokenDelayOption },
-  ({ cassette, file, input, json, tokenDelayMs }) =>
+  {
+    file: Args.file({ name: "file", exists: "either" }).pipe(Args.withDescription("the workflow YAML (*.relavium.yaml) to run")),
+    input: Options.keyValueMap("input").pipe(
+      Options.withAlias("i"),
+      Options.optional,
+      Options.withDescription("an input value, name=value; repeat for each input (values are coerced to the declared type)")
+    ),
+    json: jsonOption,
+    cassette: Options.file("cassette").pipe(
+      Options.optional,
+      Options.withDescription("replay model calls from a recorded cassette (no key, no network); also RELAVIUM_CASSETTE")
+    ),
+    tokenDelayMs: Options.integer("token-delay-ms").pipe(
+      Options.withDefault(0),
+      Options.withDescription("with a cassette: pause this long between streamed chunks, to watch a replay")
+    ),
+    dataDir: dataDirOption
+  },
+  ({ cassette, dataDir, file, input, json, tokenDelayMs }) =>
     Effect.gen(function* () {
       const { plan, text } = yield* loadWorkflow(file)
-      let recorded: Llm.Cassette | undefined
-      if (Option.isSome(cassette)) {
-        recorded = yield* Cassette.readCassetteFile(cassette.value).pipe(
-          Effect.catchAll((e) => fail("validation", e.message))
-        )
-      } else {
-        const agents = agentsNeedingModels(plan)
-        if (agents.length > 0) {
-          return yield* fail(
-            "provider_auth",
-            `${file}: agent nodes need a model: ${agents.join(", ")}; pass --cassette FILE to replay a recorded one`
+      const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
+      const agents = agentsNeedingModels(plan)
+      if (cassetteFile === undefined && agents.length > 0) {
+        return yield* Effect.fail(
+          new UsageProblem(
+            `${file}: agent nodes need a model: ${agents.join(", ")}; pass --cassette FILE to replay a recorded one`,
+            "provider_auth"
           )
-        }
+        )
       }
       const inputs = Option.match(input, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
-      const exitCode = yield* Effect.gen(function* () {
-        const workflows = yield* WorkflowStore
-        const engine = yield* WorkflowEngine
-        const stored = yield* workflows.put({ name: plan.spec.id, source: text, file }).pipe(Effect.orDie)
-        const handle = yield* engine
-          .start(stored.workflowId, inputs, { coerceStrings: true })
-          .pipe(Effect.catchAll((e) => fail(e.reason === "invalid_input" ? "validation" : "internal", e.message)))
-        const render = makeRenderer(isTty() ? colors : plain, plan.spec.name ?? plan.spec.id)
-        let last: RE.RunEvent | undefined
-        yield* handle.events.pipe(
-          Stream.takeUntil((e) => RE.isTerminal(e) || e.type === "run:paused"),
-          Stream.runForEach((event) =>
-            Effect.sync(() => {
-              last = event
-              process.stdout.write(json ? `${RE.encodeRunEventJson(event)}\n` : render(event))
-            })
-          ),
-          Effect.onInterrupt(() =>
-            engine.cancel(handle.runId, "interrupted").pipe(Effect.ignore)
-          ),
-          Effect.orDie
-        )
-        const lastEvent = last as RE.RunEvent | undefined
-        return lastEvent?.type === "run:completed"
-          ? Exit.ok
-          : lastEvent?.type === "run:paused"
-            ? Exit.paused
-            : Exit.failed
-      }).pipe(Effect.provide(localLayer(llmLayer(recorded, tokenDelayMs))))
-      if (exitCode === Exit.paused && !json) {
-        process.stderr.write("relavium: the run is paused at a human gate (exit 3)\n")
-      }
-      process.exitCode = exitCode
-    }).pipe(Effect.catchIf((e): e is Invalid => e instanceof Invalid, reportInvalid(json)))
-).pipe(Command.withDescription("Run a workflow on this machine and stream its progress"))
+      process.exitCode = yield* withLocal(
+        Effect.gen(function* () {
+          const workflows = yield* WorkflowStore
+          const engine = yield* WorkflowEngine
+          const stored = yield* workflows.put({ name: plan.spec.id, source: text, file }).pipe(Effect.orDie)
+          const handle = yield* engine
+            .start(stored.workflowId, inputs, { coerceStrings: true })
+            .pipe(Effect.mapError((e) => new UsageProblem(e.message, e.reason === "invalid_input" ? "validation" : e.reason)))
+          return yield* followRun(handle.runId, { json, workflowName: plan.spec.name ?? plan.spec.id })
+        }),
+        { dataDir, cassette: cassetteFile, tokenDelayMs }
+      )
+    }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Run a workflow on this machine and stream its progress (runs are stored: see `runs`, `resume`, `gate`)"))
 
 // ---------------------------------------------------------------------------
 // relavium validate
@@ -142,7 +97,10 @@ const runCommand = Command.make(
 
 const validateCommand = Command.make(
   "validate",
-  { file: Args.file({ name: "file", exists: "either" }).pipe(Args.withDescription("the workflow YAML to check")), json: jsonOption },
+  {
+    file: Args.file({ name: "file", exists: "either" }).pipe(Args.withDescription("the workflow YAML to check")),
+    json: Options.boolean("json").pipe(Options.withDescription("print the result as JSON"))
+  },
   ({ file, json }) =>
     loadWorkflow(file).pipe(
       Effect.flatMap(({ plan }) => {
@@ -151,7 +109,7 @@ const validateCommand = Command.make(
           ? Console.log(JSON.stringify({ valid: true, workflow: plan.spec.id, nodes: plan.order.length, edges }))
           : Console.log(`${file}: valid — workflow ${plan.spec.id}, ${plan.order.length} nodes, ${edges} dependencies`)
       }),
-      Effect.catchIf((e): e is Invalid => e instanceof Invalid, reportInvalid(json))
+      Effect.catchIf(isUsageProblem, report(json))
     )
 ).pipe(Command.withDescription("Check a workflow without running it"))
 
@@ -159,7 +117,7 @@ const validateCommand = Command.make(
 
 const relavium = Command.make("relavium").pipe(
   Command.withDescription("Relavium — local-first engine for LLM agent workflows"),
-  Command.withSubcommands([runCommand, validateCommand])
+  Command.withSubcommands([runCommand, validateCommand, resume, runs, gate])
 )
 
 const cli = Command.run(relavium, { name: "relavium", version: VERSION })
@@ -170,15 +128,15 @@ cli(process.argv).pipe(
       const failure = Cause.failureOption(cause)
       if (Option.isSome(failure) && ValidationError.isValidationError(failure.value)) {
         // @effect/cli has already printed the usage error.
-        process.exitCode = Exit.invalid
+        process.exitCode = ExitCode.invalid
         return
       }
       if (Cause.isInterruptedOnly(cause)) {
-        process.exitCode = Exit.failed
+        process.exitCode = ExitCode.failed
         return
       }
       process.stderr.write(`relavium: internal error\n${Cause.pretty(cause)}\n`)
-      process.exitCode = Exit.failed
+      process.exitCode = ExitCode.failed
     })
   ),
   Effect.provide(NodeContext.layer),

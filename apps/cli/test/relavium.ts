@@ -14,12 +14,18 @@ export interface Result {
   readonly stderr: string
 }
 
-export const relavium = (args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly input?: string } = {}): Result => {
+/** One data directory per test file, so tests never touch the user's own runs. */
+const defaultDataDir = mkdtempSync(join(tmpdir(), "relavium-data-"))
+
+export const relavium = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly input?: string; readonly env?: Readonly<Record<string, string>> } = {}
+): Result => {
   const result = spawnSync(process.execPath, [bin, ...args], {
     cwd: options.cwd ?? root,
     input: options.input,
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", RELAVIUM_DATA_DIR: defaultDataDir, ...options.env },
     timeout: 60_000
   })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }

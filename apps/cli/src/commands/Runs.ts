@@ -1,0 +1,155 @@
+/**
+ * `relavium runs list|show|logs|cancel|prune` and `relavium resume`: looking
+ * after runs stored in the local database. Needs WorkflowEngine, RunStore and
+ * WorkflowStore (the durable local layers).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Duration, Effect, Option, Stream } from "effect"
+import { RunStore, RunSummary, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import { Cost, RunEvent as RE } from "@relavium/domain"
+import { followRun, isTty } from "../Follow.js"
+import { dataDirOption, withLocal } from "../Local.js"
+import { isUsageProblem, report, UsageProblem } from "../Problem.js"
+import { colors, makeRenderer, plain } from "../Render.js"
+
+export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for machines"))
+export const runIdArg = Args.text({ name: "run-id" }).pipe(Args.withDescription("the run's id (as printed by `relavium run` and `runs list`)"))
+
+export const loadSummary = (runId: string) =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const record = yield* store.get(runId).pipe(Effect.orDie)
+    if (Option.isNone(record)) return yield* Effect.fail(new UsageProblem(`no run with id ${runId} (see \`relavium runs list\`)`, "not_found"))
+    const events = yield* store.events(runId).pipe(Effect.orDie)
+    return { record: record.value, summary: RunSummary.summarize(runId, events), events }
+  })
+
+const workflowNameOf = (workflowId: string) =>
+  Effect.flatMap(WorkflowStore, (workflows) => workflows.get(workflowId)).pipe(
+    Effect.map(Option.match({ onNone: () => workflowId, onSome: (w) => w.name })),
+    Effect.orElseSucceed(() => workflowId)
+  )
+
+const pad = (s: string, n: number) => (s.length >= n ? s : s + " ".repeat(n - s.length))
+
+const list = Command.make(
+  "list",
+  {
+    json: jsonOption,
+    dataDir: dataDirOption,
+    status: Options.choice("status", ["running", "waiting", "completed", "failed", "cancelled"]).pipe(Options.optional),
+    limit: Options.integer("limit").pipe(Options.withDefault(20))
+  },
+  ({ dataDir, json, limit, status }) =>
+    withLocal(Effect.gen(function* () {
+      const store = yield* RunStore
+      const runs = yield* store.list({ status: Option.getOrUndefined(status), limit }).pipe(Effect.orDie)
+      if (json) return yield* Console.log(JSON.stringify(runs))
+      if (runs.length === 0) return yield* Console.log("no runs yet — start one with `relavium run FILE`")
+      yield* Console.log(`${pad("RUN", 38)}${pad("WORKFLOW", 24)}${pad("STATUS", 11)}UPDATED`)
+      for (const r of runs) yield* Console.log(`${pad(r.runId, 38)}${pad(r.workflowName, 24)}${pad(r.status, 11)}${r.updatedAt}`)
+    }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("List recent runs, newest first"))
+
+const show = Command.make("show", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
+  withLocal(loadSummary(runId), { dataDir }).pipe(
+    Effect.flatMap(({ record, summary }) =>
+      json
+        ? Console.log(JSON.stringify({ ...summary, workflowName: record.workflowName }))
+        : Console.log(
+            [
+              `run       ${summary.runId}`,
+              `workflow  ${record.workflowName} (${summary.workflowId})`,
+              `status    ${summary.status}`,
+              `started   ${summary.startedAt ?? "-"}${summary.endedAt ? `   ended ${summary.endedAt}` : ""}`,
+              `usage     ${summary.tokens.input} in / ${summary.tokens.output} out tokens, ${Cost.formatUsd(summary.costMicrocents)}`,
+              "nodes",
+              ...summary.nodes.map(
+                (n) =>
+                  `  ${pad(n.nodeId, 24)}${pad(n.status, 10)}${n.attempt > 1 ? `attempt ${n.attempt} ` : ""}${n.durationMs !== undefined ? `${n.durationMs} ms` : ""}${n.error ? `${n.error.code}: ${n.error.message}` : ""}${n.skipReason ? n.skipReason.replace(/_/g, " ") : ""}`
+              ),
+              ...(summary.pendingGates.length > 0
+                ? ["pending gates", ...summary.pendingGates.map((g) => `  ${g.gateId}  ${g.gateType}: ${g.message}`)]
+                : []),
+              ...(summary.error ? [`error     ${summary.error.code}: ${summary.error.message}`] : []),
+              ...(summary.outputs && summary.status === "completed" ? ["outputs", JSON.stringify(summary.outputs, null, 2)] : [])
+            ].join("\n")
+          )
+    ),
+    Effect.catchIf(isUsageProblem, report(json))
+  )
+).pipe(Command.withDescription("Show a run: status, nodes, pending gates, outputs"))
+
+const logs = Command.make(
+  "logs",
+  {
+    runId: runIdArg,
+    json: jsonOption,
+    dataDir: dataDirOption,
+    follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing new events until the run ends"))
+  },
+  ({ dataDir, follow, json, runId }) =>
+    withLocal(Effect.gen(function* () {
+      const { record, events } = yield* loadSummary(runId)
+      if (follow) {
+        const engine = yield* WorkflowEngine
+        const render = makeRenderer(isTty() ? colors : plain, record.workflowName)
+        return yield* engine.events(runId).pipe(
+          Stream.runForEach((e) => Effect.sync(() => process.stdout.write(json ? `${RE.encodeRunEventJson(e)}\n` : render(e)))),
+          Effect.orDie
+        )
+      }
+      const render = makeRenderer(isTty() ? colors : plain, record.workflowName)
+      for (const e of events) process.stdout.write(json ? `${RE.encodeRunEventJson(e)}\n` : render(e))
+    }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Print a run's event log (rendered, or NDJSON with --json)"))
+
+const cancel = Command.make("cancel", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
+  withLocal(Effect.gen(function* () {
+    const { summary } = yield* loadSummary(runId)
+    if (summary.status === "completed" || summary.status === "failed" || summary.status === "cancelled") {
+      return yield* Console.log(json ? JSON.stringify({ runId, status: summary.status }) : `run ${runId} had already ended (${summary.status})`)
+    }
+    const engine = yield* WorkflowEngine
+    yield* engine.cancel(runId, "cancelled from the CLI").pipe(Effect.orDie)
+    yield* Console.log(json ? JSON.stringify({ runId, status: "cancelled" }) : `run ${runId} cancelled`)
+  }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Cancel a run that has not ended"))
+
+const prune = Command.make(
+  "prune",
+  {
+    olderThan: Options.text("older-than").pipe(Options.withDescription("age of ended runs to delete, e.g. 7d, 12h, 30m")),
+    json: jsonOption,
+    dataDir: dataDirOption
+  },
+  ({ dataDir, json, olderThan }) =>
+    withLocal(Effect.gen(function* () {
+      const match = /^(\d+)\s*(d|h|m|s)$/.exec(olderThan.trim())
+      if (!match) return yield* Effect.fail(new UsageProblem(`--older-than ${olderThan}: expected a number and a unit, e.g. 7d, 12h, 30m`))
+      const unit = { d: "days", h: "hours", m: "minutes", s: "seconds" } as const
+      const age = Duration.decode(`${match[1]} ${unit[match[2] as keyof typeof unit]}` as Duration.DurationInput)
+      const store = yield* RunStore
+      const cutoff = new Date(Date.now() - Duration.toMillis(age))
+      const deleted = yield* store.prune(cutoff).pipe(Effect.orDie)
+      yield* Console.log(json ? JSON.stringify({ deleted }) : `deleted ${deleted} ended run${deleted === 1 ? "" : "s"} last updated before ${cutoff.toISOString()}`)
+    }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Delete ended runs (completed, failed, cancelled) older than an age"))
+
+export const runs = Command.make("runs").pipe(
+  Command.withDescription("Look after stored runs"),
+  Command.withSubcommands([list, show, logs, cancel, prune])
+)
+
+/** `relavium resume RUN`: continues a run whose process died, without re-running completed nodes. */
+export const resume = Command.make("resume", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
+  withLocal(Effect.gen(function* () {
+    const { record, summary } = yield* loadSummary(runId)
+    if (summary.status === "completed" || summary.status === "failed" || summary.status === "cancelled") {
+      return yield* Effect.fail(new UsageProblem(`run ${runId} has already ended (${summary.status}); nothing to resume`, "conflict"))
+    }
+    const engine = yield* WorkflowEngine
+    yield* engine.recover(runId).pipe(Effect.orDie)
+    process.exitCode = yield* followRun(runId, { json, workflowName: yield* workflowNameOf(record.workflowId), after: summary.lastSequenceNumber })
+  }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Continue a run that was interrupted (its process died or was killed)"))
