@@ -90,7 +90,7 @@ describe("loadCassette", () => {
       assert.strictEqual(
         error.message,
         `review.cassette.json: calls[1][0].type: expected one of text_delta, tool_call_start, tool_call_delta, ` +
-          `tool_call_end, reasoning_start, reasoning_delta, reasoning_end, stop, error, got "text"`
+          `tool_call_end, reasoning_start, reasoning_delta, reasoning_end, stop, attempt, error, got "text"`
       )
     }))
 

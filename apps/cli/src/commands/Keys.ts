@@ -1,0 +1,91 @@
+/**
+ * `relavium keys set <provider> | list | rm <provider>` — provider API keys.
+ *
+ * Layers needed: `KeyStore` (locally `KeyStores.layerKeychain()` from
+ * @relavium/keys, which itself needs `FileSystem`) and `Terminal` for the
+ * hidden prompt (both `FileSystem` and `Terminal` come with
+ * `NodeContext.layer`). A key is read from stdin when stdin is not a
+ * terminal, otherwise from a hidden prompt — never from argv — and is
+ * `Redacted` from there to the store. `list` prints names, never values.
+ */
+import { Args, Command, Options, Prompt } from "@effect/cli"
+import { KeyStore } from "@relavium/core"
+import { KeyStores } from "@relavium/keys"
+import { Console, Effect, Redacted } from "effect"
+
+const envVarFor = KeyStores.envVarFor
+
+const providerArg = Args.text({ name: "provider" }).pipe(
+  Args.withDescription("the provider: anthropic, openai, gemini, deepseek, openai-compatible, openrouter, …")
+)
+const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON"))
+
+const readStdin = Effect.async<string>((resume) => {
+  let text = ""
+  process.stdin.setEncoding("utf8")
+  process.stdin.on("data", (chunk) => (text += chunk))
+  process.stdin.on("end", () => resume(Effect.succeed(text)))
+  process.stdin.on("error", () => resume(Effect.succeed(text)))
+})
+
+const failWith = (message: string) =>
+  Effect.sync(() => {
+    process.stderr.write(`relavium: ${message}\n`)
+    process.exitCode = 2
+  })
+
+const setCommand = Command.make("set", { provider: providerArg }, ({ provider }) =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore
+    const value: Redacted.Redacted<string> = process.stdin.isTTY
+      ? yield* Prompt.hidden({ message: `API key for ${provider} (input hidden)` })
+      : Redacted.make((yield* readStdin).trim())
+    if (Redacted.value(value).trim() === "") return yield* failWith(`no key given for ${provider} (pipe it on stdin or type it at the prompt)`)
+    yield* keys.set(provider, Redacted.make(Redacted.value(value).trim())).pipe(
+      Effect.matchEffect({
+        onFailure: (e) => failWith(e.message),
+        onSuccess: () => Console.log(`stored the ${provider} key (${envVarFor(provider)} overrides it when set)`)
+      })
+    )
+  })
+).pipe(Command.withDescription("Store a provider API key, read from stdin or a hidden prompt (never from the command line)"))
+
+const listCommand = Command.make("list", { json: jsonOption }, ({ json }) =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore
+    yield* keys.list.pipe(
+      Effect.matchEffect({
+        onFailure: (e) => failWith(e.message),
+        onSuccess: (names) =>
+          json
+            ? Console.log(JSON.stringify(names.map((provider) => ({ provider, fromEnvironment: process.env[envVarFor(provider)] !== undefined }))))
+            : names.length === 0
+              ? Console.log("no keys stored; add one with `relavium keys set <provider>`")
+              : Console.log(
+                  names
+                    .map((p) => (process.env[envVarFor(p)] !== undefined ? `${p}  (from ${envVarFor(p)})` : p))
+                    .join("\n")
+                )
+      })
+    )
+  })
+).pipe(Command.withDescription("List the providers that have a key (never the keys)"))
+
+const rmCommand = Command.make("rm", { provider: providerArg }, ({ provider }) =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore
+    yield* keys.remove(provider).pipe(
+      Effect.matchEffect({
+        onFailure: (e) => failWith(e.message),
+        onSuccess: (removed) =>
+          removed ? Console.log(`removed the ${provider} key`) : Console.log(`no stored key for ${provider}`)
+      })
+    )
+  })
+).pipe(Command.withDescription("Remove a stored provider API key"))
+
+export const keys = Command.make("keys").pipe(
+  Command.withDescription("Manage provider API keys (OS keychain, or a 0600 file where no keychain runs)"),
+  Command.withSubcommands([setCommand, listCommand, rmCommand])
+)
+
