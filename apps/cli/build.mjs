@@ -58,7 +58,7 @@ await build({
   keepNames: false,
   plugins: [dropUndiciReexport, workspaceSideEffectFree],
   // Native addons load their .node binary relative to their own files: keep them as packages.
-  external: ["better-sqlite3"],
+  external: ["better-sqlite3", "@napi-rs/keyring"],
   banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
 })
 

@@ -6,8 +6,8 @@
  * at any point is continued by `relavium resume`.
  */
 import { Options } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer, Option, Stream } from "effect"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { Effect, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import {
@@ -19,29 +19,11 @@ import {
   RunQueue,
   UpdateHub
 } from "@relavium/core"
-import { Llm } from "@relavium/domain"
-import { DataDir } from "@relavium/keys"
-import { Cassette, Pricing } from "@relavium/llm"
+import { DataDir, KeyStores } from "@relavium/keys"
+import { Cassette, Pricing, Providers } from "@relavium/llm"
 import { Store } from "@relavium/store"
 import type { StoreError } from "@relavium/core"
 import { UsageProblem } from "./Problem.js"
-
-/** Stands in for live providers until keys and adapters are configured: every call says what to do. */
-const noProvider = Layer.succeed(
-  LlmProvider,
-  LlmProvider.of({
-    stream: (request) =>
-      Stream.fail(
-        new Llm.LlmError({
-          kind: "auth",
-          retryable: false,
-          provider: request.provider,
-          model: request.model,
-          message: `no model is available for ${request.provider}/${request.model}: pass --cassette FILE (or set RELAVIUM_CASSETTE) to replay a recorded model`
-        })
-      )
-  })
-)
 
 export interface LocalOptions {
   readonly dataDir?: string | undefined
@@ -50,11 +32,19 @@ export interface LocalOptions {
   readonly tokenDelayMs?: number | undefined
 }
 
-const llmLayer = (options: LocalOptions): Layer.Layer<LlmProvider, Cassette.CassetteError> => {
+/** Provider keys: the OS keychain (or the 0600 file in the data directory), environment first. */
+export const keysLayer = (dataDir?: string) =>
+  KeyStores.layerKeychain({ dataDir: DataDir.resolveDataDir({ flag: dataDir }) }).pipe(Layer.provide(NodeContext.layer))
+
+/** A recorded cassette when one is given (no key, no network); else the live providers. */
+const modelLayers = (options: LocalOptions): Layer.Layer<LlmProvider | KeyStore, Cassette.CassetteError> => {
   const cassette = options.cassette ?? process.env.RELAVIUM_CASSETTE
   return cassette === undefined
-    ? noProvider
-    : Cassette.layerCassetteFile(cassette, { tokenDelayMs: options.tokenDelayMs ?? 0 }).pipe(Layer.provide(NodeContext.layer))
+    ? Providers.layer().pipe(Layer.provideMerge(keysLayer(options.dataDir)), Layer.provide(NodeHttpClient.layerUndici))
+    : Layer.merge(
+        Cassette.layerCassetteFile(cassette, { tokenDelayMs: options.tokenDelayMs ?? 0 }).pipe(Layer.provide(NodeContext.layer)),
+        KeyStore.layerMemory()
+      )
 }
 
 export const databaseFile = (dataDir?: string) => join(DataDir.resolveDataDir({ flag: dataDir }), "relavium.db")
@@ -79,10 +69,9 @@ export const localLayer = (options: LocalOptions = {}) =>
         UpdateHub.layerMemory,
         memoryQueue,
         QuickJsSandbox.layerQuickJs,
-        llmLayer(options),
+        modelLayers(options),
         Pricing.layerStatic,
-        DaemonRouter.layerInProcess(),
-        KeyStore.layerMemory()
+        DaemonRouter.layerInProcess()
       )
     ),
     Layer.provideMerge(storeLayer(options.dataDir)),

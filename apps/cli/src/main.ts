@@ -6,12 +6,16 @@ import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Either, HashMap, Option } from "effect"
-import { WorkflowEngine, WorkflowStore } from "@relavium/core"
+import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
 import { type Plan, WorkflowYaml } from "@relavium/domain"
+import { KeyStores } from "@relavium/keys"
+import { Providers } from "@relavium/llm"
 import { gate } from "./commands/Gate.js"
+import { keys } from "./commands/Keys.js"
+import { models } from "./commands/Models.js"
 import { resume, runs } from "./commands/Runs.js"
 import { ExitCode, followRun } from "./Follow.js"
-import { dataDirOption, withLocal } from "./Local.js"
+import { dataDirOption, keysLayer, withLocal } from "./Local.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
 
 const VERSION = "0.1.0"
@@ -35,11 +39,36 @@ const jsonOption = Options.boolean("json").pipe(
 // relavium run
 // ---------------------------------------------------------------------------
 
-const agentsNeedingModels = (plan: Plan.WorkflowPlan) =>
-  [...plan.nodes.values()].flatMap((node) => {
-    if (node.type !== "agent") return []
+/** Providers the workflow's agents may call (fallbacks included) that need a key. */
+const providersNeedingKeys = (plan: Plan.WorkflowPlan) => {
+  const providers = new Set<string>()
+  for (const node of plan.nodes.values()) {
+    if (node.type !== "agent") continue
     const agent = plan.agents.get(node.agent_ref)
-    return agent ? [`${node.id} (${agent.provider}/${node.model ?? agent.model})`] : []
+    if (agent === undefined) continue
+    providers.add(agent.provider)
+    for (const fallback of agent.fallback_chain ?? []) providers.add(fallback.provider)
+  }
+  return [...providers].filter((p) => Providers.builtinProviders[p]?.keyRequired !== false).sort()
+}
+
+/** Before anything starts: every provider the run may call has a key, or the user is told how to set it. */
+const checkKeys = (plan: Plan.WorkflowPlan, file: string) =>
+  Effect.gen(function* () {
+    const store = yield* KeyStore
+    const missing: Array<string> = []
+    for (const provider of providersNeedingKeys(plan)) {
+      const key = yield* store.get(provider).pipe(Effect.orElseSucceed(() => Option.none()))
+      if (Option.isNone(key)) missing.push(provider)
+    }
+    if (missing.length > 0) {
+      return yield* Effect.fail(
+        new UsageProblem(
+          `${file}: no API key for ${missing.join(", ")}: ${missing.map((p) => KeyStores.howToSet(p)).join("; ")} — or pass --cassette FILE to replay a recorded model`,
+          "provider_auth"
+        )
+      )
+    }
   })
 
 const runCommand = Command.make(
@@ -66,18 +95,10 @@ const runCommand = Command.make(
     Effect.gen(function* () {
       const { plan, text } = yield* loadWorkflow(file)
       const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
-      const agents = agentsNeedingModels(plan)
-      if (cassetteFile === undefined && agents.length > 0) {
-        return yield* Effect.fail(
-          new UsageProblem(
-            `${file}: agent nodes need a model: ${agents.join(", ")}; pass --cassette FILE to replay a recorded one`,
-            "provider_auth"
-          )
-        )
-      }
       const inputs = Option.match(input, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
       process.exitCode = yield* withLocal(
         Effect.gen(function* () {
+          if (cassetteFile === undefined) yield* checkKeys(plan, file)
           const workflows = yield* WorkflowStore
           const engine = yield* WorkflowEngine
           const stored = yield* workflows.put({ name: plan.spec.id, source: text, file }).pipe(Effect.orDie)
@@ -117,7 +138,15 @@ const validateCommand = Command.make(
 
 const relavium = Command.make("relavium").pipe(
   Command.withDescription("Relavium — local-first engine for LLM agent workflows"),
-  Command.withSubcommands([runCommand, validateCommand, resume, runs, gate])
+  Command.withSubcommands([
+    runCommand,
+    validateCommand,
+    resume,
+    runs,
+    gate,
+    keys.pipe(Command.provide(keysLayer())),
+    models
+  ])
 )
 
 const cli = Command.run(relavium, { name: "relavium", version: VERSION })

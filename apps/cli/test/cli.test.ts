@@ -132,7 +132,7 @@ workflow:
   it("an agent workflow without a model says how to get one; a bad cassette is located", () => {
     const noModel = relavium(["run", "examples/code-review.relavium.yaml"])
     assert.strictEqual(noModel.status, 2)
-    assert.match(noModel.stderr, /review \(anthropic\/claude-sonnet-4\).*--cassette/)
+    assert.match(noModel.stderr, /no API key for anthropic: run `relavium keys set anthropic` or set RELAVIUM_ANTHROPIC_API_KEY/)
     const cassette = tempFile("bad.cassette.json", '{"schema_version":"1.0","provider":"x","calls":[[{"type":"text_delta"}]]}')
     const bad = relavium(["run", "examples/code-review.relavium.yaml", "--cassette", cassette])
     assert.strictEqual(bad.status, 2)

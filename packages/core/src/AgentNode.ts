@@ -4,7 +4,7 @@
  * the results back; stop when the model answers without tool calls, or fail at
  * the turn limit. Budgets are checked before every model call.
  */
-import { Effect, Option, Stream } from "effect"
+import { Effect, Either, Option, Stream } from "effect"
 import type { FileSystem } from "@effect/platform"
 import { Cost, Llm, RunError, type Workflow } from "@relavium/domain"
 import { DaemonRouter } from "./DaemonRouter.js"
@@ -125,6 +125,25 @@ export const runAgent = (
     let inputTokens = 0
     let outputTokens = 0
     const messages: Array<Llm.LlmMessage> = [{ role: "user", content: [{ type: "text", text: prompt }] }]
+    /** Prices one call's usage and reports it (cost:updated carries the run's running total). */
+    const account = (usage: Llm.Usage) => {
+      const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
+      spent += cost
+      return context.emit([
+        {
+          type: "cost:updated",
+          runId,
+          timestamp: timestamp(),
+          nodeId: node.id,
+          model,
+          inputTokens: usage.inputTokens,
+          outputTokens: usage.outputTokens,
+          costMicrocents: cost,
+          cumulativeCostMicrocents: spent,
+          priced: Option.isSome(price)
+        }
+      ])
+    }
 
     for (let turn = 0; turn <= TURN_LIMIT; turn++) {
       // Budget: would this call, at its largest, take the run over its cap?
@@ -189,28 +208,19 @@ export const runAgent = (
         reasoningEffort: agent.reasoning_effort,
         fallbacks: agent.fallback_chain?.map((f) => ({ provider: f.provider, model: f.model, maxAttempts: f.max_attempts }))
       }
-      const result = yield* streamTurn(context, request)
+      const streamed = yield* streamTurn(context, request).pipe(Effect.either)
+      if (Either.isLeft(streamed)) {
+        // A stream cut midway still consumed tokens: account for them before failing the node.
+        if (streamed.left.usage !== undefined) yield* account(streamed.left.usage)
+        return yield* streamed.left.failure
+      }
+      const result = streamed.right
       if (result.stopReason === "content_filter") {
         return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
       }
       inputTokens += result.usage.inputTokens
       outputTokens += result.usage.outputTokens
-      const cost = Option.isSome(price) ? Cost.costOf(price.value, result.usage) : 0
-      spent += cost
-      yield* context.emit([
-        {
-          type: "cost:updated",
-          runId,
-          timestamp: timestamp(),
-          nodeId: node.id,
-          model,
-          inputTokens: result.usage.inputTokens,
-          outputTokens: result.usage.outputTokens,
-          costMicrocents: cost,
-          cumulativeCostMicrocents: spent,
-          priced: Option.isSome(price)
-        }
-      ])
+      yield* account(result.usage)
 
       if (result.toolCalls.length === 0) {
         const output = outputSchema !== undefined ? yield* parseStructured(result.text, outputSchema) : result.text
@@ -358,7 +368,8 @@ const streamTurn = (context: NodeContext<Workflow.NodeOf<"agent">>, request: Llm
             return Effect.void
         }
       }),
-      Effect.mapError(llmFailure)
+      // Keep the usage reported before the failure (a `stop` chunk with stopReason "error").
+      Effect.mapError((error) => ({ failure: llmFailure(error), usage: stop?.usage }))
     )
     const usage = stop?.usage ?? { inputTokens: 0, outputTokens: 0 }
     return { text, toolCalls: [...calls.values()], usage, stopReason: stop?.stopReason ?? "stop" } satisfies TurnResult

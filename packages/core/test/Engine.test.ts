@@ -571,6 +571,26 @@ describe("engine: agents", () => {
       } else assert.fail(done.type)
     }))
 
+  it.live("a stream cut midway still reports the tokens it used, then fails the node", () =>
+    Effect.gen(function* () {
+      const model = scriptedModel([
+        [
+          { type: "text_delta", text: "Half an ans" },
+          { type: "stop", stopReason: "error", usage: { inputTokens: 80, outputTokens: 5 } },
+          { type: "error", error: { kind: "transport", retryable: true, provider: "anthropic", message: "connection reset" } }
+        ]
+      ])
+      const { events } = yield* runToRest(agentFlow()).pipe(Effect.provide(engineLayer({ model: model.layer, tools: [readFileTool] })))
+      checkLog(events)
+      const costs = ofType(events, "cost:updated")
+      assert.deepStrictEqual(costs.map((c) => [c.inputTokens, c.outputTokens, c.costMicrocents]), [[80, 5, 80 * 300 + 5 * 1500]])
+      const done = last(events)
+      if (done.type === "run:failed") {
+        assert.strictEqual(done.error.code, "provider_unavailable")
+        assert.match(done.error.message, /connection reset/)
+      } else assert.fail(done.type)
+    }))
+
   it.live("a failing tool is reported to the model and the run goes on", () =>
     Effect.gen(function* () {
       const model = scriptedModel([toolCall("c1", "read_file", { path: "missing.txt" }), answer("No notes.")])
