@@ -1,0 +1,523 @@
+/**
+ * The built-in tools the daemon owns (CONTRACTS §7): files, search, commands,
+ * git and HTTPS egress. Each declares its arguments once, as a Schema: the
+ * daemon decodes calls with it and the model sees its JSON Schema.
+ */
+import * as NodeFs from "node:fs/promises"
+import { constants as FsConstants } from "node:fs"
+import * as NodePath from "node:path"
+import { Effect, JSONSchema, Option, Schema, Stream } from "effect"
+import { ArrayFormatter } from "effect/ParseResult"
+import { ToolError } from "@relavium/core"
+import type { Llm } from "@relavium/domain"
+import { boundOutput, HeadCapture, MAX_OUTPUT_BYTES } from "./Bounding.js"
+import { pathMatcher } from "./Glob.js"
+import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpEgress.js"
+import * as Process from "./Process.js"
+import { type ExecuteChunk, OutputChunk, ResultChunk } from "./ToolCall.js"
+import { commandAllowed, commandLine, domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
+import * as Workspace from "./Workspace.js"
+
+export interface ToolContext {
+  readonly workspace: Workspace.Workspace
+  readonly policy: ToolPolicy
+  readonly resolver: HostResolver
+  readonly requester: HttpRequester
+  readonly commandTimeoutMs: number
+  readonly maxCommandTimeoutMs: number
+}
+
+export interface BuiltinTool {
+  readonly definition: Llm.ToolDef
+  /** Decodes the model's arguments; a failure names the offending path. */
+  readonly decode: (args: unknown) => Effect.Effect<unknown, ToolError>
+  readonly run: (args: unknown, context: ToolContext) => Stream.Stream<ExecuteChunk, ToolError>
+}
+
+const parametersOf = (schema: Schema.Schema.Any): Record<string, unknown> => {
+  const { $schema: _ignored, ...rest } = JSONSchema.make(schema) as unknown as Record<string, unknown>
+  return rest
+}
+
+const define = <A, I>(
+  name: string,
+  description: string,
+  args: Schema.Schema<A, I>,
+  run: (args: A, context: ToolContext) => Stream.Stream<ExecuteChunk, ToolError>
+): BuiltinTool => {
+  const decodeArgs = Schema.decodeUnknown(args, { onExcessProperty: "error", errors: "all" })
+  return {
+    definition: { name, description, parameters: parametersOf(args) },
+    decode: (raw) =>
+      decodeArgs(raw).pipe(
+        Effect.mapError((error) => {
+          const issues = ParseIssues.format(error)
+          return new ToolError({ code: "tool_failed", message: `bad arguments for ${name}: ${issues}` })
+        })
+      ),
+    run: (decoded, context) => run(decoded as A, context)
+  }
+}
+
+const ParseIssues = {
+  format: (error: Parameters<typeof ArrayFormatter.formatErrorSync>[0]) =>
+    ArrayFormatter.formatErrorSync(error)
+      .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "(arguments)"}: ${issue.message}`)
+      .join("; ")
+}
+
+const result = (output: string, isError = false): ExecuteChunk => new ResultChunk({ output: boundOutput(output), isError })
+const once = (effect: Effect.Effect<ExecuteChunk, ToolError>) => Stream.fromEffect(effect)
+
+const hostCall = <A>(what: string, run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: (error) => Workspace.failed(`${what}: ${Workspace.errorText(error)}`) })
+
+const Path = Schema.String.pipe(Schema.minLength(1)).annotations({
+  description: "a path relative to the workspace root"
+})
+
+// ---------------------------------------------------------------------------
+// files
+// ---------------------------------------------------------------------------
+
+/** Files larger than this are read only up to it (the model sees 50 KB anyway). */
+const READ_LIMIT_BYTES = 8 * 1024 * 1024
+
+const isBinary = (head: Buffer) => head.subarray(0, 8192).includes(0)
+
+const readText = (real: string, display: string) =>
+  hostCall(`cannot read '${display}'`, async () => {
+    const handle = await NodeFs.open(real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW)
+    try {
+      const stat = await handle.stat()
+      if (stat.isDirectory()) throw new Error("it is a directory (use list_directory)")
+      if (!stat.isFile()) throw new Error("it is not a regular file")
+      const size = Math.min(stat.size, READ_LIMIT_BYTES)
+      const buffer = Buffer.alloc(size)
+      let offset = 0
+      while (offset < size) {
+        const { bytesRead } = await handle.read(buffer, offset, size - offset, offset)
+        if (bytesRead === 0) break
+        offset += bytesRead
+      }
+      return { bytes: buffer.subarray(0, offset), size: stat.size }
+    } finally {
+      await handle.close()
+    }
+  })
+
+const writeText = (real: string, display: string, content: string, mode: "truncate" | "append") =>
+  hostCall(`cannot write '${display}'`, async () => {
+    await NodeFs.mkdir(NodePath.dirname(real), { recursive: true })
+    const flags =
+      FsConstants.O_WRONLY | FsConstants.O_CREAT | FsConstants.O_NOFOLLOW | (mode === "append" ? FsConstants.O_APPEND : FsConstants.O_TRUNC)
+    const handle = await NodeFs.open(real, flags, 0o644)
+    try {
+      await handle.writeFile(content, "utf8")
+    } finally {
+      await handle.close()
+    }
+  })
+
+const resolveForWrite = (context: ToolContext, path: string) =>
+  Workspace.resolve(context.workspace, path).pipe(
+    Effect.filterOrFail(
+      (real) => !Workspace.isGitMetadata(context.workspace, real),
+      () => Workspace.denied(`'${path}' is inside .git; file tools do not change repository metadata (use git_commit)`)
+    )
+  )
+
+const readFile = define(
+  "read_file",
+  "Read a UTF-8 text file in the workspace.",
+  Schema.Struct({ path: Path }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const real = yield* Workspace.resolve(context.workspace, args.path)
+        const { bytes, size } = yield* readText(real, args.path)
+        if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file (${size} bytes); read_file returns text only`)
+        const text = bytes.toString("utf8")
+        return new ResultChunk({ output: boundOutput(text, { bytes: size }), isError: false })
+      })
+    )
+)
+
+const writeFile = define(
+  "write_file",
+  "Write (or append) a UTF-8 text file in the workspace, creating parent directories.",
+  Schema.Struct({ path: Path, content: Schema.String, append: Schema.optional(Schema.Boolean) }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const real = yield* resolveForWrite(context, args.path)
+        yield* writeText(real, args.path, args.content, args.append === true ? "append" : "truncate")
+        const size = Buffer.byteLength(args.content, "utf8")
+        return result(`${args.append === true ? "appended" : "wrote"} ${size} bytes to ${Workspace.relative(context.workspace, real)}`)
+      })
+    )
+)
+
+const countOccurrences = (text: string, needle: string) => {
+  let count = 0
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) count++
+  return count
+}
+
+const editFile = define(
+  "edit_file",
+  "Replace an exact piece of text in a file. old_string must occur exactly once unless replace_all is true.",
+  Schema.Struct({
+    path: Path,
+    old_string: Schema.String.pipe(Schema.minLength(1)),
+    new_string: Schema.String,
+    replace_all: Schema.optional(Schema.Boolean)
+  }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const real = yield* resolveForWrite(context, args.path)
+        const { bytes, size } = yield* readText(real, args.path)
+        if (size > READ_LIMIT_BYTES) return yield* Workspace.failed(`'${args.path}' is too large to edit (${size} bytes)`)
+        if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file; edit_file edits text only`)
+        const text = bytes.toString("utf8")
+        const count = countOccurrences(text, args.old_string)
+        if (count === 0) {
+          return yield* Workspace.failed(`old_string was not found in '${args.path}'; nothing was changed (it must match the file exactly, whitespace included)`)
+        }
+        if (count > 1 && args.replace_all !== true) {
+          return yield* Workspace.failed(
+              `old_string occurs ${count} times in '${args.path}'; nothing was changed. Include more surrounding text to make it unique, or set replace_all`
+            )
+        }
+        const updated = args.replace_all === true ? text.split(args.old_string).join(args.new_string) : text.replace(args.old_string, () => args.new_string)
+        yield* writeText(real, args.path, updated, "truncate")
+        return result(`replaced ${count} occurrence${count === 1 ? "" : "s"} in ${Workspace.relative(context.workspace, real)}`)
+      })
+    )
+)
+
+interface Entry {
+  readonly relative: string
+  readonly kind: "file" | "directory" | "symlink" | "other"
+}
+
+/** Directories a walk does not enter unless asked to start in them. */
+const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"])
+const MAX_WALK_ENTRIES = 50_000
+
+/** Lists `start` (a real path inside the workspace), depth first, never following symlinks. */
+const walk = (start: string, recursive: boolean) =>
+  hostCall("cannot list the directory", async () => {
+    const entries: Array<Entry> = []
+    const visit = async (directory: string, prefix: string) => {
+      const dirents = await NodeFs.readdir(directory, { withFileTypes: true })
+      dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      for (const dirent of dirents) {
+        if (entries.length >= MAX_WALK_ENTRIES) return
+        const relative = prefix === "" ? dirent.name : `${prefix}/${dirent.name}`
+        const kind = dirent.isSymbolicLink() ? "symlink" : dirent.isDirectory() ? "directory" : dirent.isFile() ? "file" : "other"
+        entries.push({ relative, kind })
+        if (recursive && kind === "directory" && !SKIPPED_DIRECTORIES.has(dirent.name)) {
+          await visit(NodePath.join(directory, dirent.name), relative)
+        }
+      }
+    }
+    const stat = await NodeFs.stat(start)
+    if (!stat.isDirectory()) throw new Error("it is not a directory")
+    await visit(start, "")
+    return entries
+  })
+
+const listDirectory = define(
+  "list_directory",
+  "List a directory of the workspace (directories end with /, symlinks with @), optionally recursively and filtered by a glob.",
+  Schema.Struct({
+    path: Schema.optionalWith(Path, { default: () => "." }),
+    recursive: Schema.optional(Schema.Boolean),
+    glob: Schema.optional(Schema.String)
+  }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const real = yield* Workspace.resolve(context.workspace, args.path)
+        const entries = yield* walk(real, args.recursive === true)
+        const matches = args.glob !== undefined ? pathMatcher(args.glob) : undefined
+        const lines = entries
+          .filter((e) => matches === undefined || matches(e.relative))
+          .map((e) => `${e.relative}${e.kind === "directory" ? "/" : e.kind === "symlink" ? "@" : ""}`)
+        return result(lines.length === 0 ? "(no entries)" : lines.join("\n"))
+      })
+    )
+)
+
+const MAX_GLOB_RESULTS = 2000
+
+const globTool = define(
+  "glob",
+  "Find files in the workspace whose path matches a glob (** crosses directories; a pattern without / matches file names at any depth).",
+  Schema.Struct({ pattern: Schema.String.pipe(Schema.minLength(1)), path: Schema.optional(Path) }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const base = yield* Workspace.resolve(context.workspace, args.path ?? ".")
+        const entries = yield* walk(base, true)
+        const matches = pathMatcher(args.pattern)
+        const prefix = Workspace.relative(context.workspace, base)
+        const found = entries
+          .filter((e) => e.kind !== "directory" && matches(e.relative))
+          .map((e) => (prefix === "." ? e.relative : `${prefix}/${e.relative}`))
+        const shown = found.slice(0, MAX_GLOB_RESULTS)
+        const more = found.length > shown.length ? `\n[${found.length - shown.length} more matches not shown]` : ""
+        return result(shown.length === 0 ? "(no matches)" : shown.join("\n") + more)
+      })
+    )
+)
+
+const MAX_GREP_MATCHES = 500
+const MAX_GREP_FILE_BYTES = 4 * 1024 * 1024
+const MAX_GREP_LINE_CHARS = 300
+
+const grepTool = define(
+  "grep",
+  "Search the text files of the workspace for a regular expression; prints path:line: text for each matching line.",
+  Schema.Struct({
+    pattern: Schema.String.pipe(Schema.minLength(1)),
+    path: Schema.optional(Path),
+    glob: Schema.optional(Schema.String),
+    ignore_case: Schema.optional(Schema.Boolean)
+  }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const regex = yield* Effect.try({
+          try: () => new RegExp(args.pattern, args.ignore_case === true ? "i" : ""),
+          catch: (error) => Workspace.failed(`bad arguments for grep: pattern: ${Workspace.errorText(error)}`)
+        })
+        const base = yield* Workspace.resolve(context.workspace, args.path ?? ".")
+        const stat = yield* hostCall(`cannot search '${args.path ?? "."}'`, () => NodeFs.stat(base))
+        const prefix = Workspace.relative(context.workspace, base)
+        const files = stat.isDirectory()
+          ? (yield* walk(base, true))
+              .filter((e) => e.kind === "file")
+              .filter((e) => args.glob === undefined || pathMatcher(args.glob)(e.relative))
+              .map((e) => ({ real: NodePath.join(base, e.relative), shown: prefix === "." ? e.relative : `${prefix}/${e.relative}` }))
+          : [{ real: base, shown: prefix }]
+        const matches: Array<string> = []
+        let total = 0
+        for (const file of files) {
+          const text = yield* hostCall(`cannot read '${file.shown}'`, async () => {
+            const handle = await NodeFs.open(file.real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW)
+            try {
+              const info = await handle.stat()
+              if (info.size > MAX_GREP_FILE_BYTES) return undefined
+              const bytes = await handle.readFile()
+              return isBinary(bytes) ? undefined : bytes.toString("utf8")
+            } finally {
+              await handle.close()
+            }
+          }).pipe(Effect.orElseSucceed(() => undefined))
+          if (text === undefined) continue
+          const lines = text.split("\n")
+          for (let i = 0; i < lines.length; i++) {
+            const line = lines[i]!
+            if (regex.test(line)) {
+              total++
+              if (matches.length < MAX_GREP_MATCHES) {
+                const shown = line.length > MAX_GREP_LINE_CHARS ? `${line.slice(0, MAX_GREP_LINE_CHARS)}…` : line
+                matches.push(`${file.shown}:${i + 1}: ${shown}`)
+              }
+            }
+          }
+        }
+        const more = total > matches.length ? `\n[${total - matches.length} more matches not shown]` : ""
+        return result(matches.length === 0 ? "(no matches)" : matches.join("\n") + more)
+      })
+    )
+)
+
+// ---------------------------------------------------------------------------
+// commands
+// ---------------------------------------------------------------------------
+
+/** Output forwarded live per call; the model's copy is bounded separately. */
+const MAX_STREAMED_BYTES = 1024 * 1024
+
+/** Runs a program and streams its output, then one Result with the bounded head and how it ended. */
+const runProgram = (
+  options: Process.SpawnOptions,
+  describe: (exit: Extract<Process.ProcessEvent, { _tag: "Exit" }>) => Option.Option<string>
+): Stream.Stream<ExecuteChunk, ToolError> =>
+  Stream.suspend(() => {
+    const capture = new HeadCapture(MAX_OUTPUT_BYTES * 2)
+    let streamed = 0
+    return Process.spawn(options).pipe(
+      Stream.filterMap((event): Option.Option<ExecuteChunk> => {
+        if (event._tag === "Output") {
+          capture.push(event.text)
+          if (streamed >= MAX_STREAMED_BYTES) return Option.none()
+          streamed += event.text.length
+          return Option.some(new OutputChunk({ stream: event.stream, text: event.text }))
+        }
+        const note = Option.getOrUndefined(describe(event))
+        const failed = event.timedOut || event.signal !== null || event.code !== 0
+        const output = capture.bytes === 0 && note === undefined ? "(no output)" : capture.bounded(note)
+        return Option.some(new ResultChunk({ output, isError: failed }))
+      })
+    )
+  })
+
+const runCommand = define(
+  "run_command",
+  "Run a program in the workspace (no shell: pass arguments in args). Only command lines the workflow allows can run.",
+  Schema.Struct({
+    command: Schema.String.pipe(Schema.minLength(1)),
+    args: Schema.optional(Schema.Array(Schema.String)),
+    timeout_ms: Schema.optional(Schema.Int.pipe(Schema.positive()))
+  }),
+  (args, context) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const argv = args.args ?? []
+        const line = commandLine(args.command, argv)
+        if (!commandAllowed(context.policy, line)) {
+          const empty = (context.policy.allowedCommands ?? []).length === 0 && (context.policy.allowedCommandGlobs ?? []).length === 0
+          return yield* Workspace.denied(
+              empty
+                ? `run_command is denied: the workflow allows no commands (set tools.allowedCommands or tools.allowedCommandGlobs)`
+                : `the command line '${line}' is not in the workflow's allowedCommands or allowedCommandGlobs`
+            )
+        }
+        const timeoutMs = Math.min(args.timeout_ms ?? context.commandTimeoutMs, context.maxCommandTimeoutMs)
+        return runProgram({ command: args.command, args: argv, cwd: context.workspace.root, timeoutMs }, (exit) =>
+          Process.describeExit(exit, timeoutMs)
+        )
+      })
+    )
+)
+
+/** Git never runs hooks or an fsmonitor a model could have planted. */
+const GIT_SAFETY = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat"]
+const GIT_TIMEOUT_MS = 60_000
+
+const git = (context: ToolContext, args: ReadonlyArray<string>) =>
+  runProgram(
+    { command: "git", args: [...GIT_SAFETY, ...args], cwd: context.workspace.root, timeoutMs: GIT_TIMEOUT_MS, env: { GIT_TERMINAL_PROMPT: "0" } },
+    (exit) => Process.describeExit(exit, GIT_TIMEOUT_MS)
+  )
+
+/** Only the final Result of a program, for tools that run several steps. */
+const lastResult = (stream: Stream.Stream<ExecuteChunk, ToolError>) =>
+  stream.pipe(
+    Stream.runLast,
+    Effect.flatMap((last) =>
+      Option.isSome(last) && last.value._tag === "Result" ? Effect.succeed(last.value) : Effect.fail(Workspace.failed("git ended without a result"))
+    )
+  )
+
+const gitStatus = define("git_status", "Show the git status of the workspace (branch and changed files).", Schema.Struct({}), (_, context) =>
+  git(context, ["status", "--short", "--branch"])
+)
+
+const gitCommit = define(
+  "git_commit",
+  "Commit changes in the workspace: the given files (paths in the workspace), or every change when files is omitted.",
+  Schema.Struct({
+    message: Schema.String.pipe(Schema.minLength(1)),
+    files: Schema.optional(
+      Schema.Array(
+        Schema.String.pipe(
+          Schema.minLength(1),
+          Schema.filter((f) => !f.startsWith("-") || "a path must not start with '-'")
+        )
+      )
+    )
+  }),
+  (args, context) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const files = yield* Effect.forEach(args.files ?? [], (file) =>
+          Workspace.resolve(context.workspace, file).pipe(Effect.map((real) => Workspace.relative(context.workspace, real)))
+        )
+        const added = yield* lastResult(git(context, files.length > 0 ? ["add", "-A", "--", ...files] : ["add", "-A"]))
+        if (added.isError) return Stream.make(added)
+        return git(context, ["commit", "--no-verify", "-m", args.message, ...(files.length > 0 ? ["--", ...files] : [])]).pipe(
+          Stream.filter((chunk) => chunk._tag === "Result")
+        )
+      })
+    )
+)
+
+// ---------------------------------------------------------------------------
+// egress
+// ---------------------------------------------------------------------------
+
+const HTTP_TIMEOUT_MS = 30_000
+const HTTP_MAX_BODY_BYTES = 1024 * 1024
+const SHOWN_RESPONSE_HEADERS = ["content-type", "content-length", "location", "retry-after"]
+
+const httpRequest = define(
+  "http_request",
+  "Make an HTTPS request to a host the workflow allows (allowedDomains).",
+  Schema.Struct({
+    url: Schema.String.pipe(Schema.minLength(1)),
+    method: Schema.optional(Schema.Literal("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")),
+    headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+    body: Schema.optional(Schema.String)
+  }),
+  (args, context) =>
+    once(
+      Effect.gen(function* () {
+        const url = yield* Effect.try({
+          try: () => new URL(args.url),
+          catch: () => Workspace.failed(`bad arguments for http_request: url: '${args.url}' is not an absolute URL`)
+        })
+        if (url.protocol !== "https:") return yield* Workspace.denied(`http_request only uses HTTPS; '${url.protocol}' URLs are refused`)
+        if (url.username !== "" || url.password !== "") return yield* Workspace.denied("http_request refuses URLs with embedded credentials")
+        const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "")
+        if ((context.policy.allowedDomains ?? []).length === 0) {
+          return yield* Workspace.denied("http_request is denied: the workflow allows no domains (set tools.allowedDomains)")
+        }
+        if (!domainAllowed(context.policy, hostname)) {
+          return yield* Workspace.denied(`the host '${hostname}' is not in the workflow's allowedDomains`)
+        }
+        const addresses = yield* context.resolver(hostname)
+        if (addresses.length === 0) return yield* Workspace.failed(`${hostname} resolved to no address`)
+        for (const a of addresses) {
+          const why = forbiddenAddress(a.address)
+          if (why !== undefined) {
+            return yield* Workspace.denied(`the host '${hostname}' resolves to ${a.address} (${why}); http_request only reaches public addresses`)
+          }
+        }
+        const method = args.method ?? "GET"
+        const response = yield* context.requester({
+          url,
+          method,
+          // The Host header is the URL's: a model cannot point a checked connection at another virtual host.
+          headers: Object.fromEntries(Object.entries(args.headers ?? {}).filter(([name]) => name.toLowerCase() !== "host")),
+          body: args.body,
+          address: addresses[0]!,
+          timeoutMs: HTTP_TIMEOUT_MS,
+          maxBodyBytes: HTTP_MAX_BODY_BYTES
+        })
+        const headers = SHOWN_RESPONSE_HEADERS.filter((h) => response.headers[h] !== undefined).map((h) => `${h}: ${response.headers[h]}`)
+        const text = [`HTTP ${response.status}`, ...headers, "", response.body + (response.truncated ? "\n[response body cut at 1 MB]" : "")].join("\n")
+        return result(text, response.status >= 400)
+      })
+    )
+)
+
+export const builtins: ReadonlyArray<BuiltinTool> = [
+  readFile,
+  writeFile,
+  editFile,
+  listDirectory,
+  globTool,
+  grepTool,
+  runCommand,
+  gitStatus,
+  gitCommit,
+  httpRequest
+]
+
+export const builtinNames = builtins.map((tool) => tool.definition.name)

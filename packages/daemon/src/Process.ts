@@ -1,0 +1,113 @@
+/**
+ * Runs a program without a shell, in its own process group, streaming its
+ * output. The whole group is killed with SIGKILL on timeout, on interruption
+ * (a cancelled run, a dropped RPC connection) and once the leader exits, so no
+ * child outlives the tool call.
+ */
+import * as ChildProcess from "node:child_process"
+import { Effect, Option, Stream } from "effect"
+import { ToolError } from "@relavium/core"
+
+export type ProcessEvent =
+  | { readonly _tag: "Output"; readonly stream: "stdout" | "stderr"; readonly text: string }
+  | {
+      readonly _tag: "Exit"
+      readonly code: number | null
+      readonly signal: string | null
+      readonly timedOut: boolean
+      readonly elapsedMs: number
+    }
+
+export interface SpawnOptions {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd: string
+  readonly timeoutMs: number
+  readonly env?: Readonly<Record<string, string>> | undefined
+}
+
+/** Environment variables a command may see; the daemon's secrets (API keys, tokens) are not among them. */
+const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SHELL", "TERM"]
+
+export const commandEnv = (extra: Readonly<Record<string, string>> = {}): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const name of INHERITED_ENV) {
+    const value = process.env[name]
+    if (value !== undefined) env[name] = value
+  }
+  return { ...env, ...extra }
+}
+
+/** Sends SIGKILL to every process in the group led by `pid`. */
+export const killGroup = (pid: number) => {
+  try {
+    process.kill(-pid, "SIGKILL")
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolError> =>
+  Stream.asyncPush<ProcessEvent, ToolError>((emit) =>
+    Effect.gen(function* () {
+      const started = Date.now()
+      const child = yield* Effect.try({
+        try: () =>
+          ChildProcess.spawn(options.command, [...options.args], {
+            cwd: options.cwd,
+            env: commandEnv(options.env),
+            shell: false,
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"]
+          }),
+        catch: (error) => new ToolError({ code: "tool_failed", message: `cannot run '${options.command}': ${String(error)}` })
+      })
+      let settled = false
+      let timedOut = false
+      let exit: { code: number | null; signal: string | null } | undefined
+      const finish = () => {
+        if (settled || exit === undefined) return
+        settled = true
+        emit.single({ _tag: "Exit", ...exit, timedOut, elapsedMs: Date.now() - started })
+        emit.end()
+      }
+      child.stdout.setEncoding("utf8")
+      child.stderr.setEncoding("utf8")
+      child.stdout.on("data", (text: string) => emit.single({ _tag: "Output", stream: "stdout", text }))
+      child.stderr.on("data", (text: string) => emit.single({ _tag: "Output", stream: "stderr", text }))
+      child.on("error", (error: NodeJS.ErrnoException) => {
+        if (settled) return
+        settled = true
+        const why = error.code === "ENOENT" ? "no such program on the daemon's PATH" : error.message
+        emit.fail(new ToolError({ code: "tool_failed", message: `cannot run '${options.command}': ${why}` }))
+      })
+      child.on("exit", (code, signal) => {
+        exit = { code, signal }
+        // Children that outlived the leader keep its pipes open; end them so 'close' comes.
+        if (child.pid !== undefined) killGroup(child.pid)
+      })
+      child.on("close", (code, signal) => {
+        exit ??= { code, signal }
+        finish()
+      })
+      const timer = setTimeout(() => {
+        timedOut = true
+        if (child.pid !== undefined) killGroup(child.pid)
+      }, options.timeoutMs)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          clearTimeout(timer)
+          if (child.pid !== undefined) killGroup(child.pid)
+        })
+      )
+    }),
+    { bufferSize: "unbounded" }
+  )
+
+/** Everything a finished process printed, interleaved as it arrived, and how it ended. */
+export const describeExit = (exit: Extract<ProcessEvent, { _tag: "Exit" }>, timeoutMs: number): Option.Option<string> => {
+  if (exit.timedOut) return Option.some(`[timed out after ${timeoutMs} ms; the command and its children were killed]`)
+  if (exit.signal !== null) return Option.some(`[killed by ${exit.signal}]`)
+  if (exit.code !== 0) return Option.some(`[exit code ${exit.code}]`)
+  return Option.none()
+}
