@@ -9,9 +9,8 @@ import { Options } from "@effect/cli"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import {
-  DaemonRouter,
   KeyStore,
   layerLocal,
   LlmProvider,
@@ -19,6 +18,7 @@ import {
   RunQueue,
   UpdateHub
 } from "@relavium/core"
+import { layerLocal as localDaemon } from "@relavium/daemon"
 import { DataDir, KeyStores } from "@relavium/keys"
 import { Cassette, Pricing, Providers } from "@relavium/llm"
 import { Store } from "@relavium/store"
@@ -30,6 +30,8 @@ export interface LocalOptions {
   /** Replay model calls from this cassette file (else RELAVIUM_CASSETTE). */
   readonly cassette?: string | undefined
   readonly tokenDelayMs?: number | undefined
+  /** The directory the agents' file and command tools work in (default: the current directory). */
+  readonly workspace?: string | undefined
 }
 
 /** Provider keys: the OS keychain (or the 0600 file in the data directory), environment first. */
@@ -71,12 +73,18 @@ export const localLayer = (options: LocalOptions = {}) =>
         QuickJsSandbox.layerQuickJs,
         modelLayers(options),
         Pricing.layerStatic,
-        DaemonRouter.layerInProcess()
+        // The tools daemon runs in this process and starts on the first tool call.
+        localDaemon({ workspace: resolve(options.workspace ?? process.cwd()) })
       )
     ),
     Layer.provideMerge(storeLayer(options.dataDir)),
     Layer.provideMerge(NodeContext.layer)
   )
+
+export const workspaceOption = Options.directory("workspace", { exists: "yes" }).pipe(
+  Options.optional,
+  Options.withDescription("the directory agents' tools (files, commands, git) are confined to (default: the current directory)")
+)
 
 export const dataDirOption = Options.directory("data-dir").pipe(
   Options.optional,
@@ -86,13 +94,17 @@ export const dataDirOption = Options.directory("data-dir").pipe(
 /** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
 export const withLocal = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
-  options: Omit<LocalOptions, "dataDir"> & { readonly dataDir: Option.Option<string> | string | undefined }
+  options: Omit<LocalOptions, "dataDir" | "workspace"> & {
+    readonly dataDir: Option.Option<string> | string | undefined
+    readonly workspace?: Option.Option<string> | string | undefined
+  }
 ) =>
   effect.pipe(
     Effect.provide(
       localLayer({
         ...options,
-        dataDir: Option.isOption(options.dataDir) ? Option.getOrUndefined(options.dataDir) : options.dataDir
+        dataDir: Option.isOption(options.dataDir) ? Option.getOrUndefined(options.dataDir) : options.dataDir,
+        workspace: Option.isOption(options.workspace) ? Option.getOrUndefined(options.workspace) : options.workspace
       })
     ),
     Effect.mapError((e): UsageProblem | E => {

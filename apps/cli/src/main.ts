@@ -10,12 +10,13 @@ import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
 import { type Plan, WorkflowYaml } from "@relavium/domain"
 import { KeyStores } from "@relavium/keys"
 import { Providers } from "@relavium/llm"
+import { daemon } from "./commands/Daemon.js"
 import { gate } from "./commands/Gate.js"
 import { keys } from "./commands/Keys.js"
 import { models } from "./commands/Models.js"
 import { resume, runs } from "./commands/Runs.js"
 import { ExitCode, followRun } from "./Follow.js"
-import { dataDirOption, keysLayer, withLocal } from "./Local.js"
+import { dataDirOption, keysLayer, withLocal, workspaceOption } from "./Local.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
 
 const VERSION = "0.1.0"
@@ -89,9 +90,10 @@ const runCommand = Command.make(
       Options.withDefault(0),
       Options.withDescription("with a cassette: pause this long between streamed chunks, to watch a replay")
     ),
-    dataDir: dataDirOption
+    dataDir: dataDirOption,
+    workspace: workspaceOption
   },
-  ({ cassette, dataDir, file, input, json, tokenDelayMs }) =>
+  ({ cassette, dataDir, file, input, json, tokenDelayMs, workspace }) =>
     Effect.gen(function* () {
       const { plan, text } = yield* loadWorkflow(file)
       const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
@@ -107,7 +109,7 @@ const runCommand = Command.make(
             .pipe(Effect.mapError((e) => new UsageProblem(e.message, e.reason === "invalid_input" ? "validation" : e.reason)))
           return yield* followRun(handle.runId, { json, workflowName: plan.spec.name ?? plan.spec.id })
         }),
-        { dataDir, cassette: cassetteFile, tokenDelayMs }
+        { dataDir, cassette: cassetteFile, tokenDelayMs, workspace }
       )
     }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("Run a workflow on this machine and stream its progress (runs are stored: see `runs`, `resume`, `gate`)"))
@@ -145,7 +147,8 @@ const relavium = Command.make("relavium").pipe(
     runs,
     gate,
     keys.pipe(Command.provide(keysLayer())),
-    models
+    models,
+    daemon
   ])
 )
 

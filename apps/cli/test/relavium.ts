@@ -1,5 +1,5 @@
 /** Runs the bundled `relavium` binary as a child process, as a user would. */
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -43,3 +43,21 @@ export const ndjson = (stdout: string) =>
     .trim()
     .split("\n")
     .map((line) => JSON.parse(line) as { type: string; sequenceNumber: number; [k: string]: unknown })
+
+/** The same, without blocking this process (needed when the test itself serves HTTP to the CLI). */
+export const relaviumAsync = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: Readonly<Record<string, string>> } = {}
+): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: options.cwd ?? root,
+      env: { ...process.env, NO_COLOR: "1", RELAVIUM_DATA_DIR: defaultDataDir, ...options.env }
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")))
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
+  })

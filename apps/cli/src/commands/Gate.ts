@@ -7,7 +7,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
 import { RunStore, RunSummary, WorkflowEngine } from "@relavium/core"
 import { followRun } from "../Follow.js"
-import { dataDirOption, withLocal } from "../Local.js"
+import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { jsonOption, loadSummary } from "./Runs.js"
 
@@ -39,10 +39,11 @@ const decide = {
   comment: Options.text("comment").pipe(Options.optional, Options.withDescription("a note recorded with the decision")),
   json: jsonOption,
   dataDir: dataDirOption,
+  workspace: workspaceOption,
   noWait: Options.boolean("no-wait").pipe(Options.withDescription("record the decision and return without continuing the run here"))
 }
 
-export const gate = Command.make("gate", decide, ({ approve, comment, dataDir, gate: gateId, input, json, noWait, reject, runId: runIdArg }) =>
+export const gate = Command.make("gate", decide, ({ approve, comment, dataDir, gate: gateId, input, json, noWait, reject, runId: runIdArg, workspace }) =>
   withLocal(Effect.gen(function* () {
     if (Option.isNone(runIdArg)) return yield* Effect.fail(new UsageProblem("name the run: relavium gate RUN-ID --approve (see `relavium gate list`)"))
     const runId = runIdArg.value
@@ -67,7 +68,7 @@ export const gate = Command.make("gate", decide, ({ approve, comment, dataDir, g
     // Continue the run here: the process that paused it has exited.
     yield* engine.recover(runId).pipe(Effect.orDie)
     process.exitCode = yield* followRun(runId, { json, workflowName: record.workflowName, after: summary.lastSequenceNumber })
-  }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+  }), { dataDir, workspace }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(
   Command.withDescription("Decide a human gate of a paused run, then continue the run"),
   Command.withSubcommands([list])

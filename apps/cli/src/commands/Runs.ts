@@ -8,7 +8,7 @@ import { Console, Duration, Effect, Option, Stream } from "effect"
 import { RunStore, RunSummary, WorkflowEngine, WorkflowStore } from "@relavium/core"
 import { Cost, RunEvent as RE } from "@relavium/domain"
 import { followRun, isTty } from "../Follow.js"
-import { dataDirOption, withLocal } from "../Local.js"
+import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { colors, makeRenderer, plain } from "../Render.js"
 
@@ -142,7 +142,10 @@ export const runs = Command.make("runs").pipe(
 )
 
 /** `relavium resume RUN`: continues a run whose process died, without re-running completed nodes. */
-export const resume = Command.make("resume", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
+export const resume = Command.make(
+  "resume",
+  { runId: runIdArg, json: jsonOption, dataDir: dataDirOption, workspace: workspaceOption },
+  ({ dataDir, json, runId, workspace }) =>
   withLocal(Effect.gen(function* () {
     const { record, summary } = yield* loadSummary(runId)
     if (summary.status === "completed" || summary.status === "failed" || summary.status === "cancelled") {
@@ -151,5 +154,5 @@ export const resume = Command.make("resume", { runId: runIdArg, json: jsonOption
     const engine = yield* WorkflowEngine
     yield* engine.recover(runId).pipe(Effect.orDie)
     process.exitCode = yield* followRun(runId, { json, workflowName: yield* workflowNameOf(record.workflowId), after: summary.lastSequenceNumber })
-  }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+  }), { dataDir, workspace }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("Continue a run that was interrupted (its process died or was killed)"))
