@@ -6,7 +6,7 @@
  * the event log: the run cache is a memo of the fold, rebuilt on a miss.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Cause, Context, Data, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Cause, Context, Data, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Scope, Stream } from "effect"
 import { Inputs, type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
 import { DaemonRouter } from "./DaemonRouter.js"
 import { EventLog } from "./EventLog.js"
@@ -14,7 +14,7 @@ import { ExpressionSandbox } from "./ExpressionSandbox.js"
 import { interpolate } from "./Interpolate.js"
 import { LlmProvider } from "./LlmProvider.js"
 import { ModelPricing } from "./ModelPricing.js"
-import type { NodeContext } from "./NodeContext.js"
+import { type NodeContext, outputsFor } from "./NodeContext.js"
 import { runNode } from "./Nodes.js"
 import * as Orchestrator from "./Orchestrator.js"
 import { type Job, RunQueue } from "./RunQueue.js"
@@ -96,6 +96,30 @@ const makeRuns = Effect.gen(function* () {
   const fs = yield* FileSystem.FileSystem
   const plans = new Map<string, Plan.WorkflowPlan>()
   const entries = new Map<string, RunEntry>()
+  /** Callbacks to run when this process sees a run's terminal event; see `watchEnd`. */
+  const endWatchers = new Map<string, Set<() => void>>()
+
+  const signalEnd = (runId: string) => {
+    const watchers = endWatchers.get(runId)
+    if (watchers !== undefined) {
+      endWatchers.delete(runId)
+      for (const onEnd of watchers) onEnd()
+    }
+  }
+
+  /**
+   * Calls `onEnd` once when a terminal event of the run is committed or read by this process, or
+   * reported through `signalEnd`. `first` says that nothing watched the run before, so the caller
+   * should also watch the hub for terminal events that other processes write.
+   */
+  const watchEnd = (runId: string, onEnd: () => void) => {
+    let watchers = endWatchers.get(runId)
+    const first = watchers === undefined
+    if (watchers === undefined) endWatchers.set(runId, (watchers = new Set()))
+    watchers.add(onEnd)
+    const set = watchers
+    return { first, stop: () => void set.delete(onEnd) }
+  }
 
   const plan = (workflowId: string) =>
     Effect.gen(function* () {
@@ -130,6 +154,10 @@ const makeRuns = Effect.gen(function* () {
       if (cached) {
         const fresh = yield* store.events(runId, cached.state.lastSequenceNumber).pipe(Effect.mapError(storeError))
         applyEvents(cached.state, fresh)
+        if (isTerminalState(cached.state)) {
+          entries.delete(runId)
+          signalEnd(runId)
+        }
         return cached
       }
       const record = yield* store.get(runId).pipe(Effect.mapError(storeError))
@@ -156,11 +184,20 @@ const makeRuns = Effect.gen(function* () {
             // Another writer's events came between: the next load reads them from the store.
           }
           if (entry && isTerminalState(entry.state)) entries.delete(runId)
+          if (events.some(RE.isTerminal)) signalEnd(runId)
         })
       )
     )
 
-  return { plan, load, commit, resolveContext, remember: (runId: string, entry: RunEntry) => entries.set(runId, entry) }
+  return {
+    plan,
+    load,
+    commit,
+    resolveContext,
+    watchEnd,
+    signalEnd,
+    remember: (runId: string, entry: RunEntry) => entries.set(runId, entry)
+  }
 })
 
 type Runs = Effect.Effect.Success<typeof makeRuns>
@@ -417,15 +454,46 @@ const makeWorker = Effect.gen(function* () {
       }
     })
 
-  /** Interrupts `effect` when the run reaches a terminal event (cancel, timeout, a sibling's failure). */
-  const untilRunEnds = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>) =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const live = yield* hub.subscribe(runId)
-        const ended = live.pipe(Stream.filter(RE.isTerminal), Stream.runHead, Effect.asVoid)
-        return yield* Effect.raceFirst(Effect.map(effect, Option.some), Effect.as(ended, Option.none<A>()))
+  const workerScope = yield* Effect.scope
+
+  /**
+   * One hub subscription per run and process (not per node) watches for the terminal events that
+   * other processes commit; it ends with the run.
+   */
+  const watchHub = (runId: string) =>
+    Effect.gen(function* () {
+      // Subscribe before returning, so no terminal event published after this point is missed.
+      const scope = yield* Scope.make()
+      const live = yield* hub.subscribe(runId).pipe(Scope.extend(scope))
+      const watcher = yield* live.pipe(
+        Stream.filter(RE.isTerminal),
+        Stream.runHead,
+        Effect.zipRight(Effect.sync(() => runs.signalEnd(runId))),
+        Effect.ensuring(Scope.close(scope, Exit.void)),
+        Effect.forkIn(workerScope)
+      )
+      runs.watchEnd(runId, () => watcher.unsafeInterruptAsFork(FiberId.none))
+    })
+
+  /**
+   * Runs `effect` in a child fiber that is interrupted when the run reaches a terminal event (cancel,
+   * timeout, a sibling's failure); `None` when that happened.
+   */
+  const untilRunEnds = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, E, R> =>
+    Effect.gen(function* () {
+      let ended = false
+      let fiber: Fiber.RuntimeFiber<A, E> | undefined
+      const watch = runs.watchEnd(runId, () => {
+        ended = true
+        fiber?.unsafeInterruptAsFork(FiberId.none)
       })
-    )
+      if (watch.first) yield* watchHub(runId)
+      fiber = yield* Effect.fork(effect)
+      if (ended) fiber.unsafeInterruptAsFork(FiberId.none)
+      const exit = yield* Fiber.await(fiber).pipe(Effect.ensuring(Effect.sync(watch.stop)))
+      if (Exit.isFailure(exit) && ended && Cause.isInterruptedOnly(exit.cause)) return Option.none<A>()
+      return yield* Effect.map(exit, Option.some)
+    })
 
   const executeNode = (runId: string, nodeId: string, attempt: number): Effect.Effect<void, EngineError> =>
     Effect.gen(function* () {
@@ -512,24 +580,26 @@ const makeWorker = Effect.gen(function* () {
         if (committed.left._tag === "RunClosed") return
         return yield* storeError(committed.left)
       }
-      yield* offer(next, delayMs)
+      // The orchestrator step follows in this fiber rather than as a queued job: one queue hop less per node.
+      if (delayMs === undefined && next.length === 1 && next[0]!._tag === "Advance") yield* advanceCoalesced(runId)
+      else yield* offer(next, delayMs)
     })
 
+  const noSelection: Effect.Effect<ReadonlyArray<string> | undefined> = Effect.sync(() => undefined)
+
   /** For a node with conditioned out-edges: the targets whose condition holds. */
-  const edgeSelection = (context: NodeContext, output: unknown) =>
-    Effect.gen(function* () {
-      const out = (context.plan.outgoing.get(context.node.id) ?? []).filter((e) => e.kind === "flow")
-      if (!out.some((e) => e.condition !== undefined)) return undefined
+  const edgeSelection = (context: NodeContext, output: unknown): Effect.Effect<ReadonlyArray<string> | undefined> => {
+    const out = (context.plan.outgoing.get(context.node.id) ?? []).filter((e) => e.kind === "flow")
+    if (!out.some((e) => e.condition !== undefined)) return noSelection
+    return Effect.gen(function* () {
       const sandbox = yield* ExpressionSandbox
+      // The plan notes what the node's edge conditions read (dynamic reads mean every output).
+      const outputs = outputsFor(context, { [context.node.id]: output })
       const selected: Array<string> = []
       for (const edge of out) {
         if (edge.condition === undefined) selected.push(edge.to)
         else {
-          const holds = yield* sandbox.evaluate(edge.condition, {
-            inputs: context.inputs,
-            ctx: context.ctx,
-            outputs: { ...completedOutputs(context.state), [context.node.id]: output }
-          })
+          const holds = yield* sandbox.evaluate(edge.condition, { inputs: context.inputs, ctx: context.ctx, outputs })
           if (holds === true) selected.push(edge.to)
         }
       }
@@ -538,6 +608,37 @@ const makeWorker = Effect.gen(function* () {
       Effect.provide(services),
       Effect.orElseSucceed((): ReadonlyArray<string> | undefined => undefined)
     )
+  }
+
+  /**
+   * Runs the orchestrator step, at most one at a time per run in this process: a request that
+   * arrives while a step runs makes that step run once more instead of racing it into a
+   * SequenceConflict. A request left over by a failed step goes to the queue.
+   */
+  const rerunRequested = new Map<string, boolean>()
+  const advanceCoalesced = (runId: string): Effect.Effect<void, EngineError> =>
+    Effect.suspend(() => {
+      if (rerunRequested.has(runId)) {
+        rerunRequested.set(runId, true)
+        return Effect.void
+      }
+      rerunRequested.set(runId, false)
+      const loop: Effect.Effect<void, EngineError> = Effect.flatMap(advance(runId), () =>
+        Effect.suspend(() => {
+          if (rerunRequested.get(runId) !== true) return Effect.void
+          rerunRequested.set(runId, false)
+          return loop
+        })
+      )
+      return Effect.ensuring(
+        loop,
+        Effect.suspend(() => {
+          const again = rerunRequested.get(runId) === true
+          rerunRequested.delete(runId)
+          return again ? offer([{ _tag: "Advance", runId }]) : Effect.void
+        })
+      )
+    })
 
   const gateTimeout = (runId: string, gateId: string) =>
     Effect.gen(function* () {
@@ -581,7 +682,7 @@ const makeWorker = Effect.gen(function* () {
   const handle = (job: Job): Effect.Effect<void> => {
     const work =
       job._tag === "Advance"
-        ? advance(job.runId)
+        ? advanceCoalesced(job.runId)
         : job._tag === "ExecuteNode"
           ? executeNode(job.runId, job.nodeId, job.attempt)
           : job._tag === "GateTimeout"

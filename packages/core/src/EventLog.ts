@@ -3,7 +3,7 @@
  * numbers them) and only then publishes them, so a subscriber that sees an
  * event can always find every earlier one in the store.
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
 import { type AppendOptions, RunStore } from "./RunStore.js"
 import { UpdateHub } from "./UpdateHub.js"
@@ -51,18 +51,27 @@ export class EventLog extends Context.Tag("@relavium/core/EventLog")<
               if (first.some(RE.isTerminal)) {
                 return Stream.fromIterable(first).pipe(Stream.takeUntil(RE.isTerminal))
               }
+              // Chunk by chunk: in the usual case (events arrive in order) no effect runs per event.
               const tail = live.pipe(
-                Stream.mapEffect((event) =>
-                  event.sequenceNumber < next
-                    ? Effect.succeed([])
-                    : event.sequenceNumber === next
-                      ? Effect.succeed(inOrder([event]))
-                      : // Another writer's events reached the hub first: fill the gap from the store.
-                        store.events(runId, next - 1).pipe(
-                          Effect.map((events) => inOrder(events.filter((e) => e.sequenceNumber <= event.sequenceNumber)))
-                        )
-                ),
-                Stream.flattenIterables
+                Stream.mapChunksEffect((chunk) => {
+                  const events = Chunk.toReadonlyArray(chunk)
+                  const out: Array<RE.RunEvent> = []
+                  for (const event of events) {
+                    if (event.sequenceNumber < next) continue
+                    if (event.sequenceNumber === next) {
+                      out.push(event)
+                      next += 1
+                      continue
+                    }
+                    // Another writer's events reached the hub first: fill the gap from the store.
+                    let upTo = event.sequenceNumber
+                    for (const e of events) if (e.sequenceNumber > upTo) upTo = e.sequenceNumber
+                    return store.events(runId, next - 1).pipe(
+                      Effect.map((stored) => Chunk.unsafeFromArray([...out, ...inOrder(stored.filter((e) => e.sequenceNumber <= upTo))]))
+                    )
+                  }
+                  return Effect.succeed(Chunk.unsafeFromArray(out))
+                })
               )
               return Stream.concat(Stream.fromIterable(first), tail).pipe(Stream.takeUntil(RE.isTerminal))
             })

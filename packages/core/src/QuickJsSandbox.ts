@@ -324,12 +324,27 @@ const decodeReply = (reply: string, limits: QuickJsLimits): Outcome => {
 /** inputs, ctx, run.outputs and (for merge_fn) branches, each as one JSON text. */
 type EncodedScope = readonly [string, string, string, string | undefined]
 
+/**
+ * A run's inputs and ctx are the same objects for each of its expressions (they never change once
+ * the run starts), so their JSON is kept per object rather than rebuilt per evaluation.
+ */
+const encodedOnce = new WeakMap<object, string>()
+const stringifyOnce = (value: Readonly<Record<string, unknown>>): string => {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  let json = encodedOnce.get(value)
+  if (json === undefined) {
+    json = JSON.stringify(value) ?? "null"
+    encodedOnce.set(value, json)
+  }
+  return json
+}
+
 /** Marshals each scope member as one JSON string; the VM parses and deep-freezes it. */
 const encodeScope = (scope: ExpressionScope): Either.Either<EncodedScope, RunError.NodeFailure> => {
   try {
     return Either.right([
-      JSON.stringify(scope.inputs) ?? "null",
-      JSON.stringify(scope.ctx) ?? "null",
+      stringifyOnce(scope.inputs),
+      stringifyOnce(scope.ctx),
       JSON.stringify(scope.outputs) ?? "null",
       scope.branches === undefined ? undefined : JSON.stringify(scope.branches) ?? "null"
     ])
@@ -500,15 +515,24 @@ export const make = (limits: QuickJsLimits = defaultLimits) =>
       if (Either.isLeft(program)) return Effect.fail(program.left)
       const encoded = encodeScope(scope)
       if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-      return permit.withPermits(1)(
-        Effect.suspend(() => engine === undefined ? loadEngine(limits) : Effect.succeed(engine)).pipe(
-          Effect.flatMap((current) => {
-            engine = current
-            const outcome = run(current, program.right, encoded.right)
-            return outcome._tag === "Value" ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
-          })
+      // A loaded VM is only ever used synchronously, and the permit is only held across an await
+      // while no VM is loaded (a reload, or the finalizer), so a loaded VM needs no permit.
+      return Effect.suspend(() => {
+        const ready = engine
+        if (ready !== undefined) {
+          const outcome = run(ready, program.right, encoded.right)
+          return outcome._tag === "Value" ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
+        }
+        return permit.withPermits(1)(
+          Effect.suspend(() => engine === undefined ? loadEngine(limits) : Effect.succeed(engine)).pipe(
+            Effect.flatMap((current) => {
+              engine = current
+              const outcome = run(current, program.right, encoded.right)
+              return outcome._tag === "Value" ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
+            })
+          )
         )
-      )
+      })
     }
 
     return ExpressionSandbox.of({ evaluate })

@@ -1,0 +1,57 @@
+// `pnpm bench`: bundles the benchmarks with esbuild (as apps/cli/build.mjs bundles
+// the CLI, so the measured engine is the code that ships, with no TypeScript
+// loader in the way), builds the CLI they start, then runs the bundle in a
+// fresh Node with --expose-gc. Env: see BENCHMARKS.md (BENCH_QUICK=1 for a smoke run).
+import { build } from "esbuild"
+import { spawnSync } from "node:child_process"
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, "../..")
+const out = join(root, "bench/.build")
+mkdirSync(out, { recursive: true })
+
+const cli = spawnSync(process.execPath, [join(root, "apps/cli/build.mjs")], { stdio: "inherit" })
+if (cli.status !== 0) process.exit(cli.status ?? 1)
+
+const options = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning",
+  banner: { js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);" }
+}
+await build({ ...options, entryPoints: [join(here, "main.ts")], outfile: join(out, "bench.mjs") })
+
+// The durable-store benchmarks are a separate bundle: a store package that is missing or
+// does not build yet skips them instead of failing the whole run.
+const storeError = join(out, "store-build-error.txt")
+rmSync(join(out, "store.mjs"), { force: true })
+rmSync(storeError, { force: true })
+if (existsSync(join(root, "packages/store/src/index.ts"))) {
+  try {
+    // Native addons load their .node binary relative to their own files: keep them as packages.
+    await build({ ...options, logLevel: "silent", external: ["better-sqlite3"], entryPoints: [join(here, "StoreBench.ts")], outfile: join(out, "store.mjs") })
+  } catch (error) {
+    writeFileSync(storeError, `packages/store does not build yet: ${error?.errors?.[0]?.text ?? String(error)}\n`)
+  }
+} else {
+  writeFileSync(storeError, "packages/store is not there yet\n")
+}
+
+// The expression sandbox loads QuickJS from a .wasm file beside the bundle.
+const require = createRequire(join(root, "packages/core/package.json"))
+const variant = dirname(require.resolve("@jitl/quickjs-wasmfile-release-sync"))
+copyFileSync(join(variant, "emscripten-module.wasm"), join(out, "emscripten-module.wasm"))
+
+const flags = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter((f) => f !== "")
+const run = spawnSync(process.execPath, ["--expose-gc", ...flags, join(out, "bench.mjs")], {
+  stdio: "inherit",
+  env: { ...process.env, BENCH_ROOT: root }
+})
+process.exit(run.status ?? 1)
