@@ -359,8 +359,17 @@ const makeEngine = (options: EngineOptions) =>
         const { state } = yield* runs.load(runId)
         if (isTerminalState(state)) return
         const jobs: Array<Job> = [{ _tag: "Advance", runId }]
-        for (const [nodeId, node] of state.nodes) {
-          if (node.status === "running") jobs.push({ _tag: "ExecuteNode", runId, nodeId, attempt: node.attempt })
+        const running = [...state.nodes].filter(([, node]) => node.status === "running")
+        if (running.length > 0) {
+          // The process running these nodes stopped. Record what it left unfinished, then run them again.
+          const drafts = interruptionDrafts(runId, yield* store.events(runId).pipe(Effect.mapError(storeError)), running)
+          const committed = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
+          if (Either.isLeft(committed)) {
+            // Someone else wrote to the run meanwhile (another process is running it): leave it to them.
+            if (committed.left._tag === "SequenceConflict" || committed.left._tag === "RunClosed") return
+            return yield* storeError(committed.left)
+          }
+          for (const [nodeId, node] of running) jobs.push({ _tag: "ExecuteNode", runId, nodeId, attempt: node.attempt + 1 })
         }
         yield* queue.offer(jobs).pipe(Effect.mapError(storeError))
         for (const gate of state.pendingGates.values()) {
@@ -388,6 +397,51 @@ const makeEngine = (options: EngineOptions) =>
       recover
     })
   })
+
+/**
+ * What a dead process left unfinished: each tool call without a result gets an
+ * "interrupted" result, and each running node an interrupted attempt, so the
+ * log says what happened and the node runs again as a new attempt.
+ */
+const interruptionDrafts = (
+  runId: string,
+  events: ReadonlyArray<RE.RunEvent>,
+  running: ReadonlyArray<readonly [string, { readonly attempt: number }]>
+): Array<RE.RunEventDraft> => {
+  const timestamp = now()
+  const drafts: Array<RE.RunEventDraft> = []
+  for (const [nodeId, node] of running) {
+    const open = new Set<string>()
+    for (const event of events) {
+      if (event.type === "node:started" && event.nodeId === nodeId) open.clear()
+      if (event.type === "agent:tool_call" && event.nodeId === nodeId) open.add(event.toolId)
+      if (event.type === "agent:tool_result" && event.nodeId === nodeId) open.delete(event.toolId)
+    }
+    for (const toolId of open) {
+      drafts.push({
+        type: "agent:tool_result",
+        runId,
+        timestamp,
+        nodeId,
+        toolId,
+        success: false,
+        errorCode: "tool_failed",
+        outputSummary: "interrupted: the process running this tool call stopped before it finished"
+      })
+    }
+    drafts.push({
+      type: "node:retrying",
+      runId,
+      timestamp,
+      nodeId,
+      attemptNumber: node.attempt + 1,
+      error: { code: "internal", message: "interrupted: the process running this node stopped; running it again", retryable: true },
+      delayMs: 0,
+      interrupted: true
+    })
+  }
+  return drafts
+}
 
 // ---------------------------------------------------------------------------
 // The worker
@@ -562,13 +616,14 @@ const makeWorker = Effect.gen(function* () {
         const failure = outcome.left
         const policy = node.type === "agent" ? (node.retry ?? state.plan.agents.get(node.agent_ref)?.retry) : "retry" in node ? node.retry : undefined
         const error = { code: failure.code, message: failure.message, retryable: failure.retryable }
+        const attemptsThisProcessLife = attempt - (current.attemptsBeforeCrash ?? 0)
         if (
           policy !== undefined &&
           failure.retryable &&
-          attempt < policy.max &&
+          attemptsThisProcessLife < policy.max &&
           (policy.retry_on ?? retryOnDefault).includes(failure.code)
         ) {
-          delayMs = retryDelay(policy, attempt)
+          delayMs = retryDelay(policy, attemptsThisProcessLife)
           drafts.push({ type: "node:retrying", runId, timestamp, nodeId, attemptNumber: attempt + 1, error, delayMs })
           next = [{ _tag: "ExecuteNode", runId, nodeId, attempt: attempt + 1 }]
         } else {

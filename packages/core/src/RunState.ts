@@ -14,6 +14,8 @@ export type NodeStatus = "pending" | "running" | "waiting" | "completed" | "fail
 export interface NodeState {
   status: NodeStatus
   attempt: number
+  /** Attempts made before the last crash; they do not count against the retry policy. */
+  attemptsBeforeCrash?: number | undefined
   output?: unknown
   selected?: ReadonlyArray<string> | undefined
 }
@@ -143,9 +145,15 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       setNode(state, event.nodeId, { ...previous, status: "running", attempt: event.attemptNumber ?? 1 })
       return
     }
-    case "node:retrying":
-      setNode(state, event.nodeId, { ...nodeState(state, event.nodeId), attempt: event.attemptNumber })
+    case "node:retrying": {
+      const previous = nodeState(state, event.nodeId)
+      setNode(state, event.nodeId, {
+        ...previous,
+        attempt: event.attemptNumber,
+        attemptsBeforeCrash: event.interrupted ? event.attemptNumber - 1 : previous.attemptsBeforeCrash
+      })
       return
+    }
     case "node:completed":
       state.inputTokens += event.tokensUsed.input
       state.outputTokens += event.tokensUsed.output

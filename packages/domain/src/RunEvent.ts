@@ -122,7 +122,9 @@ export const NodeRetrying = ev("node:retrying", {
   nodeId: Schema.String,
   attemptNumber: Int,
   error: RunErrorInfo,
-  delayMs: Int
+  delayMs: Int,
+  /** The attempt did not fail: the process running it stopped. The node's retry budget starts afresh. */
+  interrupted: Schema.optional(Schema.Boolean)
 })
 export const MediaJobSubmitted = ev("media_job:submitted", {
   nodeId: Schema.String,
