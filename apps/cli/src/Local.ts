@@ -7,7 +7,7 @@
  */
 import { Options } from "@effect/cli"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
-import { Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import {
@@ -38,11 +38,29 @@ export interface LocalOptions {
 export const keysLayer = (dataDir?: string) =>
   KeyStores.layerKeychain({ dataDir: DataDir.resolveDataDir({ flag: dataDir }) }).pipe(Layer.provide(NodeContext.layer))
 
+/** The same keys, opened on first use: a run that needs no key never touches the keychain. */
+const lazyKeysLayer = (dataDir?: string) =>
+  Layer.scoped(
+    KeyStore,
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const open = yield* Effect.cached(
+        Layer.buildWithScope(keysLayer(dataDir), scope).pipe(Effect.map((context) => Context.get(context, KeyStore)))
+      )
+      return KeyStore.of({
+        get: (provider) => Effect.flatMap(open, (keys) => keys.get(provider)),
+        set: (provider, key) => Effect.flatMap(open, (keys) => keys.set(provider, key)),
+        remove: (provider) => Effect.flatMap(open, (keys) => keys.remove(provider)),
+        list: Effect.flatMap(open, (keys) => keys.list)
+      })
+    })
+  )
+
 /** A recorded cassette when one is given (no key, no network); else the live providers. */
 const modelLayers = (options: LocalOptions): Layer.Layer<LlmProvider | KeyStore, Cassette.CassetteError> => {
   const cassette = options.cassette ?? process.env.RELAVIUM_CASSETTE
   return cassette === undefined
-    ? Providers.layer().pipe(Layer.provideMerge(keysLayer(options.dataDir)), Layer.provide(NodeHttpClient.layerUndici))
+    ? Providers.layer().pipe(Layer.provideMerge(lazyKeysLayer(options.dataDir)), Layer.provide(NodeHttpClient.layerUndici))
     : Layer.merge(
         Cassette.layerCassetteFile(cassette, { tokenDelayMs: options.tokenDelayMs ?? 0 }).pipe(Layer.provide(NodeContext.layer)),
         KeyStore.layerMemory()
