@@ -82,6 +82,8 @@ interface RunEntry {
   /** Input values as given, secrets included; only the starting process has them. */
   inputs: Readonly<Record<string, unknown>>
   ctx: Readonly<Record<string, unknown>>
+  /** False once an event of another writer may be missing: the next read goes to the store. */
+  synced: boolean
 }
 
 const storeError = (cause: { readonly _tag: string; readonly message?: string }) =>
@@ -154,6 +156,7 @@ const makeRuns = Effect.gen(function* () {
       if (cached) {
         const fresh = yield* store.events(runId, cached.state.lastSequenceNumber).pipe(Effect.mapError(storeError))
         applyEvents(cached.state, fresh)
+        cached.synced = true
         if (isTerminalState(cached.state)) {
           entries.delete(runId)
           signalEnd(runId)
@@ -170,9 +173,21 @@ const makeRuns = Effect.gen(function* () {
       const ctx = yield* resolveContext(compiled.spec, state.inputs).pipe(
         Effect.orElseSucceed(() => ({}) as Record<string, unknown>)
       )
-      const entry: RunEntry = { state, inputs: state.inputs, ctx }
+      const entry: RunEntry = { state, inputs: state.inputs, ctx, synced: true }
       if (!isTerminalState(state)) entries.set(runId, entry)
       return entry
+    })
+
+  /**
+   * The cached state without a store read, while every event this process
+   * committed applied in order. It may miss other processes' events: callers
+   * that act on it either commit with `expectedLastSequenceNumber` or check
+   * what they need and `load` when it is not there.
+   */
+  const current = (runId: string): Effect.Effect<RunEntry, EngineError> =>
+    Effect.suspend(() => {
+      const cached = entries.get(runId)
+      return cached !== undefined && cached.synced ? Effect.succeed(cached) : load(runId)
     })
 
   const commit = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected?: number) =>
@@ -180,9 +195,8 @@ const makeRuns = Effect.gen(function* () {
       Effect.tap((events) =>
         Effect.sync(() => {
           const entry = entries.get(runId)
-          if (entry && !applyEvents(entry.state, events)) {
-            // Another writer's events came between: the next load reads them from the store.
-          }
+          // Another writer's events came between: the next read goes to the store.
+          if (entry && !applyEvents(entry.state, events)) entry.synced = false
           if (entry && isTerminalState(entry.state)) entries.delete(runId)
           if (events.some(RE.isTerminal)) signalEnd(runId)
         })
@@ -192,6 +206,7 @@ const makeRuns = Effect.gen(function* () {
   return {
     plan,
     load,
+    current,
     commit,
     resolveContext,
     watchEnd,
@@ -334,7 +349,7 @@ const makeEngine = (options: EngineOptions) =>
         yield* runs.commit(runId, drafts).pipe(Effect.mapError(storeError))
         if (Either.isRight(ctx)) {
           const state = initialState(runId, compiled)
-          runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right })
+          runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
           yield* runs.load(runId)
           yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.mapError(storeError))
           if (spec.timeout_ms !== undefined) {
@@ -469,7 +484,7 @@ const makeWorker = Effect.gen(function* () {
   const advance = (runId: string): Effect.Effect<void, EngineError> =>
     Effect.gen(function* () {
       for (let tries = 0; tries < 100; tries++) {
-        const { state } = yield* runs.load(runId)
+        const { state } = yield* (tries === 0 ? runs.current(runId) : runs.load(runId))
         if (isTerminalState(state)) return
         const step = Orchestrator.step(state)
         const timestamp = now()
@@ -494,6 +509,8 @@ const makeWorker = Effect.gen(function* () {
         } else if (settle?._tag === "Paused") {
           drafts.push({ type: "run:paused", runId, timestamp, pendingGateCount: settle.gateIds.length, gateIds: settle.gateIds })
         }
+        // Nothing to do on the cached view may only mean another process's events are missing.
+        if (drafts.length === 0 && tries === 0) continue
         if (drafts.length === 0) return
         const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
         if (Either.isLeft(result)) {
@@ -551,7 +568,12 @@ const makeWorker = Effect.gen(function* () {
 
   const executeNode = (runId: string, nodeId: string, attempt: number): Effect.Effect<void, EngineError> =>
     Effect.gen(function* () {
-      const entry = yield* runs.load(runId)
+      // The cache has this node running at this attempt only after folding everything before its
+      // start (its inputs included); otherwise read the store before deciding the job is stale.
+      const cached = yield* runs.current(runId)
+      const cachedNode = nodeState(cached.state, nodeId)
+      const entry =
+        cachedNode.status === "running" && cachedNode.attempt === attempt ? cached : yield* runs.load(runId)
       const { state } = entry
       const current = nodeState(state, nodeId)
       if (isTerminalState(state) || current.status !== "running" || current.attempt !== attempt) return
@@ -599,7 +621,7 @@ const makeWorker = Effect.gen(function* () {
           return
         }
         const selected = result.selected ?? (yield* edgeSelection(context, result.output))
-        const fresh = yield* runs.load(runId)
+        const fresh = yield* runs.current(runId)
         drafts.push({
           type: "node:completed",
           runId,
