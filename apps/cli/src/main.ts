@@ -14,6 +14,7 @@ import { daemon } from "./commands/Daemon.js"
 import { gate } from "./commands/Gate.js"
 import { keys } from "./commands/Keys.js"
 import { models } from "./commands/Models.js"
+import { monolith } from "./commands/Monolith.js"
 import { resume, runs } from "./commands/Runs.js"
 import { ExitCode, followRun } from "./Follow.js"
 import { dataDirOption, keysLayer, withLocal, workspaceOption } from "./Local.js"
@@ -148,7 +149,8 @@ const relavium = Command.make("relavium").pipe(
     gate,
     keys.pipe(Command.provide(keysLayer())),
     models,
-    daemon
+    daemon,
+    monolith
   ])
 )
 
@@ -164,7 +166,8 @@ cli(process.argv).pipe(
         return
       }
       if (Cause.isInterruptedOnly(cause)) {
-        process.exitCode = ExitCode.failed
+        // A server stopped by a signal has already said how it ended; anything else was cut short.
+        process.exitCode ??= ExitCode.failed
         return
       }
       process.stderr.write(`relavium: internal error\n${Cause.pretty(cause)}\n`)

@@ -1,0 +1,134 @@
+/**
+ * `relavium monolith`: one process serving the HTTP API (HTTPS, bearer token)
+ * with live run events over SSE, the engine and its workers, and the tools
+ * daemon (started on the first tool call), on SQLite in the data directory.
+ *
+ * Layers: the same local ones as `relavium run` (Local.ts `localLayer`), plus
+ * the API server from @relavium/server on a TLS `HttpServer`.
+ */
+import { Command, Options } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import { RunStore, WorkflowEngine } from "@relavium/core"
+import { DataDir } from "@relavium/keys"
+import { Monolith, Server } from "@relavium/server"
+import { dataDirOption, localLayer, workspaceOption } from "../Local.js"
+
+export interface MonolithOptions {
+  readonly dataDir: string
+  readonly host: string
+  readonly port: number
+  readonly workspace?: string | undefined
+  readonly cassette?: string | undefined
+  readonly tokenDelayMs?: number | undefined
+}
+
+/** Continues every run a previous process left running or waiting (completed nodes never run again). */
+const recoverRuns = Effect.gen(function* () {
+  const store = yield* RunStore
+  const engine = yield* WorkflowEngine
+  const runs = yield* store.runsToRecover()
+  for (const run of runs) {
+    yield* engine.recover(run.runId).pipe(
+      Effect.catchAll((e) => Console.error(`relavium monolith: could not resume run ${run.runId}: ${e.message}`))
+    )
+  }
+  return runs.length
+})
+
+/**
+ * The whole monolith as one layer. The lock is taken before anything else is opened, so a second
+ * monolith on the same directory changes nothing.
+ */
+export const monolithLayer = (options: MonolithOptions) =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      yield* Monolith.lock(options.dataDir)
+      const token = yield* Monolith.ensureToken(options.dataDir)
+      const tls = yield* Monolith.ensureCertificate(options.dataDir, options.host)
+      const https = Monolith.layerHttps({ host: options.host, port: options.port, tls })
+      const serve = Server.layer({ token })
+      const announce = Layer.effectDiscard(
+        Effect.gen(function* () {
+          const recovered = yield* recoverRuns
+          const url = yield* Monolith.serverUrl
+          yield* Console.log(
+            [
+              `relavium monolith: listening on ${url} (pid ${process.pid})`,
+              `  data directory: ${options.dataDir}`,
+              `  bearer token:   ${Monolith.tokenFile(options.dataDir)}  (Authorization: Bearer <its contents>)`,
+              `  TLS certificate (self-signed; trust it in clients): ${Monolith.certFile(options.dataDir)}`,
+              `  API reference:  ${url}/docs  ·  OpenAPI: ${url}/openapi.json`,
+              ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : [])
+            ].join("\n")
+          )
+        })
+      ).pipe(Layer.provide(serve))
+      return announce.pipe(
+        Layer.provide(https),
+        Layer.provide(
+          localLayer({
+            dataDir: options.dataDir,
+            workspace: options.workspace,
+            cassette: options.cassette,
+            tokenDelayMs: options.tokenDelayMs
+          })
+        )
+      )
+    })
+  )
+
+const describe = (e: unknown): string => {
+  const error = e as { readonly _tag?: string; readonly message?: string; readonly cause?: unknown }
+  if (error._tag === "ServeError") return `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}`
+  return error.message ?? String(e)
+}
+
+export const monolith = Command.make(
+  "monolith",
+  {
+    dataDir: dataDirOption,
+    host: Options.text("host").pipe(
+      Options.withDefault("127.0.0.1"),
+      Options.withDescription("the address to listen on (default 127.0.0.1: this machine only)")
+    ),
+    port: Options.integer("port").pipe(
+      Options.withDefault(7430),
+      Options.withDescription("the port to listen on (0: any free port; the URL is printed)")
+    ),
+    workspace: workspaceOption,
+    cassette: Options.file("cassette").pipe(
+      Options.optional,
+      Options.withDescription("replay model calls from a recorded cassette (no key, no network); also RELAVIUM_CASSETTE")
+    ),
+    tokenDelayMs: Options.integer("token-delay-ms").pipe(
+      Options.withDefault(0),
+      Options.withDescription("with a cassette: pause this long between streamed chunks")
+    )
+  },
+  ({ cassette, dataDir, host, port, tokenDelayMs, workspace }) =>
+    Effect.suspend(() =>
+      Layer.launch(
+        monolithLayer({
+          dataDir: DataDir.resolveDataDir({ flag: Option.getOrUndefined(dataDir) }),
+          host,
+          port,
+          workspace: Option.getOrUndefined(workspace),
+          cassette: Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE,
+          tokenDelayMs
+        })
+      )
+    ).pipe(
+      // SIGTERM/SIGINT interrupt the server: closing it in order is a clean stop.
+      Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = 0))),
+      Effect.catchAll((e) =>
+        Effect.sync(() => {
+          process.stderr.write(`relavium monolith: ${describe(e)}\n`)
+          process.exitCode = 1
+        })
+      )
+    )
+).pipe(
+  Command.withDescription(
+    "Serve the HTTP API (HTTPS, bearer token), live run events (SSE), the engine, workers and tools daemon in one process"
+  )
+)

@@ -1,0 +1,330 @@
+/**
+ * The Relavium HTTP API as data: every route, its path, query, headers, body,
+ * responses and errors, described with `HttpApi` so that the server, the
+ * OpenAPI document and typed clients all come from this one definition.
+ *
+ * Every route but `GET /health` requires `Authorization: Bearer <token>`.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { RunError } from "@relavium/domain"
+
+// ---------------------------------------------------------------------------
+// Errors (each carries its HTTP status)
+// ---------------------------------------------------------------------------
+
+/** Where a problem is: a body/query path, and for YAML the line and column. */
+export const Issue = Schema.Struct({
+  path: Schema.String,
+  line: Schema.optional(Schema.Number),
+  column: Schema.optional(Schema.Number),
+  message: Schema.String
+})
+export type Issue = typeof Issue.Type
+
+export class BadRequest extends Schema.TaggedError<BadRequest>()(
+  "BadRequest",
+  { message: Schema.String, issues: Schema.optional(Schema.Array(Issue)) },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 401 })
+) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+export class InternalError extends Schema.TaggedError<InternalError>()(
+  "InternalError",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 500 })
+) {}
+
+export class NotReady extends Schema.TaggedError<NotReady>()(
+  "NotReady",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 503 })
+) {}
+
+// ---------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------
+
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@relavium/server/Authorization", {
+  failure: Unauthorized,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+// ---------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------
+
+const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+
+export const WorkflowInfo = Schema.Struct({
+  workflowId: Schema.String,
+  name: Schema.String,
+  version: Schema.Number,
+  file: Schema.String,
+  createdAt: Schema.String
+})
+
+const YamlUpload = Schema.Struct({
+  /** The workflow's YAML source. */
+  yaml: Schema.String,
+  /** A file name for error messages (default `upload.relavium.yaml`). */
+  file: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
+})
+
+export const ValidationResult = Schema.Struct({
+  valid: Schema.Boolean,
+  workflow: Schema.optional(Schema.String),
+  nodes: Schema.optional(Schema.Number),
+  edges: Schema.optional(Schema.Number),
+  issues: Schema.optional(Schema.Array(Issue))
+})
+
+export const RunStatus = Schema.Literal("running", "waiting", "completed", "failed", "cancelled")
+
+export const RunRecord = Schema.Struct({
+  runId: Schema.String,
+  workflowId: Schema.String,
+  workflowName: Schema.String,
+  status: RunStatus,
+  createdAt: Schema.String,
+  updatedAt: Schema.String,
+  lastSequenceNumber: Schema.Number
+})
+
+export const RunPage = Schema.Struct({
+  runs: Schema.Array(RunRecord),
+  /** Pass as `offset` for the next page; absent on the last page. */
+  nextOffset: Schema.optional(Schema.Number)
+})
+
+export const Gate = Schema.Struct({
+  runId: Schema.String,
+  gateId: Schema.String,
+  nodeId: Schema.String,
+  gateType: Schema.String,
+  message: Schema.String,
+  assignee: Schema.optional(Schema.String),
+  expiresAt: Schema.optional(Schema.String),
+  timeoutAction: Schema.optional(Schema.String),
+  pausedAt: Schema.String
+})
+
+export const RunSummary = Schema.Struct({
+  runId: Schema.String,
+  workflowId: Schema.String,
+  workflowName: Schema.String,
+  status: RunStatus,
+  startedAt: Schema.optional(Schema.String),
+  endedAt: Schema.optional(Schema.String),
+  inputs: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  nodes: Schema.Array(
+    Schema.Struct({
+      nodeId: Schema.String,
+      nodeType: Schema.String,
+      status: Schema.Literal("running", "waiting", "completed", "failed", "skipped"),
+      attempt: Schema.Number,
+      durationMs: Schema.optional(Schema.Number),
+      error: Schema.optional(RunError.RunErrorInfo),
+      skipReason: Schema.optional(Schema.String)
+    })
+  ),
+  pendingGates: Schema.Array(Gate),
+  outputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  error: Schema.optional(RunError.RunErrorInfo),
+  tokens: Schema.Struct({ input: Schema.Number, output: Schema.Number }),
+  costMicrocents: Schema.Number,
+  lastSequenceNumber: Schema.Number
+})
+
+export const RunRef = Schema.Struct({ runId: Schema.String, status: RunStatus })
+
+export const GateDecided = Schema.Struct({
+  runId: Schema.String,
+  gateId: Schema.String,
+  decision: Schema.Literal("approved", "rejected", "input_provided")
+})
+
+export const ModelInfo = Schema.Struct({
+  provider: Schema.String,
+  model: Schema.String,
+  name: Schema.String,
+  contextWindowTokens: Schema.Number,
+  inputPerMTokUsd: Schema.Number,
+  outputPerMTokUsd: Schema.Number,
+  cachedInputPerMTokUsd: Schema.NullOr(Schema.Number)
+})
+
+const ProviderName = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: () => "a provider name: lower-case letters, digits, '.', '_' and '-'" })
+)
+
+// ---------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------
+
+const runIdPath = Schema.Struct({ runId: Id })
+const workflowIdPath = Schema.Struct({ workflowId: Id })
+const gatePath = Schema.Struct({ runId: Id, gateId: Id })
+const Comment = Schema.optional(Schema.String.pipe(Schema.maxLength(10_000)))
+/** An approval or rejection, with an optional note; an empty body is allowed. */
+const Decision = Schema.Union(Schema.Struct({ comment: Comment }), Schema.Null)
+
+export class HealthGroup extends HttpApiGroup.make("health")
+  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Schema.Struct({ status: Schema.Literal("ok") })))
+  .annotate(OpenApi.Description, "Liveness; the only route that needs no token") {}
+
+export class SystemGroup extends HttpApiGroup.make("system")
+  .add(HttpApiEndpoint.get("ready", "/ready").addSuccess(Schema.Struct({ status: Schema.Literal("ready") })).addError(NotReady))
+  .add(HttpApiEndpoint.get("models", "/models").addSuccess(Schema.Array(ModelInfo)))
+  .middleware(Authorization) {}
+
+export class WorkflowsGroup extends HttpApiGroup.make("workflows")
+  .add(
+    HttpApiEndpoint.post("upload", "/workflows")
+      .setPayload(YamlUpload)
+      .addSuccess(WorkflowInfo, { status: 201 })
+      .addError(BadRequest)
+  )
+  .add(HttpApiEndpoint.get("list", "/workflows").addSuccess(Schema.Array(WorkflowInfo)))
+  .add(HttpApiEndpoint.post("validate", "/workflows/validate").setPayload(YamlUpload).addSuccess(ValidationResult))
+  .add(HttpApiEndpoint.get("get", "/workflows/:workflowId").setPath(workflowIdPath).addSuccess(WorkflowInfo).addError(NotFound))
+  .add(
+    HttpApiEndpoint.get("versions", "/workflows/:workflowId/versions")
+      .setPath(workflowIdPath)
+      .addSuccess(Schema.Array(WorkflowInfo))
+      .addError(NotFound)
+  )
+  .add(
+    HttpApiEndpoint.get("export", "/workflows/:workflowId/export")
+      .setPath(workflowIdPath)
+      .addSuccess(HttpApiSchema.Text({ contentType: "application/yaml" }))
+      .addError(NotFound)
+      .annotate(OpenApi.Description, "The workflow's YAML with the defaults of secret inputs removed")
+  )
+  .addError(InternalError)
+  .middleware(Authorization) {}
+
+export class RunsGroup extends HttpApiGroup.make("runs")
+  .add(
+    HttpApiEndpoint.post("start", "/runs")
+      .setPayload(
+        Schema.Struct({
+          workflowId: Id,
+          inputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+        })
+      )
+      .addSuccess(RunRef, { status: 201 })
+      .addError(BadRequest)
+      .addError(NotFound)
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/runs")
+      .setUrlParams(
+        Schema.Struct({
+          status: Schema.optional(RunStatus),
+          limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500))),
+          offset: Schema.optional(Schema.NumberFromString.pipe(Schema.compose(NonNegativeInt)))
+        })
+      )
+      .addSuccess(RunPage)
+  )
+  .add(HttpApiEndpoint.get("get", "/runs/:runId").setPath(runIdPath).addSuccess(RunSummary).addError(NotFound))
+  .add(
+    HttpApiEndpoint.post("cancel", "/runs/:runId/cancel")
+      .setPath(runIdPath)
+      .setUrlParams(Schema.Struct({ reason: Schema.optional(Schema.String.pipe(Schema.maxLength(1000))) }))
+      .addSuccess(RunRef)
+      .addError(NotFound)
+  )
+  .add(
+    HttpApiEndpoint.post("resume", "/runs/:runId/resume")
+      .setPath(runIdPath)
+      .addSuccess(RunRef)
+      .addError(NotFound)
+      .annotate(OpenApi.Description, "Continue a run whose process died (completed nodes never run again)")
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/runs/:runId/events")
+      .setPath(runIdPath)
+      .setUrlParams(Schema.Struct({ after: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(-1))) }))
+      .setHeaders(
+        Schema.Struct({ "last-event-id": Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(-1))) })
+      )
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }))
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "Server-Sent Events: `id` is the sequence number, `event` the type, `data` the JSON event. Resumes after `Last-Event-ID` (else `?after=`), then follows live; ends after the terminal event"
+      )
+  )
+  .addError(BadRequest)
+  .addError(Conflict)
+  .addError(InternalError)
+  .middleware(Authorization) {}
+
+export class GatesGroup extends HttpApiGroup.make("gates")
+  .add(
+    HttpApiEndpoint.get("list", "/gates")
+      .setUrlParams(Schema.Struct({ runId: Schema.optional(Id) }))
+      .addSuccess(Schema.Array(Gate))
+  )
+  .add(HttpApiEndpoint.post("approve", "/runs/:runId/gates/:gateId/approve").setPath(gatePath).setPayload(Decision).addSuccess(GateDecided))
+  .add(HttpApiEndpoint.post("reject", "/runs/:runId/gates/:gateId/reject").setPath(gatePath).setPayload(Decision).addSuccess(GateDecided))
+  .add(
+    HttpApiEndpoint.post("input", "/runs/:runId/gates/:gateId/input")
+      .setPath(gatePath)
+      .setPayload(Schema.Struct({ value: Schema.Unknown, comment: Comment }))
+      .addSuccess(GateDecided)
+  )
+  .addError(BadRequest)
+  .addError(NotFound)
+  .addError(Conflict)
+  .addError(InternalError)
+  .middleware(Authorization) {}
+
+export class KeysGroup extends HttpApiGroup.make("keys")
+  .add(HttpApiEndpoint.get("list", "/keys").addSuccess(Schema.Struct({ providers: Schema.Array(Schema.String) })))
+  .add(
+    HttpApiEndpoint.put("set", "/keys/:provider")
+      .setPath(Schema.Struct({ provider: ProviderName }))
+      .setPayload(Schema.Struct({ key: Schema.Redacted(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(10_000))) }))
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.del("remove", "/keys/:provider")
+      .setPath(Schema.Struct({ provider: ProviderName }))
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFound)
+  )
+  .addError(BadRequest)
+  .addError(InternalError)
+  .annotate(OpenApi.Description, "Provider API keys: write-only; only provider names are ever returned")
+  .middleware(Authorization) {}
+
+export class RelaviumApi extends HttpApi.make("relavium")
+  .add(HealthGroup)
+  .add(SystemGroup)
+  .add(WorkflowsGroup)
+  .add(RunsGroup)
+  .add(GatesGroup)
+  .add(KeysGroup)
+  .annotate(OpenApi.Title, "Relavium")
+  .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}

@@ -1,0 +1,322 @@
+/**
+ * The API's handlers: each group of `RelaviumApi` implemented on the component
+ * tags (WorkflowEngine, RunStore, WorkflowStore, KeyStore). Nothing here picks
+ * an implementation; the composition root provides the layers.
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Either, Layer, Option, Redacted } from "effect"
+import {
+  type EngineError,
+  KeyStore,
+  type KeyStoreError,
+  RunStore,
+  RunSummary as Summary,
+  TerminalStatuses,
+  WorkflowEngine,
+  WorkflowStore,
+  type StoredWorkflow
+} from "@relavium/core"
+import { Cost, WorkflowYaml } from "@relavium/domain"
+import { Pricing } from "@relavium/llm"
+import { isDocument, parseDocument } from "yaml"
+import { BadRequest, Conflict, InternalError, type Issue, NotFound, NotReady, RelaviumApi } from "./Api.js"
+import { eventStreamResponse, type SseOptions } from "./Sse.js"
+
+// ---------------------------------------------------------------------------
+// Error mapping at the boundary
+// ---------------------------------------------------------------------------
+
+const internal = (e: { readonly message?: string; readonly _tag: string }) =>
+  new InternalError({ message: `${e._tag}: ${e.message ?? "internal error"}` })
+
+const fromEngine = (e: EngineError) => {
+  switch (e.reason) {
+    case "not_found":
+      return new NotFound({ message: e.message })
+    case "invalid_input":
+    case "invalid_workflow":
+      return new BadRequest({ message: e.message, issues: issuesOf(e.cause) })
+    case "conflict":
+      return new Conflict({ message: e.message })
+    case "store":
+      return new InternalError({ message: e.message })
+  }
+}
+
+/** The located issues of a workflow or inputs error, when the cause has them. */
+const issuesOf = (cause: unknown): ReadonlyArray<Issue> | undefined => {
+  const tagged = cause as { readonly _tag?: string; readonly issues?: ReadonlyArray<Record<string, unknown>> } | undefined
+  if (tagged?._tag === "WorkflowLoadError" && tagged.issues) {
+    return tagged.issues.map((i) => ({
+      path: String(i.path),
+      line: Number(i.line),
+      column: Number(i.column),
+      message: String(i.message)
+    }))
+  }
+  if (tagged?._tag === "InputsError" && tagged.issues) {
+    return tagged.issues.map((i) => ({ path: `inputs.${String(i.input)}`, message: String(i.message) }))
+  }
+  return undefined
+}
+
+const keyError = (e: KeyStoreError) =>
+  /not a provider name|come from the environment/.test(e.message) ? new BadRequest({ message: e.message }) : internal(e)
+
+const workflowInfo = (w: StoredWorkflow) => ({
+  workflowId: w.workflowId,
+  name: w.name,
+  version: w.version,
+  file: w.file,
+  createdAt: w.createdAt
+})
+
+// ---------------------------------------------------------------------------
+// Workflows
+// ---------------------------------------------------------------------------
+
+const parseUpload = (yaml: string, file: string | undefined) => {
+  const name = file ?? "upload.relavium.yaml"
+  return Either.mapLeft(WorkflowYaml.parseWorkflow(yaml, name), (error) =>
+    new BadRequest({ message: error.message, issues: issuesOf(error) })
+  )
+}
+
+/**
+ * The YAML with every `secret` input's `default` removed (comments and layout kept),
+ * so an exported workflow never carries a secret that was written into it.
+ */
+export const stripSecretDefaults = (source: string): string => {
+  const document = parseDocument(source)
+  if (!isDocument(document)) return source
+  const inputs = document.getIn(["workflow", "inputs"], true) as { readonly items?: ReadonlyArray<unknown> } | undefined
+  const count = inputs?.items?.length ?? 0
+  let changed = false
+  for (let i = 0; i < count; i++) {
+    if (document.getIn(["workflow", "inputs", i, "type"]) === "secret" && document.hasIn(["workflow", "inputs", i, "default"])) {
+      document.deleteIn(["workflow", "inputs", i, "default"])
+      changed = true
+    }
+  }
+  return changed ? document.toString() : source
+}
+
+const WorkflowsLive = HttpApiBuilder.group(RelaviumApi, "workflows", (handlers) =>
+  Effect.gen(function* () {
+    const workflows = yield* WorkflowStore
+    const find = (workflowId: string) =>
+      workflows.get(workflowId).pipe(
+        Effect.mapError(internal),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(new NotFound({ message: `no workflow with id ${workflowId}` })),
+          onSome: Effect.succeed
+        }))
+      )
+    return handlers
+      .handle("upload", ({ payload }) =>
+        Effect.gen(function* () {
+          const plan = yield* parseUpload(payload.yaml, payload.file)
+          const stored = yield* workflows
+            .put({ name: plan.spec.id, source: payload.yaml, file: payload.file ?? "upload.relavium.yaml" })
+            .pipe(Effect.mapError(internal))
+          return workflowInfo(stored)
+        })
+      )
+      .handle("list", () => workflows.list.pipe(Effect.map((all) => all.map(workflowInfo)), Effect.mapError(internal)))
+      .handle("validate", ({ payload }) =>
+        Effect.sync(() =>
+          Either.match(parseUpload(payload.yaml, payload.file), {
+            onLeft: (error) => ({ valid: false, issues: error.issues ?? [{ path: "", message: error.message }] }),
+            onRight: (plan) => ({
+              valid: true,
+              workflow: plan.spec.id,
+              nodes: plan.order.length,
+              edges: [...plan.incoming.values()].reduce((n, e) => n + e.length, 0)
+            })
+          })
+        )
+      )
+      .handle("get", ({ path }) => find(path.workflowId).pipe(Effect.map(workflowInfo)))
+      .handle("versions", ({ path }) =>
+        Effect.gen(function* () {
+          const found = yield* find(path.workflowId)
+          const all = yield* workflows.list.pipe(Effect.mapError(internal))
+          return all.filter((w) => w.name === found.name).sort((a, b) => a.version - b.version).map(workflowInfo)
+        })
+      )
+      .handle("export", ({ path }) => find(path.workflowId).pipe(Effect.map((w) => stripSecretDefaults(w.source))))
+  })
+)
+
+// ---------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------
+
+const makeRunLookup = Effect.gen(function* () {
+  const store = yield* RunStore
+  const record = (runId: string) =>
+    store.get(runId).pipe(
+      Effect.mapError(internal),
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(new NotFound({ message: `no run with id ${runId}` })),
+        onSome: Effect.succeed
+      }))
+    )
+  const summary = (runId: string) =>
+    Effect.gen(function* () {
+      const found = yield* record(runId)
+      const events = yield* store.events(runId).pipe(Effect.mapError(internal))
+      return { ...Summary.summarize(runId, events), workflowId: found.workflowId, workflowName: found.workflowName }
+    })
+  return { store, record, summary }
+})
+
+const RunsLive = (sse: SseOptions) =>
+  HttpApiBuilder.group(RelaviumApi, "runs", (handlers) =>
+    Effect.gen(function* () {
+      const engine = yield* WorkflowEngine
+      const { record, store, summary } = yield* makeRunLookup
+      return handlers
+        .handle("start", ({ payload }) =>
+          engine.start(payload.workflowId, payload.inputs ?? {}).pipe(
+            Effect.mapError(fromEngine),
+            Effect.map((handle) => ({ runId: handle.runId, status: "running" as const }))
+          )
+        )
+        .handle("list", ({ urlParams }) =>
+          Effect.gen(function* () {
+            const limit = urlParams.limit ?? 50
+            const offset = urlParams.offset ?? 0
+            // One more than the page shows whether there is a next page.
+            const rows = yield* store
+              .list({ status: urlParams.status, limit: offset + limit + 1 })
+              .pipe(Effect.mapError(internal))
+            const page = rows.slice(offset, offset + limit)
+            return rows.length > offset + limit ? { runs: page, nextOffset: offset + limit } : { runs: page }
+          })
+        )
+        .handle("get", ({ path }) => summary(path.runId))
+        .handle("cancel", ({ path, urlParams }) =>
+          Effect.gen(function* () {
+            yield* record(path.runId)
+            yield* engine.cancel(path.runId, urlParams.reason ?? "cancelled through the API").pipe(Effect.mapError(fromEngine))
+            const after = yield* record(path.runId)
+            return { runId: path.runId, status: after.status }
+          })
+        )
+        .handle("resume", ({ path }) =>
+          Effect.gen(function* () {
+            yield* record(path.runId)
+            yield* engine.recover(path.runId).pipe(Effect.mapError(fromEngine))
+            const after = yield* record(path.runId)
+            return { runId: path.runId, status: after.status }
+          })
+        )
+        .handleRaw("events", ({ headers, path, urlParams }) =>
+          Effect.gen(function* () {
+            const run = yield* record(path.runId)
+            // A reconnecting EventSource keeps its URL, so Last-Event-ID wins over `?after=`.
+            const after = headers["last-event-id"] ?? urlParams.after ?? -1
+            // Nothing will follow an ended run's last event: 204 tells an EventSource not to reconnect.
+            if (TerminalStatuses.has(run.status) && after >= run.lastSequenceNumber) {
+              return HttpServerResponse.empty({ status: 204 })
+            }
+            return eventStreamResponse(engine.events(path.runId, after), sse)
+          })
+        )
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// Gates
+// ---------------------------------------------------------------------------
+
+const GatesLive = HttpApiBuilder.group(RelaviumApi, "gates", (handlers) =>
+  Effect.gen(function* () {
+    const engine = yield* WorkflowEngine
+    const { record, store } = yield* makeRunLookup
+    const decide = (
+      runId: string,
+      gateId: string,
+      decision: "approved" | "rejected" | "input_provided",
+      payload: unknown,
+      comment: string | undefined
+    ) =>
+      Effect.gen(function* () {
+        yield* record(runId)
+        yield* engine
+          .resume(runId, gateId, { decision, decidedBy: "api", payload, comment })
+          .pipe(Effect.mapError(fromEngine))
+        return { runId, gateId, decision }
+      })
+    return handlers
+      .handle("list", ({ urlParams }) =>
+        Effect.gen(function* () {
+          if (urlParams.runId !== undefined) yield* record(urlParams.runId)
+          return yield* store.pendingGates(urlParams.runId).pipe(Effect.mapError(internal))
+        })
+      )
+      .handle("approve", ({ path, payload }) => decide(path.runId, path.gateId, "approved", undefined, payload?.comment))
+      .handle("reject", ({ path, payload }) => decide(path.runId, path.gateId, "rejected", undefined, payload?.comment))
+      .handle("input", ({ path, payload }) => decide(path.runId, path.gateId, "input_provided", payload.value, payload.comment))
+  })
+)
+
+// ---------------------------------------------------------------------------
+// Keys (write-only), models, health
+// ---------------------------------------------------------------------------
+
+const KeysLive = HttpApiBuilder.group(RelaviumApi, "keys", (handlers) =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore
+    return handlers
+      .handle("list", () => keys.list.pipe(Effect.map((providers) => ({ providers })), Effect.mapError(keyError)))
+      .handle("set", ({ path, payload }) =>
+        Redacted.value(payload.key).trim() === ""
+          ? Effect.fail(new BadRequest({ message: "key: must not be blank" }))
+          : keys.set(path.provider, Redacted.make(Redacted.value(payload.key).trim())).pipe(Effect.mapError(keyError))
+      )
+      .handle("remove", ({ path }) =>
+        keys.remove(path.provider).pipe(
+          Effect.mapError(keyError),
+          Effect.flatMap((removed) =>
+            removed ? Effect.void : Effect.fail(new NotFound({ message: `no stored key for ${path.provider}` }))
+          )
+        )
+      )
+  })
+)
+
+export const modelRows = () =>
+  Pricing.table.map((row) => ({
+    provider: row.provider,
+    model: row.model,
+    name: row.displayName,
+    contextWindowTokens: row.contextWindowTokens,
+    inputPerMTokUsd: row.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
+    outputPerMTokUsd: row.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
+    cachedInputPerMTokUsd:
+      row.price.cachedInputPerMTok === undefined ? null : row.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD
+  }))
+
+const SystemLive = HttpApiBuilder.group(RelaviumApi, "system", (handlers) =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    return handlers
+      .handle("ready", () =>
+        store.list({ limit: 1 }).pipe(
+          Effect.as({ status: "ready" as const }),
+          Effect.mapError((e) => new NotReady({ message: `the run store does not answer: ${e.message}` }))
+        )
+      )
+      .handle("models", () => Effect.sync(modelRows))
+  })
+)
+
+const HealthLive = HttpApiBuilder.group(RelaviumApi, "health", (handlers) =>
+  handlers.handle("health", () => Effect.succeed({ status: "ok" as const }))
+)
+
+/** Every group of the API; needs the component tags and the `Authorization` middleware. */
+export const layerHandlers = (sse: SseOptions) =>
+  Layer.mergeAll(HealthLive, SystemLive, WorkflowsLive, RunsLive(sse), GatesLive, KeysLive)

@@ -1,0 +1,78 @@
+/**
+ * The HTTP server of the API: routes, OpenAPI document (`/openapi.json`), a
+ * browsable reference (`/docs`), bearer auth, and a request body limit.
+ * Needs an `HttpServer` (plain or TLS) and the component tags.
+ */
+import {
+  HttpApiBuilder,
+  HttpApiScalar,
+  type HttpApp,
+  HttpIncomingMessage,
+  HttpMethod,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { Effect, Either, Layer, Option, type Redacted } from "effect"
+import { RelaviumApi } from "./Api.js"
+import { layerBearer } from "./Auth.js"
+import { layerHandlers } from "./Handlers.js"
+import type { SseOptions } from "./Sse.js"
+
+export interface ServerOptions extends SseOptions {
+  readonly token: Redacted.Redacted<string>
+  /** Larger request bodies are refused with 413 (default 4 MiB). */
+  readonly maxBodyBytes?: number | undefined
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+const jsonProblem = (text: string): string | undefined => {
+  if (text.trim() === "") return undefined
+  try {
+    JSON.parse(text)
+    return undefined
+  } catch (e) {
+    return `not valid JSON: ${(e as Error).message}`
+  }
+}
+
+/** Refuses a body over the limit with 413 before reading it; a body without a length is cut off at the limit. */
+export const limitBody =
+  (maxBytes: number) =>
+  (app: HttpApp.Default): HttpApp.Default =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const length = request.headers["content-length"]
+      if (length !== undefined && Number(length) > maxBytes) {
+        return HttpServerResponse.unsafeJson(
+          { _tag: "PayloadTooLarge", message: `the request body is ${length} bytes; the limit is ${maxBytes}` },
+          { status: 413 }
+        )
+      }
+      // The API reads a JSON body before its decoder runs, and a body that is not JSON would end there
+      // as an empty 400; read it first (the request caches it) to say why.
+      const contentType = request.headers["content-type"]?.toLowerCase() ?? "application/json"
+      if (HttpMethod.hasBody(request.method) && contentType.includes("application/json") && length !== "0") {
+        const body = yield* HttpIncomingMessage.withMaxBodySize(Effect.either(request.text), Option.some(maxBytes))
+        const problem = Either.isLeft(body) ? (body.left.description ?? body.left.reason) : jsonProblem(body.right)
+        if (problem !== undefined) {
+          return HttpServerResponse.unsafeJson(
+            { _tag: "BadRequest", message: `the request body could not be read as JSON: ${problem}` },
+            { status: 400 }
+          )
+        }
+      }
+      return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
+    })
+
+/** The API implementation (no server): for tests with `HttpApiBuilder.toWebHandler` or any `HttpServer`. */
+export const layerApi = (options: ServerOptions) =>
+  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(layerBearer(options.token)))
+
+/** Serves the API on the `HttpServer` in context, for as long as the layer lives. */
+export const layer = (options: ServerOptions) =>
+  HttpApiBuilder.serve(limitBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)).pipe(
+    Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(layerApi(options))
+  )
