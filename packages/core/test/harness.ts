@@ -73,7 +73,11 @@ export const flatPricing = Layer.succeed(
 
 export interface HarnessOptions {
   readonly model?: Layer.Layer<LlmProvider> | undefined
+  /** Tools served in-process; ignored when `router` is given. */
   readonly tools?: ReadonlyArray<InProcessTool> | undefined
+  readonly router?: Layer.Layer<DaemonRouter> | undefined
+  /** Default: $3 in / $15 out per million tokens for every model. */
+  readonly pricing?: Layer.Layer<ModelPricing> | undefined
 }
 
 export const engineLayer = (options: HarnessOptions = {}) =>
@@ -86,8 +90,8 @@ export const engineLayer = (options: HarnessOptions = {}) =>
         WorkflowStore.layerMemory,
         QuickJsSandbox.layerQuickJs,
         options.model ?? scriptedModel([]).layer,
-        flatPricing,
-        DaemonRouter.layerInProcess(options.tools ?? [])
+        options.pricing ?? flatPricing,
+        options.router ?? DaemonRouter.layerInProcess(options.tools ?? [])
       )
     ),
     Layer.provideMerge(NodeContext.layer)

@@ -10,22 +10,12 @@
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { build } from "esbuild"
 import { Data, Effect, Layer, Stream } from "effect"
-import {
-  type DaemonRouter,
-  layerLocal as engineLayerLocal,
-  QuickJsSandbox,
-  RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowEngine,
-  WorkflowStore
-} from "@relavium/core"
+import { type DaemonRouter, WorkflowEngine } from "@relavium/core"
 import type { RunEvent } from "@relavium/domain"
-import { answer, flatPricing, scriptedModel, start, toolCall } from "../../core/test/harness.js"
+import { answer, engineLayer, scriptedModel, start, toolCall } from "../../core/test/harness.js"
 import { layerLocal, layerRpcClient } from "../src/index.js"
 import { alive, makeWorkspace, readPids, tempDir, waitFor } from "./support.js"
 
@@ -79,21 +69,7 @@ const spawnDaemon = (workspace: string) =>
   })
 
 const engineWith = (router: Layer.Layer<DaemonRouter>, model: ReturnType<typeof scriptedModel>) =>
-  engineLayerLocal({ executionMode: "local" }).pipe(
-    Layer.provideMerge(
-      Layer.mergeAll(
-        RunStore.layerMemory,
-        UpdateHub.layerMemory,
-        RunQueue.layerMemory(),
-        WorkflowStore.layerMemory,
-        QuickJsSandbox.layerQuickJs,
-        model.layer,
-        flatPricing,
-        router
-      )
-    ),
-    Layer.provideMerge(NodeContext.layer)
-  )
+  engineLayer({ model: model.layer, router })
 
 const workflow = `schema_version: '1.0'
 workflow:

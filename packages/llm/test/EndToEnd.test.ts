@@ -3,19 +3,10 @@
  * OpenAI-compatible test server: two tool calls routed through an in-process
  * tool, cost:updated events priced from a user overlay, and a budget stop.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  DaemonRouter,
-  KeyStore,
-  layerLocal,
-  QuickJsSandbox,
-  RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowEngine,
-  WorkflowStore
-} from "@relavium/core"
+import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import { engineLayer } from "../../core/test/harness.js"
 import { Cost, type RunEvent as RE } from "@relavium/domain"
 import { Effect, Layer, Logger, Stream } from "effect"
 import { Pricing, Providers } from "../src/index.js"
@@ -57,22 +48,14 @@ const pricing = Pricing.layerWithOverrides([
 ])
 
 const engineAt = (baseUrl: string) =>
-  layerLocal({ executionMode: "local" }).pipe(
-    Layer.provideMerge(
-      Layer.mergeAll(
-        RunStore.layerMemory,
-        UpdateHub.layerMemory,
-        RunQueue.layerMemory(),
-        WorkflowStore.layerMemory,
-        QuickJsSandbox.layerQuickJs,
-        Providers.layer({ providers: { "openai-compatible": { baseUrl } }, backoffBaseMs: 5 }).pipe(
-          Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, KeyStore.layerMemory({ "openai-compatible": KEY })))
-        ),
-        pricing,
-        DaemonRouter.layerInProcess([getWeather])
-      )
+  engineLayer({
+    model: Providers.layer({ providers: { "openai-compatible": { baseUrl } }, backoffBaseMs: 5 }).pipe(
+      Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, KeyStore.layerMemory({ "openai-compatible": KEY })))
     ),
-    Layer.provideMerge(NodeContext.layer),
+    pricing,
+    tools: [getWeather]
+  }).pipe(
+    // Capture every log line, so the redaction check can scan them.
     Layer.provideMerge(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(JSON.stringify(message)))))
   )
 
