@@ -1,0 +1,1 @@
+export * as NatsUpdateHub from "./NatsUpdateHub.js"

@@ -1,0 +1,1 @@
+export * as BullMqRunQueue from "./BullMqRunQueue.js"
