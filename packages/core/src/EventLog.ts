@@ -8,6 +8,9 @@ import { RunEvent as RE } from "@relavium/domain"
 import { type AppendOptions, RunStore } from "./RunStore.js"
 import { UpdateHub } from "./UpdateHub.js"
 
+/** How often a follower re-reads the store while it waits for live events. */
+const CATCH_UP_INTERVAL = "2 seconds"
+
 export class EventLog extends Context.Tag("@relavium/core/EventLog")<
   EventLog,
   {
@@ -52,26 +55,35 @@ export class EventLog extends Context.Tag("@relavium/core/EventLog")<
                 return Stream.fromIterable(first).pipe(Stream.takeUntil(RE.isTerminal))
               }
               // Chunk by chunk: in the usual case (events arrive in order) no effect runs per event.
-              const tail = live.pipe(
-                Stream.mapChunksEffect((chunk) => {
-                  const events = Chunk.toReadonlyArray(chunk)
-                  const out: Array<RE.RunEvent> = []
-                  for (const event of events) {
-                    if (event.sequenceNumber < next) continue
-                    if (event.sequenceNumber === next) {
-                      out.push(event)
-                      next += 1
-                      continue
-                    }
-                    // Another writer's events reached the hub first: fill the gap from the store.
-                    let upTo = event.sequenceNumber
-                    for (const e of events) if (e.sequenceNumber > upTo) upTo = e.sequenceNumber
-                    return store.events(runId, next - 1).pipe(
-                      Effect.map((stored) => Chunk.unsafeFromArray([...out, ...inOrder(stored.filter((e) => e.sequenceNumber <= upTo))]))
-                    )
+              const fromHub = (events: ReadonlyArray<RE.RunEvent>) => {
+                const out: Array<RE.RunEvent> = []
+                for (const event of events) {
+                  if (event.sequenceNumber < next) continue
+                  if (event.sequenceNumber === next) {
+                    out.push(event)
+                    next += 1
+                    continue
                   }
-                  return Effect.succeed(Chunk.unsafeFromArray(out))
-                })
+                  // Another writer's events reached the hub first: fill the gap from the store.
+                  let upTo = event.sequenceNumber
+                  for (const e of events) if (e.sequenceNumber > upTo) upTo = e.sequenceNumber
+                  return store
+                    .events(runId, next - 1)
+                    .pipe(Effect.map((stored) => [...out, ...inOrder(stored.filter((e) => e.sequenceNumber <= upTo))]))
+                }
+                return Effect.succeed(out)
+              }
+              // A hub may drop an event (core NATS delivers at most once), and nothing may follow it
+              // to reveal the gap: re-read the store now and then, so a follower never waits forever.
+              const tail = Stream.merge(
+                live.pipe(Stream.chunks, Stream.map((chunk) => Chunk.toReadonlyArray(chunk))),
+                Stream.tick(CATCH_UP_INTERVAL).pipe(Stream.map(() => undefined))
+              ).pipe(
+                // One element at a time, so `next` moves in order whichever source woke us.
+                Stream.mapEffect((events) =>
+                  events === undefined ? store.events(runId, next - 1).pipe(Effect.map(inOrder)) : fromHub(events)
+                ),
+                Stream.flattenIterables
               )
               return Stream.concat(Stream.fromIterable(first), tail).pipe(Stream.takeUntil(RE.isTerminal))
             })
