@@ -7,7 +7,7 @@ import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Either, HashMap, Option } from "effect"
 import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
-import { type Plan, WorkflowYaml } from "@relavium/domain"
+import { Inputs, type Plan, WorkflowYaml } from "@relavium/domain"
 import { KeyStores } from "@relavium/keys"
 import { Providers } from "@relavium/llm"
 import { daemon } from "./commands/Daemon.js"
@@ -19,6 +19,7 @@ import { resume, runs } from "./commands/Runs.js"
 import { ExitCode, followRun } from "./Follow.js"
 import { dataDirOption, keysLayer, withLocal, workspaceOption } from "./Local.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
+import { caOption, serverOption, tokenOption, withRemote } from "./Remote.js"
 
 const VERSION = "0.1.0"
 
@@ -73,6 +74,38 @@ const checkKeys = (plan: Plan.WorkflowPlan, file: string) =>
     }
   })
 
+/**
+ * `relavium run FILE --server URL`: uploads the workflow to a running monolith, starts it there and
+ * follows its events over SSE, rendered and with exit codes exactly as a local run.
+ */
+const runRemote = (
+  run: {
+    readonly file: string
+    readonly text: string
+    readonly plan: Plan.WorkflowPlan
+    readonly inputs: Readonly<Record<string, string>>
+    readonly json: boolean
+  },
+  options: Parameters<typeof withRemote>[0]
+) =>
+  Effect.gen(function* () {
+    // The API takes typed values: coerce the --input strings here, as the local engine does.
+    const resolved = Inputs.resolveInputs(run.plan.spec.inputs, run.inputs, { coerceStrings: true })
+    if (Either.isLeft(resolved)) return yield* Effect.fail(new UsageProblem(resolved.left.message))
+    const inputs = Object.fromEntries(Object.keys(run.inputs).map((name) => [name, resolved.right[name]]))
+    return yield* withRemote(options, (remote) =>
+      Effect.gen(function* () {
+        const stored = yield* remote.call(remote.api.workflows.upload({ payload: { yaml: run.text, file: run.file } }))
+        const started = yield* remote.call(remote.api.runs.start({ payload: { workflowId: stored.workflowId, inputs } }))
+        return yield* remote.follow(started.runId, {
+          json: run.json,
+          workflowName: run.plan.spec.name ?? run.plan.spec.id,
+          cancelOnInterrupt: true
+        })
+      })
+    )
+  })
+
 const runCommand = Command.make(
   "run",
   {
@@ -92,13 +125,25 @@ const runCommand = Command.make(
       Options.withDescription("with a cassette: pause this long between streamed chunks, to watch a replay")
     ),
     dataDir: dataDirOption,
-    workspace: workspaceOption
+    workspace: workspaceOption,
+    server: serverOption,
+    token: tokenOption,
+    ca: caOption
   },
-  ({ cassette, dataDir, file, input, json, tokenDelayMs, workspace }) =>
+  ({ ca, cassette, dataDir, file, input, json, server, token, tokenDelayMs, workspace }) =>
     Effect.gen(function* () {
       const { plan, text } = yield* loadWorkflow(file)
-      const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
       const inputs = Option.match(input, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
+      if (Option.isSome(server)) {
+        if (Option.isSome(cassette) || Option.isSome(workspace)) {
+          return yield* Effect.fail(
+            new UsageProblem("--cassette and --workspace apply to local runs; with --server, give them to `relavium monolith`")
+          )
+        }
+        process.exitCode = yield* runRemote({ file, inputs, json, plan, text }, { server: server.value, token, ca, dataDir })
+        return
+      }
+      const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
       process.exitCode = yield* withLocal(
         Effect.gen(function* () {
           if (cassetteFile === undefined) yield* checkKeys(plan, file)
@@ -113,7 +158,9 @@ const runCommand = Command.make(
         { dataDir, cassette: cassetteFile, tokenDelayMs, workspace }
       )
     }).pipe(Effect.catchIf(isUsageProblem, report(json)))
-).pipe(Command.withDescription("Run a workflow on this machine and stream its progress (runs are stored: see `runs`, `resume`, `gate`)"))
+).pipe(Command.withDescription(
+    "Run a workflow on this machine (or on a monolith with --server) and stream its progress (runs are stored: see `runs`, `resume`, `gate`)"
+  ))
 
 // ---------------------------------------------------------------------------
 // relavium validate

@@ -6,15 +6,40 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
 import { RunStore, RunSummary, WorkflowEngine } from "@relavium/core"
-import { followRun } from "../Follow.js"
+import { ExitCode, followRun } from "../Follow.js"
 import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
-import { jsonOption, loadSummary } from "./Runs.js"
+import { withRemote } from "../Remote.js"
+import { jsonOption, loadSummary, remoteOptions } from "./Runs.js"
 
 const decodeJson = Schema.decodeUnknown(Schema.parseJson())
 
-const list = Command.make("list", { json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json }) =>
-  withLocal(Effect.gen(function* () {
+const printGates = (
+  gates: ReadonlyArray<{
+    readonly runId: string
+    readonly gateId: string
+    readonly gateType: string
+    readonly message: string
+    readonly assignee?: string | undefined
+    readonly expiresAt?: string | undefined
+  }>,
+  json: boolean,
+  server?: string
+) =>
+  Effect.gen(function* () {
+    if (json) return yield* Console.log(JSON.stringify(gates))
+    if (gates.length === 0) return yield* Console.log("no pending gates")
+    for (const g of gates) {
+      yield* Console.log(`${g.gateId}\n  ${g.gateType}${g.assignee ? ` for ${g.assignee}` : ""}: ${g.message}${g.expiresAt ? `\n  expires ${g.expiresAt}` : ""}\n  decide: relavium gate ${g.runId} --gate ${g.gateId} --approve${server ? ` --server ${server}` : ""}`)
+    }
+  })
+
+const list = Command.make("list", { json: jsonOption, dataDir: dataDirOption, ...remoteOptions }, ({ ca, dataDir, json, server, token }) =>
+  Option.isSome(server)
+    ? withRemote({ server: server.value, token, ca, dataDir }, (remote) =>
+        remote.call(remote.api.gates.list({ urlParams: {} })).pipe(Effect.flatMap((gates) => printGates(gates, json, remote.baseUrl)))
+      ).pipe(Effect.catchIf(isUsageProblem, report(json)))
+    : withLocal(Effect.gen(function* () {
     const store = yield* RunStore
     const waiting = yield* store.list({ status: "waiting" }).pipe(Effect.orDie)
     const running = yield* store.list({ status: "running" }).pipe(Effect.orDie)
@@ -22,11 +47,7 @@ const list = Command.make("list", { json: jsonOption, dataDir: dataDirOption }, 
     for (const run of [...waiting, ...running]) {
       gates.push(...RunSummary.summarize(run.runId, yield* store.events(run.runId).pipe(Effect.orDie)).pendingGates)
     }
-    if (json) return yield* Console.log(JSON.stringify(gates))
-    if (gates.length === 0) return yield* Console.log("no pending gates")
-    for (const g of gates) {
-      yield* Console.log(`${g.gateId}\n  ${g.gateType}${g.assignee ? ` for ${g.assignee}` : ""}: ${g.message}${g.expiresAt ? `\n  expires ${g.expiresAt}` : ""}\n  decide: relavium gate ${g.runId} --gate ${g.gateId} --approve`)
-    }
+    yield* printGates(gates, json)
   }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("List the gates waiting for a decision"))
 
@@ -40,20 +61,81 @@ const decide = {
   json: jsonOption,
   dataDir: dataDirOption,
   workspace: workspaceOption,
-  noWait: Options.boolean("no-wait").pipe(Options.withDescription("record the decision and return without continuing the run here"))
+  noWait: Options.boolean("no-wait").pipe(Options.withDescription("record the decision and return without continuing the run here")),
+  ...remoteOptions
 }
 
-export const gate = Command.make("gate", decide, ({ approve, comment, dataDir, gate: gateId, input, json, noWait, reject, runId: runIdArg, workspace }) =>
-  withLocal(Effect.gen(function* () {
+/** The run, the decision and its payload from the flags, or a usage problem. */
+const parseDecision = (runIdArg: Option.Option<string>, approve: boolean, reject: boolean, input: Option.Option<string>) =>
+  Effect.gen(function* () {
     if (Option.isNone(runIdArg)) return yield* Effect.fail(new UsageProblem("name the run: relavium gate RUN-ID --approve (see `relavium gate list`)"))
-    const runId = runIdArg.value
     const chosen = [approve, reject, Option.isSome(input)].filter(Boolean).length
     if (chosen !== 1) return yield* Effect.fail(new UsageProblem("say exactly one of --approve, --reject or --input JSON"))
-    const payload = Option.isSome(input)
+    const payload: unknown = Option.isSome(input)
       ? yield* decodeJson(input.value).pipe(
           Effect.mapError(() => new UsageProblem(`--input: not valid JSON: ${input.value}`))
         )
       : undefined
+    const decision = approve ? ("approved" as const) : reject ? ("rejected" as const) : ("input_provided" as const)
+    return { runId: runIdArg.value, decision, payload }
+  })
+
+/** `gate RUN ... --server URL`: the decision goes to the monolith, which continues the run; this process follows it. */
+const decideRemote = (
+  flags: {
+    readonly runIdArg: Option.Option<string>
+    readonly approve: boolean
+    readonly reject: boolean
+    readonly input: Option.Option<string>
+    readonly gateId: Option.Option<string>
+    readonly comment: Option.Option<string>
+    readonly json: boolean
+    readonly noWait: boolean
+  },
+  options: Parameters<typeof withRemote>[0]
+) =>
+  Effect.gen(function* () {
+    const { decision, payload, runId } = yield* parseDecision(flags.runIdArg, flags.approve, flags.reject, flags.input)
+    return yield* withRemote(options, (remote) =>
+      Effect.gen(function* () {
+        const summary = yield* remote.call(remote.api.runs.get({ path: { runId } }))
+        let gateId = Option.getOrUndefined(flags.gateId)
+        if (gateId === undefined) {
+          const pending = summary.pendingGates
+          if (pending.length === 0) return yield* Effect.fail(new UsageProblem(`run ${runId} is not waiting at a gate (${summary.status})`, "conflict"))
+          if (pending.length > 1) {
+            return yield* Effect.fail(
+              new UsageProblem(`run ${runId} waits at ${pending.length} gates; say which with --gate (${pending.map((g) => g.gateId).join(", ")})`)
+            )
+          }
+          gateId = pending[0]!.gateId
+        }
+        const path = { runId, gateId }
+        const comment = Option.getOrUndefined(flags.comment)
+        yield* remote.call(
+          decision === "approved"
+            ? remote.api.gates.approve({ path, payload: { comment } })
+            : decision === "rejected"
+            ? remote.api.gates.reject({ path, payload: { comment } })
+            : remote.api.gates.input({ path, payload: { value: payload, comment } })
+        )
+        if (flags.noWait) {
+          yield* Console.log(flags.json ? JSON.stringify({ runId, decided: true }) : `decision recorded for run ${runId}`)
+          return ExitCode.ok
+        }
+        return yield* remote.follow(runId, { json: flags.json, workflowName: summary.workflowName, after: summary.lastSequenceNumber })
+      })
+    )
+  })
+
+export const gate = Command.make("gate", decide, ({ approve, ca, comment, dataDir, gate: gateId, input, json, noWait, reject, runId: runIdArg, server, token, workspace }) =>
+  Option.isSome(server)
+    ? decideRemote({ runIdArg, approve, reject, input, gateId, comment, json, noWait }, { server: server.value, token, ca, dataDir }).pipe(
+        Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),
+        Effect.catchIf(isUsageProblem, report(json))
+      )
+    : withLocal(Effect.gen(function* () {
+    const { payload, runId } = yield* parseDecision(runIdArg, approve, reject, input)
     const { record, summary } = yield* loadSummary(runId)
     const engine = yield* WorkflowEngine
     yield* engine

@@ -11,6 +11,11 @@ import { followRun, isTty } from "../Follow.js"
 import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { colors, makeRenderer, plain } from "../Render.js"
+import { caOption, serverOption, tokenOption, withRemote } from "../Remote.js"
+import type { RunSummary as ApiRunSummary } from "@relavium/server"
+
+/** `--server URL [--token T] [--ca FILE]`: talk to a running monolith instead of the local database. */
+export const remoteOptions = { server: serverOption, token: tokenOption, ca: caOption }
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for machines"))
 export const runIdArg = Args.text({ name: "run-id" }).pipe(Args.withDescription("the run's id (as printed by `relavium run` and `runs list`)"))
@@ -38,21 +43,45 @@ const list = Command.make(
     json: jsonOption,
     dataDir: dataDirOption,
     status: Options.choice("status", ["running", "waiting", "completed", "failed", "cancelled"]).pipe(Options.optional),
-    limit: Options.integer("limit").pipe(Options.withDefault(20))
+    limit: Options.integer("limit").pipe(Options.withDefault(20)),
+    ...remoteOptions
   },
-  ({ dataDir, json, limit, status }) =>
-    withLocal(Effect.gen(function* () {
+  ({ ca, dataDir, json, limit, server, status, token }) =>
+    (Option.isSome(server)
+      ? withRemote({ server: server.value, token, ca, dataDir }, (remote) =>
+          remote.call(remote.api.runs.list({ urlParams: { status: Option.getOrUndefined(status), limit } }))
+        ).pipe(Effect.flatMap((page) => printRuns(page.runs, json)))
+      : withLocal(Effect.gen(function* () {
       const store = yield* RunStore
       const runs = yield* store.list({ status: Option.getOrUndefined(status), limit }).pipe(Effect.orDie)
-      if (json) return yield* Console.log(JSON.stringify(runs))
-      if (runs.length === 0) return yield* Console.log("no runs yet — start one with `relavium run FILE`")
-      yield* Console.log(`${pad("RUN", 38)}${pad("WORKFLOW", 24)}${pad("STATUS", 11)}UPDATED`)
-      for (const r of runs) yield* Console.log(`${pad(r.runId, 38)}${pad(r.workflowName, 24)}${pad(r.status, 11)}${r.updatedAt}`)
-    }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+      yield* printRuns(runs, json)
+    }), { dataDir })).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("List recent runs, newest first"))
 
-const show = Command.make("show", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
-  withLocal(loadSummary(runId), { dataDir }).pipe(
+const printRuns = (
+  runs: ReadonlyArray<{ readonly runId: string; readonly workflowName: string; readonly status: string; readonly updatedAt: string }>,
+  json: boolean
+) =>
+  Effect.gen(function* () {
+    if (json) return yield* Console.log(JSON.stringify(runs))
+    if (runs.length === 0) return yield* Console.log("no runs yet — start one with `relavium run FILE`")
+    yield* Console.log(`${pad("RUN", 38)}${pad("WORKFLOW", 24)}${pad("STATUS", 11)}UPDATED`)
+    for (const r of runs) yield* Console.log(`${pad(r.runId, 38)}${pad(r.workflowName, 24)}${pad(r.status, 11)}${r.updatedAt}`)
+  })
+
+type SummaryView = Omit<typeof ApiRunSummary.Type, "workflowName" | "pendingGates"> & {
+  readonly pendingGates: ReadonlyArray<{ readonly gateId: string; readonly gateType: string; readonly message: string }>
+}
+
+const show = Command.make("show", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption, ...remoteOptions }, ({ ca, dataDir, json, runId, server, token }) =>
+  (Option.isSome(server)
+    ? withRemote({ server: server.value, token, ca, dataDir }, (remote) => remote.call(remote.api.runs.get({ path: { runId } }))).pipe(
+        Effect.map((summary) => ({ record: { workflowName: summary.workflowName }, summary: summary as SummaryView }))
+      )
+    : withLocal(loadSummary(runId), { dataDir }).pipe(
+        Effect.map(({ record, summary }) => ({ record: { workflowName: record.workflowName }, summary: summary as SummaryView }))
+      )
+  ).pipe(
     Effect.flatMap(({ record, summary }) =>
       json
         ? Console.log(JSON.stringify({ ...summary, workflowName: record.workflowName }))
