@@ -203,3 +203,16 @@ export const layerWithOverrides = (overrides: Iterable<PriceOverride>): Layer.La
     ModelPricing.of({ priceOf: (provider, model) => Effect.succeed(priceOf(provider, model)) })
   )
 }
+
+/** The price table as people read it (USD per million tokens): `relavium models` and `GET /models`. */
+export const listing = () =>
+  table.map((row) => ({
+    provider: row.provider,
+    model: row.model,
+    name: row.displayName,
+    contextWindowTokens: row.contextWindowTokens,
+    inputPerMTokUsd: row.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
+    outputPerMTokUsd: row.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
+    cachedInputPerMTokUsd:
+      row.price.cachedInputPerMTok === undefined ? null : row.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD
+  }))

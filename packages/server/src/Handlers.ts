@@ -16,7 +16,7 @@ import {
   WorkflowStore,
   type StoredWorkflow
 } from "@relavium/core"
-import { Cost, WorkflowYaml } from "@relavium/domain"
+import { WorkflowYaml } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
 import { isDocument, parseDocument } from "yaml"
 import { BadRequest, Conflict, InternalError, type Issue, NotFound, NotReady, RelaviumApi } from "./Api.js"
@@ -287,17 +287,7 @@ const KeysLive = HttpApiBuilder.group(RelaviumApi, "keys", (handlers) =>
   })
 )
 
-export const modelRows = () =>
-  Pricing.table.map((row) => ({
-    provider: row.provider,
-    model: row.model,
-    name: row.displayName,
-    contextWindowTokens: row.contextWindowTokens,
-    inputPerMTokUsd: row.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
-    outputPerMTokUsd: row.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
-    cachedInputPerMTokUsd:
-      row.price.cachedInputPerMTok === undefined ? null : row.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD
-  }))
+export const modelRows = Pricing.listing
 
 const SystemLive = HttpApiBuilder.group(RelaviumApi, "system", (handlers) =>
   Effect.gen(function* () {

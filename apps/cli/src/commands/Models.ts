@@ -11,17 +11,7 @@ import { Console } from "effect"
 const dollars = (microcentsPerMTok: number | undefined): string =>
   microcentsPerMTok === undefined ? "-" : `$${(microcentsPerMTok / Cost.MICROCENTS_PER_USD).toFixed(3).replace(/0$/, "")}`
 
-export const modelRows = () =>
-  Pricing.table.map((row) => ({
-    provider: row.provider,
-    model: row.model,
-    name: row.displayName,
-    contextWindowTokens: row.contextWindowTokens,
-    inputPerMTokUsd: row.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
-    outputPerMTokUsd: row.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
-    cachedInputPerMTokUsd:
-      row.price.cachedInputPerMTok === undefined ? null : row.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD
-  }))
+export const modelRows = Pricing.listing
 
 const table = (): string => {
   const header = ["PROVIDER", "MODEL", "CONTEXT", "IN $/MTok", "OUT $/MTok", "CACHED IN $/MTok"]
