@@ -1,6 +1,6 @@
 /**
  * `pnpm bench` in quick mode, on the smallest sizes: proves the harness, every registered
- * benchmark and the JSON report work. Figures are never asserted; performance is measured by
+ * benchmark and the JSON report work (Postgres, Redis and NATS on loopback: bash scripts/services.sh). Figures are never asserted; performance is measured by
  * `pnpm bench`, not by tests.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -17,7 +17,7 @@ interface Report {
   readonly benchmarks: ReadonlyArray<{
     readonly id: string
     readonly skipped?: string
-    readonly figures?: ReadonlyArray<{ readonly id: string; readonly count: number; readonly median: number; readonly p99: number }>
+    readonly figures?: ReadonlyArray<{ readonly id: string; readonly unit: string; readonly count: number; readonly median: number; readonly p99: number }>
   }>
 }
 
@@ -35,12 +35,24 @@ describe("pnpm bench", () => {
     const report = JSON.parse(readFileSync(join(out, "latest-quick.json"), "utf8")) as Report
     assert.isAbove(report.machine.cores, 0)
     const byId = new Map(report.benchmarks.map((b) => [b.id, b]))
-    for (const id of ["engine.memory.chain", "engine.memory.fanout", "cli.cold-start"]) {
+    for (const id of ["engine.memory.chain", "engine.memory.fanout", "cli.cold-start", "hub.fanout", "distributed.throughput", "monolith.memory"]) {
       const figures = byId.get(id)?.figures ?? []
-      assert.isAbove(figures.length, 0, `${id} has figures`)
-      for (const f of figures) assert.isTrue(f.count > 0 && Number.isFinite(f.median), `${f.id} has samples`)
+      assert.isAbove(figures.length, 0, `${id} has figures (${byId.get(id)?.skipped ?? "not skipped"})`)
+      for (const f of figures) assert.isTrue(f.count > 0 && Number.isFinite(f.median) && f.median > 0, `${f.id} has samples`)
     }
-    // Benchmarks for modes not built yet are listed, with what they wait for.
-    assert.isString(byId.get("distributed.throughput")?.skipped)
+    const ids = (id: string) => (byId.get(id)?.figures ?? []).map((f) => f.id)
+    // (3) both hubs (services.sh runs NATS), paced and flat-out latency and events/s.
+    for (const hub of ["memory", "nats"]) {
+      for (const figure of ["sse-latency.paced", "sse-latency.saturated", "events-per-second"]) assert.include(ids("hub.fanout"), `hub.${hub}.${figure}`)
+    }
+    // (4) steps/s and dispatch latency with 1 and 2 workers.
+    for (const workers of ["1w", "2w"]) {
+      for (const figure of ["steps-per-second", "dispatch"]) assert.include(ids("distributed.throughput"), `distributed.bullmq.${workers}.${figure}`)
+    }
+    // (6) RSS idle, at each checkpoint and idle afterwards, in MiB, so growth shows.
+    const rss = byId.get("monolith.memory")?.figures ?? []
+    assert.isAtLeast(rss.length, 3)
+    assert.strictEqual(rss[0]!.id, "monolith.rss.idle")
+    for (const f of rss) assert.strictEqual(f.unit, "MiB")
   })
 })

@@ -25,7 +25,7 @@ import {
 import { Llm, RunEvent as RE } from "@relavium/domain"
 import { type BenchConfig, type Measurement, settle } from "./Harness.js"
 
-const noModel = Layer.succeed(
+export const noModel = Layer.succeed(
   LlmProvider,
   LlmProvider.of({
     stream: (request) =>
@@ -33,7 +33,7 @@ const noModel = Layer.succeed(
   })
 )
 
-const noPricing = Layer.succeed(ModelPricing, ModelPricing.of({ priceOf: () => Effect.succeed(Option.none()) }))
+export const noPricing = Layer.succeed(ModelPricing, ModelPricing.of({ priceOf: () => Effect.succeed(Option.none()) }))
 
 /** The stores a benchmark runs the local engine on. */
 export type StoreLayer = Layer.Layer<RunStore | WorkflowStore, unknown>

@@ -10,7 +10,8 @@ export interface Measurement {
   /** Stable id of the figure, e.g. `engine.chain.1000.per-node`. */
   readonly id: string
   readonly label: string
-  readonly unit: "µs" | "ms"
+  /** Time per sample (µs, ms), a rate (higher is better) or resident memory. */
+  readonly unit: "µs" | "ms" | "steps/s" | "events/s" | "MiB"
   readonly samples: ReadonlyArray<number>
   /** What one sample is, e.g. "one run's wall time / nodes". */
   readonly sampleIs: string

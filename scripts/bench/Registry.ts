@@ -1,26 +1,17 @@
 /**
- * The registry of benchmarks, numbered as in issue 6. A benchmark whose mode is
- * not built yet stays here and reports itself skipped, with what it waits for.
- *
- * Where later work plugs in:
- *   (1) durable: the SQLite-durable chain reuses EngineBench.chainCases with
- *       SQLite stores instead of `memoryStores` (StoreBench.ts).
- *   (2) commit cost on SQLite and Postgres: StoreBench.ts.
- *   (3) SSE fan-out latency, memory hub and NATS hub: add with the daemon's HTTP/SSE mode.
- *   (4) distributed throughput on BullMQ, 1 and 2 workers: add with the BullMQ RunQueue.
- *   (6) monolith memory idle and after 1,000 runs: add with the monolith.
+ * The registry of benchmarks, numbered as in issue 6. Benchmarks on packages beyond the engine
+ * run from their own bundles (StoreBenchLoader.ts) and report themselves skipped, with what
+ * they wait for, when their package is missing or does not build:
+ *   (1) durable chain and (2) commit cost: StoreBench.ts (store.mjs);
+ *   (3) SSE fan-out, memory and NATS hubs: ServerBench.ts (server.mjs);
+ *   (4) distributed throughput on BullMQ: DistributedBench.ts (distributed.mjs);
+ *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process.
  */
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
-import { loadStoreBench } from "./StoreBenchLoader.js"
-
-const notYet = (number: number, id: string, title: string, waitsFor: string): Benchmark => ({
-  id,
-  number,
-  title,
-  run: async () => skipped(`waits for ${waitsFor}`)
-})
+import { monolithMemory } from "./MemoryBench.js"
+import { loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
   {
@@ -57,8 +48,24 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
       return store._tag === "Missing" ? skipped(store.reason) : store.bench.commitCost(config)
     }
   },
-  notYet(3, "hub.fanout", "event fan-out latency engine → SSE client over HTTP, memory and NATS hubs; events/s for one run", "the daemon's HTTP/SSE mode and the NATS hub"),
-  notYet(4, "distributed.throughput", "no-op steps/s and p99 dispatch latency, 1 and 2 workers on BullMQ", "the BullMQ RunQueue and workers"),
+  {
+    id: "hub.fanout",
+    number: 3,
+    title: "event fan-out latency engine → SSE client over HTTPS, memory and NATS hubs; events/s for one run",
+    run: async (config) => {
+      const server = await loadServerBench(config)
+      return server._tag === "Missing" ? skipped(server.reason) : server.bench.sseFanout(config)
+    }
+  },
+  {
+    id: "distributed.throughput",
+    number: 4,
+    title: "no-op steps/s and dispatch latency (offer → handler start), 1 and 2 workers on BullMQ",
+    run: async (config) => {
+      const distributed = await loadDistributedBench(config)
+      return distributed._tag === "Missing" ? skipped(distributed.reason) : distributed.bench.distributedThroughput(config)
+    }
+  },
   { id: "cli.cold-start", number: 5, title: "CLI cold start: `relavium run` of a 3-node workflow", run: cliColdStart },
-  notYet(6, "monolith.memory", "resident memory of the monolith idle and after 1,000 runs", "the monolith (relavium serve)")
+  { id: "monolith.memory", number: 6, title: "resident memory (VmRSS) of `relavium monolith` idle and after 1,000 runs", run: monolithMemory }
 ]

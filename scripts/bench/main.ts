@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { configFromEnv, machine, report, type Row, table } from "./Harness.js"
+import { configFromEnv, machine, type Outcome, report, type Row, skipped, table } from "./Harness.js"
 import { benchmarks } from "./Registry.js"
 
 const main = async () => {
@@ -19,12 +19,17 @@ const main = async () => {
       `${config.quick ? " · QUICK (smoke run, figures not meaningful)" : ""}\n\n`
   )
   const rows: Array<Row> = []
+  const failures: Array<string> = []
   for (const benchmark of benchmarks) {
     if (config.only.length > 0 && !config.only.some((prefix) => benchmark.id.startsWith(prefix))) continue
     const started = performance.now()
     process.stdout.write(`(${benchmark.number}) ${benchmark.id}: ${benchmark.title} … `)
-    const outcome = await benchmark.run(config)
-    process.stdout.write(outcome._tag === "Skipped" ? "skipped\n" : `${((performance.now() - started) / 1000).toFixed(1)} s\n`)
+    // A benchmark that throws is reported (and fails the run at the end) without stopping the others.
+    const outcome: Outcome = await benchmark.run(config).catch((error: unknown) => {
+      failures.push(benchmark.id)
+      return skipped(`FAILED: ${error instanceof Error ? error.message : String(error)}`)
+    })
+    process.stdout.write(outcome._tag === "Skipped" ? `${failures.includes(benchmark.id) ? "FAILED" : "skipped"}\n` : `${((performance.now() - started) / 1000).toFixed(1)} s\n`)
     rows.push({ benchmark, outcome })
   }
   const elapsedMs = performance.now() - t0
@@ -36,6 +41,10 @@ const main = async () => {
   writeFileSync(file, json)
   writeFileSync(join(outDir, config.quick ? "latest-quick.json" : "latest.json"), json)
   process.stdout.write(`figures written to ${file} (${(elapsedMs / 1000).toFixed(1)} s in all)\n`)
+  if (failures.length > 0) {
+    process.stderr.write(`bench: ${failures.join(", ")} failed (see the notes above)\n`)
+    process.exitCode = 1
+  }
 }
 
 main().catch((error: unknown) => {

@@ -28,20 +28,29 @@ const options = {
 }
 await build({ ...options, entryPoints: [join(here, "main.ts")], outfile: join(out, "bench.mjs") })
 
-// The durable-store benchmarks are a separate bundle: a store package that is missing or
-// does not build yet skips them instead of failing the whole run.
-const storeError = join(out, "store-build-error.txt")
-rmSync(join(out, "store.mjs"), { force: true })
-rmSync(storeError, { force: true })
-if (existsSync(join(root, "packages/store/src/index.ts"))) {
+// The benchmarks on the durable stores, the server + hubs and the distributed mode are separate
+// bundles: a package that is missing or does not build yet skips its benchmarks instead of
+// failing the whole run.
+const bundles = [
+  { name: "store", entry: "StoreBench.ts", needs: ["packages/store/src/index.ts"] },
+  { name: "server", entry: "ServerBench.ts", needs: ["packages/server/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] },
+  { name: "distributed", entry: "DistributedBench.ts", needs: ["packages/queue/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] }
+]
+for (const bundle of bundles) {
+  const errorFile = join(out, `${bundle.name}-build-error.txt`)
+  rmSync(join(out, `${bundle.name}.mjs`), { force: true })
+  rmSync(errorFile, { force: true })
+  const missing = bundle.needs.find((file) => !existsSync(join(root, file)))
+  if (missing !== undefined) {
+    writeFileSync(errorFile, `${missing.split("/src/")[0]} is not there yet\n`)
+    continue
+  }
   try {
     // Native addons load their .node binary relative to their own files: keep them as packages.
-    await build({ ...options, logLevel: "silent", external: ["better-sqlite3"], entryPoints: [join(here, "StoreBench.ts")], outfile: join(out, "store.mjs") })
+    await build({ ...options, logLevel: "silent", external: ["better-sqlite3"], entryPoints: [join(here, bundle.entry)], outfile: join(out, `${bundle.name}.mjs`) })
   } catch (error) {
-    writeFileSync(storeError, `packages/store does not build yet: ${error?.errors?.[0]?.text ?? String(error)}\n`)
+    writeFileSync(errorFile, `${bundle.entry} does not build: ${error?.errors?.[0]?.text ?? String(error)}\n`)
   }
-} else {
-  writeFileSync(storeError, "packages/store is not there yet\n")
 }
 
 // The expression sandbox loads QuickJS from a .wasm file beside the bundle.
