@@ -99,6 +99,16 @@ export const localLayer = (options: LocalOptions = {}) =>
     Layer.provideMerge(NodeContext.layer)
   )
 
+export const cassetteOption = Options.file("cassette").pipe(
+  Options.optional,
+  Options.withDescription("replay model calls from a recorded cassette (no key, no network); also RELAVIUM_CASSETTE")
+)
+
+export const tokenDelayOption = Options.integer("token-delay-ms").pipe(
+  Options.withDefault(0),
+  Options.withDescription("with a cassette: pause this long between streamed chunks, to watch a replay")
+)
+
 export const workspaceOption = Options.directory("workspace", { exists: "yes" }).pipe(
   Options.optional,
   Options.withDescription("the directory agents' tools (files, commands, git) are confined to (default: the current directory)")

@@ -17,7 +17,7 @@ import { models } from "./commands/Models.js"
 import { monolith } from "./commands/Monolith.js"
 import { resume, runs } from "./commands/Runs.js"
 import { ExitCode, followRun } from "./Follow.js"
-import { dataDirOption, keysLayer, withLocal, workspaceOption } from "./Local.js"
+import { cassetteOption, dataDirOption, keysLayer, tokenDelayOption, withLocal, workspaceOption } from "./Local.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
 import { caOption, serverOption, tokenOption, withRemote } from "./Remote.js"
 
@@ -116,14 +116,8 @@ const runCommand = Command.make(
       Options.withDescription("an input value, name=value; repeat for each input (values are coerced to the declared type)")
     ),
     json: jsonOption,
-    cassette: Options.file("cassette").pipe(
-      Options.optional,
-      Options.withDescription("replay model calls from a recorded cassette (no key, no network); also RELAVIUM_CASSETTE")
-    ),
-    tokenDelayMs: Options.integer("token-delay-ms").pipe(
-      Options.withDefault(0),
-      Options.withDescription("with a cassette: pause this long between streamed chunks, to watch a replay")
-    ),
+    cassette: cassetteOption,
+    tokenDelayMs: tokenDelayOption,
     dataDir: dataDirOption,
     workspace: workspaceOption,
     server: serverOption,

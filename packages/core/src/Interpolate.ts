@@ -7,12 +7,7 @@ import { FileSystem } from "@effect/platform"
 import { Effect, Either } from "effect"
 import { RunError, Template } from "@relavium/domain"
 
-export interface TemplateScope {
-  readonly inputs: Readonly<Record<string, unknown>>
-  readonly ctx: Readonly<Record<string, unknown>>
-  readonly outputs: Readonly<Record<string, unknown>>
-  readonly runId?: string | undefined
-}
+export type TemplateScope = Template.TemplateScope
 
 const parsed = new Map<string, ReadonlyArray<Template.Segment>>()
 
@@ -36,18 +31,7 @@ export const interpolate = (
     }
     const fs = yield* FileSystem.FileSystem
     return yield* Template.renderTemplate(segments.right, {
-      resolve: (ref) => {
-        switch (ref.root) {
-          case "inputs":
-            return scope.inputs[ref.name]
-          case "ctx":
-            return scope.ctx[ref.name]
-          case "run.outputs":
-            return scope.outputs[ref.nodeId]
-          case "run.id":
-            return scope.runId
-        }
-      },
+      resolve: Template.resolveIn(scope),
       readFile: (path) =>
         fs.readFileString(path).pipe(
           Effect.mapError((e) => RunError.nodeFailure("validation", `read_file could not read ${path}: ${e.message}`))

@@ -227,12 +227,4 @@ export const TerminalEventTypes: ReadonlySet<RunEventType> = new Set([
 export const isTerminal = (event: { readonly type: string }): boolean =>
   TerminalEventTypes.has(event.type as RunEventType)
 
-/** Events that only stream to live subscribers and are not needed to rebuild a run. */
-export const StreamOnlyEventTypes: ReadonlySet<RunEventType> = new Set([
-  "agent:token",
-  "agent:reasoning",
-  "cost:updated"
-])
-
-export const decodeRunEvent = Schema.decodeUnknown(RunEvent)
 export const encodeRunEventJson = (event: RunEvent): string => JSON.stringify(event)

@@ -396,6 +396,28 @@ export class TemplateRenderError extends Schema.TaggedError<TemplateRenderError>
   reference: Schema.String
 }) {}
 
+/** The values a template can reach, by root. */
+export interface TemplateScope {
+  readonly inputs: Readonly<Record<string, unknown>>
+  readonly ctx: Readonly<Record<string, unknown>>
+  readonly outputs: Readonly<Record<string, unknown>>
+  readonly runId?: string | undefined
+}
+
+/** The value at a reference's root in `scope` (for `RenderContext.resolve`). */
+export const resolveIn = (scope: TemplateScope) => (ref: Reference): unknown => {
+  switch (ref.root) {
+    case "inputs":
+      return scope.inputs[ref.name]
+    case "ctx":
+      return scope.ctx[ref.name]
+    case "run.outputs":
+      return scope.outputs[ref.nodeId]
+    case "run.id":
+      return scope.runId
+  }
+}
+
 export interface RenderContext<E, R> {
   /**
    * The value at a reference's root — the input, the context entry, the node's output or the

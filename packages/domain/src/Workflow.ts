@@ -259,16 +259,6 @@ export const WorkflowNode = Schema.Union(
 )
 export type WorkflowNode = typeof WorkflowNode.Type
 export type NodeType = WorkflowNode["type"]
-export const NodeTypes: ReadonlyArray<NodeType> = [
-  "input",
-  "agent",
-  "human_gate",
-  "condition",
-  "transform",
-  "parallel",
-  "merge",
-  "output"
-]
 export type NodeOf<T extends NodeType> = Extract<WorkflowNode, { readonly type: T }>
 
 export const Edge = Schema.Struct({

@@ -31,18 +31,7 @@ const scope = {
 }
 
 const context: Template.RenderContext<never, never> = {
-  resolve: (ref) => {
-    switch (ref.root) {
-      case "inputs":
-        return scope.inputs[ref.name]
-      case "ctx":
-        return scope.ctx[ref.name]
-      case "run.outputs":
-        return scope.outputs[ref.nodeId]
-      case "run.id":
-        return scope.runId
-    }
-  },
+  resolve: Template.resolveIn(scope),
   readFile: (path) => Effect.succeed(`<contents of ${path}>`)
 }
 

@@ -11,7 +11,7 @@ import { Console, Effect, Layer, Option } from "effect"
 import { RunStore, WorkflowEngine } from "@relavium/core"
 import { DataDir } from "@relavium/keys"
 import { Monolith, Server } from "@relavium/server"
-import { dataDirOption, localLayer, workspaceOption } from "../Local.js"
+import { cassetteOption, dataDirOption, localLayer, tokenDelayOption, workspaceOption } from "../Local.js"
 
 export interface MonolithOptions {
   readonly dataDir: string
@@ -96,14 +96,8 @@ export const monolith = Command.make(
       Options.withDescription("the port to listen on (0: any free port; the URL is printed)")
     ),
     workspace: workspaceOption,
-    cassette: Options.file("cassette").pipe(
-      Options.optional,
-      Options.withDescription("replay model calls from a recorded cassette (no key, no network); also RELAVIUM_CASSETTE")
-    ),
-    tokenDelayMs: Options.integer("token-delay-ms").pipe(
-      Options.withDefault(0),
-      Options.withDescription("with a cassette: pause this long between streamed chunks")
-    )
+    cassette: cassetteOption,
+    tokenDelayMs: tokenDelayOption
   },
   ({ cassette, dataDir, host, port, tokenDelayMs, workspace }) =>
     Effect.suspend(() =>
