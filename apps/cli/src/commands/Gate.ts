@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
-import { RunStore, RunSummary, WorkflowEngine } from "@relavium/core"
+import { RunStore, WorkflowEngine } from "@relavium/core"
 import { ExitCode, followRun } from "../Follow.js"
 import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
@@ -41,13 +41,8 @@ const list = Command.make("list", { json: jsonOption, dataDir: dataDirOption, ..
       ).pipe(Effect.catchIf(isUsageProblem, report(json)))
     : withLocal(Effect.gen(function* () {
     const store = yield* RunStore
-    const waiting = yield* store.list({ status: "waiting" }).pipe(Effect.orDie)
-    const running = yield* store.list({ status: "running" }).pipe(Effect.orDie)
-    const gates: Array<RunSummary.GateSummary> = []
-    for (const run of [...waiting, ...running]) {
-      gates.push(...RunSummary.summarize(run.runId, yield* store.events(run.runId).pipe(Effect.orDie)).pendingGates)
-    }
-    yield* printGates(gates, json)
+    // The store keeps pending gates as a projection: no run's log is read or folded here.
+    yield* printGates(yield* store.pendingGates().pipe(Effect.orDie), json)
   }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("List the gates waiting for a decision"))
 
