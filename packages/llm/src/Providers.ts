@@ -6,6 +6,10 @@
  * - transient errors (429 honouring Retry-After, 5xx/overloaded, timeouts,
  *   dropped connections) are retried on the same target with exponential
  *   backoff from 250 ms, then the call fails over along `request.fallbacks`;
+ * - a target that answered "rate limited" cools down for 30 s (or its
+ *   Retry-After, if longer): calls in that window start at the next target
+ *   of their chain that is not cooling down; a target with nothing left
+ *   after it is still tried, and a success ends its cooldown;
  * - an `attempt` chunk precedes every retry and every switch;
  * - once text, a tool call or reasoning has streamed, nothing is retried or
  *   switched: the error ends the stream (after a `stop` chunk with the usage
@@ -30,7 +34,7 @@
 import { HttpClient } from "@effect/platform"
 import { KeyStore, LlmProvider } from "@relavium/core"
 import { Llm } from "@relavium/domain"
-import { Config, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as AnthropicAdapter from "./adapters/Anthropic.js"
 import * as GeminiAdapter from "./adapters/Gemini.js"
 import * as OpenAiChat from "./adapters/OpenAiChat.js"
@@ -84,6 +88,8 @@ export interface ProvidersConfig {
   readonly backoffMaxMs?: number | undefined
   /** A Retry-After longer than this is not waited out: the call fails over instead (default 30 s). */
   readonly maxRetryAfterMs?: number | undefined
+  /** How long a rate-limited target is skipped by later calls that have a fallback (default 30 s). */
+  readonly rateLimitCooldownMs?: number | undefined
 }
 
 const adapters: Readonly<Record<Wire, (settings: ProviderSettings) => Adapter>> = {
@@ -128,6 +134,28 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
       const baseMs = config.backoffBaseMs ?? 250
       const maxBackoffMs = config.backoffMaxMs ?? 8_000
       const maxRetryAfterMs = config.maxRetryAfterMs ?? 30_000
+      const cooldownMs = config.rateLimitCooldownMs ?? 30_000
+      /** `provider/model` → when its rate-limit cooldown ends (epoch ms). */
+      const coolingUntil = new Map<string, number>()
+      const targetKey = (t: { readonly provider: string; readonly model: string }) => `${t.provider}/${t.model}`
+      const coolDown = (t: PlannedTarget, error: Llm.LlmError) =>
+        error.kind === "rate_limit"
+          ? Clock.currentTimeMillis.pipe(
+              Effect.map((now) => {
+                coolingUntil.set(targetKey(t), now + Math.max(cooldownMs, error.retryAfterMs ?? 0))
+              })
+            )
+          : Effect.void
+      /** Milliseconds of cooldown left for a target (0 when it may be called). */
+      const coolingLeft = (t: PlannedTarget, now: number) => {
+        const until = coolingUntil.get(targetKey(t))
+        if (until === undefined) return 0
+        if (until <= now) {
+          coolingUntil.delete(targetKey(t))
+          return 0
+        }
+        return until - now
+      }
 
       /** Settings, base URL and key for one target; fails with a typed error when it cannot be called. */
       const resolve = (provider: string, model: string) =>
@@ -185,6 +213,16 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
         ): Stream.Stream<Llm.StreamChunk, Llm.LlmError> => {
           const current = plan[index]!
           if (error.kind === "auth" || !error.retryable) return fail(error, usage)
+          return Stream.unwrap(Effect.as(coolDown(current, error), retryOrSwitch(error, index, tries, usage)))
+        }
+
+        const retryOrSwitch = (
+          error: Llm.LlmError,
+          index: number,
+          tries: number,
+          usage: Llm.Usage | undefined
+        ): Stream.Stream<Llm.StreamChunk, Llm.LlmError> => {
+          const current = plan[index]!
           const waitTooLong = error.retryAfterMs !== undefined && error.retryAfterMs > maxRetryAfterMs
           if (tries < current.maxAttempts && !waitTooLong) {
             const backoff = Math.min(maxBackoffMs, baseMs * 2 ** (tries - 1))
@@ -223,11 +261,35 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
             Stream.make(chunk),
             Stream.unwrap(
               Effect.logWarning(`${current.provider}/${current.model}: ${error.message}; falling back to ${fallback.provider}/${fallback.model}`).pipe(
-                Effect.as(run(index + 1, 1))
+                Effect.as(enter(index + 1))
               )
             )
           )
         }
+
+        /** The first attempt on a target: skipped while it cools down, if a later target is free. */
+        const enter = (index: number): Stream.Stream<Llm.StreamChunk, Llm.LlmError> =>
+          Stream.unwrap(
+            Clock.currentTimeMillis.pipe(
+              Effect.map((now) => {
+                const planned = plan[index]!
+                const left = coolingLeft(planned, now)
+                const free = plan.findIndex((t, i) => i > index && coolingLeft(t, now) === 0)
+                if (left === 0 || free === -1) return run(index, 1)
+                const to = plan[free]!
+                attemptNumber += 1
+                const chunk: Llm.StreamChunk = {
+                  type: "attempt",
+                  provider: to.provider,
+                  model: to.model,
+                  attemptNumber,
+                  reason: `skipping ${targetKey(planned)}: rate-limited, cooling down for ${Math.ceil(left / 1000)} s more`,
+                  delayMs: 0
+                }
+                return Stream.concat(Stream.make(chunk), run(free, 1))
+              })
+            )
+          )
 
         const run = (index: number, tries: number): Stream.Stream<Llm.StreamChunk, Llm.LlmError> => {
           const planned = plan[index]!
@@ -242,6 +304,7 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
                   Stream.tap((chunk) =>
                     Effect.sync(() => {
                       if (isOutput(chunk)) streamed = true
+                      if (chunk.type === "stop") coolingUntil.delete(targetKey(planned))
                     })
                   ),
                   Stream.catchAll((error) =>
@@ -255,7 +318,7 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
           )
         }
 
-        return Stream.suspend(() => run(0, 1))
+        return Stream.suspend(() => enter(0))
       }
 
       return LlmProvider.of({ stream })

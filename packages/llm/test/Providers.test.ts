@@ -366,6 +366,49 @@ describe("retries and fallback", () => {
       assert.notInclude(JSON.stringify(fallback.requests[0]!.body), "private chain of thought")
     }))
 
+  it.scopedLive("a rate-limited target cools down: later calls start at their fallback until the cooldown ends", () =>
+    Effect.gen(function* () {
+      const primary = yield* startServer([json(429, openAiChat.rateLimitBody), { frames: openAiChat.text() }])
+      const fallback = yield* startServer([{ frames: anthropic.thinkingThenText }, { frames: anthropic.thinkingThenText }])
+      const layer = providersAt({ openai: primary.url, anthropic: fallback.url }, { rateLimitCooldownMs: 400 })
+      const request = { provider: "openai", model: "gpt-4o-mini", maxAttempts: 1, fallbacks: [{ provider: "anthropic", model: "claude-sonnet-4-5" }] }
+      const calls = yield* Effect.gen(function* () {
+        const llm = yield* LlmProvider
+        const call = llm.stream({ messages: userPrompt, ...request }).pipe(Stream.runCollect, Effect.map((c) => [...c]))
+        const first = yield* call
+        const second = yield* call
+        yield* Effect.sleep("500 millis")
+        const third = yield* call
+        return [first, second, third]
+      }).pipe(Effect.provide(Layer.merge(layer, captureLogs)))
+      const [first, second, third] = calls as [Array<Llm.StreamChunk>, Array<Llm.StreamChunk>, Array<Llm.StreamChunk>]
+      // The first call met the 429 and fell over; the second skipped openai without a request.
+      assert.match(ofType(first, "attempt")[0]!.reason, /falling back from openai\/gpt-4o-mini after rate_limit/)
+      assert.deepStrictEqual(ofType(second, "attempt").map((a) => [a.provider, a.model]), [["anthropic", "claude-sonnet-4-5"]])
+      assert.match(ofType(second, "attempt")[0]!.reason, /skipping openai\/gpt-4o-mini: rate-limited, cooling down/)
+      assert.strictEqual(textOf(second), "Hello there!")
+      // After the cooldown the primary is called again, and answers.
+      assert.lengthOf(ofType(third, "attempt"), 0)
+      assert.strictEqual(textOf(third), "Hello, world!")
+      assert.strictEqual(primary.requests.length, 2)
+      assert.strictEqual(fallback.requests.length, 2)
+    }))
+
+  it.scopedLive("a cooling target with no fallback after it is still called", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer([json(429, openAiChat.rateLimitBody), { frames: openAiChat.text() }])
+      const layer = providersAt({ openai: server.url }, { rateLimitCooldownMs: 60_000 })
+      const results = yield* Effect.gen(function* () {
+        const llm = yield* LlmProvider
+        const call = llm.stream({ messages: userPrompt, provider: "openai", model: "gpt-4o-mini", maxAttempts: 1 }).pipe(Stream.runCollect, Effect.either)
+        return [yield* call, yield* call]
+      }).pipe(Effect.provide(Layer.merge(layer, captureLogs)))
+      assert.isTrue(Either.isLeft(results[0]!))
+      assert.strictEqual(Either.isLeft(results[0]!) ? results[0].left.kind : "", "rate_limit")
+      assert.isTrue(Either.isRight(results[1]!))
+      assert.strictEqual(server.requests.length, 2)
+    }))
+
   it.scopedLive("a missing key fails with kind auth, naming the key and how to set it; no request is sent", () =>
     Effect.gen(function* () {
       const server = yield* startServer([{ frames: anthropic.thinkingThenText }])
