@@ -67,6 +67,10 @@ const modelLayers = (options: LocalOptions): Layer.Layer<LlmProvider | KeyStore,
       )
 }
 
+/** The user's price file: `$RELAVIUM_PRICES`, else `prices.json` in the data directory. */
+export const pricesFile = (dataDir?: string) =>
+  process.env.RELAVIUM_PRICES ?? join(DataDir.resolveDataDir({ flag: dataDir }), "prices.json")
+
 export const databaseFile = (dataDir?: string) => join(DataDir.resolveDataDir({ flag: dataDir }), "relavium.db")
 
 /** The durable SQLite store in the data directory (created if missing). */
@@ -90,7 +94,7 @@ export const localLayer = (options: LocalOptions = {}) =>
         memoryQueue,
         QuickJsSandbox.layerQuickJs,
         modelLayers(options),
-        Pricing.layerStatic,
+        Pricing.layerFile(pricesFile(options.dataDir)),
         // The tools daemon runs in this process and starts on the first tool call.
         localDaemon({ workspace: resolve(options.workspace ?? process.cwd()) })
       )
@@ -139,6 +143,7 @@ export const withLocal = <A, E, R>(
       const tagged = e as { readonly _tag?: unknown }
       if (tagged._tag === "StoreError") return new UsageProblem((e as StoreError).message, "store")
       if (tagged._tag === "CassetteError") return new UsageProblem((e as Cassette.CassetteError).message)
+      if (tagged._tag === "PricingError") return new UsageProblem((e as Pricing.PricingError).message)
       return e as E
     })
   )

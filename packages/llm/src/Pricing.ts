@@ -8,9 +8,10 @@
  * (CONTRACTS §6), so a user cannot silently misprice a shipped model; the
  * overlay only prices models the table does not know.
  */
+import { FileSystem } from "@effect/platform"
 import { ModelPricing } from "@relavium/core"
 import { Cost } from "@relavium/domain"
-import { Effect, Layer, Option } from "effect"
+import { Data, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 
 /** One row of the price list, also what `relavium models` shows. */
 export interface PricedModel {
@@ -216,3 +217,80 @@ export const listing = () =>
     cachedInputPerMTokUsd:
       row.price.cachedInputPerMTok === undefined ? null : row.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD
   }))
+
+/** A price file that cannot be read or does not match its schema; the message locates the problem. */
+export class PricingError extends Data.TaggedError("PricingError")<{ readonly message: string }> {}
+
+const UsdPerMTok = Schema.Number.pipe(Schema.finite(), Schema.nonNegative())
+
+/**
+ * The user's price file (`prices.json` in the data directory, or
+ * `$RELAVIUM_PRICES`): prices in US dollars per million tokens for models
+ * the shipped table does not know (a fine-tune, a self-hosted model).
+ *
+ * ```json
+ * { "prices": [{ "provider": "ollama", "model": "llama3.1:8b",
+ *                "input_per_mtok_usd": 0.1, "output_per_mtok_usd": 0.2 }] }
+ * ```
+ */
+export const PriceFile = Schema.Struct({
+  prices: Schema.Array(
+    Schema.Struct({
+      provider: Schema.NonEmptyTrimmedString,
+      model: Schema.NonEmptyTrimmedString,
+      input_per_mtok_usd: UsdPerMTok,
+      output_per_mtok_usd: UsdPerMTok,
+      cached_input_per_mtok_usd: Schema.optional(UsdPerMTok),
+      reasoning_per_mtok_usd: Schema.optional(UsdPerMTok)
+    })
+  )
+})
+
+/** Decodes a price file's text; every problem is reported as `file: path.to.field: message`. */
+export const parsePriceFile = (text: string, file: string): Either.Either<ReadonlyArray<PriceOverride>, PricingError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    return Either.left(new PricingError({ message: `${file}: not valid JSON: ${(e as Error).message}` }))
+  }
+  return Schema.decodeUnknownEither(PriceFile, { errors: "all", onExcessProperty: "error" })(json).pipe(
+    Either.mapLeft((error) => {
+      const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+      const lines = issues.map((i) => `${file}: ${i.path.length === 0 ? "(top level)" : i.path.join(".")}: ${i.message}`)
+      return new PricingError({ message: lines.join("\n") })
+    }),
+    Either.map((decoded) =>
+      decoded.prices.map((p) => ({
+        provider: p.provider,
+        model: p.model,
+        price: new Cost.ModelPrice({
+          inputPerMTok: usd(p.input_per_mtok_usd),
+          outputPerMTok: usd(p.output_per_mtok_usd),
+          ...(p.cached_input_per_mtok_usd === undefined ? {} : { cachedInputPerMTok: usd(p.cached_input_per_mtok_usd) }),
+          ...(p.reasoning_per_mtok_usd === undefined ? {} : { reasoningPerMTok: usd(p.reasoning_per_mtok_usd) })
+        })
+      }))
+    )
+  )
+}
+
+/** Reads the user's price file; a missing file is no prices. */
+export const loadPriceFile = (file: string): Effect.Effect<ReadonlyArray<PriceOverride>, PricingError, FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const exists = yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))
+    if (!exists) return []
+    const text = yield* fs.readFileString(file).pipe(
+      Effect.mapError((e) => new PricingError({ message: `${file}: cannot read the price file: ${e.message}` }))
+    )
+    return yield* parsePriceFile(text, file)
+  })
+
+/** The shipped table plus the user's price file (if it exists). */
+export const layerFile = (file: string): Layer.Layer<ModelPricing, PricingError, FileSystem.FileSystem> =>
+  Layer.unwrapEffect(Effect.map(loadPriceFile(file), layerWithOverrides))
+
+/** Of the user's prices, the ones the shipped table already prices (and so are not used). */
+export const shadowed = (overrides: ReadonlyArray<PriceOverride>): ReadonlyArray<PriceOverride> =>
+  overrides.filter((o) => Option.isSome(staticIndex.get(o.provider, o.model)))

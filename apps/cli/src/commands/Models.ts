@@ -1,28 +1,37 @@
 /**
  * `relavium models [--json]` — the shipped price list: every known model and
  * its list price in US dollars per million tokens (input, output, cached
- * input). Layers needed: none (it reads @relavium/llm's static table).
+ * input), then the models the user priced in `prices.json` (data directory,
+ * or `$RELAVIUM_PRICES`). Layers needed: a FileSystem, for the price file.
  */
 import { Command, Options } from "@effect/cli"
 import { Cost } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
-import { Console } from "effect"
+import { Console, Effect, Option } from "effect"
+import { dataDirOption, pricesFile } from "../Local.js"
+import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 
 const dollars = (microcentsPerMTok: number | undefined): string =>
   microcentsPerMTok === undefined ? "-" : `$${(microcentsPerMTok / Cost.MICROCENTS_PER_USD).toFixed(3).replace(/0$/, "")}`
 
 export const modelRows = Pricing.listing
 
-const table = (): string => {
+const table = (user: ReadonlyArray<Pricing.PriceOverride>, file: string): string => {
   const header = ["PROVIDER", "MODEL", "CONTEXT", "IN $/MTok", "OUT $/MTok", "CACHED IN $/MTok"]
-  const rows = Pricing.table.map((row) => [
-    row.provider,
-    row.model,
-    row.contextWindowTokens.toLocaleString("en-US"),
-    dollars(row.price.inputPerMTok),
-    dollars(row.price.outputPerMTok),
-    dollars(row.price.cachedInputPerMTok)
-  ])
+  const shadowed = new Set(Pricing.shadowed(user))
+  const rows = [
+    ...Pricing.table.map((row) => [
+      row.provider,
+      row.model,
+      row.contextWindowTokens.toLocaleString("en-US"),
+      dollars(row.price.inputPerMTok),
+      dollars(row.price.outputPerMTok),
+      dollars(row.price.cachedInputPerMTok)
+    ]),
+    ...user
+      .filter((o) => !shadowed.has(o))
+      .map((o) => [o.provider, `${o.model} (yours)`, "-", dollars(o.price.inputPerMTok), dollars(o.price.outputPerMTok), dollars(o.price.cachedInputPerMTok)])
+  ]
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd()
@@ -30,12 +39,34 @@ const table = (): string => {
     line(header),
     ...rows.map(line),
     "",
-    `List prices checked ${Pricing.pricesCheckedOn}. Models not listed run unpriced (budgets cannot cap them).`
+    `List prices checked ${Pricing.pricesCheckedOn}. Models not listed run unpriced (budgets cannot cap them);`,
+    `price them in ${file}.`,
+    ...[...shadowed].map((o) => `Ignored in ${file}: ${o.provider}/${o.model} has a shipped price, which wins.`)
   ].join("\n")
 }
 
 export const models = Command.make(
   "models",
-  { json: Options.boolean("json").pipe(Options.withDescription("print the table as JSON")) },
-  ({ json }) => Console.log(json ? JSON.stringify(modelRows()) : table())
+  { json: Options.boolean("json").pipe(Options.withDescription("print the table as JSON")), dataDir: dataDirOption },
+  ({ dataDir, json }) =>
+    Effect.gen(function* () {
+      const file = pricesFile(Option.getOrUndefined(dataDir))
+      const user = yield* Pricing.loadPriceFile(file).pipe(Effect.mapError((e) => new UsageProblem(e.message)))
+      const shadowed = new Set(Pricing.shadowed(user))
+      const userRows = user
+        .filter((o) => !shadowed.has(o))
+        .map((o) => ({
+          provider: o.provider,
+          model: o.model,
+          name: o.model,
+          contextWindowTokens: null,
+          inputPerMTokUsd: o.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
+          outputPerMTokUsd: o.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
+          cachedInputPerMTokUsd: o.price.cachedInputPerMTok === undefined ? null : o.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD,
+          source: "user" as const
+        }))
+      yield* Console.log(
+        json ? JSON.stringify([...modelRows().map((r) => ({ ...r, source: "shipped" as const })), ...userRows]) : table(user, file)
+      )
+    }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("List known models and their prices per million tokens"))
