@@ -1,1 +1,2 @@
 export * as NatsUpdateHub from "./NatsUpdateHub.js"
+export * as NatsDaemonRouter from "./NatsDaemonRouter.js"

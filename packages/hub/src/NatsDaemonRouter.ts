@@ -1,0 +1,312 @@
+/**
+ * Tool calls over NATS, between the workers that run agents and the gateway
+ * that holds a user's tools daemon (ARCHITECTURE: `DaemonRouter.layerNats`).
+ *
+ * Subjects, under a prefix (default `relavium`), per daemon name `N`:
+ *
+ * - `<prefix>.daemon.N.call` — a request `{ kind: "execute", call }` or
+ *   `{ kind: "tools", names? }`, with a reply inbox. Only a gateway holding
+ *   daemon N subscribes (queue group `gateway`, so one of them answers when a
+ *   daemon reconnected through another gateway). On the inbox it sends
+ *   `{ t: "ack" }` at once, `{ t: "beat" }` every `heartbeatMs` while the call
+ *   runs, then `{ t: "result", output, isError }`, `{ t: "tools", tools }` or
+ *   `{ t: "error", code, message }`.
+ * - `<prefix>.daemon.N.cancel` — `{ callId }`, published by a worker whose
+ *   call was interrupted (a run cancelled); the gateway interrupts that call,
+ *   which kills the daemon's command tree.
+ *
+ * The worker side fails with `tool_unavailable` — never hangs — when no ack
+ * arrives (no gateway holds daemon N) or the beats stop (the gateway or its
+ * connection died mid-call). Every message is decoded with a Schema; a
+ * malformed one is ignored on the gateway and a `tool_failed` on the worker.
+ * Nothing but the call (tool name, arguments, policy) crosses NATS: no keys.
+ */
+import { connect, createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
+import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
+import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/core"
+import { Llm } from "@relavium/domain"
+import { redactUrl } from "./NatsUpdateHub.js"
+
+export class NatsRouterError extends Data.TaggedError("NatsRouterError")<{ readonly message: string; readonly cause?: unknown }> {}
+
+const PolicySchema = Schema.Struct({
+  allowedCommands: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined)),
+  allowedCommandGlobs: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined)),
+  allowedDomains: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined))
+})
+
+const CallSchema = Schema.Struct({
+  runId: Schema.String,
+  nodeId: Schema.String,
+  callId: Schema.String,
+  name: Schema.String,
+  args: Schema.Unknown,
+  policy: Schema.optional(Schema.Union(PolicySchema, Schema.Undefined))
+})
+
+/** What a worker sends. */
+export const Request = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("execute"), call: CallSchema }),
+  Schema.Struct({ kind: Schema.Literal("tools"), names: Schema.Array(Schema.String) })
+)
+export type Request = typeof Request.Type
+
+/** What a gateway sends back on the reply inbox. */
+export const Reply = Schema.Union(
+  Schema.Struct({ t: Schema.Literal("ack") }),
+  Schema.Struct({ t: Schema.Literal("beat") }),
+  Schema.Struct({ t: Schema.Literal("result"), output: Schema.String, isError: Schema.Boolean }),
+  Schema.Struct({ t: Schema.Literal("tools"), tools: Schema.Array(Llm.ToolDef) }),
+  Schema.Struct({ t: Schema.Literal("error"), code: Schema.Literal("tool_denied", "tool_failed", "tool_unavailable"), message: Schema.String })
+)
+export type Reply = typeof Reply.Type
+
+const Cancel = Schema.Struct({ callId: Schema.String })
+
+const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(Request))
+const decodeReply = Schema.decodeUnknownEither(Schema.parseJson(Reply))
+const decodeCancel = Schema.decodeUnknownEither(Schema.parseJson(Cancel))
+const encodeRequest = Schema.encodeSync(Schema.parseJson(Request))
+const encodeReply = Schema.encodeSync(Schema.parseJson(Reply))
+
+/** NATS subject tokens cannot hold `.`, `*`, `>` or whitespace. */
+const subjectToken = (value: string) => value.replace(/[.*>\s]/g, "_")
+
+export const callSubject = (prefix: string, daemon: string) => `${prefix}.daemon.${subjectToken(daemon)}.call`
+export const cancelSubject = (prefix: string, daemon: string) => `${prefix}.daemon.${subjectToken(daemon)}.cancel`
+
+export interface ConnectOptions {
+  /** One or more `nats://host:port` URLs. */
+  readonly servers: string | ReadonlyArray<string>
+  /** How long to wait for NATS before failing (default 5 s). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Shown by the NATS server in its connection list. */
+  readonly name?: string | undefined
+}
+
+/** A NATS connection for the scope; drained when it closes. Fails naming NATS and its URL (credentials masked). */
+export const acquireConnection = (options: ConnectOptions): Effect.Effect<NatsConnection, NatsRouterError, Scope.Scope> => {
+  const servers = typeof options.servers === "string" ? [options.servers] : [...options.servers]
+  const shown = servers.map(redactUrl).join(", ")
+  const timeout = Duration.decode(options.connectTimeout ?? "5 seconds")
+  return Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => connect({ servers, timeout: Duration.toMillis(timeout), name: options.name ?? "relavium-tools" }),
+      catch: (cause) =>
+        new NatsRouterError({ message: `cannot reach NATS at ${shown}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.sum(timeout, Duration.seconds(1)),
+        onTimeout: () => new NatsRouterError({ message: `cannot reach NATS at ${shown}: no answer within ${Duration.format(timeout)}` })
+      })
+    ),
+    (nc) =>
+      Effect.tryPromise(() => nc.drain()).pipe(
+        Effect.timeout("3 seconds"),
+        Effect.catchAll(() => Effect.tryPromise(() => nc.close())),
+        Effect.ignore
+      )
+  )
+}
+
+export interface RouterOptions {
+  /** The daemon the tool calls go to (its `--name`; default `default`). */
+  readonly daemon?: string | undefined
+  readonly subjectPrefix?: string | undefined
+  /** How long to wait for a gateway to acknowledge a call (default 3 s). */
+  readonly ackTimeout?: Duration.DurationInput | undefined
+  /** How long a running call may go without a heartbeat (default 15 s). */
+  readonly silenceTimeout?: Duration.DurationInput | undefined
+}
+
+const NO_RESPONDERS = "no responders"
+
+const unavailable = (message: string) => new ToolError({ code: "tool_unavailable", message })
+
+/** The worker side, over an open connection. */
+export const makeRouter = (nc: NatsConnection, options: RouterOptions = {}): DaemonRouter["Type"] => {
+  const prefix = options.subjectPrefix ?? "relavium"
+  const daemon = options.daemon ?? "default"
+  const ackMs = Duration.toMillis(Duration.decode(options.ackTimeout ?? "3 seconds"))
+  const silenceMs = Duration.toMillis(Duration.decode(options.silenceTimeout ?? "15 seconds"))
+
+  const notConnected = unavailable(
+    `no tools daemon named '${daemon}' is connected to a gateway; start one with \`relavium daemon start --gateway URL --token T --name ${daemon}\``
+  )
+
+  /** Sends one request; returns its final reply (anything but ack and beat). */
+  const exchange = (request: Request, callId: string | undefined): Effect.Effect<Reply, ToolError> =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        if (nc.isClosed()) return yield* unavailable("the connection to NATS is closed; tool calls cannot reach the gateway")
+        const replies = yield* Effect.acquireRelease(Queue.unbounded<Either.Either<Reply, string>>(), Queue.shutdown)
+        const inbox = createInbox(`${prefix}.inbox`)
+        yield* Effect.acquireRelease(
+          Effect.sync(
+            (): Subscription =>
+              nc.subscribe(inbox, {
+                callback: (error, msg) => {
+                  if (error !== null) return
+                  // The server's "no responders" status: nothing subscribes to the daemon's subject.
+                  if (msg.headers?.code === 503) return replies.unsafeOffer(Either.left(NO_RESPONDERS))
+                  const decoded = decodeReply(msg.string())
+                  replies.unsafeOffer(Either.mapLeft(decoded, (e) => e.message))
+                }
+              })
+          ),
+          (subscription) => Effect.sync(() => subscription.unsubscribe())
+        )
+        yield* Effect.try({
+          try: () => nc.publish(callSubject(prefix, daemon), encodeRequest(request), { reply: inbox }),
+          catch: (e) => unavailable(`cannot send the tool call over NATS: ${e instanceof Error ? e.message : String(e)}`)
+        })
+        let acked = false
+        for (;;) {
+          const next = yield* Queue.take(replies).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(acked ? silenceMs : ackMs),
+              onTimeout: () =>
+                acked
+                  ? unavailable(`the gateway holding tools daemon '${daemon}' stopped answering during the call`)
+                  : notConnected
+            })
+          )
+          if (Either.isLeft(next) && next.left === NO_RESPONDERS) return yield* notConnected
+          if (Either.isLeft(next)) {
+            return yield* new ToolError({ code: "tool_failed", message: `a malformed reply from the gateway: ${next.left}` })
+          }
+          const reply = next.right
+          if (reply.t === "ack" || reply.t === "beat") {
+            acked = true
+            continue
+          }
+          return reply
+        }
+      })
+    ).pipe(
+      Effect.onInterrupt(() =>
+        callId === undefined || nc.isClosed()
+          ? Effect.void
+          : Effect.sync(() => nc.publish(cancelSubject(prefix, daemon), JSON.stringify({ callId })))
+      )
+    )
+
+  const failOn = (reply: Reply): Effect.Effect<never, ToolError> =>
+    reply.t === "error"
+      ? Effect.fail(new ToolError({ code: reply.code, message: reply.message }))
+      : Effect.fail(new ToolError({ code: "tool_failed", message: `an unexpected reply from the gateway: ${reply.t}` }))
+
+  return DaemonRouter.of({
+    tools: (names) =>
+      Effect.flatMap(exchange({ kind: "tools", names: [...names] }, undefined), (reply) =>
+        reply.t === "tools" ? Effect.succeed(reply.tools) : failOn(reply)
+      ),
+    execute: (call) =>
+      Effect.flatMap(exchange({ kind: "execute", call: call as typeof CallSchema.Type }, call.callId), (reply) =>
+        reply.t === "result" ? Effect.succeed<ToolResult>({ output: reply.output, isError: reply.isError }) : failOn(reply)
+      )
+  })
+}
+
+/** `DaemonRouter` over NATS: tool calls go to the gateway that holds the named daemon. */
+export const layerRouter = (options: ConnectOptions & RouterOptions): Layer.Layer<DaemonRouter, NatsRouterError> =>
+  Layer.scoped(
+    DaemonRouter,
+    Effect.map(acquireConnection({ ...options, name: options.name ?? "relavium-worker-tools" }), (nc) => makeRouter(nc, options))
+  )
+
+export interface ServeOptions {
+  readonly daemon: string
+  readonly subjectPrefix?: string | undefined
+  /** Beat interval while a call runs (default 2 s). */
+  readonly heartbeat?: Duration.DurationInput | undefined
+}
+
+/**
+ * The gateway side: answers the calls for one daemon with `router` (the
+ * connection to that daemon) while the scope is open. Open it when the
+ * daemon connects, close it when it goes.
+ */
+export const serveDaemon = (
+  nc: NatsConnection,
+  router: DaemonRouter["Type"],
+  options: ServeOptions
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const prefix = options.subjectPrefix ?? "relavium"
+    const beatMs = Duration.toMillis(Duration.decode(options.heartbeat ?? "2 seconds"))
+    const runtime = yield* Effect.runtime<never>()
+    const running = new Map<string, Fiber.RuntimeFiber<void>>()
+
+    const send = (msg: Msg, reply: Reply) =>
+      Effect.sync(() => {
+        if (msg.reply === undefined || nc.isClosed()) return
+        let data: string
+        try {
+          data = encodeReply(reply)
+        } catch (e) {
+          // A tool definition or result that does not fit the wire shape is the call's failure, not silence.
+          data = encodeReply({ t: "error", code: "tool_failed", message: `the gateway cannot send the reply: ${e instanceof Error ? e.message : String(e)}` })
+        }
+        nc.publish(msg.reply, data)
+      })
+
+    const handle = (msg: Msg, request: Request): Effect.Effect<void> => {
+      const work: Effect.Effect<Reply, ToolError> =
+        request.kind === "tools"
+          ? Effect.map(router.tools(request.names), (tools): Reply => ({ t: "tools", tools: [...tools] }))
+          : Effect.map(router.execute(request.call as ToolCall), (r): Reply => ({ t: "result", output: r.output, isError: r.isError ?? false }))
+      return Effect.gen(function* () {
+        yield* send(msg, { t: "ack" })
+        const beats = yield* send(msg, { t: "beat" }).pipe(
+          Effect.delay(Duration.millis(beatMs)),
+          Effect.forever,
+          Effect.fork
+        )
+        const exit = yield* Effect.exit(work)
+        yield* Fiber.interrupt(beats)
+        if (Exit.isSuccess(exit)) return yield* send(msg, exit.value)
+        if (Cause.isInterruptedOnly(exit.cause)) return
+        const failure = Cause.failureOption(exit.cause)
+        yield* send(
+          msg,
+          Option.isSome(failure)
+            ? { t: "error", code: failure.value.code, message: failure.value.message }
+            : { t: "error", code: "tool_failed", message: `the gateway failed the call: ${Cause.pretty(exit.cause)}` }
+        )
+      })
+    }
+
+    yield* Effect.acquireRelease(
+      Effect.sync((): Array<Subscription> => [
+        nc.subscribe(callSubject(prefix, options.daemon), {
+          queue: "gateway",
+          callback: (error, msg) => {
+            if (error !== null) return
+            const decoded = decodeRequest(msg.string())
+            if (Either.isLeft(decoded)) return
+            const request = decoded.right
+            const callId = request.kind === "execute" ? request.call.callId : undefined
+            const fiber = Runtime.runFork(runtime)(
+              handle(msg, request).pipe(Effect.ensuring(Effect.sync(() => callId !== undefined && running.delete(callId))))
+            )
+            if (callId !== undefined) running.set(callId, fiber)
+          }
+        }),
+        nc.subscribe(cancelSubject(prefix, options.daemon), {
+          callback: (error, msg) => {
+            if (error !== null) return
+            const decoded = decodeCancel(msg.string())
+            if (Either.isRight(decoded)) running.get(decoded.right.callId)?.unsafeInterruptAsFork(FiberId.none)
+          }
+        })
+      ]),
+      (subscriptions) =>
+        Effect.gen(function* () {
+          for (const s of subscriptions) s.unsubscribe()
+          yield* Fiber.interruptAll(running.values())
+        })
+    )
+    // Registered at the server once a round trip has completed.
+    yield* Effect.promise(() => nc.flush().catch(() => undefined))
+  })
