@@ -7,7 +7,7 @@
  * distributed end-to-end test).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { DaemonRouter, type InProcessTool, ToolError } from "@relavium/core"
 import { NatsDaemonRouter } from "../src/index.js"
 
@@ -37,7 +37,7 @@ const toolsOf = (served: string, hooks: { readonly started?: Deferred.Deferred<v
 const routerOf = (layer: Layer.Layer<DaemonRouter>) => Effect.map(Layer.build(layer), (ctx) => ctx.unsafeMap.get(DaemonRouter.key) as DaemonRouter["Type"])
 
 /** A gateway serving daemon `name` with `tools` on its own connection, until `scope` closes. */
-const gateway = (prefix: string, name: string, tools: Layer.Layer<DaemonRouter>, scope: Scope.Scope, heartbeat = "100 millis") =>
+const gateway = (prefix: string, name: string, tools: Layer.Layer<DaemonRouter>, scope: Scope.Scope, heartbeat: Duration.DurationInput = "100 millis") =>
   Effect.gen(function* () {
     const nc = yield* NatsDaemonRouter.acquireConnection({ servers: natsUrl, name: "test-gateway" })
     const router = yield* routerOf(tools)
