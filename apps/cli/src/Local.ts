@@ -11,6 +11,7 @@ import { Context, Effect, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import {
+  type DaemonRouter,
   KeyStore,
   layerLocal,
   LlmProvider,
@@ -32,6 +33,8 @@ export interface LocalOptions {
   readonly tokenDelayMs?: number | undefined
   /** The directory the agents' file and command tools work in (default: the current directory). */
   readonly workspace?: string | undefined
+  /** Wraps the in-process daemon's router (the monolith prefers a daemon dialed in over it). */
+  readonly daemonRouter?: ((inProcess: Layer.Layer<DaemonRouter>) => Layer.Layer<DaemonRouter>) | undefined
 }
 
 /** Provider keys: the OS keychain (or the 0600 file in the data directory), environment first. */
@@ -57,7 +60,7 @@ const lazyKeysLayer = (dataDir?: string) =>
   )
 
 /** A recorded cassette when one is given (no key, no network); else the live providers. */
-const modelLayers = (options: LocalOptions): Layer.Layer<LlmProvider | KeyStore, Cassette.CassetteError> => {
+export const modelLayers = (options: LocalOptions): Layer.Layer<LlmProvider | KeyStore, Cassette.CassetteError> => {
   const cassette = options.cassette ?? process.env.RELAVIUM_CASSETTE
   return cassette === undefined
     ? Providers.layer().pipe(Layer.provideMerge(lazyKeysLayer(options.dataDir)), Layer.provide(NodeHttpClient.layerUndici))
@@ -96,7 +99,7 @@ export const localLayer = (options: LocalOptions = {}) =>
         modelLayers(options),
         Pricing.layerFile(pricesFile(options.dataDir)),
         // The tools daemon runs in this process and starts on the first tool call.
-        localDaemon({ workspace: resolve(options.workspace ?? process.cwd()) })
+        (options.daemonRouter ?? ((inProcess) => inProcess))(localDaemon({ workspace: resolve(options.workspace ?? process.cwd()) }))
       )
     ),
     Layer.provideMerge(storeLayer(options.dataDir)),

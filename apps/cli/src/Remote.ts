@@ -207,6 +207,8 @@ export interface FollowRemoteOptions {
   readonly throughPauses?: boolean | undefined
   /** Cancel the run when this process is interrupted (Ctrl-C), as a local run is. */
   readonly cancelOnInterrupt?: boolean | undefined
+  /** Stop after the event with this sequence number (print a stored log without following it). */
+  readonly until?: number | undefined
 }
 
 /** A typed client and an SSE follower bound to one monolith. */
@@ -254,7 +256,7 @@ const makeRemote = (conn: Connection) =>
       followEvents(runId, options).pipe(
         Effect.tap((code) =>
           Effect.sync(() => {
-            if (code !== ExitCode.paused || options.json) return
+            if (code !== ExitCode.paused || options.json || options.until !== undefined) return
             process.stderr.write(
               `relavium: run ${runId} is paused at a human gate (exit 3); decide it with: relavium gate ${runId} --approve | --reject | --input JSON --server ${conn.baseUrl}\n`
             )
@@ -272,14 +274,21 @@ const makeRemote = (conn: Connection) =>
         const render = makeRenderer(isTty() ? colors : plain, options.workflowName)
         let last: RE.RunEvent | undefined
         let lastSeq = options.after ?? -1
-        const done = () => last !== undefined && (RE.isTerminal(last) || (!options.throughPauses && last.type === "run:paused"))
+        const reachedUntil = () => options.until !== undefined && lastSeq >= options.until
+        const done = () =>
+          reachedUntil() || (last !== undefined && (RE.isTerminal(last) || (!options.throughPauses && last.type === "run:paused")))
         let failures = 0
         while (!done()) {
           const before = lastSeq
           const attempt = yield* connect(runId, lastSeq).pipe(
             Effect.flatMap((events) =>
               events.pipe(
-                Stream.takeUntil((e) => RE.isTerminal(e) || (!options.throughPauses && e.type === "run:paused")),
+                Stream.takeUntil(
+                  (e) =>
+                    RE.isTerminal(e) ||
+                    (!options.throughPauses && e.type === "run:paused") ||
+                    (options.until !== undefined && e.sequenceNumber >= options.until)
+                ),
                 Stream.runForEach((event) =>
                   Effect.sync(() => {
                     if (event.sequenceNumber <= lastSeq) return // never print an event twice

@@ -2,11 +2,15 @@
  * @relavium/daemon — the machine-local tools daemon: built-in file, search,
  * command, git and HTTPS tools and MCP servers, confined to one workspace;
  * its @effect/rpc protocol; and the `DaemonRouter` layers that reach it
- * in-process (`layerLocal`) or over a websocket (`layerRpcClient`).
+ * in-process (`layerLocal`) or over a websocket (`layerRpcClient`); and the
+ * reverse connection, where the daemon dials in to a gateway (`dialGateway`)
+ * and the gateway routes calls to it (`DaemonRegistry`, `layerRouterGateway`).
  */
 export * from "./DaemonRouterLayers.js"
 export * from "./Server.js"
 export * from "./DaemonRpcs.js"
+export * from "./Dial.js"
+export * from "./Gateway.js"
 export * from "./ToolCall.js"
 export * from "./ToolPolicy.js"
 export { Daemon, type DaemonOptions, type DaemonService, DAEMON_VERSION, collectResult, make as makeDaemon } from "./Daemon.js"

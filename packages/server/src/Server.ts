@@ -22,6 +22,14 @@ export interface ServerOptions extends SseOptions {
   readonly token: Redacted.Redacted<string>
   /** Larger request bodies are refused with 413 (default 4 MiB). */
   readonly maxBodyBytes?: number | undefined
+  /** GET routes served beside the API on the same server, outside the OpenAPI document (the daemons' websocket). */
+  readonly routes?: ReadonlyArray<ExtraRoute> | undefined
+}
+
+/** A route that is not part of the API: it does its own authentication. */
+export interface ExtraRoute {
+  readonly path: `/${string}`
+  readonly handler: HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -69,10 +77,14 @@ export const limitBody =
 export const layerApi = (options: ServerOptions) =>
   HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(layerBearer(options.token)))
 
-/** Serves the API on the `HttpServer` in context, for as long as the layer lives. */
+const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
+  HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
+
+/** Serves the API (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */
 export const layer = (options: ServerOptions) =>
   HttpApiBuilder.serve(limitBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)).pipe(
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
+    Layer.provide(layerRoutes(options.routes ?? [])),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(layerApi(options))
   )

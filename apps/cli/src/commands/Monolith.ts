@@ -3,12 +3,19 @@
  * with live run events over SSE, the engine and its workers, and the tools
  * daemon (started on the first tool call), on SQLite in the data directory.
  *
- * Layers: the same local ones as `relavium run` (Local.ts `localLayer`), plus
- * the API server from @relavium/server on a TLS `HttpServer`.
+ * Tools daemons on other machines dial in to `wss://HOST:PORT/rpc/daemon`
+ * (same port, same bearer token; `relavium daemon start --gateway URL`); tool
+ * calls go to the one named `default` while it is connected, else to the
+ * in-process daemon.
+ *
+ * Layers: the same local ones as `relavium run` (Local.ts `localLayer`), with
+ * the in-process daemon behind `layerRouterGateway`, plus the API server from
+ * @relavium/server and the daemons' endpoint on a TLS `HttpServer`.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Context, Effect, Layer, Option, Stream } from "effect"
 import { RunStore, WorkflowEngine } from "@relavium/core"
+import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
 import { DataDir } from "@relavium/keys"
 import { Monolith, Server } from "@relavium/server"
 import { cassetteOption, dataDirOption, localLayer, tokenDelayOption, workspaceOption } from "../Local.js"
@@ -46,9 +53,15 @@ export const monolithLayer = (options: MonolithOptions) =>
       const token = yield* Monolith.ensureToken(options.dataDir)
       const tls = yield* Monolith.ensureCertificate(options.dataDir, options.host)
       const https = Monolith.layerHttps({ host: options.host, port: options.port, tls })
-      const serve = Server.layer({ token })
-      const announce = Layer.effectDiscard(
+      const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
+      const registry = Context.get(daemons, DaemonRegistry)
+      const serve = Server.layer({
+        token,
+        routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
+      })
+      const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
+          const daemonChanges = yield* registry.subscribe
           const recovered = yield* recoverRuns
           const url = yield* Monolith.serverUrl
           yield* Console.log(
@@ -58,8 +71,15 @@ export const monolithLayer = (options: MonolithOptions) =>
               `  bearer token:   ${Monolith.tokenFile(options.dataDir)}  (Authorization: Bearer <its contents>)`,
               `  TLS certificate (self-signed; trust it in clients): ${Monolith.certFile(options.dataDir)}`,
               `  API reference:  ${url}/docs  ·  OpenAPI: ${url}/openapi.json`,
+              `  tools daemons:  ${url.replace(/^https:/, "wss:")}${DAEMON_RPC_PATH}  (relavium daemon start --gateway URL --token T --ca CERT)`,
               ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : [])
             ].join("\n")
+          )
+          yield* daemonChanges.pipe(
+            Stream.runForEach((change) =>
+              Console.log(`relavium monolith: tools daemon '${change.name}' ${change._tag === "Connected" ? "connected" : "disconnected"}`)
+            ),
+            Effect.forkScoped
           )
         })
       ).pipe(Layer.provide(serve))
@@ -70,7 +90,10 @@ export const monolithLayer = (options: MonolithOptions) =>
             dataDir: options.dataDir,
             workspace: options.workspace,
             cassette: options.cassette,
-            tokenDelayMs: options.tokenDelayMs
+            tokenDelayMs: options.tokenDelayMs,
+            // A daemon dialed in as `default` gets the tool calls; without one, the in-process daemon.
+            daemonRouter: (inProcess) =>
+              layerRouterGateway(DEFAULT_DAEMON_NAME, { orElse: inProcess }).pipe(Layer.provide(Layer.succeedContext(daemons)))
           })
         )
       )

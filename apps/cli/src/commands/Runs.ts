@@ -1,7 +1,9 @@
 /**
  * `relavium runs list|show|logs|cancel|prune` and `relavium resume`: looking
- * after runs stored in the local database. Needs WorkflowEngine, RunStore and
- * WorkflowStore (the durable local layers).
+ * after runs stored in the local database (WorkflowEngine, RunStore and
+ * WorkflowStore on the durable local layers) or, with `--server URL`, on a
+ * running monolith over its API (all but prune), with the same output and
+ * exit codes.
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Duration, Effect, Option, Stream } from "effect"
@@ -115,10 +117,24 @@ const logs = Command.make(
     runId: runIdArg,
     json: jsonOption,
     dataDir: dataDirOption,
-    follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing new events until the run ends"))
+    follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing new events until the run ends")),
+    ...remoteOptions
   },
-  ({ dataDir, follow, json, runId }) =>
-    withLocal(Effect.gen(function* () {
+  ({ ca, dataDir, follow, json, runId, server, token }) =>
+    (Option.isSome(server)
+      ? withRemote({ server: server.value, token, ca, dataDir }, (remote) =>
+          Effect.gen(function* () {
+            const summary = yield* remote.call(remote.api.runs.get({ path: { runId } }))
+            // As the local command: the whole stored log, or with --follow also what comes, through pauses, to the end.
+            yield* remote.follow(
+              runId,
+              follow
+                ? { json, workflowName: summary.workflowName, throughPauses: true }
+                : { json, workflowName: summary.workflowName, throughPauses: true, until: summary.lastSequenceNumber }
+            )
+          })
+        )
+      : withLocal(Effect.gen(function* () {
       const { record, events } = yield* loadSummary(runId)
       if (follow) {
         const engine = yield* WorkflowEngine
@@ -130,19 +146,34 @@ const logs = Command.make(
       }
       const render = makeRenderer(isTty() ? colors : plain, record.workflowName)
       for (const e of events) process.stdout.write(json ? `${RE.encodeRunEventJson(e)}\n` : render(e))
-    }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+    }), { dataDir })).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("Print a run's event log (rendered, or NDJSON with --json)"))
 
-const cancel = Command.make("cancel", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption }, ({ dataDir, json, runId }) =>
-  withLocal(Effect.gen(function* () {
+const ended = (status: string) => status === "completed" || status === "failed" || status === "cancelled"
+
+const printCancelled = (runId: string, status: string, alreadyEnded: boolean, json: boolean) =>
+  Console.log(
+    json ? JSON.stringify({ runId, status }) : alreadyEnded ? `run ${runId} had already ended (${status})` : `run ${runId} cancelled`
+  )
+
+const cancel = Command.make("cancel", { runId: runIdArg, json: jsonOption, dataDir: dataDirOption, ...remoteOptions }, ({ ca, dataDir, json, runId, server, token }) =>
+  (Option.isSome(server)
+    ? withRemote({ server: server.value, token, ca, dataDir }, (remote) =>
+        Effect.gen(function* () {
+          const summary = yield* remote.call(remote.api.runs.get({ path: { runId } }))
+          if (ended(summary.status)) return yield* printCancelled(runId, summary.status, true, json)
+          const after = yield* remote.call(remote.api.runs.cancel({ path: { runId }, urlParams: { reason: "cancelled from the CLI" } }))
+          // It may have ended on its own in the meantime; say which.
+          yield* printCancelled(runId, after.status, after.status !== "cancelled", json)
+        })
+      )
+    : withLocal(Effect.gen(function* () {
     const { summary } = yield* loadSummary(runId)
-    if (summary.status === "completed" || summary.status === "failed" || summary.status === "cancelled") {
-      return yield* Console.log(json ? JSON.stringify({ runId, status: summary.status }) : `run ${runId} had already ended (${summary.status})`)
-    }
+    if (ended(summary.status)) return yield* printCancelled(runId, summary.status, true, json)
     const engine = yield* WorkflowEngine
     yield* engine.cancel(runId, "cancelled from the CLI").pipe(Effect.orDie)
-    yield* Console.log(json ? JSON.stringify({ runId, status: "cancelled" }) : `run ${runId} cancelled`)
-  }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
+    yield* printCancelled(runId, "cancelled", false, json)
+  }), { dataDir })).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("Cancel a run that has not ended"))
 
 const prune = Command.make(
@@ -170,18 +201,35 @@ export const runs = Command.make("runs").pipe(
   Command.withSubcommands([list, show, logs, cancel, prune])
 )
 
+const alreadyEnded = (runId: string, status: string) =>
+  new UsageProblem(`run ${runId} has already ended (${status}); nothing to resume`, "conflict")
+
 /** `relavium resume RUN`: continues a run whose process died, without re-running completed nodes. */
 export const resume = Command.make(
   "resume",
-  { runId: runIdArg, json: jsonOption, dataDir: dataDirOption, workspace: workspaceOption },
-  ({ dataDir, json, runId, workspace }) =>
-  withLocal(Effect.gen(function* () {
+  { runId: runIdArg, json: jsonOption, dataDir: dataDirOption, workspace: workspaceOption, ...remoteOptions },
+  ({ ca, dataDir, json, runId, server, token, workspace }) =>
+    (Option.isSome(server)
+      ? Option.isSome(workspace)
+        ? Effect.fail(new UsageProblem("--workspace applies to local runs; with --server, give it to `relavium monolith`"))
+        : withRemote({ server: server.value, token, ca, dataDir }, (remote) =>
+            Effect.gen(function* () {
+              const summary = yield* remote.call(remote.api.runs.get({ path: { runId } }))
+              if (ended(summary.status)) return yield* Effect.fail(alreadyEnded(runId, summary.status))
+              yield* remote.call(remote.api.runs.resume({ path: { runId } }))
+              process.exitCode = yield* remote.follow(runId, {
+                json,
+                workflowName: summary.workflowName,
+                after: summary.lastSequenceNumber,
+                cancelOnInterrupt: true
+              })
+            })
+          )
+      : withLocal(Effect.gen(function* () {
     const { record, summary } = yield* loadSummary(runId)
-    if (summary.status === "completed" || summary.status === "failed" || summary.status === "cancelled") {
-      return yield* Effect.fail(new UsageProblem(`run ${runId} has already ended (${summary.status}); nothing to resume`, "conflict"))
-    }
+    if (ended(summary.status)) return yield* Effect.fail(alreadyEnded(runId, summary.status))
     const engine = yield* WorkflowEngine
     yield* engine.recover(runId).pipe(Effect.orDie)
     process.exitCode = yield* followRun(runId, { json, workflowName: yield* workflowNameOf(record.workflowId), after: summary.lastSequenceNumber })
-  }), { dataDir, workspace }).pipe(Effect.catchIf(isUsageProblem, report(json)))
-).pipe(Command.withDescription("Continue a run that was interrupted (its process died or was killed)"))
+  }), { dataDir, workspace })).pipe(Effect.catchIf(isUsageProblem, report(json)))
+).pipe(Command.withDescription("Continue a run that was interrupted (its process died or was killed); with --server, on a monolith"))
