@@ -10,6 +10,7 @@ import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
 import { Inputs, type Plan, WorkflowYaml } from "@relavium/domain"
 import { KeyStores } from "@relavium/keys"
 import { Providers } from "@relavium/llm"
+import { chat } from "./commands/Chat.js"
 import { daemon } from "./commands/Daemon.js"
 import { gate } from "./commands/Gate.js"
 import { keys } from "./commands/Keys.js"
@@ -188,10 +189,11 @@ const relavium = Command.make("relavium").pipe(
     resume,
     runs,
     gate,
+    chat,
     keys.pipe(Command.provide(keysLayer())),
     models,
     daemon,
-    monolith
+    monolith,
   ])
 )
 

@@ -1,3 +1,5 @@
+export { boundToolOutput, llmFailure } from "./AgentNode.js"
+export * from "./ChatStore.js"
 export * from "./DaemonRouter.js"
 export * from "./Engine.js"
 export * from "./EventLog.js"

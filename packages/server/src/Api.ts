@@ -4,9 +4,15 @@
  * OpenAPI document and typed clients all come from this one definition.
  *
  * Every route but `GET /health` requires `Authorization: Bearer <token>`.
+ *
+ * `RelaviumApi` is what every deployment serves; `MonolithApi` adds the chat
+ * routes (`ChatsGroup`), which work on directories of the machine the
+ * monolith runs on.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { isAbsolute } from "node:path"
+import { ApprovalMode, Conversation } from "@relavium/chat"
 import { RunError } from "@relavium/domain"
 
 // ---------------------------------------------------------------------------
@@ -319,6 +325,213 @@ export class KeysGroup extends HttpApiGroup.make("keys")
   .annotate(OpenApi.Description, "Provider API keys: write-only; only provider names are ever returned")
   .middleware(Authorization) {}
 
+// ---------------------------------------------------------------------------
+// Chats (the monolith only)
+// ---------------------------------------------------------------------------
+
+export const ProjectInfo = Schema.Struct({
+  projectId: Schema.String,
+  name: Schema.String,
+  rootPath: Schema.String,
+  createdAt: Schema.String
+})
+
+export const ChatWorktree = Schema.Struct({
+  worktreeId: Schema.String,
+  path: Schema.String,
+  branch: Schema.String,
+  baseRef: Schema.optional(Schema.String),
+  status: Schema.Literal("active", "removed")
+})
+
+export const ChatSummary = Schema.Struct({
+  chatId: Schema.String,
+  title: Schema.String,
+  projectId: Schema.String,
+  projectPath: Schema.String,
+  /** The directory the chat's tools work in: the project, or its worktree. */
+  workspace: Schema.String,
+  worktree: Schema.optional(ChatWorktree),
+  provider: Schema.String,
+  model: Schema.String,
+  approvalMode: ApprovalMode,
+  turnStatus: Schema.Literal("idle", "running", "awaiting_approval", "interrupted", "failed"),
+  pendingApprovals: Schema.Number,
+  costMicrocents: Schema.Number,
+  /** Follow `/chats/{chatId}/events` with this as `Last-Event-ID` to see only what comes next. */
+  lastSequenceNumber: Schema.Number,
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+})
+
+export const PendingApproval = Schema.Struct({
+  chatId: Schema.String,
+  messageId: Schema.String,
+  toolCallId: Schema.String,
+  name: Schema.String,
+  args: Schema.Unknown,
+  /** One line a person can decide on, e.g. `run_command: npm test`. */
+  preview: Schema.String
+})
+
+const blockFields = { blockId: Schema.String, position: Schema.Number, createdAt: Schema.String }
+
+export const ChatBlock = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("text"), ...blockFields, ...Conversation.TextContent.fields }),
+  Schema.Struct({ kind: Schema.Literal("reasoning"), ...blockFields, ...Conversation.TextContent.fields }),
+  Schema.Struct({
+    kind: Schema.Literal("tool_call"),
+    ...blockFields,
+    toolCallId: Schema.String,
+    status: Conversation.ToolCallStatus,
+    ...Conversation.ToolCallContent.fields
+  }),
+  Schema.Struct({ kind: Schema.Literal("tool_result"), ...blockFields, toolCallId: Schema.String, ...Conversation.ToolResultContent.fields }),
+  Schema.Struct({ kind: Schema.Literal("file_patch"), ...blockFields, toolCallId: Schema.String, ...Conversation.FilePatchContent.fields })
+)
+
+export const ChatMessage = Schema.Struct({
+  messageId: Schema.String,
+  seq: Schema.Number,
+  role: Schema.Literal("user", "assistant", "tool"),
+  status: Schema.Literal("streaming", "completed", "interrupted", "failed"),
+  model: Schema.optional(Schema.String),
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  costMicrocents: Schema.Number,
+  createdAt: Schema.String,
+  blocks: Schema.Array(ChatBlock)
+})
+
+export const ChatUsage = Schema.Struct({
+  chatId: Schema.String,
+  model: Schema.String,
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  costMicrocents: Schema.Number,
+  calls: Schema.Number
+})
+
+export const ChatDetail = Schema.Struct({
+  ...ChatSummary.fields,
+  systemPrompt: Schema.String,
+  tools: Schema.Array(Schema.String),
+  messages: Schema.Array(ChatMessage),
+  /** Tokens and cost per model. */
+  usage: Schema.Array(ChatUsage),
+  pending: Schema.Array(PendingApproval)
+})
+
+/** A turn runs in the server: follow `/chats/{chatId}/events` from `afterSeq` (as `Last-Event-ID`) to see it. */
+export const TurnAccepted = Schema.Struct({ chatId: Schema.String, afterSeq: Schema.Number })
+
+export const ApprovalDecided = Schema.Struct({
+  chatId: Schema.String,
+  toolCallId: Schema.String,
+  decision: Schema.Literal("allow", "deny"),
+  /** The tool calls that still wait; the turn continues once none do. */
+  pending: Schema.Array(PendingApproval),
+  /** Whether this decision was the last one and the turn continues (follow its events after `afterSeq`). */
+  resumed: Schema.Boolean,
+  afterSeq: Schema.optional(Schema.Number)
+})
+
+const chatIdPath = Schema.Struct({ chatId: Id })
+const SequenceNumber = Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(-1))
+const NotBlank = Schema.String.pipe(Schema.filter((s) => s.trim() !== "" || "must not be blank"))
+
+export class ChatsGroup extends HttpApiGroup.make("chats")
+  .add(
+    HttpApiEndpoint.post("createProject", "/projects")
+      .setPayload(
+        Schema.Struct({
+          /** An absolute directory on the monolith's machine (the same directory gives the same project). */
+          dir: Schema.String.pipe(
+            Schema.maxLength(4096),
+            Schema.filter((dir) => isAbsolute(dir) || "an absolute path of a directory on the monolith's machine")
+          )
+        })
+      )
+      .addSuccess(ProjectInfo, { status: 201 })
+  )
+  .add(HttpApiEndpoint.get("listProjects", "/projects").addSuccess(Schema.Array(ProjectInfo)))
+  .add(
+    HttpApiEndpoint.post("create", "/chats")
+      .setPayload(
+        Schema.Struct({
+          projectId: Id,
+          /** Work in a new `git worktree` on branch `relavium/chat-<id>` (the project must be a git repository). */
+          worktree: Schema.optional(Schema.Boolean),
+          /** `provider/model` (default `anthropic/claude-sonnet-4`). */
+          model: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
+          approvalMode: Schema.optional(ApprovalMode),
+          title: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+        })
+      )
+      .addSuccess(ChatSummary, { status: 201 })
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/chats")
+      .setUrlParams(
+        Schema.Struct({
+          projectId: Schema.optional(Id),
+          limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500)))
+        })
+      )
+      .addSuccess(Schema.Array(ChatSummary))
+  )
+  .add(HttpApiEndpoint.get("get", "/chats/:chatId").setPath(chatIdPath).addSuccess(ChatDetail))
+  .add(
+    HttpApiEndpoint.post("send", "/chats/:chatId/messages")
+      .setPath(chatIdPath)
+      .setPayload(Schema.Struct({ text: NotBlank.pipe(Schema.maxLength(200_000)) }))
+      .addSuccess(TurnAccepted, { status: 202 })
+      .annotate(OpenApi.Description, "Stores the message and starts the turn in the server; 409 while a tool call waits for a decision or a turn runs")
+  )
+  .add(
+    HttpApiEndpoint.post("approve", "/chats/:chatId/approvals/:toolCallId")
+      .setPath(Schema.Struct({ chatId: Id, toolCallId: Id }))
+      .setPayload(Schema.Struct({ decision: Schema.Literal("allow", "deny") }))
+      .addSuccess(ApprovalDecided)
+      .annotate(OpenApi.Description, "Allows or denies a waiting tool call; after the last decision the turn continues (a denied call is not run, the model is told)")
+  )
+  .add(
+    HttpApiEndpoint.post("resume", "/chats/:chatId/resume")
+      .setPath(chatIdPath)
+      .addSuccess(TurnAccepted, { status: 202 })
+      .annotate(OpenApi.Description, "Continues a turn that was interrupted or failed; 409 when there is nothing to continue")
+  )
+  .add(
+    HttpApiEndpoint.post("cancel", "/chats/:chatId/cancel")
+      .setPath(chatIdPath)
+      .addSuccess(Schema.Struct({ chatId: Schema.String, cancelled: Schema.Boolean }))
+      .annotate(OpenApi.Description, "Stops the chat's running turn (the partial answer is kept); `cancelled` is false when none runs")
+  )
+  .add(
+    HttpApiEndpoint.get("export", "/chats/:chatId/export")
+      .setPath(chatIdPath)
+      .setUrlParams(Schema.Struct({ format: Schema.optional(Schema.Literal("markdown", "yaml")) }))
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/markdown" }))
+      .annotate(OpenApi.Description, "The chat as Markdown (default), or with `format=yaml` as a workflow that reproduces it (`application/yaml`)")
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/chats/:chatId/events")
+      .setPath(chatIdPath)
+      .setUrlParams(Schema.Struct({ after: Schema.optional(SequenceNumber) }))
+      .setHeaders(Schema.Struct({ "last-event-id": Schema.optional(SequenceNumber) }))
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }))
+      .annotate(
+        OpenApi.Description,
+        "Server-Sent Events: `id` is the chat event's `seq`, `event` its type, `data` the JSON event. Resumes after `Last-Event-ID` (else `?after=`), then follows live until the client disconnects"
+      )
+  )
+  .addError(BadRequest)
+  .addError(NotFound)
+  .addError(Conflict)
+  .addError(InternalError)
+  .annotate(OpenApi.Description, "Coding-agent chats in project directories on the monolith's machine, with approvals and live events (SSE)")
+  .middleware(Authorization) {}
+
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
   .add(SystemGroup)
@@ -328,3 +541,9 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(KeysGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
+
+/** What `relavium monolith` serves: every route of `RelaviumApi`, and the chats. */
+export class MonolithApi extends RelaviumApi.add(ChatsGroup).annotate(
+  OpenApi.Description,
+  "Workflows, runs, live run events (SSE), human gates, provider keys, and coding-agent chats with live events (SSE)"
+) {}

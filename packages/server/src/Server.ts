@@ -4,6 +4,7 @@
  * Needs an `HttpServer` (plain or TLS) and the component tags.
  */
 import {
+  type HttpApi,
   HttpApiBuilder,
   HttpApiScalar,
   type HttpApp,
@@ -13,8 +14,9 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { Effect, Either, Layer, Option, type Redacted } from "effect"
-import { RelaviumApi } from "./Api.js"
+import { MonolithApi, RelaviumApi } from "./Api.js"
 import { layerBearer } from "./Auth.js"
+import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import type { SseOptions } from "./Sse.js"
 
@@ -81,10 +83,23 @@ const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
   HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
 
 /** Serves the API (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */
-export const layer = (options: ServerOptions) =>
+export const layer = (options: ServerOptions) => serve(options, layerApi(options))
+
+/** `MonolithApi` (every route of the API and the chats; needs `ChatService` too). */
+export const layerMonolithApi = (options: ServerOptions) =>
+  HttpApiBuilder.api(MonolithApi).pipe(
+    Layer.provide(layerHandlers(options)),
+    Layer.provide(ChatHandlers.layer(options)),
+    Layer.provide(layerBearer(options.token))
+  )
+
+/** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */
+export const layerMonolith = (options: ServerOptions) => serve(options, layerMonolithApi(options))
+
+const serve = <E, R>(options: ServerOptions, api: Layer.Layer<HttpApi.Api, E, R>) =>
   HttpApiBuilder.serve(limitBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)).pipe(
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(layerRoutes(options.routes ?? [])),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(layerApi(options))
+    Layer.provide(api)
   )

@@ -1,10 +1,13 @@
 /**
  * @relavium/server — the HTTP API (HttpApi + OpenAPI), run events over SSE,
  * bearer auth, and what a monolith keeps in its data directory (lock, token,
- * TLS certificate).
+ * TLS certificate). The distributed deployment's composition is the subpath
+ * `@relavium/server/Cloud`, kept out of this index so that importing the API
+ * never loads the Postgres, Redis and NATS clients.
  */
 export * from "./Api.js"
 export * as Auth from "./Auth.js"
+export * as ChatHandlers from "./ChatHandlers.js"
 export * as Handlers from "./Handlers.js"
 export * as Monolith from "./Monolith.js"
 export * as Server from "./Server.js"

@@ -184,6 +184,55 @@ const statements = (t: Types): ReadonlyArray<string> => [
   )`
 ]
 
+/**
+ * Provider API keys of the cloud key store, encrypted with AES-256-GCM under a master key held
+ * outside the database (`SqlKeyStore`): the row holds the nonce, the ciphertext with its tag,
+ * and the id of the master key that sealed it (for rotation); never the key.
+ */
+const providerKeys = `CREATE TABLE provider_keys (
+    org_id text NOT NULL DEFAULT 'local',
+    provider text NOT NULL,
+    master_key_id text NOT NULL,
+    nonce text NOT NULL,
+    ciphertext text NOT NULL,
+    created_at text NOT NULL,
+    updated_at text NOT NULL,
+    PRIMARY KEY (org_id, provider)
+  )`
+
+/**
+ * Chats as the chat service writes them: each chat's turn (status, the process working on it
+ * and its heartbeat) and its numbered event log (`chat_events`, like `run_events`); a message's
+ * status (a streamed answer is stored as it arrives, so a crash leaves it `streaming` until
+ * recovery marks it `interrupted`); a content block's status (a tool call's approval and
+ * progress) and the model's tool call id, which approvals and results look up.
+ */
+const chatTurns = (t: Types): ReadonlyArray<string> => [
+  `ALTER TABLE chats ADD COLUMN turn_status text NOT NULL DEFAULT 'idle'
+    CHECK (turn_status IN ('idle', 'running', 'awaiting_approval', 'interrupted', 'failed'))`,
+  `ALTER TABLE chats ADD COLUMN turn_owner text`,
+  `ALTER TABLE chats ADD COLUMN turn_heartbeat_at text`,
+  `ALTER TABLE chats ADD COLUMN last_seq integer NOT NULL DEFAULT -1`,
+  `CREATE INDEX chats_by_turn ON chats (turn_status, updated_at)`,
+  `CREATE INDEX chats_by_updated ON chats (updated_at)`,
+  `ALTER TABLE messages ADD COLUMN status text NOT NULL DEFAULT 'completed'
+    CHECK (status IN ('streaming', 'completed', 'interrupted', 'failed'))`,
+  `ALTER TABLE messages ADD COLUMN updated_at text`,
+  `ALTER TABLE content_blocks ADD COLUMN status text`,
+  `ALTER TABLE content_blocks ADD COLUMN call_id text`,
+  `CREATE INDEX content_blocks_by_status ON content_blocks (kind, status)`,
+  `CREATE INDEX projects_by_root ON projects (root_path)`,
+  `CREATE TABLE chat_events (
+    org_id text NOT NULL DEFAULT 'local',
+    chat_id text NOT NULL REFERENCES chats (chat_id) ON DELETE CASCADE,
+    seq integer NOT NULL,
+    type text NOT NULL,
+    timestamp text NOT NULL,
+    payload ${t.json} NOT NULL,
+    PRIMARY KEY (chat_id, seq)
+  )`
+]
+
 const run = (ddl: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -196,6 +245,13 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
     sql.onDialectOrElse({
       pg: () => run(statements(pgTypes)),
       orElse: () => run(statements(sqliteTypes))
+    })
+  ),
+  "2_provider_keys": run([providerKeys]),
+  "3_chat_turns": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run(chatTurns(pgTypes)),
+      orElse: () => run(chatTurns(sqliteTypes))
     })
   )
 }

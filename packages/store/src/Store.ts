@@ -5,14 +5,15 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Layer } from "effect"
-import type { RunStore, StoreError, WorkflowStore } from "@relavium/core"
+import type { ChatStore, RunStore, StoreError, WorkflowStore } from "@relavium/core"
 import * as Database from "./Database.js"
+import * as SqlChatStore from "./SqlChatStore.js"
 import * as SqlRunStore from "./SqlRunStore.js"
 import * as SqlWorkflowStore from "./SqlWorkflowStore.js"
 
-export type Services = RunStore | WorkflowStore | SqlClient.SqlClient
+export type Services = RunStore | WorkflowStore | ChatStore | SqlClient.SqlClient
 
-const repositories = Layer.merge(SqlRunStore.layer, SqlWorkflowStore.layer)
+const repositories = Layer.mergeAll(SqlRunStore.layer, SqlWorkflowStore.layer, SqlChatStore.layer)
 
 /** Every repository on a SQLite file (WAL, busy timeout, foreign keys), migrated. */
 export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<Services, StoreError> =>

@@ -1,5 +1,7 @@
 export * as Database from "./Database.js"
 export * as Migrations from "./Migrations.js"
+export * as SqlChatStore from "./SqlChatStore.js"
 export * as SqlRunStore from "./SqlRunStore.js"
 export * as SqlWorkflowStore from "./SqlWorkflowStore.js"
 export * as Store from "./Store.js"
+export * as SqlKeyStore from "./SqlKeyStore.js"

@@ -14,11 +14,13 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Console, Context, Effect, Layer, Option, Stream } from "effect"
+import { ChatService } from "@relavium/chat"
 import { RunStore, WorkflowEngine } from "@relavium/core"
 import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
 import { DataDir } from "@relavium/keys"
 import { Monolith, Server } from "@relavium/server"
 import { cassetteOption, dataDirOption, localLayer, tokenDelayOption, workspaceOption } from "../Local.js"
+import { chatServices } from "./Chat.js"
 
 export interface MonolithOptions {
   readonly dataDir: string
@@ -42,6 +44,12 @@ const recoverRuns = Effect.gen(function* () {
   return runs.length
 })
 
+/** Closes the turns of chats a previous process left running (the partial answer is kept; `POST /chats/{id}/resume` goes on). */
+const recoverChats = Effect.flatMap(ChatService, (chats) => chats.recover()).pipe(
+  Effect.map((report) => report.chats.length),
+  Effect.catchAll((e) => Effect.as(Console.error(`relavium monolith: could not recover chats: ${e.message}`), 0))
+)
+
 /**
  * The whole monolith as one layer. The lock is taken before anything else is opened, so a second
  * monolith on the same directory changes nothing.
@@ -55,7 +63,7 @@ export const monolithLayer = (options: MonolithOptions) =>
       const https = Monolith.layerHttps({ host: options.host, port: options.port, tls })
       const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
       const registry = Context.get(daemons, DaemonRegistry)
-      const serve = Server.layer({
+      const serve = Server.layerMonolith({
         token,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
       })
@@ -63,6 +71,7 @@ export const monolithLayer = (options: MonolithOptions) =>
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe
           const recovered = yield* recoverRuns
+          const recoveredChats = yield* recoverChats
           const url = yield* Monolith.serverUrl
           yield* Console.log(
             [
@@ -72,7 +81,8 @@ export const monolithLayer = (options: MonolithOptions) =>
               `  TLS certificate (self-signed; trust it in clients): ${Monolith.certFile(options.dataDir)}`,
               `  API reference:  ${url}/docs  ·  OpenAPI: ${url}/openapi.json`,
               `  tools daemons:  ${url.replace(/^https:/, "wss:")}${DAEMON_RPC_PATH}  (relavium daemon start --gateway URL --token T --ca CERT)`,
-              ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : [])
+              ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : []),
+              ...(recoveredChats > 0 ? [`  recovered ${recoveredChats} interrupted chat(s); POST /chats/{chatId}/resume continues one`] : [])
             ].join("\n")
           )
           yield* daemonChanges.pipe(
@@ -85,6 +95,8 @@ export const monolithLayer = (options: MonolithOptions) =>
       ).pipe(Layer.provide(serve))
       return announce.pipe(
         Layer.provide(https),
+        // Chats work in directories of this machine, each with its own in-process daemon.
+        Layer.provide(chatServices({ dataDir: options.dataDir })),
         Layer.provide(
           localLayer({
             dataDir: options.dataDir,

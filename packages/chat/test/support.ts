@@ -1,0 +1,96 @@
+/**
+ * Test helpers: real git repositories in temporary directories, and the chat
+ * service on a chosen store with a scripted model and the real tools daemon
+ * (`layerLocal`, one per workspace).
+ */
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { ChatStore, type LlmProvider, StoreError } from "@relavium/core"
+import { layerLocal } from "@relavium/daemon"
+import { Store } from "@relavium/store"
+import { flatPricing } from "../../core/test/harness.js"
+import { ChatHub, ChatService, ChatTools, layer as chatServiceLayer, Worktrees } from "../src/index.js"
+
+const made: Array<string> = []
+process.once("exit", () => {
+  for (const dir of made) Fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh directory, removed when the process exits. */
+export const tempDir = (prefix = "relavium-chat-"): string => {
+  const dir = Fs.realpathSync(Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix)))
+  made.push(dir)
+  return dir
+}
+
+const git = (cwd: string, ...args: Array<string>) =>
+  execFileSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } }).trim()
+
+/** A git repository on `main` with `files` committed. */
+export const gitRepo = (files: Record<string, string>): string => {
+  const root = tempDir("relavium-repo-")
+  git(root, "init", "-q", "-b", "main")
+  git(root, "config", "user.email", "test@relavium.dev")
+  git(root, "config", "user.name", "Relavium Test")
+  for (const [name, content] of Object.entries(files)) {
+    Fs.mkdirSync(Path.dirname(Path.join(root, name)), { recursive: true })
+    Fs.writeFileSync(Path.join(root, name), content)
+  }
+  git(root, "add", "-A")
+  git(root, "commit", "-q", "-m", "initial")
+  return root
+}
+
+export const gitOutput = git
+
+export const read = (...parts: Array<string>) => Fs.readFileSync(Path.join(...parts), "utf8")
+
+/** The chat service with the real daemon per workspace, git worktrees under a temp dir, $3/$15 per MTok. */
+export const chatLayer = (options: {
+  readonly model: Layer.Layer<LlmProvider>
+  readonly store?: Layer.Layer<ChatStore, StoreError> | undefined
+  readonly worktreesDir?: string | undefined
+}): Layer.Layer<ChatService | ChatStore, StoreError> =>
+  chatServiceLayer({ worktreesDir: options.worktreesDir ?? tempDir("relavium-worktrees-") }).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        options.store ?? ChatStore.layerMemory,
+        ChatHub.layerMemory,
+        options.model,
+        flatPricing,
+        ChatTools.layer((workspace) => layerLocal({ workspace })),
+        Worktrees.layerGit
+      )
+    )
+  )
+
+/** Runs `effect` against the service, then waits for its turn to rest. */
+export const turnOf = <E, R>(turn: Effect.Effect<{ readonly outcome: Effect.Effect<import("../src/index.js").TurnOutcome, import("../src/index.js").ChatError> }, E, R>) =>
+  Effect.flatMap(turn, (t) => t.outcome)
+
+const pgServer = "postgres://postgres@127.0.0.1:5432"
+
+const onAdmin = (statement: string) =>
+  Effect.scoped(
+    Effect.flatMap(PgClient.make({ url: Redacted.make(`${pgServer}/test`), connectTimeout: Duration.seconds(5) }), (sql) => sql.unsafe(statement))
+  ).pipe(Effect.provide(Reactivity.layer))
+
+/** A ChatStore on a fresh Postgres database (dropped afterwards). */
+export const freshPgStore: Layer.Layer<ChatStore, StoreError> = Layer.unwrapScoped(
+  Effect.acquireRelease(
+    Effect.sync(() => `relavium_chat_${crypto.randomUUID().replaceAll("-", "")}`).pipe(Effect.tap((name) => onAdmin(`CREATE DATABASE ${name}`))),
+    (name) => onAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.orDie)
+  ).pipe(
+    Effect.mapError((cause) => new StoreError({ message: `cannot create a test database on ${pgServer}/test: ${String(cause)}; is Postgres running?`, cause })),
+    Effect.map((name) => Store.layerPg({ url: `${pgServer}/${name}` }))
+  )
+)
+
+/** A ChatStore on a SQLite file. */
+export const sqliteStore = (filename = Path.join(tempDir("relavium-chat-db-"), "relavium.db")): Layer.Layer<ChatStore, StoreError> =>
+  Store.layerSqlite({ filename })
