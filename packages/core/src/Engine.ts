@@ -6,7 +6,7 @@
  * the event log: the run cache is a memo of the fold, rebuilt on a miss.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Cause, Context, Data, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Scope, Stream } from "effect"
+import { Cause, Context, Data, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { Inputs, type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
 import { DaemonRouter } from "./DaemonRouter.js"
 import { EventLog } from "./EventLog.js"
@@ -19,7 +19,7 @@ import { runNode } from "./Nodes.js"
 import * as Orchestrator from "./Orchestrator.js"
 import { type Job, RunQueue } from "./RunQueue.js"
 import { applyEvents, completedOutputs, initialState, isTerminalState, nodeState, type RunState } from "./RunState.js"
-import { RunStore } from "./RunStore.js"
+import { RunStore, type StoreError } from "./RunStore.js"
 import { UpdateHub } from "./UpdateHub.js"
 import { WorkflowStore } from "./WorkflowStore.js"
 
@@ -95,6 +95,7 @@ const makeRuns = Effect.gen(function* () {
   const store = yield* RunStore
   const workflows = yield* WorkflowStore
   const log = yield* EventLog
+  const hub = yield* UpdateHub
   const fs = yield* FileSystem.FileSystem
   const plans = new Map<string, Plan.WorkflowPlan>()
   const entries = new Map<string, RunEntry>()
@@ -190,8 +191,38 @@ const makeRuns = Effect.gen(function* () {
       return cached !== undefined && cached.synced ? Effect.succeed(cached) : load(runId)
     })
 
+  /**
+   * After a commit failed with a store error: the events it wrote, when it did write them (the
+   * connection dropped after the commit), else the error. Either way the cached run is marked
+   * stale, so the next read goes to the store and a retried step never acts on a lost write.
+   */
+  const landed = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected: number | undefined, error: StoreError) =>
+    Effect.gen(function* () {
+      const entry = entries.get(runId)
+      if (entry) entry.synced = false
+      const stored = yield* store.events(runId, expected ?? entry?.state.lastSequenceNumber ?? -1).pipe(
+        Effect.retry({ times: 4, schedule: Schedule.exponential("100 millis") })
+      )
+      // Drafts after a terminal one are never written.
+      const end = drafts.findIndex(RE.isTerminal)
+      const written = end === -1 ? drafts : drafts.slice(0, end + 1)
+      const same = (event: RE.RunEvent | undefined, draft: RE.RunEventDraft) =>
+        event !== undefined &&
+        event.type === draft.type &&
+        event.timestamp === draft.timestamp &&
+        (event as { readonly nodeId?: string }).nodeId === (draft as { readonly nodeId?: string }).nodeId
+      // With an expected sequence number a landed commit starts right after it; without, search.
+      const starts = expected !== undefined ? [0] : stored.map((_, i) => i)
+      const at = starts.find((i) => written.every((draft, k) => same(stored[i + k], draft)))
+      if (at === undefined) return yield* error
+      const events = stored.slice(at, at + written.length)
+      yield* hub.publish(events)
+      return events
+    }).pipe(Effect.catchTag("StoreError", () => Effect.fail(error)))
+
   const commit = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected?: number) =>
     log.commit(runId, drafts, { expectedLastSequenceNumber: expected }).pipe(
+      Effect.catchTag("StoreError", (error) => landed(runId, drafts, expected, error)),
       Effect.tap((events) =>
         Effect.sync(() => {
           const entry = entries.get(runId)
@@ -295,13 +326,18 @@ const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string, gateId
           durationMs: 0
         })
       }
-      const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
+      // The decision and the job that acts on it go together: a stop or a queue failure in between
+      // would leave the run waiting for a job that never comes.
+      const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(
+        Effect.tap(() => queue.offer([next]).pipe(Effect.retry(offerRetry))),
+        Effect.either,
+        Effect.uninterruptible
+      )
       if (Either.isLeft(result)) {
         if (result.left._tag === "SequenceConflict") continue
         if (result.left._tag === "RunClosed") return
         return yield* storeError(result.left)
       }
-      yield* queue.offer([next]).pipe(Effect.mapError(storeError))
       return
     }
     return yield* new EngineError({ reason: "conflict", message: `run ${runId} is too busy to take the decision; retry` })
@@ -346,16 +382,24 @@ const makeEngine = (options: EngineOptions) =>
             partialOutputs: {}
           })
         }
-        yield* runs.commit(runId, drafts).pipe(Effect.mapError(storeError))
-        if (Either.isRight(ctx)) {
-          const state = initialState(runId, compiled)
-          runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
-          yield* runs.load(runId)
-          yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.mapError(storeError))
-          if (spec.timeout_ms !== undefined) {
-            yield* queue.offer([{ _tag: "RunDeadline", runId }], { delayMs: spec.timeout_ms }).pipe(Effect.mapError(storeError))
-          }
-        }
+        // The run's first events and its first jobs go together: a stop in between would leave a
+        // started run that nothing advances.
+        yield* Effect.uninterruptible(
+          Effect.gen(function* () {
+            yield* runs.commit(runId, drafts).pipe(Effect.mapError(storeError))
+            if (Either.isRight(ctx)) {
+              const state = initialState(runId, compiled)
+              runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
+              yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.retry(offerRetry), Effect.mapError(storeError))
+              if (spec.timeout_ms !== undefined) {
+                yield* queue
+                  .offer([{ _tag: "RunDeadline", runId }], { delayMs: spec.timeout_ms })
+                  .pipe(Effect.retry(offerRetry), Effect.mapError(storeError))
+              }
+              yield* runs.load(runId)
+            }
+          })
+        )
         return { runId, events: events(runId) } satisfies RunHandle
       })
 
@@ -463,6 +507,25 @@ const interruptionDrafts = (
 // ---------------------------------------------------------------------------
 
 const retryOnDefault: ReadonlyArray<string> = ["provider_rate_limit", "provider_unavailable", "tool_failed", "sandbox_error"]
+
+/** An offer that failed (Redis restarting) is tried again in place, for about 3 s: the commit before it has landed. */
+const offerRetry = { times: 5, schedule: Schedule.exponential("100 millis") }
+
+/** How a job whose store or queue failed runs again: from 100 ms, doubling to at most 5 s apart, for up to 2 minutes. */
+const jobRetry = Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.upTo("2 minutes"))
+
+/**
+ * A failure worth running the job again for: the store failing (not a run that is gone) or the
+ * queue failing (a QueueError defect).
+ */
+const isTransient = (cause: Cause.Cause<EngineError>): boolean =>
+  !Cause.isInterrupted(cause) &&
+  (Option.exists(
+    Cause.failureOption(cause),
+    (e) => e.reason === "store" && (e.cause as { readonly _tag?: unknown } | undefined)?._tag !== "RunNotFound"
+  ) ||
+    Option.exists(Cause.dieOption(cause), (d) => (d as { readonly _tag?: unknown } | null)?._tag === "QueueError"))
+
 const MAX_BACKOFF_MS = 24 * 60 * 60 * 1000
 
 export const retryDelay = (policy: Workflow.RetryPolicy, attempt: number): number => {
@@ -479,7 +542,8 @@ const makeWorker = Effect.gen(function* () {
     ExpressionSandbox | LlmProvider | ModelPricing | DaemonRouter | FileSystem.FileSystem | Path.Path | RunQueue
   >()
 
-  const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) => queue.offer(jobs, { delayMs }).pipe(Effect.orDie)
+  const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) =>
+    queue.offer(jobs, { delayMs }).pipe(Effect.retry(offerRetry), Effect.orDie)
 
   const advance = (runId: string): Effect.Effect<void, EngineError> =>
     Effect.gen(function* () {
@@ -512,14 +576,21 @@ const makeWorker = Effect.gen(function* () {
         // Nothing to do on the cached view may only mean another process's events are missing.
         if (drafts.length === 0 && tries === 0) continue
         if (drafts.length === 0) return
-        const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
+        // The nodes' start and their jobs go together: a worker stopping in between would leave
+        // nodes marked running that no job runs.
+        const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(
+          Effect.tap(() =>
+            step.start.length > 0
+              ? offer(step.start.map((nodeId) => ({ _tag: "ExecuteNode" as const, runId, nodeId, attempt: 1 })))
+              : Effect.void
+          ),
+          Effect.either,
+          Effect.uninterruptible
+        )
         if (Either.isLeft(result)) {
           if (result.left._tag === "SequenceConflict") continue
           if (result.left._tag === "RunClosed") return
           return yield* storeError(result.left)
-        }
-        if (step.start.length > 0) {
-          yield* offer(step.start.map((nodeId) => ({ _tag: "ExecuteNode" as const, runId, nodeId, attempt: 1 })))
         }
         if (settle !== undefined || step.start.length > 0) return
       }
@@ -576,7 +647,13 @@ const makeWorker = Effect.gen(function* () {
         cachedNode.status === "running" && cachedNode.attempt === attempt ? cached : yield* runs.load(runId)
       const { state } = entry
       const current = nodeState(state, nodeId)
-      if (isTerminalState(state) || current.status !== "running" || current.attempt !== attempt) return
+      if (isTerminalState(state)) return
+      if (current.status !== "running" || current.attempt !== attempt) {
+        // The node has moved on: this job came again (retried, or taken over from a worker that
+        // died) after its commit landed, and the orchestrator step that follows may not have run.
+        yield* advanceCoalesced(runId)
+        return
+      }
       const node = state.plan.nodes.get(nodeId)!
       const startedMs = Date.now()
       if (attempt > 1) {
@@ -652,10 +729,26 @@ const makeWorker = Effect.gen(function* () {
           drafts.push({ type: "node:failed", runId, timestamp, nodeId, error, attemptNumber: attempt })
         }
       }
-      const committed = yield* runs.commit(runId, drafts).pipe(Effect.either)
-      if (Either.isLeft(committed)) {
+      // Settle the node only while this attempt is still its running one: a job can be taken over
+      // while its first worker still runs it (a lock that lapsed under load), and both would
+      // otherwise commit. The loser of that race leaves the node as the winner settled it.
+      let expected = (yield* runs.current(runId)).state.lastSequenceNumber
+      for (let tries = 0; ; tries++) {
+        const committed = yield* runs.commit(runId, drafts, expected).pipe(Effect.either)
+        if (Either.isRight(committed)) break
         if (committed.left._tag === "RunClosed") return
-        return yield* storeError(committed.left)
+        if (committed.left._tag !== "SequenceConflict" || tries >= 100) return yield* storeError(committed.left)
+        const { state: latest } = yield* runs.load(runId)
+        const mine = nodeState(latest, nodeId)
+        if (isTerminalState(latest)) return
+        if (mine.status !== "running" || mine.attempt !== attempt) {
+          // The winner may have stopped right after its commit: make sure the run moves on.
+          yield* advanceCoalesced(runId)
+          return
+        }
+        expected = latest.lastSequenceNumber
+        const settled = drafts[0]
+        if (settled?.type === "node:completed") drafts[0] = { ...settled, cumulativeCostMicrocents: latest.costMicrocents }
       }
       // The orchestrator step follows in this fiber rather than as a queued job: one queue hop less per node.
       if (delayMs === undefined && next.length === 1 && next[0]!._tag === "Advance") yield* advanceCoalesced(runId)
@@ -766,6 +859,19 @@ const makeWorker = Effect.gen(function* () {
             ? gateTimeout(job.runId, job.gateId)
             : deadline(job.runId)
     return work.pipe(
+      // A store or queue that failed for a moment (a dropped connection, a restart) fails the step,
+      // not the run: it runs again after a pause, reading the run back from the store. Checkpoints
+      // keep it safe: a node found completed is not run again.
+      Effect.sandbox,
+      Effect.retry({
+        while: isTransient,
+        schedule: jobRetry.pipe(
+          Schedule.tapInput((cause: Cause.Cause<EngineError>) =>
+            Effect.logWarning(`job ${job._tag} for run ${job.runId} failed; retrying: ${Cause.squash(cause)}`)
+          )
+        )
+      }),
+      Effect.unsandbox,
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`job ${job._tag} for run ${job.runId} failed`, cause)
       )

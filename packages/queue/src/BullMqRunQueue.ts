@@ -80,23 +80,28 @@ const probe = (url: string, timeout: Duration.Duration) => {
       message: `cannot reach Redis at ${redactUrl(url)}: ${reason}; is Redis running? \`bash scripts/services.sh\` starts it`,
       cause
     })
+  // ioredis rejects `connect` with "Connection is closed."; the socket's own error says why.
+  let lastError: unknown
   return Effect.acquireUseRelease(
-    Effect.sync(
-      () =>
-        new Redis(url, {
-          lazyConnect: true,
-          connectTimeout: Duration.toMillis(timeout),
-          maxRetriesPerRequest: 0,
-          enableOfflineQueue: false,
-          retryStrategy: () => null
-        }).on("error", () => {})
+    Effect.sync(() =>
+      new Redis(url, {
+        lazyConnect: true,
+        connectTimeout: Duration.toMillis(timeout),
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        retryStrategy: () => null
+      }).on("error", (error) => {
+        lastError = error
+      })
     ),
     (client) =>
       Effect.tryPromise({
         try: () => client.connect().then(() => client.ping()),
-        catch: (cause) => unreachable(describeError(cause), cause)
+        catch: (cause) => unreachable(describeError(lastError ?? cause), lastError ?? cause)
       }).pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => unreachable(`no answer within ${Duration.format(timeout)}`) })),
-    (client) => Effect.sync(() => client.disconnect())
+    // A client that never connected has ended already; `disconnect` on it would hold the process
+    // open for two seconds (ioredis's socket-close timer).
+    (client) => Effect.sync(() => (client.status === "end" ? undefined : client.disconnect()))
   )
 }
 

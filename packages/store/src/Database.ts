@@ -32,7 +32,24 @@ export interface PgOptions {
   readonly url: string | Redacted.Redacted<string>
   /** How long to wait for a connection before failing (default 5 s). */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /** The pool's size (default 10; at least 2: a migration holds its lock on one connection). */
   readonly maxConnections?: number | undefined
+  /**
+   * `apply` (the default) brings the schema up to date under the migration lock; `verify` only
+   * checks it and fails, saying to run `relavium db migrate`, when the database is behind
+   * (processes that should never change the schema, such as workers).
+   */
+  readonly migrate?: "apply" | "verify" | undefined
+  /** How long a migration waits for another process's migration lock (default 60 s). */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+}
+
+/** What a migration did. */
+export interface MigrationReport {
+  /** The migrations this call applied, as `<id>_<name>`, in order; empty when the schema was current. */
+  readonly applied: ReadonlyArray<string>
+  /** The schema version of the database afterwards. */
+  readonly version: number
 }
 
 /** A URL without its password, for messages. */
@@ -116,10 +133,23 @@ const currentVersion = (database: string) =>
   })
 
 /**
- * Brings the database to this build's schema. Refuses a database written by a
- * newer build; safe to run any number of times and from concurrent processes.
+ * Brings the database to this build's schema and says what it applied. Refuses a
+ * database written by a newer build; safe to run any number of times and from
+ * concurrent processes: on Postgres every migrator first takes one advisory lock
+ * (see {@link migrationLockKey}), so replicas starting together take turns.
  */
-export const migrate = (database: string): Effect.Effect<void, StoreError, SqlClient.SqlClient> =>
+export const migrate = (
+  database: string,
+  options: { readonly lockTimeout?: Duration.DurationInput | undefined } = {}
+): Effect.Effect<MigrationReport, StoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => withMigrationLock(database, Duration.decode(options.lockTimeout ?? "60 seconds"), migrateUnlocked(database)),
+      orElse: () => migrateUnlocked(database)
+    })
+  )
+
+const migrateUnlocked = (database: string): Effect.Effect<MigrationReport, StoreError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const version = yield* currentVersion(database)
     if (version > Migrations.schemaVersion) {
@@ -127,13 +157,14 @@ export const migrate = (database: string): Effect.Effect<void, StoreError, SqlCl
         message: `${database} was written by a newer Relavium (schema ${version} > ${Migrations.schemaVersion}): upgrade Relavium, or pass --data-dir to use another database`
       })
     }
-    if (version === Migrations.schemaVersion) return
-    yield* Migrations.migrator({ loader: Migrations.loader, table: Migrations.migrationsTable })
+    if (version === Migrations.schemaVersion) return { applied: [], version }
+    const applied = yield* Migrations.migrator({ loader: Migrations.loader, table: Migrations.migrationsTable })
     // Another process may have held the migration lock: wait until its migration is visible.
     const after = yield* currentVersion(database)
     if (after < Migrations.schemaVersion) {
       return yield* new MigrationPending()
     }
+    return { applied: applied.map(([id, name]) => `${id}_${name}`), version: after }
   }).pipe(
     Effect.catchAllDefect((defect) =>
       Effect.fail(new StoreError({ message: `${database}: migration failed: ${describeCause(defect)}`, cause: defect }))
@@ -148,6 +179,74 @@ export const migrate = (database: string): Effect.Effect<void, StoreError, SqlCl
       error instanceof StoreError
         ? error
         : new StoreError({ message: `${database}: migration failed: ${describeCause(error)}`, cause: error })
+    )
+  )
+
+/**
+ * The key of the Postgres advisory lock a migrator holds while it migrates ("relav" in ASCII):
+ * the same for `relavium db migrate`, every api replica and every other opener of the database.
+ */
+export const migrationLockKey = "491327873398"
+
+class LockBusy extends Data.TaggedError("LockBusy")<{}> {}
+
+/**
+ * Runs `effect` holding the migration lock: a session-level advisory lock on a connection
+ * reserved for the purpose (so the lock outlives the migrator's own transactions), waited for
+ * up to `timeout` and released, with the connection, when `effect` ends however it ends.
+ */
+const withMigrationLock = <A>(
+  database: string,
+  timeout: Duration.Duration,
+  effect: Effect.Effect<A, StoreError, SqlClient.SqlClient>
+): Effect.Effect<A, StoreError, SqlClient.SqlClient> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const failed = (what: string) => (cause: unknown) =>
+        new StoreError({ message: `${database}: ${what}: ${describeCause(cause)}`, cause })
+      const connection = yield* sql.reserve.pipe(Effect.mapError(failed("cannot take the migration lock")))
+      yield* connection
+        .execute("SELECT pg_try_advisory_lock($1::bigint) AS locked", [migrationLockKey], undefined)
+        .pipe(
+          Effect.mapError(failed("cannot take the migration lock")),
+          Effect.flatMap((rows) => ((rows[0] as { locked?: unknown } | undefined)?.locked === true ? Effect.void : new LockBusy())),
+          Effect.retry({ while: (e) => e._tag === "LockBusy", schedule: Schedule.spaced("100 millis").pipe(Schedule.upTo(timeout)) }),
+          Effect.catchTag("LockBusy", () =>
+            Effect.fail(
+              new StoreError({
+                message: `${database}: another process has held the migration lock for ${Duration.format(timeout)}; wait for it to finish (pg_locks lists it as an advisory lock)`
+              })
+            )
+          )
+        )
+      yield* Effect.addFinalizer(() =>
+        connection.execute("SELECT pg_advisory_unlock($1::bigint)", [migrationLockKey], undefined).pipe(Effect.ignore)
+      )
+      return yield* effect
+    })
+  )
+
+/**
+ * Checks, without changing anything, that the database has this build's schema: a database
+ * behind it fails with what to run, one ahead of it with "upgrade".
+ */
+export const verifySchema = (database: string): Effect.Effect<void, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const version = yield* currentVersion(database)
+    if (version > Migrations.schemaVersion) {
+      return yield* new StoreError({
+        message: `${database} was written by a newer Relavium (schema ${version} > ${Migrations.schemaVersion}): upgrade Relavium`
+      })
+    }
+    if (version < Migrations.schemaVersion) {
+      return yield* new StoreError({
+        message: `${database} has schema version ${version}; this build needs ${Migrations.schemaVersion}: run \`relavium db migrate\` (or start \`relavium server api\`, which migrates)`
+      })
+    }
+  }).pipe(
+    Effect.catchTag("SqlError", (cause) =>
+      Effect.fail(new StoreError({ message: `${database}: cannot read the schema version: ${describeCause(cause)}`, cause }))
     )
   )
 
@@ -316,27 +415,52 @@ const findCode = (cause: unknown): string | undefined => {
   return undefined
 }
 
-/** A Postgres pool, connected (or failed) within the connect timeout, migrated to this build's schema. */
+/** A Postgres pool in the current scope, connected (or failed) within the connect timeout. */
+const openPg = (options: PgOptions) =>
+  Effect.gen(function* () {
+    const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
+    const plain = Redacted.value(url)
+    const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
+    const client = yield* PgClient.make({
+      url,
+      connectTimeout,
+      maxConnections: Math.max(2, options.maxConnections ?? 10),
+      applicationName: "relavium"
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.fail(pgOpenError(plain, Cause.squash(cause)))),
+      // The pool's own timeout covers connecting; this covers a server that accepts and never answers.
+      Effect.timeoutFail({
+        duration: Duration.sum(connectTimeout, Duration.seconds(1)),
+        onTimeout: () => pgOpenError(plain, new Error(`no answer within ${Duration.format(connectTimeout)}`))
+      })
+    )
+    return { client, database: `Postgres at ${redactUrl(plain)}` }
+  })
+
+/**
+ * A Postgres pool, connected (or failed) within the connect timeout, migrated to this build's
+ * schema (or, with `migrate: "verify"`, checked to have it).
+ */
 export const layerPg = (options: PgOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError> =>
   Layer.scopedContext(
     Effect.gen(function* () {
-      const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
-      const plain = Redacted.value(url)
-      const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
-      const client = yield* PgClient.make({
-        url,
-        connectTimeout,
-        maxConnections: options.maxConnections,
-        applicationName: "relavium"
-      }).pipe(
-        Effect.catchAllCause((cause) => Effect.fail(pgOpenError(plain, Cause.squash(cause)))),
-        // The pool's own timeout covers connecting; this covers a server that accepts and never answers.
-        Effect.timeoutFail({
-          duration: Duration.sum(connectTimeout, Duration.seconds(1)),
-          onTimeout: () => pgOpenError(plain, new Error(`no answer within ${Duration.format(connectTimeout)}`))
-        })
+      const { client, database } = yield* openPg(options)
+      yield* (options.migrate === "verify" ? verifySchema(database) : migrate(database, options)).pipe(
+        Effect.provideService(SqlClient.SqlClient, client)
       )
-      yield* migrate(`Postgres at ${redactUrl(plain)}`).pipe(Effect.provideService(SqlClient.SqlClient, client))
       return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
     })
   ).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * Opens Postgres, brings it to this build's schema under the migration lock, closes it, and
+ * says what it applied: `relavium db migrate`.
+ */
+export const migratePg = (options: PgOptions): Effect.Effect<MigrationReport & { readonly database: string }, StoreError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const { client, database } = yield* openPg({ ...options, maxConnections: 2 })
+      const report = yield* migrate(database, options).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      return { ...report, database }
+    })
+  ).pipe(Effect.provide(Reactivity.layer))

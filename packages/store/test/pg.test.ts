@@ -114,6 +114,6 @@ describe("Postgres", () => {
       const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
         sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(Migrations.migrationsTable)}`
       ).pipe(Effect.provide(context))
-      assert.deepStrictEqual(rows.map((r) => Number(r.migration_id)), [Migrations.schemaVersion])
+      assert.deepStrictEqual(rows.map((r) => Number(r.migration_id)).sort((a, b) => a - b), Object.keys(Migrations.migrations).map((k) => Number.parseInt(k, 10)))
     }).pipe(Effect.scoped))
 })

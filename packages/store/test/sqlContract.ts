@@ -26,6 +26,8 @@ const createRun = (runId: string) =>
     store.create({ runId, workflowId: "wf-1", workflowName: "demo", createdAt: new Date().toISOString() })
   )
 
+const allMigrationIds = Object.keys(Migrations.migrations).map((key) => Number.parseInt(key, 10)).sort((a, b) => a - b)
+
 const json = (value: unknown) => (typeof value === "string" ? JSON.parse(value) : value)
 
 
@@ -100,8 +102,8 @@ export const sqlContract = (name: string, layer: Layer.Layer<Store.Services, Sto
         yield* Database.migrate("the test database")
         yield* Database.migrate("the test database")
         const rows = yield* sql<{ migration_id: unknown }>`SELECT migration_id FROM ${sql(Migrations.migrationsTable)}`
-        assert.deepStrictEqual(rows.map((r) => Number(r.migration_id)), [Migrations.schemaVersion])
-        for (const table of ["projects", "workflows", "workflow_versions", "runs", "run_events", "node_executions", "gates", "usage", "worktrees", "chats", "messages", "content_blocks"]) {
+        assert.deepStrictEqual(rows.map((r) => Number(r.migration_id)).sort((a, b) => a - b), allMigrationIds)
+        for (const table of ["projects", "workflows", "workflow_versions", "runs", "run_events", "node_executions", "gates", "usage", "worktrees", "chats", "messages", "content_blocks", "provider_keys"]) {
           const [row] = yield* sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(table)} WHERE org_id <> 'local'`
           assert.strictEqual(Number(row?.n), 0, table)
         }
