@@ -6,7 +6,7 @@
  * the event log: the run cache is a memo of the fold, rebuilt on a miss.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Cause, Context, Data, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { Inputs, type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
 import { DaemonRouter } from "./DaemonRouter.js"
 import { EventLog } from "./EventLog.js"
@@ -534,10 +534,22 @@ export const retryDelay = (policy: Workflow.RetryPolicy, attempt: number): numbe
   return Math.min(delay, MAX_BACKOFF_MS)
 }
 
-const makeWorker = Effect.gen(function* () {
+export interface WorkerOptions {
+  /**
+   * How often this worker looks for runs whose jobs were lost — a process killed (SIGKILL) after
+   * committing a step and before offering its jobs — and offers them again (default 15 s; 0: never,
+   * as in the local mode, where `resume` recovers a run instead).
+   */
+  readonly sweepEvery?: Duration.DurationInput | undefined
+  /** A running run that has written no event for this long is looked at by the sweep (default 30 s). */
+  readonly staleAfter?: Duration.DurationInput | undefined
+}
+
+const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* () {
   const runs = yield* RunCache
   const queue = yield* RunQueue
   const hub = yield* UpdateHub
+  const store = yield* RunStore
   const services = yield* Effect.context<
     ExpressionSandbox | LlmProvider | ModelPricing | DaemonRouter | FileSystem.FileSystem | Path.Path | RunQueue
   >()
@@ -879,6 +891,34 @@ const makeWorker = Effect.gen(function* () {
   }
 
   yield* queue.consume(handle)
+
+  /**
+   * Offers again the jobs a stale running run needs: an orchestrator step, and each running node's
+   * job at its current attempt (after what is left of a retry's backoff). The queue drops an offer
+   * whose job is already waiting, and one whose job is running elsewhere finds the node settled and
+   * only moves the run on: a sweep never runs a node twice, at worst it wakes a run that was fine.
+   */
+  const sweep = Effect.gen(function* () {
+    const staleMs = Duration.toMillis(Duration.decode(options.staleAfter ?? "30 seconds"))
+    const records = yield* store.runsToRecover()
+    for (const record of records) {
+      if (record.status !== "running" || Date.now() - Date.parse(record.updatedAt) < staleMs) continue
+      const { state } = yield* runs.load(record.runId)
+      if (isTerminalState(state)) continue
+      const running = [...state.nodes].filter(([, node]) => node.status === "running")
+      const events = running.length > 0 ? yield* store.events(record.runId).pipe(Effect.mapError(storeError)) : []
+      yield* offer([{ _tag: "Advance", runId: record.runId }])
+      for (const [nodeId, node] of running) {
+        const retrying = [...events].reverse().find((e) => e.type === "node:retrying" && e.nodeId === nodeId && e.attemptNumber === node.attempt)
+        const dueMs = retrying?.type === "node:retrying" ? Date.parse(retrying.timestamp) + retrying.delayMs - Date.now() : 0
+        yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
+      }
+      yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
+    }
+  }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("the sweep for runs with lost jobs failed; it runs again later", cause)))
+
+  const sweepMs = Duration.toMillis(Duration.decode(options.sweepEvery ?? "15 seconds"))
+  if (sweepMs > 0) yield* sweep.pipe(Effect.delay(Duration.millis(sweepMs)), Effect.forever, Effect.forkScoped)
 })
 
 // ---------------------------------------------------------------------------
@@ -892,12 +932,15 @@ export const layerEngine = (options: EngineOptions) =>
   Layer.effect(WorkflowEngine, makeEngine(options)).pipe(Layer.provideMerge(cacheLayer), Layer.provideMerge(EventLog.layer))
 
 /** Executes run jobs from the RunQueue for as long as the layer lives. */
-export const layerWorker = Layer.scopedDiscard(makeWorker).pipe(Layer.provide(cacheLayer))
+export const layerWorker = Layer.scopedDiscard(makeWorker()).pipe(Layer.provide(cacheLayer))
+
+/** The same, with the sweep for lost jobs tuned (tests shorten it). */
+export const layerWorkerWith = (options: WorkerOptions) => Layer.scopedDiscard(makeWorker(options)).pipe(Layer.provide(cacheLayer))
 
 /** The engine and its workers in one process: the local mode. */
 export const layerLocal = (options: EngineOptions) => {
   const cache = cacheLayer
-  return Layer.mergeAll(Layer.effect(WorkflowEngine, makeEngine(options)), Layer.scopedDiscard(makeWorker)).pipe(
+  return Layer.mergeAll(Layer.effect(WorkflowEngine, makeEngine(options)), Layer.scopedDiscard(makeWorker({ sweepEvery: 0 }))).pipe(
     Layer.provideMerge(cache),
     Layer.provideMerge(EventLog.layer)
   )
