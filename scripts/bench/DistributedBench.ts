@@ -1,25 +1,22 @@
 /**
  * Benchmark 4: distributed throughput on BullMQ. Bundled apart (distributed.mjs) by run.mjs.
  *
- * As packages/queue/test/distributed.test.ts composes it: an api side (`layerEngine`, enqueue
- * only) and 1 or 2 workers (`layerWorker`), each with its own Postgres pool
- * (`Store.layerPg` on a fresh database), BullMQ connection (`BullMqRunQueue.layerBullMq` under
- * a unique Redis prefix) and NATS connection (`NatsUpdateHub.layerNats`), all in this process
- * and meeting only through Postgres, Redis and NATS on loopback. A batch is R concurrent runs
+ * As `relavium server api|worker` compose it (@relavium/server/Cloud, shared with
+ * packages/queue/test/distributed.test.ts): an api side (`layerEngine`, enqueue only) and 1 or
+ * 2 workers (`layerWorker`), each with its own Postgres pool (on a fresh database), BullMQ
+ * connection (under a unique Redis prefix) and NATS connection, all in this process and
+ * meeting only through Postgres, Redis and NATS on loopback. A batch is R concurrent runs
  * of a chain of K no-op transforms started through the api side and followed to their
  * terminal events; steps/s = node:completed events / the batch's wall time. Each RunQueue is
  * wrapped to stamp when an ExecuteNode job is first offered and when a worker's handler starts
  * it: the dispatch latency. The database is dropped and the Redis keys deleted afterwards.
  */
-import { NodeContext } from "@effect/platform-node"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Duration, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
 import { Redis } from "ioredis"
-import { DaemonRouter, KeyStore, layerEngine, layerWorker, QuickJsSandbox, RunQueue, WorkflowEngine, WorkflowStore } from "@relavium/core"
-import { NatsUpdateHub } from "@relavium/hub"
-import { BullMqRunQueue } from "@relavium/queue"
-import { Store } from "@relavium/store"
+import { RunQueue, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import * as Cloud from "@relavium/server/Cloud"
 import { noModel, noPricing } from "./EngineBench.js"
 import { type BenchConfig, type Measurement, measured, type Outcome, settle } from "./Harness.js"
 
@@ -75,26 +72,24 @@ interface Deployment {
   readonly subjectPrefix: string
 }
 
-/** What every "process" of the deployment connects to: fresh connections per call. */
-const infrastructure = (d: Deployment) =>
-  Layer.mergeAll(
-    Store.layerPg({ url: d.database, maxConnections: 8 }),
-    timedQueue(BullMqRunQueue.layerBullMq({ connection: redisUrl(), prefix: d.prefix, closeTimeout: "1 second" })),
-    NatsUpdateHub.layerNats({ servers: natsUrl(), subjectPrefix: d.subjectPrefix })
-  )
+/** The deployment as `relavium server` composes it (@relavium/server/Cloud), every "process" with its own connections. */
+const cloud = (d: Deployment): Cloud.Deployment => ({
+  databaseUrl: d.database,
+  redisUrl: redisUrl(),
+  natsUrl: natsUrl(),
+  queuePrefix: d.prefix,
+  subjectPrefix: d.subjectPrefix,
+  maxConnections: 8,
+  queue: { closeTimeout: "1 second" }
+})
 
-const apiProcess = (d: Deployment) =>
-  layerEngine({ executionMode: "cloud" }).pipe(Layer.provideMerge(infrastructure(d)), Layer.provideMerge(NodeContext.layer))
+/** Postgres, NATS, and BullMQ wrapped to time dispatch. */
+const services = (d: Deployment, role: Cloud.Role) =>
+  Layer.mergeAll(Cloud.store(cloud(d), role), timedQueue(Cloud.queue(cloud(d))), Cloud.hub(cloud(d), role))
 
-const workerProcess = (d: Deployment) =>
-  layerWorker.pipe(
-    Layer.provide(
-      Layer.mergeAll(QuickJsSandbox.layerQuickJs, noModel, noPricing, DaemonRouter.layerInProcess([]), KeyStore.layerMemory()).pipe(
-        Layer.provideMerge(infrastructure(d))
-      )
-    ),
-    Layer.provide(NodeContext.layer)
-  )
+const apiProcess = (d: Deployment) => Cloud.apiEngineOn(services(d, "api"))
+
+const workerProcess = (d: Deployment) => Cloud.workerOn(services(d, "worker"), Layer.mergeAll(noModel, noPricing, Cloud.noTools))
 
 const chainYaml = (k: number): string => {
   const lines = [`schema_version: '1.0'\nworkflow:\n  id: bench-dist-chain-${k}\n  nodes:\n`]

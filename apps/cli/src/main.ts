@@ -12,11 +12,13 @@ import { KeyStores } from "@relavium/keys"
 import { Providers } from "@relavium/llm"
 import { chat } from "./commands/Chat.js"
 import { daemon } from "./commands/Daemon.js"
+import { db } from "./commands/Db.js"
 import { gate } from "./commands/Gate.js"
 import { keys } from "./commands/Keys.js"
 import { models } from "./commands/Models.js"
 import { monolith } from "./commands/Monolith.js"
 import { resume, runs } from "./commands/Runs.js"
+import { server } from "./commands/Server.js"
 import { ExitCode, followRun } from "./Follow.js"
 import { cassetteOption, dataDirOption, keysLayer, tokenDelayOption, withLocal, workspaceOption } from "./Local.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
@@ -194,6 +196,8 @@ const relavium = Command.make("relavium").pipe(
     models,
     daemon,
     monolith,
+    server,
+    db
   ])
 )
 

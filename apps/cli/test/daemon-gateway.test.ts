@@ -90,7 +90,7 @@ describe("relavium daemon start --gateway, against a relavium monolith", () => {
     daemons.push(daemon)
     expect(await daemon.exit).toBe(2)
     expect(daemon.stderr().trim().split("\n")).toEqual([
-      `relavium: the gateway at ${gateway} refused the daemon's token (401); pass the monolith's token (the contents of its monolith.token) with --token or RELAVIUM_TOKEN`
+      `relavium: the gateway at ${gateway} refused the daemon's token (401); pass the gateway's token (a monolith's is the contents of its monolith.token) with --token or RELAVIUM_TOKEN`
     ])
     expect(daemon.stdout() + daemon.stderr()).not.toContain(wrong)
     expect(m.output()).not.toContain("tools daemon 'default' connected")

@@ -2,11 +2,11 @@
  * A deployment is only a choice of layers: the same engine runs as an api side
  * (`layerEngine`, enqueue only) and separate workers (`layerWorker`, each with
  * its own BullMQ consumers, NATS connection and Postgres pool) that meet only
- * through Postgres, Redis and NATS on loopback. Every run must complete with a
+ * through Postgres, Redis and NATS on loopback, composed as `relavium server`
+ * composes them (@relavium/server/Cloud), in this one process. Every run must complete with a
  * gap-free log and no node completed twice, also when a worker goes away
  * mid-flight and the other takes its jobs over.
  */
-import { NodeContext } from "@effect/platform-node"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -15,18 +15,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
 import { Redis } from "ioredis"
 import type { RunEvent as RE } from "@relavium/domain"
-import {
-  DaemonRouter,
-  layerEngine,
-  layerWorker,
-  QuickJsSandbox,
-  RunStore,
-  WorkflowEngine,
-  WorkflowStore
-} from "@relavium/core"
-import { Store } from "@relavium/store"
-import { BullMqRunQueue } from "../src/index.js"
-import { NatsUpdateHub } from "@relavium/hub"
+import { RunStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import * as Cloud from "@relavium/server/Cloud"
 import { checkLog, compile, flatPricing, ofType, scriptedModel } from "../../core/test/harness.js"
 
 const pgServer = "postgres://postgres@127.0.0.1:5432"
@@ -66,33 +56,26 @@ interface Deployment {
   readonly subjectPrefix: string
 }
 
-/** What every process of the deployment connects to: fresh connections per call. */
-const infrastructure = (d: Deployment) =>
-  Layer.mergeAll(
-    Store.layerPg({ url: d.database, maxConnections: 8 }),
-    BullMqRunQueue.layerBullMq({
-      connection: redisUrl,
-      prefix: d.prefix,
-      concurrency: { orchestrator: 8, node: 32, system: 2 },
-      lockDuration: "1 second",
-      stalledInterval: "500 millis",
-      closeTimeout: "200 millis"
-    }),
-    NatsUpdateHub.layerNats({ servers: natsUrl, subjectPrefix: d.subjectPrefix })
-  )
+/** What every process of the deployment connects to (the composition `relavium server` uses), tuned for tests. */
+const cloud = (d: Deployment): Cloud.Deployment => ({
+  databaseUrl: d.database,
+  redisUrl,
+  natsUrl,
+  queuePrefix: d.prefix,
+  subjectPrefix: d.subjectPrefix,
+  maxConnections: 8,
+  queue: {
+    concurrency: { orchestrator: 8, node: 32, system: 2 },
+    lockDuration: "1 second",
+    stalledInterval: "500 millis",
+    closeTimeout: "200 millis"
+  }
+})
 
-const apiProcess = (d: Deployment) =>
-  layerEngine({ executionMode: "cloud" }).pipe(Layer.provideMerge(infrastructure(d)), Layer.provideMerge(NodeContext.layer))
+const apiProcess = (d: Deployment) => Cloud.apiEngine(cloud(d))
 
 const workerProcess = (d: Deployment) =>
-  layerWorker.pipe(
-    Layer.provide(
-      Layer.mergeAll(QuickJsSandbox.layerQuickJs, scriptedModel([]).layer, flatPricing, DaemonRouter.layerInProcess([])).pipe(
-        Layer.provideMerge(infrastructure(d))
-      )
-    ),
-    Layer.provide(NodeContext.layer)
-  )
+  Cloud.workerOn(Cloud.infrastructure(cloud(d), "worker"), Layer.mergeAll(scriptedModel([]).layer, flatPricing, Cloud.noTools))
 
 /** Builds a worker "process" in a scope of its own, closed to make it go away. */
 const startWorker = (d: Deployment) =>

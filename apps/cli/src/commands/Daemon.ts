@@ -151,7 +151,7 @@ const dialOut = (options: {
     Effect.scoped,
     Effect.catchTag("DialError", (error) =>
       error.reason === "refused"
-        ? fail(`${error.message}; pass the monolith's token (the contents of its monolith.token) with --token or RELAVIUM_TOKEN`, 2)
+        ? fail(`${error.message}; pass the gateway's token (a monolith's is the contents of its monolith.token) with --token or RELAVIUM_TOKEN`, 2)
         : fail(`the daemon cannot start: ${error.message}`, 2)
     )
   )

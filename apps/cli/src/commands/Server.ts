@@ -1,0 +1,290 @@
+/**
+ * `relavium server api` and `relavium server worker`: the processes of the
+ * distributed deployment, meeting only through Postgres, Redis and NATS. Their
+ * layers are chosen in @relavium/server's Cloud.ts; this module turns flags
+ * (or, for an absent flag, the environment) into its options. The Postgres,
+ * Redis and NATS clients load only when one of these commands runs.
+ *
+ * A process that cannot reach one of the three prints which one (URL, password
+ * masked) on one line and exits 1; a missing setting exits 2; SIGTERM or
+ * SIGINT stops it cleanly with exit 0.
+ */
+import { Command, Options } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
+import { Config, Console, Data, Effect, Layer, Option, Redacted } from "effect"
+import type * as Cloud from "@relavium/server/Cloud"
+import { ExitCode } from "../Follow.js"
+import { cassetteOption, tokenDelayOption } from "../Local.js"
+import { gateway } from "./ServerGateway.js"
+
+const loadCloud = () => import("@relavium/server/Cloud")
+
+const fromEnv = (flag: string, env: string, description: string) =>
+  Options.redacted(flag).pipe(
+    Options.withFallbackConfig(Config.redacted(env)),
+    Options.optional,
+    Options.withDescription(`${description} (else ${env})`)
+  )
+
+const textFromEnv = (flag: string, env: string, fallback: string, description: string) =>
+  Options.text(flag).pipe(
+    Options.withFallbackConfig(Config.string(env)),
+    Options.withDefault(fallback),
+    Options.withDescription(`${description} (else ${env}; default ${fallback})`)
+  )
+
+/** The connection settings every server process takes. */
+const connectionOptions = {
+  databaseUrl: fromEnv("database-url", "RELAVIUM_DATABASE_URL", "Postgres: postgres://user[:password]@host:port/database"),
+  redisUrl: fromEnv("redis-url", "RELAVIUM_REDIS_URL", "Redis (the BullMQ job queues): redis://[user:password@]host:port[/db]"),
+  natsUrl: fromEnv("nats-url", "RELAVIUM_NATS_URL", "NATS (live run events): nats://host:port, several comma-separated"),
+  queuePrefix: textFromEnv("queue-prefix", "RELAVIUM_QUEUE_PREFIX", "relavium", "the Redis key prefix of this deployment's queues"),
+  subjectPrefix: textFromEnv("subject-prefix", "RELAVIUM_SUBJECT_PREFIX", "relavium", "the NATS subject prefix of this deployment's events")
+}
+
+interface Connections {
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  readonly redisUrl: Option.Option<Redacted.Redacted<string>>
+  readonly natsUrl: Option.Option<Redacted.Redacted<string>>
+  readonly queuePrefix: string
+  readonly subjectPrefix: string
+}
+
+/** A missing or malformed setting: exit 2. */
+class Misconfigured extends Data.TaggedError("Misconfigured")<{ readonly message: string }> {}
+
+const required = <A>(value: Option.Option<A>, what: string) =>
+  Option.match(value, { onNone: () => Effect.fail(new Misconfigured({ message: what })), onSome: Effect.succeed })
+
+const deployment = (c: Connections) =>
+  Effect.gen(function* () {
+    const missing = [
+      Option.isNone(c.databaseUrl) ? "--database-url (or RELAVIUM_DATABASE_URL)" : undefined,
+      Option.isNone(c.redisUrl) ? "--redis-url (or RELAVIUM_REDIS_URL)" : undefined,
+      Option.isNone(c.natsUrl) ? "--nats-url (or RELAVIUM_NATS_URL)" : undefined
+    ].filter((m) => m !== undefined)
+    if (missing.length > 0) return yield* new Misconfigured({ message: `missing ${missing.join(", ")}: the distributed mode runs on Postgres, Redis and NATS` })
+    return {
+      databaseUrl: Option.getOrThrow(c.databaseUrl),
+      redisUrl: Option.getOrThrow(c.redisUrl),
+      natsUrl: Option.getOrThrow(c.natsUrl),
+      queuePrefix: c.queuePrefix,
+      subjectPrefix: c.subjectPrefix
+    } satisfies Cloud.Deployment
+  })
+
+/** `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
+const masterKey = Config.option(Config.redacted("RELAVIUM_MASTER_KEY")).pipe(
+  Effect.map(Option.filter((key) => Redacted.value(key).trim() !== "")),
+  Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>())
+)
+
+/** What a process says about its keys at start. */
+const describeKeys = (cloud: typeof Cloud, key: Option.Option<Redacted.Redacted<string>>) =>
+  Option.match(key, {
+    onNone: () => "from this process's environment (RELAVIUM_<PROVIDER>_API_KEY); set RELAVIUM_MASTER_KEY to store keys through the API",
+    onSome: (k) => `AES-256-GCM encrypted in Postgres (master key ${cloud.masterKeyId(k)})`
+  })
+
+const describeServices = (cloud: typeof Cloud, d: Cloud.Deployment) => [
+  `  Redis:    ${cloud.shownUrl("redis", d.redisUrl)} (queue prefix ${d.queuePrefix ?? "relavium"})`,
+  `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`
+]
+
+/**
+ * Runs a server process until a signal stops it (exit 0); a start-up failure is one line on
+ * stderr and exit 1, a missing or malformed setting exit 2.
+ */
+const serve = <R>(name: string, program: Effect.Effect<void, unknown, R>) =>
+  program.pipe(
+    Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = ExitCode.ok))),
+    Effect.catchAll((e) =>
+      Effect.sync(() => {
+        const error = e as { readonly _tag?: string; readonly message?: string; readonly cause?: unknown }
+        const message =
+          error._tag === "ServeError"
+            ? `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}`
+            : (error.message ?? String(e))
+        process.stderr.write(`relavium server ${name}: ${message}\n`)
+        process.exitCode = error._tag === "Misconfigured" ? ExitCode.invalid : ExitCode.failed
+      })
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// relavium server api
+// ---------------------------------------------------------------------------
+
+const readTls = (cert: Option.Option<string>, key: Option.Option<string>) =>
+  Effect.gen(function* () {
+    if (Option.isNone(cert) && Option.isNone(key)) return undefined
+    if (Option.isNone(cert) || Option.isNone(key)) return yield* new Misconfigured({ message: "--tls-cert and --tls-key go together" })
+    const fs = yield* FileSystem.FileSystem
+    const read = (file: string) =>
+      fs.readFileString(file).pipe(Effect.mapError((e) => new Misconfigured({ message: `cannot read ${file}: ${e.message}` })))
+    return { cert: yield* read(cert.value), key: Redacted.make(yield* read(key.value)) }
+  })
+
+const api = Command.make(
+  "api",
+  {
+    ...connectionOptions,
+    host: Options.text("host").pipe(
+      Options.withDefault("127.0.0.1"),
+      Options.withDescription("the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 behind a load balancer)")
+    ),
+    port: Options.integer("port").pipe(Options.withDefault(7431), Options.withDescription("the port to listen on (0: any free port; the URL is printed)")),
+    token: fromEnv("token", "RELAVIUM_TOKEN", "the bearer token every request must carry (Authorization: Bearer <token>)"),
+    tlsCert: Options.file("tls-cert", { exists: "yes" }).pipe(Options.optional, Options.withDescription("serve HTTPS with this PEM certificate (with --tls-key)")),
+    tlsKey: Options.file("tls-key", { exists: "yes" }).pipe(Options.optional, Options.withDescription("the PEM private key of --tls-cert"))
+  },
+  (options) =>
+    serve(
+      "api",
+      Effect.gen(function* () {
+        const d = yield* deployment(options)
+        const token = yield* required(options.token, "missing --token (or RELAVIUM_TOKEN): the bearer token clients must send")
+        if (Redacted.value(token).length < 16) return yield* new Misconfigured({ message: "--token (or RELAVIUM_TOKEN) must be at least 16 characters" })
+        if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+          return yield* new Misconfigured({ message: `--port must be between 0 and 65535 (got ${options.port})` })
+        }
+        const tls = yield* readTls(options.tlsCert, options.tlsKey)
+        const key = yield* masterKey
+        const cloud = yield* Effect.promise(loadCloud)
+        yield* cloud.checkMasterKey(key).pipe(Effect.mapError((e) => new Misconfigured({ message: e.message })))
+        let migrated = ""
+        const announce = Layer.effectDiscard(
+          Effect.gen(function* () {
+            const url = yield* cloud.serverUrl(tls !== undefined)
+            yield* Console.log(
+              [
+                `relavium server api: listening on ${url} (pid ${process.pid})`,
+                `  Postgres: ${migrated}`,
+                ...describeServices(cloud, d),
+                `  keys:     ${describeKeys(cloud, key)}`
+              ].join("\n")
+            )
+          })
+        )
+        return yield* Layer.launch(
+          announce.pipe(
+            Layer.provide(
+              cloud.layerApi({
+                ...d,
+                host: options.host,
+                port: options.port,
+                token,
+                tls,
+                masterKey: key,
+                onMigrated: (report) =>
+                  Effect.sync(() => {
+                    migrated = `${report.database} (schema ${report.version}; ${
+                      report.applied.length > 0 ? `applied ${report.applied.join(", ")}` : "up to date"
+                    })`
+                  })
+              })
+            )
+          )
+        )
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "A stateless API replica of the distributed mode: the HTTP API and live events (SSE); it enqueues runs for workers and migrates Postgres at start"
+  )
+)
+
+// ---------------------------------------------------------------------------
+// relavium server worker
+// ---------------------------------------------------------------------------
+
+const concurrency = (pool: string, fallback: number) =>
+  Options.integer(`${pool}-concurrency`).pipe(
+    Options.withDefault(fallback),
+    Options.withDescription(`how many ${pool} jobs this worker runs at once (default ${fallback})`)
+  )
+
+const millisOption = (flag: string, fallback: number, description: string) =>
+  Options.integer(flag).pipe(Options.withDefault(fallback), Options.withDescription(`${description} (default ${fallback})`))
+
+const worker = Command.make(
+  "worker",
+  {
+    ...connectionOptions,
+    orchestratorConcurrency: concurrency("orchestrator", 8),
+    nodeConcurrency: concurrency("node", 64),
+    systemConcurrency: concurrency("system", 4),
+    jobLockMs: millisOption(
+      "job-lock-ms",
+      30_000,
+      "how long a job stays with a worker that stopped renewing its lock (it died) before another worker may take it over"
+    ),
+    stalledCheckMs: millisOption("stalled-check-ms", 30_000, "how often this worker looks for jobs whose worker died"),
+    closeTimeoutMs: millisOption("close-timeout-ms", 10_000, "on SIGTERM, how long running jobs may take to finish before they are left to other workers"),
+    cassette: cassetteOption,
+    tokenDelayMs: tokenDelayOption,
+    daemon: textFromEnv("daemon", "RELAVIUM_DAEMON", "default", "the tools daemon (its --name) that agents' tool calls go to, through a gateway over NATS")
+  },
+  (options) =>
+    serve(
+      "worker",
+      Effect.gen(function* () {
+        const d = yield* deployment(options)
+        const pools = {
+          orchestrator: options.orchestratorConcurrency,
+          node: options.nodeConcurrency,
+          system: options.systemConcurrency
+        }
+        for (const [pool, n] of Object.entries(pools)) {
+          if (!Number.isInteger(n) || n < 1) return yield* new Misconfigured({ message: `--${pool}-concurrency must be at least 1 (got ${n})` })
+        }
+        for (const [flag, ms] of [["job-lock-ms", options.jobLockMs], ["stalled-check-ms", options.stalledCheckMs], ["close-timeout-ms", options.closeTimeoutMs]] as const) {
+          if (!Number.isInteger(ms) || ms < 1) return yield* new Misconfigured({ message: `--${flag} must be a positive number of milliseconds (got ${ms})` })
+        }
+        const key = yield* masterKey
+        const cassette = Option.getOrUndefined(options.cassette) ?? process.env.RELAVIUM_CASSETTE
+        const cloud = yield* Effect.promise(loadCloud)
+        yield* cloud.checkMasterKey(key).pipe(Effect.mapError((e) => new Misconfigured({ message: e.message })))
+        const announce = Layer.effectDiscard(
+          Console.log(
+            [
+              `relavium server worker: taking jobs (orchestrator ${pools.orchestrator}, node ${pools.node}, system ${pools.system} at once; pid ${process.pid})`,
+              `  Postgres: ${cloud.shownUrl("postgres", d.databaseUrl)}`,
+              ...describeServices(cloud, d),
+              `  models:   ${cassette === undefined ? "the providers' APIs" : `replayed from the cassette ${cassette}`}`,
+              `  tools:    the daemon '${options.daemon}', through a gateway (NATS)`,
+              `  keys:     ${describeKeys(cloud, key)}`
+            ].join("\n")
+          )
+        )
+        return yield* Layer.launch(
+          announce.pipe(
+            Layer.provide(
+              cloud.layerWorkerProcess({
+                ...d,
+                queue: {
+                  concurrency: pools,
+                  lockDuration: `${options.jobLockMs} millis`,
+                  stalledInterval: `${options.stalledCheckMs} millis`,
+                  closeTimeout: `${options.closeTimeoutMs} millis`
+                },
+                masterKey: key,
+                cassette,
+                tokenDelayMs: options.tokenDelayMs,
+                daemon: options.daemon
+              })
+            )
+          )
+        )
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "A worker of the distributed mode: executes orchestrator, node and system jobs from Redis, on Postgres and NATS; run as many as the load needs"
+  )
+)
+
+export const server = Command.make("server").pipe(
+  Command.withDescription("The distributed mode's processes (api and worker replicas on Postgres, Redis and NATS; the gateway of remote tools daemons)"),
+  Command.withSubcommands([api, worker, gateway])
+)
