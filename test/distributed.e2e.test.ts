@@ -232,7 +232,7 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
   let workspace: string
   // Tool calls, then the answer, for every agent run a worker may get (parity + load + the last test).
   const cassette = writerCassette(AGENT_RUNS + 4)
-  const workerArgs = ["--cassette", cassette, "--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
+  const workerArgs = ["--cassette", cassette, "--job-lock-ms", "4000", "--stalled-check-ms", "1000", "--stale-run-ms", "5000"]
   const ids = {} as Record<Kind, string>
 
   beforeAll(async () => {
@@ -441,8 +441,9 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
       `  worker 1 SIGKILLed ${kill!.at - started} ms after the first start; ${afterKill.length} runs completed after it, ` +
         `the last ${Math.max(...completedAt) - kill!.at} ms after it (50th/90th percentile: ${afterKill[Math.floor(afterKill.length / 2)]! - kill!.at}/${afterKill[Math.floor(afterKill.length * 0.9)]! - kill!.at} ms; ` +
         // A kill between a step's commit and the offer of its jobs leaves no job to take over; the
-        // workers' sweep offers the jobs of a run silent for 30 s again (every 15 s).
-        `${afterKill.filter((t) => t - kill!.at > 20_000).length} of them waited for the stale-run sweep)`
+        // workers' sweep offers the jobs of a run silent for --stale-run-ms (5 s here) again; jobs
+        // the dead worker held are taken over after --job-lock-ms.
+        `${afterKill.filter((t) => t - kill!.at > 6_000).length} of them more than 6 s after it)`
     )
     timings.push(
       `  ${total} runs (${kinds.length} linear/fan-out/gated at once, ${AGENT_RUNS} agent runs in turn) in ${Date.now() - started} ms; ` +

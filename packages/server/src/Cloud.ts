@@ -25,6 +25,8 @@ import {
   type KeyStoreError,
   layerEngine,
   layerWorker,
+  layerWorkerWith,
+  type WorkerOptions as EngineWorkerOptions,
   type LlmProvider,
   type ModelPricing,
   type QueueError,
@@ -262,10 +264,13 @@ export const noTools: Layer.Layer<DaemonRouter> = DaemonRouter.layerInProcess([]
  */
 export const workerOn = <E1, R1, E2, R2>(
   services: Layer.Layer<Store.Services | RunQueue | UpdateHub, E1, R1>,
-  execution: Layer.Layer<LlmProvider | ModelPricing | DaemonRouter, E2, R2>
+  execution: Layer.Layer<LlmProvider | ModelPricing | DaemonRouter, E2, R2>,
+  sweep?: EngineWorkerOptions
 ) => {
   const infra = services.pipe(Layer.provideMerge(NodeContext.layer))
-  return layerWorker.pipe(Layer.provide(Layer.merge(QuickJsSandbox.layerQuickJs, execution).pipe(Layer.provideMerge(infra))))
+  return (sweep === undefined ? layerWorker : layerWorkerWith(sweep)).pipe(
+    Layer.provide(Layer.merge(QuickJsSandbox.layerQuickJs, execution).pipe(Layer.provideMerge(infra)))
+  )
 }
 
 export interface WorkerOptions extends Deployment, ModelOptions {
@@ -274,12 +279,15 @@ export interface WorkerOptions extends Deployment, ModelOptions {
   readonly daemon?: string | undefined
   /** Where agents' tool calls go (default {@link tools}: over NATS to a gateway). */
   readonly daemonRouter?: Layer.Layer<DaemonRouter, StartupError> | undefined
+  /** The sweep for runs whose jobs were lost (a worker killed between a commit and its offer). */
+  readonly sweep?: EngineWorkerOptions | undefined
 }
 
 /** A whole worker process on the deployment's Postgres, Redis and NATS. */
 export const layerWorkerProcess = (options: WorkerOptions) =>
   workerOn(
     infrastructure(options, "worker"),
-    Layer.merge(models(options), options.daemonRouter ?? tools(options)).pipe(Layer.provide(keys(options.masterKey)))
+    Layer.merge(models(options), options.daemonRouter ?? tools(options)).pipe(Layer.provide(keys(options.masterKey))),
+    options.sweep
   )
 

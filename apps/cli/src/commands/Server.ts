@@ -220,6 +220,11 @@ const worker = Command.make(
       "how long a job stays with a worker that stopped renewing its lock (it died) before another worker may take it over"
     ),
     stalledCheckMs: millisOption("stalled-check-ms", 30_000, "how often this worker looks for jobs whose worker died"),
+    staleRunMs: millisOption(
+      "stale-run-ms",
+      30_000,
+      "a running run that has written nothing for this long has its jobs offered again, in case a worker died between saving a step and queueing its jobs (looked for every half of this, at most 15 s)"
+    ),
     closeTimeoutMs: millisOption("close-timeout-ms", 10_000, "on SIGTERM, how long running jobs may take to finish before they are left to other workers"),
     cassette: cassetteOption,
     tokenDelayMs: tokenDelayOption,
@@ -238,7 +243,7 @@ const worker = Command.make(
         for (const [pool, n] of Object.entries(pools)) {
           if (!Number.isInteger(n) || n < 1) return yield* new Misconfigured({ message: `--${pool}-concurrency must be at least 1 (got ${n})` })
         }
-        for (const [flag, ms] of [["job-lock-ms", options.jobLockMs], ["stalled-check-ms", options.stalledCheckMs], ["close-timeout-ms", options.closeTimeoutMs]] as const) {
+        for (const [flag, ms] of [["job-lock-ms", options.jobLockMs], ["stalled-check-ms", options.stalledCheckMs], ["stale-run-ms", options.staleRunMs], ["close-timeout-ms", options.closeTimeoutMs]] as const) {
           if (!Number.isInteger(ms) || ms < 1) return yield* new Misconfigured({ message: `--${flag} must be a positive number of milliseconds (got ${ms})` })
         }
         const key = yield* masterKey
@@ -271,7 +276,11 @@ const worker = Command.make(
                 masterKey: key,
                 cassette,
                 tokenDelayMs: options.tokenDelayMs,
-                daemon: options.daemon
+                daemon: options.daemon,
+                sweep: {
+                  staleAfter: `${options.staleRunMs} millis`,
+                  sweepEvery: `${Math.max(1, Math.min(15_000, Math.floor(options.staleRunMs / 2)))} millis`
+                }
               })
             )
           )
