@@ -35,7 +35,7 @@ describe("pnpm bench", () => {
     const report = JSON.parse(readFileSync(join(out, "latest-quick.json"), "utf8")) as Report
     assert.isAbove(report.machine.cores, 0)
     const byId = new Map(report.benchmarks.map((b) => [b.id, b]))
-    for (const id of ["engine.memory.chain", "engine.memory.fanout", "cli.cold-start", "hub.fanout", "distributed.throughput", "monolith.memory"]) {
+    for (const id of ["engine.memory.chain", "engine.memory.fanout", "cli.cold-start", "hub.fanout", "distributed.throughput", "monolith.memory", "chat.turn"]) {
       const figures = byId.get(id)?.figures ?? []
       assert.isAbove(figures.length, 0, `${id} has figures (${byId.get(id)?.skipped ?? "not skipped"})`)
       for (const f of figures) assert.isTrue(f.count > 0 && Number.isFinite(f.median) && f.median > 0, `${f.id} has samples`)
@@ -49,6 +49,8 @@ describe("pnpm bench", () => {
     for (const workers of ["1w", "2w"]) {
       for (const figure of ["steps-per-second", "dispatch"]) assert.include(ids("distributed.throughput"), `distributed.bullmq.${workers}.${figure}`)
     }
+    // (7) a whole chat turn and its cost per streamed chunk.
+    assert.includeMembers(ids("chat.turn"), ["chat.sqlite.turn.50", "chat.sqlite.turn.50.per-chunk"])
     // (6) RSS idle, at each checkpoint and idle afterwards, in MiB, so growth shows.
     const rss = byId.get("monolith.memory")?.figures ?? []
     assert.isAtLeast(rss.length, 3)

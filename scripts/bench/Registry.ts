@@ -5,13 +5,14 @@
  *   (1) durable chain and (2) commit cost: StoreBench.ts (store.mjs);
  *   (3) SSE fan-out, memory and NATS hubs: ServerBench.ts (server.mjs);
  *   (4) distributed throughput on BullMQ: DistributedBench.ts (distributed.mjs);
- *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process.
+ *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
+ *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs).
  */
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
 import { monolithMemory } from "./MemoryBench.js"
-import { loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
+import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
   {
@@ -67,5 +68,14 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
     }
   },
   { id: "cli.cold-start", number: 5, title: "CLI cold start: `relavium run` of a 3-node workflow", run: cliColdStart },
-  { id: "monolith.memory", number: 6, title: "resident memory (VmRSS) of `relavium monolith` idle and after 1,000 runs", run: monolithMemory }
+  { id: "monolith.memory", number: 6, title: "resident memory (VmRSS) of `relavium monolith` idle and after 1,000 runs", run: monolithMemory },
+  {
+    id: "chat.turn",
+    number: 7,
+    title: "chat turn overhead: one turn of N streamed chunks, stored and published, SQLite-durable",
+    run: async (config) => {
+      const chat = await loadChatBench(config)
+      return chat._tag === "Missing" ? skipped(chat.reason) : chat.bench.chatTurn(config)
+    }
+  }
 ]

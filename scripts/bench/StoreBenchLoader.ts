@@ -23,6 +23,11 @@ export interface DistributedBench {
   readonly distributedThroughput: (config: BenchConfig) => Promise<Outcome>
 }
 
+/** What ChatBench.ts exports. */
+export interface ChatBench {
+  readonly chatTurn: (config: BenchConfig) => Promise<Outcome>
+}
+
 export type Loaded<B> = { readonly _tag: "Loaded"; readonly bench: B } | { readonly _tag: "Missing"; readonly reason: string }
 
 const loaded = new Map<string, Promise<Loaded<unknown>>>()
@@ -49,3 +54,4 @@ export const loadStoreBench = (_config: BenchConfig) => loadBundle<StoreBench>("
 export const loadServerBench = (_config: BenchConfig) => loadBundle<ServerBench>("server", "packages/server and packages/hub (HTTP/SSE, NATS hub)")
 export const loadDistributedBench = (_config: BenchConfig) =>
   loadBundle<DistributedBench>("distributed", "packages/queue, packages/hub and packages/store (BullMQ, NATS, Postgres)")
+export const loadChatBench = (_config: BenchConfig) => loadBundle<ChatBench>("chat", "packages/chat and packages/store (chat service on SQLite)")
