@@ -563,6 +563,28 @@ export const make = (options: ChatServiceOptions = {}) =>
       updatedAt: now()
     })
 
+    /** A new message with no usage yet, written at `timestamp`. */
+    const freshMessage = (
+      chatId: string,
+      seq: number,
+      role: MessageWrite["role"],
+      status: MessageWrite["status"],
+      timestamp: string,
+      model?: string
+    ): MessageWrite => ({
+      messageId: crypto.randomUUID(),
+      chatId,
+      seq,
+      role,
+      status,
+      model,
+      inputTokens: 0,
+      outputTokens: 0,
+      costMicrocents: 0,
+      createdAt: timestamp,
+      updatedAt: timestamp
+    })
+
     const callRecord = (messageId: string, call: ToolCallBlock, status: ToolCallStatus, content?: Partial<ToolCallContent>): ContentBlockRecord => ({
       blockId: call.blockId,
       messageId,
@@ -590,19 +612,7 @@ export const make = (options: ChatServiceOptions = {}) =>
       const toolMessage: MessageWrite =
         step.toolMessage !== undefined
           ? { ...writeOf(chatId, step.toolMessage), updatedAt: timestamp }
-          : {
-              messageId: crypto.randomUUID(),
-              chatId,
-              seq: step.assistant.seq + 1,
-              role: "tool",
-              status: "completed",
-              model: undefined,
-              inputTokens: 0,
-              outputTokens: 0,
-              costMicrocents: 0,
-              createdAt: timestamp,
-              updatedAt: timestamp
-            }
+          : freshMessage(chatId, step.assistant.seq + 1, "tool", "completed", timestamp)
       let position = step.toolMessage?.blocks.reduce((max, b) => Math.max(max, b.position + 1), 0) ?? 0
       const blocks: Array<ContentBlockRecord> = []
       const events: Array<ChatEventBody> = []
@@ -684,19 +694,7 @@ export const make = (options: ChatServiceOptions = {}) =>
           tools: toolDefs.length > 0 ? toolDefs : undefined
         }
         const createdAt = now()
-        const base: MessageWrite = {
-          messageId: crypto.randomUUID(),
-          chatId,
-          seq: (messages.at(-1)?.seq ?? -1) + 1,
-          role: "assistant",
-          status: "streaming",
-          model,
-          inputTokens: 0,
-          outputTokens: 0,
-          costMicrocents: 0,
-          createdAt,
-          updatedAt: createdAt
-        }
+        const base = freshMessage(chatId, (messages.at(-1)?.seq ?? -1) + 1, "assistant", "streaming", createdAt, model)
         yield* commit(chatId, { messages: [base], events: [{ type: "message:started", messageId: base.messageId, provider, model }] })
 
         const parts: Array<{ readonly blockId: string; readonly kind: "text" | "reasoning"; readonly position: number; text: string }> = []
@@ -990,19 +988,7 @@ export const make = (options: ChatServiceOptions = {}) =>
           const pending = pendingOf(chatId, messages)
           if (pending.length > 0) return yield* ApprovalRequired.of(chatId, pending)
           const timestamp = now()
-          const message: MessageWrite = {
-            messageId: crypto.randomUUID(),
-            chatId,
-            seq: (messages.at(-1)?.seq ?? -1) + 1,
-            role: "user",
-            status: "completed",
-            model: undefined,
-            inputTokens: 0,
-            outputTokens: 0,
-            costMicrocents: 0,
-            createdAt: timestamp,
-            updatedAt: timestamp
-          }
+          const message = freshMessage(chatId, (messages.at(-1)?.seq ?? -1) + 1, "user", "completed", timestamp)
           const started = yield* commit(chatId, {
             turnStatus: "running",
             title: loaded.record.title === "" ? titleOf(text) : undefined,

@@ -21,11 +21,11 @@
  * malformed one is ignored on the gateway and a `tool_failed` on the worker.
  * Nothing but the call (tool name, arguments, policy) crosses NATS: no keys.
  */
-import { connect, createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
+import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
 import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
 import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/core"
 import { Llm } from "@relavium/domain"
-import { redactUrl } from "./NatsUpdateHub.js"
+import * as NatsUpdateHub from "./NatsUpdateHub.js"
 
 export class NatsRouterError extends Data.TaggedError("NatsRouterError")<{ readonly message: string; readonly cause?: unknown }> {}
 
@@ -84,30 +84,11 @@ export interface ConnectOptions {
   readonly name?: string | undefined
 }
 
-/** A NATS connection for the scope; drained when it closes. Fails naming NATS and its URL (credentials masked). */
-export const acquireConnection = (options: ConnectOptions): Effect.Effect<NatsConnection, NatsRouterError, Scope.Scope> => {
-  const servers = typeof options.servers === "string" ? [options.servers] : [...options.servers]
-  const shown = servers.map(redactUrl).join(", ")
-  const timeout = Duration.decode(options.connectTimeout ?? "5 seconds")
-  return Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => connect({ servers, timeout: Duration.toMillis(timeout), name: options.name ?? "relavium-tools" }),
-      catch: (cause) =>
-        new NatsRouterError({ message: `cannot reach NATS at ${shown}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-    }).pipe(
-      Effect.timeoutFail({
-        duration: Duration.sum(timeout, Duration.seconds(1)),
-        onTimeout: () => new NatsRouterError({ message: `cannot reach NATS at ${shown}: no answer within ${Duration.format(timeout)}` })
-      })
-    ),
-    (nc) =>
-      Effect.tryPromise(() => nc.drain()).pipe(
-        Effect.timeout("3 seconds"),
-        Effect.catchAll(() => Effect.tryPromise(() => nc.close())),
-        Effect.ignore
-      )
+/** A NATS connection for the scope (the hub's, with this module's error); drained when it closes. */
+export const acquireConnection = (options: ConnectOptions): Effect.Effect<NatsConnection, NatsRouterError, Scope.Scope> =>
+  NatsUpdateHub.acquireConnection({ ...options, name: options.name ?? "relavium-tools" }).pipe(
+    Effect.mapError((e) => new NatsRouterError({ message: e.message, cause: e.cause }))
   )
-}
 
 export interface RouterOptions {
   /** The daemon the tool calls go to (its `--name`; default `default`). */

@@ -7,7 +7,7 @@
  * fills any gap by sequence number.
  */
 import { connect, type NatsConnection, type Subscription } from "nats"
-import { Chunk, Data, Duration, Effect, Either, Layer, Queue, Schema, Stream } from "effect"
+import { Chunk, Data, Duration, Effect, Either, Layer, Queue, Schema, type Scope, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
 import { UpdateHub } from "@relavium/core"
 
@@ -43,38 +43,48 @@ const describeError = (cause: unknown): string => {
   return String(cause)
 }
 
+/**
+ * A NATS connection for the scope, drained when it closes; fails with a `HubError` naming NATS and
+ * its URL (credentials masked) when it cannot be reached. Shared by the hub and the tool-call router.
+ */
+export const acquireConnection = (
+  options: Pick<NatsOptions, "servers" | "connectTimeout" | "name">
+): Effect.Effect<NatsConnection, HubError, Scope.Scope> => {
+  const servers = typeof options.servers === "string" ? [options.servers] : [...options.servers]
+  const shown = servers.map(redactUrl).join(", ")
+  const timeout = Duration.decode(options.connectTimeout ?? "5 seconds")
+  return Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => connect({ servers, timeout: Duration.toMillis(timeout), name: options.name ?? "relavium-hub" }),
+      catch: (cause) =>
+        new HubError({
+          message: `cannot reach NATS at ${shown}: ${describeError(cause)}; is NATS running? \`bash scripts/services.sh\` starts it`,
+          cause
+        })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.sum(timeout, Duration.seconds(1)),
+        onTimeout: () => new HubError({ message: `cannot reach NATS at ${shown}: no answer within ${Duration.format(timeout)}` })
+      })
+    ),
+    (nc: NatsConnection) =>
+      // Drain sends what is buffered and ends subscriptions cleanly; close if it takes too long.
+      Effect.tryPromise(() => nc.drain()).pipe(
+        Effect.timeout("3 seconds"),
+        Effect.catchAll(() => Effect.tryPromise(() => nc.close())),
+        Effect.ignore
+      )
+  )
+}
+
 /** `UpdateHub` on NATS; fails with a `HubError` naming NATS and its URL when it cannot be reached. */
 export const layerNats = (options: NatsOptions): Layer.Layer<UpdateHub, HubError> =>
   Layer.scoped(
     UpdateHub,
     Effect.gen(function* () {
-      const servers = typeof options.servers === "string" ? [options.servers] : [...options.servers]
-      const shown = servers.map(redactUrl).join(", ")
+      const shown = (typeof options.servers === "string" ? [options.servers] : [...options.servers]).map(redactUrl).join(", ")
       const subjectPrefix = options.subjectPrefix ?? "relavium"
-      const timeout = Duration.decode(options.connectTimeout ?? "5 seconds")
-
-      const nc = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () => connect({ servers, timeout: Duration.toMillis(timeout), name: options.name ?? "relavium-hub" }),
-          catch: (cause) =>
-            new HubError({
-              message: `cannot reach NATS at ${shown}: ${describeError(cause)}; is NATS running? \`bash scripts/services.sh\` starts it`,
-              cause
-            })
-        }).pipe(
-          Effect.timeoutFail({
-            duration: Duration.sum(timeout, Duration.seconds(1)),
-            onTimeout: () => new HubError({ message: `cannot reach NATS at ${shown}: no answer within ${Duration.format(timeout)}` })
-          })
-        ),
-        (nc: NatsConnection) =>
-          // Drain sends what is buffered and ends subscriptions cleanly; close if it takes too long.
-          Effect.tryPromise(() => nc.drain()).pipe(
-            Effect.timeout("3 seconds"),
-            Effect.catchAll(() => Effect.tryPromise(() => nc.close())),
-            Effect.ignore
-          )
-      )
+      const nc = yield* acquireConnection(options)
 
       const publish: UpdateHub["Type"]["publish"] = (events) =>
         Effect.suspend(() => {

@@ -205,6 +205,18 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
             ? Stream.concat(Stream.make<Array<Llm.StreamChunk>>({ type: "stop", stopReason: "error", usage }), Stream.fail(error))
             : Stream.fail(error)
 
+        /** An `attempt` chunk announcing the next try on `to`, then that try. */
+        const attempt = (
+          to: PlannedTarget,
+          reason: string,
+          delayMs: number,
+          then: Stream.Stream<Llm.StreamChunk, Llm.LlmError>
+        ): Stream.Stream<Llm.StreamChunk, Llm.LlmError> => {
+          attemptNumber += 1
+          const chunk: Llm.StreamChunk = { type: "attempt", provider: to.provider, model: to.model, attemptNumber, reason, delayMs }
+          return Stream.concat(Stream.make(chunk), then)
+        }
+
         const next = (
           error: Llm.LlmError,
           index: number,
@@ -227,17 +239,10 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
           if (tries < current.maxAttempts && !waitTooLong) {
             const backoff = Math.min(maxBackoffMs, baseMs * 2 ** (tries - 1))
             const delayMs = Math.max(backoff, error.retryAfterMs ?? 0)
-            attemptNumber += 1
-            const chunk: Llm.StreamChunk = {
-              type: "attempt",
-              provider: current.provider,
-              model: current.model,
-              attemptNumber,
-              reason: `retrying after ${error.kind}: ${error.message}`,
-              delayMs
-            }
-            return Stream.concat(
-              Stream.make(chunk),
+            return attempt(
+              current,
+              `retrying after ${error.kind}: ${error.message}`,
+              delayMs,
               Stream.unwrap(
                 Effect.logWarning(`${current.provider}/${current.model}: ${error.message}; retrying in ${delayMs} ms`).pipe(
                   Effect.zipRight(Effect.sleep(Duration.millis(delayMs))),
@@ -248,17 +253,10 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
           }
           const fallback = plan[index + 1]
           if (fallback === undefined) return fail(error, usage)
-          attemptNumber += 1
-          const chunk: Llm.StreamChunk = {
-            type: "attempt",
-            provider: fallback.provider,
-            model: fallback.model,
-            attemptNumber,
-            reason: `falling back from ${current.provider}/${current.model} after ${error.kind}: ${error.message}`,
-            delayMs: 0
-          }
-          return Stream.concat(
-            Stream.make(chunk),
+          return attempt(
+            fallback,
+            `falling back from ${current.provider}/${current.model} after ${error.kind}: ${error.message}`,
+            0,
             Stream.unwrap(
               Effect.logWarning(`${current.provider}/${current.model}: ${error.message}; falling back to ${fallback.provider}/${fallback.model}`).pipe(
                 Effect.as(enter(index + 1))
@@ -276,17 +274,12 @@ export const layer = (config: ProvidersConfig = {}): Layer.Layer<LlmProvider, ne
                 const left = coolingLeft(planned, now)
                 const free = plan.findIndex((t, i) => i > index && coolingLeft(t, now) === 0)
                 if (left === 0 || free === -1) return run(index, 1)
-                const to = plan[free]!
-                attemptNumber += 1
-                const chunk: Llm.StreamChunk = {
-                  type: "attempt",
-                  provider: to.provider,
-                  model: to.model,
-                  attemptNumber,
-                  reason: `skipping ${targetKey(planned)}: rate-limited, cooling down for ${Math.ceil(left / 1000)} s more`,
-                  delayMs: 0
-                }
-                return Stream.concat(Stream.make(chunk), run(free, 1))
+                return attempt(
+                  plan[free]!,
+                  `skipping ${targetKey(planned)}: rate-limited, cooling down for ${Math.ceil(left / 1000)} s more`,
+                  0,
+                  run(free, 1)
+                )
               })
             )
           )
