@@ -25,6 +25,7 @@ import {
   type WorktreeRecord
 } from "@relavium/core"
 import * as Database from "./Database.js"
+import { chunks, fromJson } from "./internal/Rows.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
 const insertChunk = 500
@@ -163,15 +164,7 @@ const toEvent = (row: EventRow): ChatEventRecord => ({
   data: fromJson(row.payload)
 })
 
-/** JSON columns come back as text (SQLite) or already parsed (Postgres `json`). */
-const fromJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
 const toJson = (value: unknown): string => JSON.stringify(value ?? null)
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
-}
 
 const messageColumns = "message_id, chat_id, seq, role, status, model, input_tokens, output_tokens, cost_microcents, created_at, updated_at"
 const blockColumns = "block_id, message_id, position, kind, call_id, status, content, created_at"

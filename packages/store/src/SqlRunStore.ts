@@ -29,6 +29,7 @@ import {
 } from "@relavium/core"
 import type { RunEvent as RE } from "@relavium/domain"
 import * as Database from "./Database.js"
+import { chunks, fromJson } from "./internal/Rows.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
 const insertChunk = 1000
@@ -77,8 +78,6 @@ const toGate = (row: GateRow): PendingGateRecord => ({
   pausedAt: row.created_at
 })
 
-/** JSON columns come back as text (SQLite) or already parsed (Postgres `json`). */
-const fromJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
 const toJson = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
 
 const terminal = [...TerminalStatuses]
@@ -357,13 +356,6 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
       )
   })
 })
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
-  if (items.length <= size) return [items]
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
-}
 
 /** `RunStore` on whatever `SqlClient` is provided (already migrated: see `Database`). */
 export const layer: Layer.Layer<RunStore, never, SqlClient.SqlClient> = Layer.effect(RunStore, make)
