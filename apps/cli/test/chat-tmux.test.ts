@@ -6,41 +6,16 @@
  * program, and `/exit` quits. Without a terminal, lines come from a pipe.
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { relavium, root } from "./relavium.js"
+import { call, cassette, gitRepo, stop, text } from "../../../packages/chat/test/fixtures.js"
 
 const bin = join(root, "apps/cli/bin/relavium.mjs")
 const dataDir = mkdtempSync(join(tmpdir(), "relavium-chat-tty-data-"))
 
-const gitRepo = (files: Record<string, string>): string => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), "relavium-chat-tty-repo-")))
-  const git = (...args: Array<string>) => execFileSync("git", args, { cwd: dir, encoding: "utf8" })
-  git("init", "-q", "-b", "main")
-  git("config", "user.email", "test@relavium.dev")
-  git("config", "user.name", "Relavium Test")
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content)
-  git("add", "-A")
-  git("commit", "-q", "-m", "initial")
-  return dir
-}
-
-type Chunk = Record<string, unknown>
-const text = (t: string): Chunk => ({ type: "text_delta", text: t })
-const stop = (reason: string, inputTokens = 100, outputTokens = 20): Chunk => ({ type: "stop", stopReason: reason, usage: { inputTokens, outputTokens } })
-const call = (id: string, name: string, args: unknown): Array<Chunk> => [
-  { type: "tool_call_start", id, name },
-  { type: "tool_call_delta", id, argsJsonDelta: JSON.stringify(args) },
-  { type: "tool_call_end", id },
-  stop("tool_use", 50, 10)
-]
-const cassette = (calls: ReadonlyArray<ReadonlyArray<Chunk>>): string => {
-  const file = join(mkdtempSync(join(tmpdir(), "relavium-chat-tty-cassette-")), "chat.cassette.json")
-  writeFileSync(file, JSON.stringify({ schema_version: "1.0", provider: "anthropic", model: "claude-sonnet-4", calls }))
-  return file
-}
 
 /** A detached tmux server of its own, running one command in a 200×60 pane that stays after it exits. */
 const tmuxSession = (command: ReadonlyArray<string>, env: Record<string, string>) => {

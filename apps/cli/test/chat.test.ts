@@ -4,44 +4,19 @@
  * models; and crash recovery: a `relavium chat send` killed with SIGKILL
  * mid-stream and mid-tool, then `relavium chat resume`.
  */
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { relavium, root } from "./relavium.js"
+import { call, cassette, gitRepo, stop, text } from "../../../packages/chat/test/fixtures.js"
 
 const bin = join(root, "apps/cli/bin/relavium.mjs")
 const dataDir = mkdtempSync(join(tmpdir(), "relavium-chat-data-"))
 const env = { RELAVIUM_DATA_DIR: dataDir }
 const chat = (args: ReadonlyArray<string>) => relavium(["chat", ...args], { env })
 
-const gitRepo = (files: Record<string, string>): string => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), "relavium-chat-repo-")))
-  const git = (...args: Array<string>) => execFileSync("git", args, { cwd: dir, encoding: "utf8" }).trim()
-  git("init", "-q", "-b", "main")
-  git("config", "user.email", "test@relavium.dev")
-  git("config", "user.name", "Relavium Test")
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content)
-  git("add", "-A")
-  git("commit", "-q", "-m", "initial")
-  return dir
-}
-
-type Chunk = Record<string, unknown>
-const text = (t: string): Chunk => ({ type: "text_delta", text: t })
-const stop = (reason: string, inputTokens = 100, outputTokens = 20): Chunk => ({ type: "stop", stopReason: reason, usage: { inputTokens, outputTokens } })
-const call = (id: string, name: string, args: unknown): Array<Chunk> => [
-  { type: "tool_call_start", id, name },
-  { type: "tool_call_delta", id, argsJsonDelta: JSON.stringify(args) },
-  { type: "tool_call_end", id },
-  stop("tool_use", 50, 10)
-]
-const cassette = (calls: ReadonlyArray<ReadonlyArray<Chunk>>): string => {
-  const file = join(mkdtempSync(join(tmpdir(), "relavium-chat-cassette-")), "chat.cassette.json")
-  writeFileSync(file, JSON.stringify({ schema_version: "1.0", provider: "anthropic", model: "claude-sonnet-4", calls }))
-  return file
-}
 
 interface Event {
   readonly type: string

@@ -3,9 +3,7 @@
  * service on a chosen store with a scripted model and the real tools daemon
  * (`layerLocal`, one per workspace).
  */
-import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -16,37 +14,9 @@ import { Store } from "@relavium/store"
 import { flatPricing } from "../../core/test/harness.js"
 import { ChatHub, ChatService, ChatTools, layer as chatServiceLayer, Worktrees } from "../src/index.js"
 
-const made: Array<string> = []
-process.once("exit", () => {
-  for (const dir of made) Fs.rmSync(dir, { recursive: true, force: true })
-})
+import { tempDir } from "./fixtures.js"
 
-/** A fresh directory, removed when the process exits. */
-export const tempDir = (prefix = "relavium-chat-"): string => {
-  const dir = Fs.realpathSync(Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix)))
-  made.push(dir)
-  return dir
-}
-
-const git = (cwd: string, ...args: Array<string>) =>
-  execFileSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } }).trim()
-
-/** A git repository on `main` with `files` committed. */
-export const gitRepo = (files: Record<string, string>): string => {
-  const root = tempDir("relavium-repo-")
-  git(root, "init", "-q", "-b", "main")
-  git(root, "config", "user.email", "test@relavium.dev")
-  git(root, "config", "user.name", "Relavium Test")
-  for (const [name, content] of Object.entries(files)) {
-    Fs.mkdirSync(Path.dirname(Path.join(root, name)), { recursive: true })
-    Fs.writeFileSync(Path.join(root, name), content)
-  }
-  git(root, "add", "-A")
-  git(root, "commit", "-q", "-m", "initial")
-  return root
-}
-
-export const gitOutput = git
+export { git as gitOutput, gitRepo, tempDir } from "./fixtures.js"
 
 export const read = (...parts: Array<string>) => Fs.readFileSync(Path.join(...parts), "utf8")
 

@@ -6,44 +6,17 @@
  * Last-Event-ID), the approval given through the API, a denial in a worktree
  * that leaves the chat consistent; authentication and bad input.
  */
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { EventSource } from "eventsource"
 import { Agent, fetch as undiciFetch } from "undici"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ChatEvent } from "@relavium/chat"
+import { call, cassette, gitRepo, stop, tempDir, text } from "../../chat/test/fixtures.js"
 import { exited, type Monolith, startMonolith } from "./support/monolith.js"
 
-const dirs: Array<string> = []
-const tempDir = (prefix: string) => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)))
-  dirs.push(dir)
-  return dir
-}
 
-const gitRepo = (files: Record<string, string>): string => {
-  const dir = tempDir("relavium-chat-api-repo-")
-  const git = (...args: Array<string>) => execFileSync("git", args, { cwd: dir, encoding: "utf8" })
-  git("init", "-q", "-b", "main")
-  git("config", "user.email", "test@relavium.dev")
-  git("config", "user.name", "Relavium Test")
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content)
-  git("add", "-A")
-  git("commit", "-q", "-m", "initial")
-  return dir
-}
-
-type Chunk = Record<string, unknown>
-const text = (t: string): Chunk => ({ type: "text_delta", text: t })
-const stop = (reason: string, inputTokens = 100, outputTokens = 20): Chunk => ({ type: "stop", stopReason: reason, usage: { inputTokens, outputTokens } })
-const call = (id: string, name: string, args: unknown): Array<Chunk> => [
-  { type: "tool_call_start", id, name },
-  { type: "tool_call_delta", id, argsJsonDelta: JSON.stringify(args) },
-  { type: "tool_call_end", id },
-  stop("tool_use", 50, 10)
-]
 
 /** Every chat event type, from the schema (an EventSource only reports the types it listens to). */
 const CHAT_EVENT_TYPES = ChatEvent.members.map((member) => member.fields.type.literals[0])
@@ -123,11 +96,6 @@ const createChat = async (dir: string, options: Record<string, unknown> = {}, on
   return chat.json as { chatId: string; workspace: string; worktree?: { path: string; branch: string }; approvalMode: string }
 }
 
-const cassette = (calls: ReadonlyArray<ReadonlyArray<Chunk>>) => {
-  const file = join(tempDir("relavium-chat-api-cassette-"), "chat.cassette.json")
-  writeFileSync(file, JSON.stringify({ schema_version: "1.0", provider: "anthropic", model: "claude-sonnet-4", calls }))
-  return file
-}
 
 beforeAll(async () => {
   dataDir = tempDir("relavium-chat-api-data-")
@@ -147,7 +115,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await m?.stop()
   await dispatcher?.close()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
 describe("chat routes of the monolith", () => {
