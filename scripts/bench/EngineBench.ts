@@ -9,19 +9,8 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Option, Stream } from "effect"
-import {
-  DaemonRouter,
-  KeyStore,
-  layerLocal,
-  LlmProvider,
-  ModelPricing,
-  QuickJsSandbox,
-  RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowEngine,
-  WorkflowStore
-} from "@relavium/core"
+import { layerLocal, QuickJsSandbox, WorkflowEngine } from "@relavium/core"
+import { DaemonRouter, KeyStore, LlmProvider, ModelPricing, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { Llm, RunEvent as RE } from "@relavium/domain"
 import { type BenchConfig, type Measurement, settle } from "./Harness.js"
 

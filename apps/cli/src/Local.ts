@@ -10,20 +10,13 @@ import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
-import {
-  type DaemonRouter,
-  KeyStore,
-  layerLocal,
-  LlmProvider,
-  QuickJsSandbox,
-  RunQueue,
-  UpdateHub
-} from "@relavium/core"
+import { layerLocal, QuickJsSandbox } from "@relavium/core"
+import { type DaemonRouter, KeyStore, LlmProvider, RunQueue, UpdateHub } from "@relavium/ports"
 import { layerLocal as localDaemon } from "@relavium/daemon"
 import { DataDir, KeyStores } from "@relavium/keys"
 import { Cassette, Pricing, Providers } from "@relavium/llm"
 import { Store } from "@relavium/store"
-import type { StoreError } from "@relavium/core"
+import type { StoreError } from "@relavium/ports"
 import { UsageProblem } from "./Problem.js"
 
 export interface LocalOptions {

@@ -50,22 +50,8 @@ import { Cause, Context, Effect, Either, Exit, Fiber, Layer, Option, Schedule, S
 import * as Os from "node:os"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import {
-  boundToolOutput,
-  type ChatEventRecord,
-  ChatStore,
-  type ChatRecord,
-  type ChatUsageRecord,
-  type ContentBlockRecord,
-  DaemonRouter,
-  llmFailure,
-  LlmProvider,
-  type MessageWrite,
-  ModelPricing,
-  type ProjectRecord,
-  type StoreError,
-  type WorktreeRecord
-} from "@relavium/core"
+import { boundToolOutput, llmFailure } from "@relavium/core"
+import { type ChatEventRecord, ChatStore, type ChatRecord, type ChatUsageRecord, type ContentBlockRecord, DaemonRouter, LlmProvider, type MessageWrite, ModelPricing, type ProjectRecord, type StoreError, type WorktreeRecord } from "@relavium/ports"
 import { Cost, Llm } from "@relavium/domain"
 import { type ApprovalMode, type ChatEvent, type ChatEventBody, decodeChatEvent, isRest } from "./ChatEvent.js"
 import {

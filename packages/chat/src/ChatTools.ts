@@ -12,7 +12,7 @@
  * is in `auto` mode.
  */
 import { Context, type Duration, Effect, Layer, RcMap, type Scope } from "effect"
-import { DaemonRouter, type ToolCall } from "@relavium/core"
+import { DaemonRouter, type ToolCall } from "@relavium/ports"
 import type { Approval, ApprovalMode } from "./ChatEvent.js"
 
 export class ChatTools extends Context.Tag("@relavium/chat/ChatTools")<

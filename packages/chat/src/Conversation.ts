@@ -5,7 +5,7 @@
  * so any process can continue a turn another one started.
  */
 import { Either, Schema } from "effect"
-import type { ContentBlockRecord, MessageRecord, MessageRole } from "@relavium/core"
+import type { ContentBlockRecord, MessageRecord, MessageRole } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { Approval, ToolOutcome } from "./ChatEvent.js"
 

@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Stream } from "effect"
-import type { ChatStore, StoreError } from "@relavium/core"
+import type { ChatStore, StoreError } from "@relavium/ports"
 import { Cost, type Llm } from "@relavium/domain"
 import { answer, scriptedModel, toolCall } from "../../core/test/harness.js"
 import { ChatService } from "../src/index.js"

@@ -7,11 +7,11 @@
 import { Effect, Either, Option, Stream } from "effect"
 import type { FileSystem } from "@effect/platform"
 import { Cost, Llm, RunError, type Workflow } from "@relavium/domain"
-import { DaemonRouter } from "./DaemonRouter.js"
+import { DaemonRouter } from "@relavium/ports"
 import { interpolate } from "./Interpolate.js"
 import { validateJson } from "./JsonValidation.js"
-import { LlmProvider } from "./LlmProvider.js"
-import { ModelPricing } from "./ModelPricing.js"
+import { LlmProvider } from "@relavium/ports"
+import { ModelPricing } from "@relavium/ports"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
 
 /** Tool continuations allowed after the first model call. */

@@ -7,13 +7,13 @@ import { Effect } from "effect"
 import type { Workflow } from "@relavium/domain"
 import { RunError } from "@relavium/domain"
 import { runAgent } from "./AgentNode.js"
-import { ExpressionSandbox } from "./ExpressionSandbox.js"
+import { ExpressionSandbox } from "@relavium/ports"
 import { interpolate } from "./Interpolate.js"
 import { validateJson } from "./JsonValidation.js"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
 import { nodeState } from "./RunState.js"
 import { Ids } from "@relavium/domain"
-import { RunQueue } from "./RunQueue.js"
+import { RunQueue } from "@relavium/ports"
 
 type Handler<T extends Workflow.NodeType> = (
   context: NodeContext<Workflow.NodeOf<T>>
@@ -24,9 +24,9 @@ export type NodeRequirements =
   | FileSystem.FileSystem
   | Path.Path
   | RunQueue
-  | import("./LlmProvider.js").LlmProvider
-  | import("./ModelPricing.js").ModelPricing
-  | import("./DaemonRouter.js").DaemonRouter
+  | import("@relavium/ports").LlmProvider
+  | import("@relavium/ports").ModelPricing
+  | import("@relavium/ports").DaemonRouter
 
 const scopeOf = (context: NodeContext, extra?: Readonly<Record<string, unknown>>) => ({
   inputs: context.inputs,

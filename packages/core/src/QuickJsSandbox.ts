@@ -20,8 +20,8 @@ import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule }
 import { newQuickJSWASMModuleFromVariant } from "quickjs-emscripten-core"
 import { Effect, Either, Layer } from "effect"
 import { RunError } from "@relavium/domain"
-import type { ExpressionScope } from "./ExpressionSandbox.js"
-import { ExpressionSandbox } from "./ExpressionSandbox.js"
+import type { ExpressionScope } from "@relavium/ports"
+import { ExpressionSandbox } from "@relavium/ports"
 
 /** Per-evaluation resource caps. */
 export interface QuickJsLimits {

@@ -7,7 +7,7 @@
  * so each orchestrator step looks only at nodes that may have become ready.
  */
 import type { Plan, RunEvent as RE, RunError } from "@relavium/domain"
-import { type RunStatus, statusAfter, TerminalStatuses } from "./RunStore.js"
+import { type RunStatus, statusAfter, TerminalStatuses } from "@relavium/ports"
 
 export type NodeStatus = "pending" | "running" | "waiting" | "completed" | "failed" | "skipped"
 

@@ -3,7 +3,7 @@
  * folded from its events alone, with no workflow needed.
  */
 import type { RunEvent as RE, RunError } from "@relavium/domain"
-import { type RunStatus, statusAfter } from "./RunStore.js"
+import { type RunStatus, statusAfter } from "@relavium/ports"
 
 export interface NodeSummary {
   readonly nodeId: string

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
 import { Llm } from "@relavium/domain"
-import { ToolError, WorkflowEngine } from "../src/index.js"
+import { WorkflowEngine } from "../src/index.js"
+import { ToolError } from "@relavium/ports"
 import {
   answer,
   checkLog,

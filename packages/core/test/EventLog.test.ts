@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
-import { EventLog, RunStore, UpdateHub } from "../src/index.js"
+import { EventLog, RunStore, UpdateHub } from "@relavium/ports"
 
 /** A hub that loses every terminal event, as an at-most-once transport may. */
 const lossyHub = Layer.effect(

@@ -6,8 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import type { RunError } from "@relavium/domain"
-import type { ExpressionScope } from "../src/ExpressionSandbox.js"
-import { ExpressionSandbox } from "../src/ExpressionSandbox.js"
+import type { ExpressionScope } from "@relavium/ports"
+import { ExpressionSandbox } from "@relavium/ports"
 import { defaultLimits, layerQuickJs, layerQuickJsWith } from "../src/QuickJsSandbox.js"
 
 const scope: ExpressionScope = {

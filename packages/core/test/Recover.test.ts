@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { RunStore, WorkflowEngine, WorkflowStore } from "../src/index.js"
+import { WorkflowEngine } from "../src/index.js"
+import { RunStore, WorkflowStore } from "@relavium/ports"
 import { answer, checkLog, collectAll, engineLayer, last, ofType, scriptedModel } from "./harness.js"
 
 const yaml = `schema_version: '1.0'

@@ -8,17 +8,8 @@
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import {
-  DaemonRouter,
-  type Job,
-  layerEngine,
-  layerWorkerWith,
-  QuickJsSandbox,
-  RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowStore
-} from "@relavium/core"
+import { layerEngine, layerWorkerWith, QuickJsSandbox } from "@relavium/core"
+import { DaemonRouter, type Job, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { checkLog, collect, flatPricing, ofType, scriptedModel, start } from "./harness.js"
 
 const chain = `schema_version: '1.0'

@@ -5,19 +5,8 @@
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Either, Layer, Ref, Stream } from "effect"
 import { Llm, type RunEvent as RE, WorkflowYaml } from "@relavium/domain"
-import {
-  DaemonRouter,
-  type InProcessTool,
-  layerLocal,
-  LlmProvider,
-  ModelPricing,
-  QuickJsSandbox,
-  RunQueue,
-  RunStore,
-  UpdateHub,
-  WorkflowEngine,
-  WorkflowStore
-} from "../src/index.js"
+import { layerLocal, QuickJsSandbox, WorkflowEngine } from "../src/index.js"
+import { DaemonRouter, type InProcessTool, LlmProvider, ModelPricing, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { Cost } from "@relavium/domain"
 import { Option } from "effect"
 

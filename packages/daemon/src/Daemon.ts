@@ -7,7 +7,7 @@
  * (tool_denied) → host (tool_failed).
  */
 import { Context, Effect, Option, Schema, type Scope, Stream } from "effect"
-import { type ToolCall, ToolError, type ToolResult } from "@relavium/core"
+import { type ToolCall, ToolError, type ToolResult } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { boundOutput } from "./Bounding.js"
 import { type BuiltinTool, builtins, type ToolContext } from "./Builtins.js"

@@ -11,7 +11,7 @@
 import { NodeSocket } from "@effect/platform-node"
 import { RpcClient, RpcClientError, RpcSerialization } from "@effect/rpc"
 import { Effect, Layer, Redacted, Schedule, Stream } from "effect"
-import { DaemonRouter, ToolError } from "@relavium/core"
+import { DaemonRouter, ToolError } from "@relavium/ports"
 import * as Daemon from "./Daemon.js"
 import { DaemonRpcs, layerAuthClient, type Unauthorized } from "./DaemonRpcs.js"
 import * as LazyStarter from "./LazyStarter.js"

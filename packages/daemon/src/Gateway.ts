@@ -48,7 +48,7 @@ import {
   type Scope,
   Stream
 } from "effect"
-import { DaemonRouter, ToolError } from "@relavium/core"
+import { DaemonRouter, ToolError } from "@relavium/ports"
 import * as Daemon from "./Daemon.js"
 import type { DaemonClient } from "./DaemonRouterLayers.js"
 import { DaemonRpcs, layerAuthClient, tokenMatches, type Unauthorized } from "./DaemonRpcs.js"

@@ -8,7 +8,7 @@ import * as Dns from "node:dns/promises"
 import * as Https from "node:https"
 import * as Net from "node:net"
 import { Effect } from "effect"
-import { ToolError } from "@relavium/core"
+import { ToolError } from "@relavium/ports"
 
 export interface ResolvedAddress {
   readonly address: string

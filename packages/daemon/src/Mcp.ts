@@ -8,7 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { Effect, Schema } from "effect"
-import { ToolError } from "@relavium/core"
+import { ToolError } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { errorText } from "./Workspace.js"
 

@@ -6,7 +6,7 @@
  */
 import * as ChildProcess from "node:child_process"
 import { Effect, Option, Stream } from "effect"
-import { ToolError } from "@relavium/core"
+import { ToolError } from "@relavium/ports"
 
 export type ProcessEvent =
   | { readonly _tag: "Output"; readonly stream: "stdout" | "stderr"; readonly text: string }

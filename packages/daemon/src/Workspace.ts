@@ -7,7 +7,7 @@
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { Effect } from "effect"
-import { ToolError } from "@relavium/core"
+import { ToolError } from "@relavium/ports"
 
 export interface Workspace {
   /** The root as given, for messages. */

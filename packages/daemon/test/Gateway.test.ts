@@ -12,7 +12,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { WebSocket } from "@effect/platform-node/Undici"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Scope, Stream } from "effect"
-import { DaemonRouter } from "@relavium/core"
+import { DaemonRouter } from "@relavium/ports"
 import {
   authorizeToken,
   DAEMON_NAME_HEADER,

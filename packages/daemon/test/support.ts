@@ -6,7 +6,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Context, Effect, Layer, Stream } from "effect"
-import { DaemonRouter, type ToolError, type ToolResult } from "@relavium/core"
+import { DaemonRouter, type ToolError, type ToolResult } from "@relavium/ports"
 import { collectResult, type DaemonOptions, type DaemonService, makeDaemon, type ToolPolicy } from "../src/index.js"
 
 /** A fresh directory under the system temp dir, removed when the process exits. */

@@ -23,7 +23,7 @@
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
 import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
-import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/core"
+import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/ports"
 import { Llm } from "@relavium/domain"
 import * as NatsUpdateHub from "./NatsUpdateHub.js"
 

@@ -9,7 +9,7 @@
 import { connect, type NatsConnection, type Subscription } from "nats"
 import { Chunk, Data, Duration, Effect, Either, Layer, Queue, Schema, type Scope, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
-import { UpdateHub } from "@relavium/core"
+import { UpdateHub } from "@relavium/ports"
 
 export class HubError extends Data.TaggedError("HubError")<{ readonly message: string; readonly cause?: unknown }> {}
 

@@ -8,7 +8,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { DaemonRouter, type InProcessTool, ToolError } from "@relavium/core"
+import { DaemonRouter, type InProcessTool, ToolError } from "@relavium/ports"
 import { NatsDaemonRouter } from "../src/index.js"
 
 const natsUrl = "nats://127.0.0.1:4222"

@@ -7,7 +7,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
-import { EventLog, RunStore, UpdateHub } from "@relavium/core"
+import { EventLog, RunStore, UpdateHub } from "@relavium/ports"
 import { NatsUpdateHub } from "../src/index.js"
 import { updateHubContract } from "./UpdateHubContract.js"
 

@@ -10,7 +10,7 @@
  * `rm` change the store only; `list` returns names, never values.
  */
 import { FileSystem } from "@effect/platform"
-import { KeyStore, KeyStoreError } from "@relavium/core"
+import { KeyStore, KeyStoreError } from "@relavium/ports"
 import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
 import * as path from "node:path"
 import { createRequire } from "node:module"

@@ -9,7 +9,7 @@
  * replayed anyway unless `strict` is set.
  */
 import { FileSystem } from "@effect/platform"
-import { LlmProvider } from "@relavium/core"
+import { LlmProvider } from "@relavium/ports"
 import { Llm } from "@relavium/domain"
 import { Duration, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 

@@ -9,7 +9,7 @@
  * overlay only prices models the table does not know.
  */
 import { FileSystem } from "@effect/platform"
-import { ModelPricing } from "@relavium/core"
+import { ModelPricing } from "@relavium/ports"
 import { Cost } from "@relavium/domain"
 import { Data, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 

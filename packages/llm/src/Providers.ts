@@ -32,7 +32,7 @@
  * vendor extensions (`reasoning_content`) the generated schemas drop.
  */
 import { HttpClient } from "@effect/platform"
-import { KeyStore, LlmProvider } from "@relavium/core"
+import { KeyStore, LlmProvider } from "@relavium/ports"
 import { Llm } from "@relavium/domain"
 import { Clock, Config, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as AnthropicAdapter from "./adapters/Anthropic.js"

@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { describe, it, assert } from "@effect/vitest"
-import { LlmProvider } from "@relavium/core"
+import { LlmProvider } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { Chunk, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
 import { readFileSync } from "node:fs"

@@ -5,7 +5,8 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { KeyStore, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import { WorkflowEngine } from "@relavium/core"
+import { KeyStore, WorkflowStore } from "@relavium/ports"
 import { engineLayer } from "../../core/test/harness.js"
 import { Cost, type RunEvent as RE } from "@relavium/domain"
 import { Effect, Layer, Logger, Stream } from "effect"

@@ -1,5 +1,5 @@
 import { describe, it, assert } from "@effect/vitest"
-import { ModelPricing } from "@relavium/core"
+import { ModelPricing } from "@relavium/ports"
 import { Cost } from "@relavium/domain"
 import { Effect, Option } from "effect"
 import { Pricing } from "../src/index.js"

@@ -6,7 +6,7 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { KeyStore, LlmProvider } from "@relavium/core"
+import { KeyStore, LlmProvider } from "@relavium/ports"
 import { Llm } from "@relavium/domain"
 import { Effect, Either, Layer, Logger, Stream } from "effect"
 import { Providers } from "../src/index.js"

@@ -15,7 +15,7 @@
 import { Queue, Worker, type Job as BullJob, type JobsOptions } from "bullmq"
 import { Redis, type RedisOptions } from "ioredis"
 import { Cause, Duration, Effect, Either, Exit, FiberSet, Layer, Schema } from "effect"
-import { Job, jobId, type Pool, poolOf, QueueError, RunQueue } from "@relavium/core"
+import { Job, jobId, type Pool, poolOf, QueueError, RunQueue } from "@relavium/ports"
 
 export interface BullMqOptions {
   /** `redis://[user:password@]host:port[/db]`; the password never appears in an error. */

@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { Queue } from "bullmq"
 import { Redis } from "ioredis"
-import { RunQueue } from "@relavium/core"
+import { RunQueue } from "@relavium/ports"
 import { BullMqRunQueue } from "../src/index.js"
 import { runQueueContract } from "./RunQueueContract.js"
 

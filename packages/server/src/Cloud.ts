@@ -19,22 +19,8 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { type Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { createServer } from "node:http"
-import {
-  DaemonRouter,
-  type KeyStore,
-  type KeyStoreError,
-  layerEngine,
-  layerWorker,
-  layerWorkerWith,
-  type WorkerOptions as EngineWorkerOptions,
-  type LlmProvider,
-  type ModelPricing,
-  type QueueError,
-  QuickJsSandbox,
-  type RunQueue,
-  type StoreError,
-  type UpdateHub
-} from "@relavium/core"
+import { layerEngine, layerWorker, layerWorkerWith, type WorkerOptions as EngineWorkerOptions, QuickJsSandbox } from "@relavium/core"
+import { DaemonRouter, type KeyStore, type KeyStoreError, type LlmProvider, type ModelPricing, type QueueError, type RunQueue, type StoreError, type UpdateHub } from "@relavium/ports"
 import { NatsDaemonRouter, NatsUpdateHub } from "@relavium/hub"
 import { KeyStores } from "@relavium/keys"
 import { Cassette, Pricing, Providers } from "@relavium/llm"

@@ -5,17 +5,8 @@
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
-import {
-  type EngineError,
-  KeyStore,
-  type KeyStoreError,
-  RunStore,
-  RunSummary as Summary,
-  TerminalStatuses,
-  WorkflowEngine,
-  WorkflowStore,
-  type StoredWorkflow
-} from "@relavium/core"
+import { type EngineError, RunSummary as Summary, WorkflowEngine } from "@relavium/core"
+import { KeyStore, type KeyStoreError, RunStore, TerminalStatuses, WorkflowStore, type StoredWorkflow } from "@relavium/ports"
 import { WorkflowYaml } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
 import { isDocument, parseDocument } from "yaml"

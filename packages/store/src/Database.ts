@@ -11,7 +11,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Cause, Context, Data, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { StoreError } from "@relavium/core"
+import { StoreError } from "@relavium/ports"
 import * as Migrations from "./Migrations.js"
 
 export interface SqliteOptions {

@@ -10,20 +10,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option } from "effect"
-import {
-  type ChatEventDraft,
-  type ChatEventRecord,
-  ChatNotFound,
-  type ChatRecord,
-  ChatStore,
-  type ContentBlockRecord,
-  type MessageRecord,
-  type MessageWrite,
-  type ProjectRecord,
-  StoreError,
-  type TurnStatus,
-  type WorktreeRecord
-} from "@relavium/core"
+import { type ChatEventDraft, type ChatEventRecord, ChatNotFound, type ChatRecord, ChatStore, type ContentBlockRecord, type MessageRecord, type MessageWrite, type ProjectRecord, StoreError, type TurnStatus, type WorktreeRecord } from "@relavium/ports"
 import * as Database from "./Database.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 

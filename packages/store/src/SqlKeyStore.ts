@@ -11,7 +11,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
-import { KeyStore, KeyStoreError } from "@relavium/core"
+import { KeyStore, KeyStoreError } from "@relavium/ports"
 import * as Database from "./Database.js"
 
 /** A parsed master key: 32 bytes, and the id rows record. */

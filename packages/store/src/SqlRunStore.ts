@@ -12,21 +12,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option } from "effect"
-import {
-  type AppendOptions,
-  numberDrafts,
-  type PendingGateRecord,
-  RunClosed,
-  RunNotFound,
-  type RunRecord,
-  type RunStatus,
-  RunStore,
-  SequenceConflict,
-  statusAfter,
-  StoreError,
-  type TerminalStatus,
-  TerminalStatuses
-} from "@relavium/core"
+import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, statusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import * as Database from "./Database.js"
 import { chunks, fromJson } from "./internal/Rows.js"

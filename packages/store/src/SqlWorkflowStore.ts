@@ -8,7 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option } from "effect"
 import { createHash } from "node:crypto"
-import { type StoreError, type StoredWorkflow, WorkflowStore, WorkflowStoreError } from "@relavium/core"
+import { type StoreError, type StoredWorkflow, WorkflowStore, WorkflowStoreError } from "@relavium/ports"
 import * as Database from "./Database.js"
 
 interface VersionRow {

@@ -5,7 +5,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Layer } from "effect"
-import type { ChatStore, RunStore, StoreError, WorkflowStore } from "@relavium/core"
+import type { ChatStore, RunStore, StoreError, WorkflowStore } from "@relavium/ports"
 import * as Database from "./Database.js"
 import * as SqlChatStore from "./SqlChatStore.js"
 import * as SqlRunStore from "./SqlRunStore.js"

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { KeyStore } from "@relavium/core"
+import { KeyStore } from "@relavium/ports"
 import { Database, SqlKeyStore } from "../src/index.js"
 
 const server = "postgres://postgres@127.0.0.1:5432"

@@ -6,7 +6,7 @@
  */
 import { assert, it } from "@effect/vitest"
 import { Cause, Effect, Either, Exit, type Layer, Option } from "effect"
-import { type PendingGateRecord, RunStore, type StoreError, WorkflowStore } from "@relavium/core"
+import { type PendingGateRecord, RunStore, type StoreError, WorkflowStore } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 
 export const newRunId = (): string => crypto.randomUUID()

@@ -6,7 +6,7 @@
 import { assert, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, type Layer, Option } from "effect"
-import { RunStore, type StoreError } from "@relavium/core"
+import { RunStore, type StoreError } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import { Database, Migrations, type Store } from "../src/index.js"
 import {

@@ -25,7 +25,7 @@ import { NodeContext } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Stream } from "effect"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { ChatStore, KeyStore, type StoreError } from "@relavium/core"
+import { ChatStore, KeyStore, type StoreError } from "@relavium/ports"
 import { Cost } from "@relavium/domain"
 import {
   type ApprovalMode,

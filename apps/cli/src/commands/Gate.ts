@@ -5,7 +5,8 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
-import { RunStore, WorkflowEngine } from "@relavium/core"
+import { WorkflowEngine } from "@relavium/core"
+import { RunStore } from "@relavium/ports"
 import { ExitCode, followRun } from "../Follow.js"
 import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"

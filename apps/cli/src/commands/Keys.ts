@@ -9,7 +9,7 @@
  * `Redacted` from there to the store. `list` prints names, never values.
  */
 import { Args, Command, Options, Prompt } from "@effect/cli"
-import { KeyStore } from "@relavium/core"
+import { KeyStore } from "@relavium/ports"
 import { KeyStores } from "@relavium/keys"
 import { Console, Effect, Redacted } from "effect"
 

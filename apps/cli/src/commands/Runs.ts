@@ -7,7 +7,8 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Duration, Effect, Option, Stream } from "effect"
-import { RunStore, RunSummary, WorkflowEngine, WorkflowStore } from "@relavium/core"
+import { RunSummary, WorkflowEngine } from "@relavium/core"
+import { RunStore, WorkflowStore } from "@relavium/ports"
 import { Cost, RunEvent as RE } from "@relavium/domain"
 import { followRun, isTty } from "../Follow.js"
 import { dataDirOption, withLocal, workspaceOption } from "../Local.js"

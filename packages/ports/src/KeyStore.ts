@@ -8,7 +8,7 @@ export class KeyStoreError extends Data.TaggedError("KeyStoreError")<{
   readonly message: string
 }> {}
 
-export class KeyStore extends Context.Tag("@relavium/core/KeyStore")<
+export class KeyStore extends Context.Tag("@relavium/ports/KeyStore")<
   KeyStore,
   {
     readonly get: (provider: string) => Effect.Effect<Option.Option<Redacted.Redacted<string>>, KeyStoreError>

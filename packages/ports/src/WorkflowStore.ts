@@ -20,7 +20,7 @@ export class WorkflowStoreError extends Data.TaggedError("WorkflowStoreError")<{
   readonly cause?: unknown
 }> {}
 
-export class WorkflowStore extends Context.Tag("@relavium/core/WorkflowStore")<
+export class WorkflowStore extends Context.Tag("@relavium/ports/WorkflowStore")<
   WorkflowStore,
   {
     /** Stores a new version of the workflow named `name` (a new id if the source changed). */

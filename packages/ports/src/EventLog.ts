@@ -11,7 +11,7 @@ import { UpdateHub } from "./UpdateHub.js"
 /** How often a follower re-reads the store while it waits for live events. */
 const CATCH_UP_INTERVAL = "2 seconds"
 
-export class EventLog extends Context.Tag("@relavium/core/EventLog")<
+export class EventLog extends Context.Tag("@relavium/ports/EventLog")<
   EventLog,
   {
     readonly commit: (

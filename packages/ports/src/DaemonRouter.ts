@@ -36,7 +36,7 @@ export interface InProcessTool {
   readonly run: (call: ToolCall) => Effect.Effect<ToolResult, ToolError>
 }
 
-export class DaemonRouter extends Context.Tag("@relavium/core/DaemonRouter")<
+export class DaemonRouter extends Context.Tag("@relavium/ports/DaemonRouter")<
   DaemonRouter,
   {
     readonly tools: (names: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Llm.ToolDef>, ToolError>

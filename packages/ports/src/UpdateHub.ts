@@ -7,7 +7,7 @@ import { Context, Effect, Layer, Queue, Stream } from "effect"
 import type { Scope } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
 
-export class UpdateHub extends Context.Tag("@relavium/core/UpdateHub")<
+export class UpdateHub extends Context.Tag("@relavium/ports/UpdateHub")<
   UpdateHub,
   {
     readonly publish: (events: ReadonlyArray<RE.RunEvent>) => Effect.Effect<void>

@@ -15,7 +15,7 @@ export interface ExpressionScope {
   readonly branches?: ReadonlyArray<unknown> | undefined
 }
 
-export class ExpressionSandbox extends Context.Tag("@relavium/core/ExpressionSandbox")<
+export class ExpressionSandbox extends Context.Tag("@relavium/ports/ExpressionSandbox")<
   ExpressionSandbox,
   {
     /** Evaluates `source` as one JS expression; the result must be JSON (undefined becomes null). */

@@ -152,7 +152,7 @@ export declare namespace ChatStore {
   export type Service = Context.Tag.Service<typeof ChatStore>
 }
 
-export class ChatStore extends Context.Tag("@relavium/core/ChatStore")<
+export class ChatStore extends Context.Tag("@relavium/ports/ChatStore")<
   ChatStore,
   {
     /** Stores a project; a project with the same root path is returned instead of a second one. */

@@ -6,7 +6,7 @@ import type { Effect, Option } from "effect"
 import { Context } from "effect"
 import type { Cost } from "@relavium/domain"
 
-export class ModelPricing extends Context.Tag("@relavium/core/ModelPricing")<
+export class ModelPricing extends Context.Tag("@relavium/ports/ModelPricing")<
   ModelPricing,
   {
     readonly priceOf: (provider: string, model: string) => Effect.Effect<Option.Option<Cost.ModelPrice>>

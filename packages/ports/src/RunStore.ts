@@ -97,7 +97,7 @@ export declare namespace RunStore {
   export type Service = Context.Tag.Service<typeof RunStore>
 }
 
-export class RunStore extends Context.Tag("@relavium/core/RunStore")<
+export class RunStore extends Context.Tag("@relavium/ports/RunStore")<
   RunStore,
   {
     readonly create: (run: {

@@ -7,7 +7,7 @@ import type { Stream } from "effect"
 import { Context } from "effect"
 import type { Llm } from "@relavium/domain"
 
-export class LlmProvider extends Context.Tag("@relavium/core/LlmProvider")<
+export class LlmProvider extends Context.Tag("@relavium/ports/LlmProvider")<
   LlmProvider,
   {
     readonly stream: (request: Llm.LlmRequest) => Stream.Stream<Llm.StreamChunk, Llm.LlmError>

@@ -43,7 +43,7 @@ export interface OfferOptions {
   readonly delayMs?: number | undefined
 }
 
-export class RunQueue extends Context.Tag("@relavium/core/RunQueue")<
+export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
   RunQueue,
   {
     readonly offer: (jobs: ReadonlyArray<Job>, options?: OfferOptions) => Effect.Effect<void, QueueError>
