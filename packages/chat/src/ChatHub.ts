@@ -4,7 +4,8 @@
  * publishes it, and a follower joins the stored log with this live tail, so a
  * dropped or reordered delivery is filled from the store.
  */
-import { Context, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Context, Effect, Layer, type Scope, type Stream } from "effect"
+import { NumberedLog } from "@relavium/ports"
 import type { ChatEvent } from "./ChatEvent.js"
 
 export class ChatHub extends Context.Tag("@relavium/chat/ChatHub")<
@@ -18,38 +19,6 @@ export class ChatHub extends Context.Tag("@relavium/chat/ChatHub")<
   /** In-process fan-out, routed by chat: a publish only touches its own chat's subscribers. */
   static readonly layerMemory: Layer.Layer<ChatHub> = Layer.scoped(
     ChatHub,
-    Effect.gen(function* () {
-      const subscribers = new Map<string, Set<Queue.Queue<ChatEvent>>>()
-      yield* Effect.addFinalizer(() =>
-        Effect.forEach([...subscribers.values()].flatMap((set) => [...set]), Queue.shutdown, { discard: true })
-      )
-      return ChatHub.of({
-        publish: (events) =>
-          Effect.sync(() => {
-            for (const event of events) {
-              const set = subscribers.get(event.chatId)
-              if (set !== undefined) for (const queue of set) queue.unsafeOffer(event)
-            }
-          }),
-        subscribe: (chatId) =>
-          Effect.acquireRelease(
-            Effect.flatMap(Queue.unbounded<ChatEvent>(), (queue) =>
-              Effect.sync(() => {
-                let set = subscribers.get(chatId)
-                if (set === undefined) subscribers.set(chatId, (set = new Set()))
-                set.add(queue)
-                return queue
-              })
-            ),
-            (queue) =>
-              Effect.suspend(() => {
-                const set = subscribers.get(chatId)
-                set?.delete(queue)
-                if (set?.size === 0) subscribers.delete(chatId)
-                return Queue.shutdown(queue)
-              })
-          ).pipe(Effect.map((queue) => Stream.fromQueue(queue)))
-      })
-    })
+    Effect.map(NumberedLog.makeMemoryHub((event: ChatEvent) => event.chatId), (hub) => ChatHub.of(hub))
   )
 }

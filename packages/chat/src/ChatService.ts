@@ -50,8 +50,8 @@ import { Cause, Context, Effect, Either, Exit, Fiber, Layer, Option, Schedule, S
 import * as Os from "node:os"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { boundToolOutput, llmFailure } from "@relavium/core"
-import { type ChatEventRecord, ChatStore, type ChatRecord, type ChatUsageRecord, type ContentBlockRecord, DaemonRouter, LlmProvider, type MessageWrite, ModelPricing, type ProjectRecord, type StoreError, type WorktreeRecord } from "@relavium/ports"
+import { ModelCall } from "@relavium/core"
+import { type ChatEventRecord, ChatStore, type ChatRecord, type ChatUsageRecord, type ContentBlockRecord, DaemonRouter, LlmProvider, type MessageWrite, ModelPricing, NumberedLog, type ProjectRecord, type StoreError, type WorktreeRecord } from "@relavium/ports"
 import { Cost, Llm } from "@relavium/domain"
 import { type ApprovalMode, type ChatEvent, type ChatEventBody, decodeChatEvent, isRest } from "./ChatEvent.js"
 import {
@@ -233,10 +233,6 @@ export interface ChatServiceOptions {
 /** How long a turn's claim stays valid without a heartbeat. */
 const CLAIM_TTL_MS = 30_000
 const HEARTBEAT = "10 seconds"
-/** Streamed text is stored (and published) at most this often, or every 64 chunks. */
-const DELTA_WINDOW = "50 millis"
-const DELTA_CHUNKS = 64
-const CATCH_UP_INTERVAL = "2 seconds"
 
 const interruptedOutput =
   "interrupted: Relavium stopped while this tool was running (the process was killed or cancelled); it may have run partly or fully. Check the workspace before running it again."
@@ -257,12 +253,8 @@ const alive = (pid: number): boolean => {
 }
 
 const parseArgs = (argsJson: string): Option.Option<unknown> => {
-  if (argsJson.trim() === "") return Option.some({})
-  try {
-    return Option.some(JSON.parse(argsJson))
-  } catch {
-    return Option.none()
-  }
+  const args = ModelCall.parseArgs(argsJson)
+  return args === undefined ? Option.none() : Option.some(args)
 }
 
 const slug = (text: string): string =>
@@ -683,82 +675,37 @@ export const make = (options: ChatServiceOptions = {}) =>
         const base = freshMessage(chatId, (messages.at(-1)?.seq ?? -1) + 1, "assistant", "streaming", createdAt, model)
         yield* commit(chatId, { messages: [base], events: [{ type: "message:started", messageId: base.messageId, provider, model }] })
 
-        const parts: Array<{ readonly blockId: string; readonly kind: "text" | "reasoning"; readonly position: number; text: string }> = []
-        const calls = new Map<string, { readonly id: string; readonly name: string; argsJson: string }>()
-        let stop: { readonly usage: Llm.Usage; readonly stopReason: Llm.StopReason } | undefined
-        const partRecord = (part: (typeof parts)[number], status: "streaming" | "done"): ContentBlockRecord => ({
-          blockId: part.blockId,
-          messageId: base.messageId,
-          position: part.position,
-          kind: part.kind,
-          callId: undefined,
-          status,
-          content: { text: part.text },
-          createdAt
-        })
-        const partFor = (kind: "text" | "reasoning") => {
-          const last = parts.at(-1)
-          if (last !== undefined && last.kind === kind) return last
-          const part = { blockId: crypto.randomUUID(), kind, position: parts.length, text: "" }
-          parts.push(part)
-          return part
+        /** Each text or reasoning part of the answer is one content block, stored as it grows. */
+        const blockIds: Array<string> = []
+        const partRecord = (parts: ReadonlyArray<ModelCall.Part>, index: number, status: "streaming" | "done"): ContentBlockRecord => {
+          blockIds[index] ??= crypto.randomUUID()
+          return {
+            blockId: blockIds[index]!,
+            messageId: base.messageId,
+            position: index,
+            kind: parts[index]!.kind,
+            callId: undefined,
+            status,
+            content: { text: parts[index]!.text },
+            createdAt
+          }
         }
-
-        const streamed = yield* llm.stream(request).pipe(
-          Stream.groupedWithin(DELTA_CHUNKS, DELTA_WINDOW),
-          Stream.runForEach((group) => {
-            const touched = new Set<(typeof parts)[number]>()
-            const events: Array<ChatEventBody> = []
-            let failure: Llm.LlmError | undefined
-            const delta = (type: "message:delta" | "reasoning:delta", text: string) => {
-              const last = events.at(-1)
-              if (last !== undefined && last.type === type) events[events.length - 1] = { ...last, text: last.text + text }
-              else events.push({ type, messageId: base.messageId, text })
+        const streamed = yield* ModelCall.stream(llm, request, (batch, parts) => {
+          const events: Array<ChatEventBody> = []
+          for (const item of batch.items) {
+            if (item.type === "delta") {
+              events.push({ type: item.kind === "text" ? "message:delta" : "reasoning:delta", messageId: base.messageId, text: item.text })
             }
-            for (const chunk of group) {
-              if (failure !== undefined) break
-              switch (chunk.type) {
-                case "text_delta": {
-                  const part = partFor("text")
-                  part.text += chunk.text
-                  touched.add(part)
-                  delta("message:delta", chunk.text)
-                  break
-                }
-                case "reasoning_delta": {
-                  const part = partFor("reasoning")
-                  part.text += chunk.text
-                  touched.add(part)
-                  delta("reasoning:delta", chunk.text)
-                  break
-                }
-                case "tool_call_start":
-                  calls.set(chunk.id, { id: chunk.id, name: chunk.name, argsJson: "" })
-                  break
-                case "tool_call_delta": {
-                  const call = calls.get(chunk.id)
-                  if (call !== undefined) call.argsJson += chunk.argsJsonDelta
-                  break
-                }
-                case "stop":
-                  stop = { usage: chunk.usage, stopReason: chunk.stopReason }
-                  break
-                case "error":
-                  failure = new Llm.LlmError({ ...chunk.error, model })
-                  break
-                default:
-                  break
-              }
-            }
-            const write = touched.size === 0 ? Effect.void : commit(chatId, { blocks: [...touched].map((p) => partRecord(p, "streaming")), events })
-            return failure === undefined ? write : Effect.zipRight(write, Effect.fail(failure))
-          }),
-          // The model's failure ends the turn (below); a store failure ends the call.
-          Effect.map(() => Either.right(undefined)),
-          Effect.catchTag("LlmError", (error) => Effect.succeed(Either.left(error)))
-        )
+          }
+          return batch.touched.length === 0
+            ? Effect.void
+            : Effect.asVoid(commit(chatId, { blocks: batch.touched.map((index) => partRecord(parts, index, "streaming")), events }))
+        })
+        const parts = streamed.parts
+        const calls = streamed.toolCalls
+        const stop = streamed.failure === undefined ? { usage: streamed.usage, stopReason: streamed.stopReason } : { usage: streamed.usage }
 
-        const usage = stop?.usage ?? { inputTokens: 0, outputTokens: 0 }
+        const usage = stop.usage
         const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
         const spentBefore = messages.reduce((sum, m) => sum + m.costMicrocents, 0)
         const costEvent: ChatEventBody = {
@@ -771,10 +718,10 @@ export const make = (options: ChatServiceOptions = {}) =>
           chatCostMicrocents: spentBefore + cost,
           priced: Option.isSome(price)
         }
-        const text = parts.filter((p) => p.kind === "text").map((p) => p.text).join("")
-        const failure = Either.isLeft(streamed)
-          ? llmFailure(streamed.left)
-          : stop?.stopReason === "content_filter"
+        const text = streamed.text
+        const failure = streamed.failure !== undefined
+          ? ModelCall.llmFailure(streamed.failure)
+          : stop.stopReason === "content_filter"
             ? { code: "content_filter", message: `${provider}/${model} stopped: its content filter blocked the answer` }
             : undefined
         const finished = { ...base, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost, updatedAt: now() }
@@ -783,7 +730,7 @@ export const make = (options: ChatServiceOptions = {}) =>
           yield* commit(chatId, {
             turnStatus: "failed",
             messages: [{ ...finished, status: "failed" }],
-            blocks: parts.map((p) => partRecord(p, "done")),
+            blocks: parts.map((_, index) => partRecord(parts, index, "done")),
             events: [
               { type: "message:completed", messageId: base.messageId, status: "failed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
               costEvent,
@@ -795,7 +742,7 @@ export const make = (options: ChatServiceOptions = {}) =>
 
         const callBlocks: Array<ContentBlockRecord> = []
         const callEvents: Array<ChatEventBody> = []
-        for (const call of calls.values()) {
+        for (const call of calls) {
           const args = parseArgs(call.argsJson)
           // Arguments that are not JSON never reach a tool, so they need no decision.
           const approval = Option.isNone(args) ? "none" : approvalFor(approvalMode, call.name)
@@ -818,7 +765,7 @@ export const make = (options: ChatServiceOptions = {}) =>
         }
         yield* commit(chatId, {
           messages: [{ ...finished, status: "completed" }],
-          blocks: [...parts.map((p) => partRecord(p, "done")), ...callBlocks],
+          blocks: [...parts.map((_, index) => partRecord(parts, index, "done")), ...callBlocks],
           events: [
             { type: "message:completed", messageId: base.messageId, status: "completed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
             costEvent,
@@ -888,7 +835,7 @@ export const make = (options: ChatServiceOptions = {}) =>
                 policy: policyFor(call.name, call.args)
               })
               .pipe(
-                Effect.map((r) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output: boundToolOutput(r.output) })),
+                Effect.map((r) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output: ModelCall.boundToolOutput(r.output) })),
                 Effect.catchAll((e) => Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}` }))
               )
             const fresh = yield* loadMessages(chatId).pipe(Effect.map(nextStep))
@@ -1048,7 +995,6 @@ export const make = (options: ChatServiceOptions = {}) =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
           yield* storage(store.getChat(chatId)).pipe(Effect.filterOrFail(Option.isSome, () => UnknownChat.of(chatId)))
-          const live = yield* hub.subscribe(chatId)
           const read = (afterSeq: number) =>
             storage(store.events(chatId, afterSeq)).pipe(
               Effect.map((records) =>
@@ -1059,36 +1005,7 @@ export const make = (options: ChatServiceOptions = {}) =>
                 })
               )
             )
-          let next = after + 1
-          const inOrder = (events: ReadonlyArray<ChatEvent>) => {
-            const fresh = events.filter((e) => e.seq >= next)
-            if (fresh.length > 0) next = fresh[fresh.length - 1]!.seq + 1
-            return fresh
-          }
-          const first = inOrder(yield* read(after))
-          const fromHub = (events: ReadonlyArray<ChatEvent>) => {
-            const out: Array<ChatEvent> = []
-            for (const event of events) {
-              if (event.seq < next) continue
-              if (event.seq === next) {
-                out.push(event)
-                next += 1
-                continue
-              }
-              // A gap (another writer's events arrived first, or the hub dropped one): fill it from the store.
-              const upTo = Math.max(...events.map((e) => e.seq))
-              return read(next - 1).pipe(Effect.map((stored) => [...out, ...inOrder(stored.filter((e) => e.seq <= upTo))]))
-            }
-            return Effect.succeed(out)
-          }
-          const tail = Stream.merge(
-            live.pipe(Stream.chunks, Stream.map((chunk) => [...chunk] as ReadonlyArray<ChatEvent>)),
-            Stream.tick(CATCH_UP_INTERVAL).pipe(Stream.map(() => undefined))
-          ).pipe(
-            Stream.mapEffect((events) => (events === undefined ? read(next - 1).pipe(Effect.map(inOrder)) : fromHub(events))),
-            Stream.flattenIterables
-          )
-          return Stream.concat(Stream.fromIterable(first), tail)
+          return NumberedLog.follow({ subscribe: hub.subscribe(chatId), read, seqOf: (event) => event.seq }, after)
         })
       )
 

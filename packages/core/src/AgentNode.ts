@@ -4,70 +4,22 @@
  * the results back; stop when the model answers without tool calls, or fail at
  * the turn limit. Budgets are checked before every model call.
  */
-import { Effect, Either, Option, Stream } from "effect"
+import { Effect, Option } from "effect"
 import type { FileSystem } from "@effect/platform"
-import { Cost, Llm, RunError, type Workflow } from "@relavium/domain"
+import { Cost, type Llm, RunError, type RunEvent as RE, type Workflow } from "@relavium/domain"
 import { DaemonRouter } from "@relavium/ports"
 import { interpolate } from "./Interpolate.js"
 import { validateJson } from "./JsonValidation.js"
-import { LlmProvider } from "@relavium/ports"
-import { ModelPricing } from "@relavium/ports"
+import { LlmProvider, ModelPricing } from "@relavium/ports"
+import * as ModelCall from "./ModelCall.js"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
+import { nodeState } from "./RunState.js"
 
 /** Tool continuations allowed after the first model call. */
 export const TURN_LIMIT = 16
 /** Assumed completion size for budget checks when the agent sets no max_tokens. */
 const DEFAULT_MAX_TOKENS = 4096
-/** What the model sees of one tool result (CONTRACTS §7). */
-const MAX_TOOL_OUTPUT_BYTES = 50 * 1024
-const MAX_TOOL_OUTPUT_LINES = 2000
-
 export const budgetGateId = (runId: string, nodeId: string) => `${runId}:${nodeId}:budget`
-
-export const llmFailure = (error: Llm.LlmError): RunError.NodeFailure => {
-  const where = `${error.provider}${error.model ? `/${error.model}` : ""}${error.status ? ` (HTTP ${error.status})` : ""}`
-  const message = `${where}: ${error.message}`
-  switch (error.kind) {
-    case "rate_limit":
-      return RunError.nodeFailure("provider_rate_limit", message, true)
-    case "overloaded":
-    case "timeout":
-    case "transport":
-      return RunError.nodeFailure("provider_unavailable", message, true)
-    case "auth":
-      return RunError.nodeFailure("provider_auth", message)
-    case "content_filter":
-      return RunError.nodeFailure("content_filter", message)
-    case "cancelled":
-      return RunError.nodeFailure("cancelled", message)
-    case "bad_request":
-      return RunError.nodeFailure("validation", message)
-    case "unknown":
-      return RunError.nodeFailure("internal", message)
-  }
-}
-
-interface TurnResult {
-  readonly text: string
-  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly argsJson: string }>
-  readonly usage: Llm.Usage
-  readonly stopReason: Llm.StopReason
-}
-
-export const boundToolOutput = (output: string): string => {
-  let text = output
-  const lines = text.split("\n")
-  let note = ""
-  if (lines.length > MAX_TOOL_OUTPUT_LINES) {
-    text = lines.slice(0, MAX_TOOL_OUTPUT_LINES).join("\n")
-    note = `\n[output truncated: ${lines.length} lines, showing the first ${MAX_TOOL_OUTPUT_LINES}]`
-  }
-  if (Buffer.byteLength(text, "utf8") > MAX_TOOL_OUTPUT_BYTES) {
-    text = Buffer.from(text, "utf8").subarray(0, MAX_TOOL_OUTPUT_BYTES).toString("utf8")
-    note = `\n[output truncated to ${MAX_TOOL_OUTPUT_BYTES} bytes]`
-  }
-  return text + note
-}
 
 const parseStructured = (text: string, schema: Readonly<Record<string, unknown>>) =>
   Effect.suspend(() => {
@@ -98,6 +50,7 @@ export const runAgent = (
       return yield* RunError.nodeFailure("validation", `agent '${node.agent_ref}' is not defined`)
     }
     const pricing = yield* ModelPricing
+    const llm = yield* LlmProvider
     const router = yield* DaemonRouter
     const model = node.model ?? agent.model
     const provider = agent.provider
@@ -122,9 +75,16 @@ export const runAgent = (
     const timestamp = context.timestamp
     let spent = context.state.costMicrocents
     let budgetWarned = context.state.budgetWarned
-    let inputTokens = 0
-    let outputTokens = 0
-    const messages: Array<Llm.LlmMessage> = [{ role: "user", content: [{ type: "text", text: prompt }] }]
+    // Continue after the node's last completed turn, if an earlier attempt (or the same one, before
+    // a crash or a budget gate) made any: their calls are paid for and their tools have run.
+    const checkpoints = nodeState(context.state, node.id).turns ?? []
+    const last = checkpoints.at(-1)
+    let inputTokens = last?.inputTokens ?? 0
+    let outputTokens = last?.outputTokens ?? 0
+    const messages: Array<Llm.LlmMessage> = [
+      { role: "user", content: [{ type: "text", text: prompt }] },
+      ...checkpoints.flatMap((c) => c.messages)
+    ]
     /** Prices one call's usage and reports it (cost:updated carries the run's running total). */
     const account = (usage: Llm.Usage) => {
       const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
@@ -145,7 +105,7 @@ export const runAgent = (
       ])
     }
 
-    for (let turn = 0; turn <= TURN_LIMIT; turn++) {
+    for (let turn = last === undefined ? 0 : last.turn + 1; turn <= TURN_LIMIT; turn++) {
       // Budget: would this call, at its largest, take the run over its cap?
       if (budget !== undefined && Option.isSome(price)) {
         const worstCase = Math.round(((maxTokens ?? DEFAULT_MAX_TOKENS) * price.value.outputPerMTok) / 1_000_000)
@@ -208,13 +168,32 @@ export const runAgent = (
         reasoningEffort: agent.reasoning_effort,
         fallbacks: agent.fallback_chain?.map((f) => ({ provider: f.provider, model: f.model, maxAttempts: f.max_attempts }))
       }
-      const streamed = yield* streamTurn(context, request).pipe(Effect.either)
-      if (Either.isLeft(streamed)) {
+      const result = yield* ModelCall.stream(llm, request, (batch) =>
+        context.emit(
+          batch.items.map((item): RE.RunEventDraft =>
+            item.type === "attempt"
+              ? {
+                  type: "agent:attempt",
+                  runId,
+                  timestamp: timestamp(),
+                  nodeId: node.id,
+                  provider: item.provider,
+                  model: item.model,
+                  attemptNumber: item.attemptNumber,
+                  reason: item.reason,
+                  delayMs: item.delayMs
+                }
+              : item.kind === "text"
+                ? { type: "agent:token", runId, timestamp: timestamp(), nodeId: node.id, token: item.text, model }
+                : { type: "agent:reasoning", runId, timestamp: timestamp(), nodeId: node.id, text: item.text, model }
+          )
+        )
+      )
+      if (result.failure !== undefined) {
         // A stream cut midway still consumed tokens: account for them before failing the node.
-        if (streamed.left.usage !== undefined) yield* account(streamed.left.usage)
-        return yield* streamed.left.failure
+        yield* account(result.usage)
+        return yield* ModelCall.llmFailure(result.failure)
       }
-      const result = streamed.right
       if (result.stopReason === "content_filter") {
         return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
       }
@@ -231,7 +210,7 @@ export const runAgent = (
       const assistant: Array<Llm.ContentPart> = result.text.length > 0 ? [{ type: "text", text: result.text }] : []
       const toolResults: Array<Llm.ContentPart> = []
       for (const call of result.toolCalls) {
-        const args = parseArgs(call.argsJson)
+        const args = ModelCall.parseArgs(call.argsJson)
         assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
         yield* context.emit([
           {
@@ -258,7 +237,7 @@ export const runAgent = (
                   policy: plan.spec.tools
                 })
                 .pipe(
-                  Effect.map((r) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text: boundToolOutput(r.output) })),
+                  Effect.map((r) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text: ModelCall.boundToolOutput(r.output) })),
                   Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
                 )
         yield* context.emit([
@@ -275,22 +254,16 @@ export const runAgent = (
         ])
         toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: outcome.text, isError: !outcome.ok })
       }
-      messages.push({ role: "assistant", content: assistant }, { role: "tool", content: toolResults })
+      const added: Array<Llm.LlmMessage> = [{ role: "assistant", content: assistant }, { role: "tool", content: toolResults }]
+      messages.push(...added)
+      yield* context.emit([
+        { type: "agent:turn_completed", runId, timestamp: timestamp(), nodeId: node.id, turn, messages: added, inputTokens, outputTokens }
+      ])
     }
     return yield* RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
   }).pipe(
     node_timeout(context.node.timeout_ms)
   )
-
-/** Tool arguments as the model streamed them; undefined when they are not JSON. */
-const parseArgs = (argsJson: string): unknown => {
-  if (argsJson.trim() === "") return {}
-  try {
-    return JSON.parse(argsJson)
-  } catch {
-    return undefined
-  }
-}
 
 const node_timeout =
   (timeoutMs: number | undefined) =>
@@ -304,73 +277,3 @@ const node_timeout =
           })
         )
 
-/** One model call, streamed: tokens and reasoning become events as they arrive. */
-const streamTurn = (context: NodeContext<Workflow.NodeOf<"agent">>, request: Llm.LlmRequest) =>
-  Effect.gen(function* () {
-    const llm = yield* LlmProvider
-    let text = ""
-    const calls = new Map<string, { id: string; name: string; argsJson: string }>()
-    let stop: { usage: Llm.Usage; stopReason: Llm.StopReason } | undefined
-    yield* llm.stream(request).pipe(
-      Stream.runForEach((chunk) => {
-        switch (chunk.type) {
-          case "text_delta":
-            text += chunk.text
-            return context.emit([
-              {
-                type: "agent:token",
-                runId: context.runId,
-                timestamp: context.timestamp(),
-                nodeId: context.node.id,
-                token: chunk.text,
-                model: request.model
-              }
-            ])
-          case "reasoning_delta":
-            return context.emit([
-              {
-                type: "agent:reasoning",
-                runId: context.runId,
-                timestamp: context.timestamp(),
-                nodeId: context.node.id,
-                text: chunk.text,
-                model: request.model
-              }
-            ])
-          case "attempt":
-            return context.emit([
-              {
-                type: "agent:attempt",
-                runId: context.runId,
-                timestamp: context.timestamp(),
-                nodeId: context.node.id,
-                provider: chunk.provider,
-                model: chunk.model,
-                attemptNumber: chunk.attemptNumber,
-                reason: chunk.reason,
-                delayMs: chunk.delayMs
-              }
-            ])
-          case "tool_call_start":
-            calls.set(chunk.id, { id: chunk.id, name: chunk.name, argsJson: "" })
-            return Effect.void
-          case "tool_call_delta": {
-            const call = calls.get(chunk.id)
-            if (call) call.argsJson += chunk.argsJsonDelta
-            return Effect.void
-          }
-          case "stop":
-            stop = { usage: chunk.usage, stopReason: chunk.stopReason }
-            return Effect.void
-          case "error":
-            return Effect.fail(new Llm.LlmError({ ...chunk.error, model: request.model }))
-          default:
-            return Effect.void
-        }
-      }),
-      // Keep the usage reported before the failure (a `stop` chunk with stopReason "error").
-      Effect.mapError((error) => ({ failure: llmFailure(error), usage: stop?.usage }))
-    )
-    const usage = stop?.usage ?? { inputTokens: 0, outputTokens: 0 }
-    return { text, toolCalls: [...calls.values()], usage, stopReason: stop?.stopReason ?? "stop" } satisfies TurnResult
-  })

@@ -18,6 +18,8 @@ export interface NodeState {
   attemptsBeforeCrash?: number | undefined
   output?: unknown
   selected?: ReadonlyArray<string> | undefined
+  /** An agent node's completed turns, in order: where it continues when it runs again. */
+  turns?: ReadonlyArray<RE.RunEventOf<"agent:turn_completed">> | undefined
 }
 
 export interface PendingGate {
@@ -200,6 +202,11 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
     case "run:paused":
       state.pausedKey = pauseKey(event.gateIds)
       return
+    case "agent:turn_completed": {
+      const previous = nodeState(state, event.nodeId)
+      state.nodes.set(event.nodeId, { ...previous, turns: [...(previous.turns ?? []), event] })
+      return
+    }
     case "cost:updated":
       state.costMicrocents = event.cumulativeCostMicrocents
       return

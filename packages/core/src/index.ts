@@ -1,4 +1,4 @@
-export { boundToolOutput, llmFailure } from "./AgentNode.js"
+export * as ModelCall from "./ModelCall.js"
 export * from "./Engine.js"
 export * as Orchestrator from "./Orchestrator.js"
 export * as QuickJsSandbox from "./QuickJsSandbox.js"

@@ -4,6 +4,7 @@
  * `sequenceNumber` (from 0, +1, no gaps), an ISO-8601 `timestamp` and a `type`.
  */
 import { Schema } from "effect"
+import { LlmMessage } from "./Llm.js"
 import { RunErrorInfo } from "./RunError.js"
 
 const Int = Schema.Int.pipe(Schema.nonNegative())
@@ -78,6 +79,21 @@ export const AgentToolResult = ev("agent:tool_result", {
   success: Schema.Boolean,
   outputSummary: Schema.String,
   errorCode: Schema.optional(Schema.String),
+  attemptNumber: Schema.optional(Int)
+})
+/**
+ * The checkpoint of one completed agent turn (a model call that asked for tools, and their
+ * results): an agent node that runs again after a crash, a retry or a budget gate continues
+ * after its last checkpoint instead of paying for its earlier model calls again.
+ */
+export const AgentTurnCompleted = ev("agent:turn_completed", {
+  nodeId: Schema.String,
+  turn: Int,
+  /** What the turn added to the conversation: the assistant's message and the tool results. */
+  messages: Schema.Array(LlmMessage),
+  /** Tokens of the node's model calls so far, this turn included. */
+  inputTokens: Int,
+  outputTokens: Int,
   attemptNumber: Schema.optional(Int)
 })
 export const AgentApprovalRequested = ev("agent:approval_requested", {
@@ -194,6 +210,7 @@ export const RunEvent = Schema.Union(
   AgentAttempt,
   AgentToolCall,
   AgentToolResult,
+  AgentTurnCompleted,
   AgentApprovalRequested,
   AgentFilePatchProposed,
   CostUpdated,

@@ -3,9 +3,10 @@
  * reorder events from different writers; `EventLog.follow` joins it with the
  * stored log to give each subscriber every event once, in order.
  */
-import { Context, Effect, Layer, Queue, Stream } from "effect"
-import type { Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { Scope, Stream } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
+import * as NumberedLog from "./NumberedLog.js"
 
 export class UpdateHub extends Context.Tag("@relavium/ports/UpdateHub")<
   UpdateHub,
@@ -22,39 +23,6 @@ export class UpdateHub extends Context.Tag("@relavium/ports/UpdateHub")<
    */
   static readonly layerMemory: Layer.Layer<UpdateHub> = Layer.scoped(
     UpdateHub,
-    Effect.gen(function* () {
-      const subscribers = new Map<string, Set<Queue.Queue<RE.RunEvent>>>()
-      yield* Effect.addFinalizer(() =>
-        Effect.forEach([...subscribers.values()].flatMap((set) => [...set]), Queue.shutdown, { discard: true })
-      )
-      const unsubscribe = (runId: string, queue: Queue.Queue<RE.RunEvent>) =>
-        Effect.suspend(() => {
-          const set = subscribers.get(runId)
-          set?.delete(queue)
-          if (set?.size === 0) subscribers.delete(runId)
-          return Queue.shutdown(queue)
-        })
-      return UpdateHub.of({
-        publish: (events) =>
-          Effect.sync(() => {
-            for (const event of events) {
-              const set = subscribers.get(event.runId)
-              if (set !== undefined) for (const queue of set) queue.unsafeOffer(event)
-            }
-          }),
-        subscribe: (runId) =>
-          Effect.acquireRelease(
-            Effect.flatMap(Queue.unbounded<RE.RunEvent>(), (queue) =>
-              Effect.sync(() => {
-                let set = subscribers.get(runId)
-                if (set === undefined) subscribers.set(runId, (set = new Set()))
-                set.add(queue)
-                return queue
-              })
-            ),
-            (queue) => unsubscribe(runId, queue)
-          ).pipe(Effect.map((queue) => Stream.fromQueue(queue)))
-      })
-    })
+    Effect.map(NumberedLog.makeMemoryHub((event: RE.RunEvent) => event.runId), (hub) => UpdateHub.of(hub))
   )
 }
