@@ -23,8 +23,8 @@ const cli = doc("cli.md")
 /** The members of a union of structs (or one struct). */
 const members = (schema: Schema.Schema.Any): ReadonlyArray<SchemaAST.TypeLiteral> => {
   const ast = schema.ast
-  const all = SchemaAST.isUnion(ast) ? ast.types : [ast]
-  return all.filter(SchemaAST.isTypeLiteral)
+  const all: ReadonlyArray<SchemaAST.AST> = SchemaAST.isUnion(ast) ? ast.types : [ast]
+  return all.filter((member): member is SchemaAST.TypeLiteral => SchemaAST.isTypeLiteral(member))
 }
 const fieldsOf = (ast: SchemaAST.TypeLiteral) => ast.propertySignatures.map((p) => String(p.name))
 const literalOf = (ast: SchemaAST.TypeLiteral, key: string): string => {
