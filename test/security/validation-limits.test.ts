@@ -143,3 +143,14 @@ describe("relavium validate", () => {
     assert.match(result.stdout, /valid — workflow limits, 2 nodes/)
   })
 })
+
+describe("messages stay short", () => {
+  it("shortens long keys in the path of a too-deep value", () => {
+    const key = "k".repeat(5_000)
+    const nested = Array.from({ length: 70 }, () => `{ ${key}: `).join("") + "1" + " }".repeat(70)
+    const error = rejection(workflow({ metadata: nested }))
+    assert.match(error.issues[0]!.message, tooDeep)
+    assert.isBelow(error.message.length, 4_000)
+    assert.include(error.issues[0]!.path, `${"k".repeat(37)}...`)
+  })
+})

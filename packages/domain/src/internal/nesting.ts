@@ -91,7 +91,9 @@ export const documentDepth = (doc: Document.Parsed, limit: number): DeepNode | u
     if (isMap(node)) {
       for (const pair of node.items) {
         if (!isPair(pair)) continue
-        const key = isNode(pair.key) && "value" in pair.key ? String(pair.key.value) : "?"
+        const name = isNode(pair.key) && "value" in pair.key ? String(pair.key.value) : "?"
+        // The path goes into the message: keep a long key from making it unreadable.
+        const key = name.length > 40 ? `${name.slice(0, 37)}...` : name
         stack.push({ node: pair.key, depth: depth + 1, path: [...path, key] })
         stack.push({ node: pair.value, depth: depth + 1, path: [...path, key] })
       }
