@@ -7,7 +7,7 @@ import { WorkflowEngine } from "@relavium/core"
 import { RunEvent as RE } from "@relavium/domain"
 import { colors, makeRenderer, plain } from "./Render.js"
 
-/** CLI exit codes (CONTRACTS §5). */
+/** CLI exit codes (docs/cli.md, "Exit codes"). */
 export const ExitCode = { ok: 0, failed: 1, invalid: 2, paused: 3 } as const
 
 export const isTty = () => process.stdout.isTTY === true && process.env.NO_COLOR === undefined

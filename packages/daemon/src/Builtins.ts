@@ -1,5 +1,5 @@
 /**
- * The built-in tools the daemon owns (CONTRACTS §7): files, search, commands,
+ * The built-in tools the daemon owns (docs/workflow-format.md, "Tools"): files, search, commands,
  * git and HTTPS egress. Each declares its arguments once, as a Schema: the
  * daemon decodes calls with it and the model sees its JSON Schema.
  */

@@ -2,7 +2,7 @@
  * The tools daemon: owns one workspace, its built-in tools and its MCP
  * servers, and executes tool calls as streams (output chunks, then one
  * result). The RPC server and the in-process router are both thin shells
- * around it. Order per call (CONTRACTS §7): tool lookup (unknown ⇒
+ * around it. Order per call (docs/workflow-format.md, "Tools"): tool lookup (unknown ⇒
  * tool_unavailable) → arguments (tool_failed) → allowlists and confinement
  * (tool_denied) → host (tool_failed).
  */

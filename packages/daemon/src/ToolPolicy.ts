@@ -1,5 +1,5 @@
 /**
- * The workflow's tool allowlists (CONTRACTS §7): `allowedCommands` (exact
+ * The workflow's tool allowlists (docs/security/commands.md): `allowedCommands` (exact
  * "cmd args…"), `allowedCommandGlobs`, `allowedDomains` (exact FQDN, HTTPS).
  * An empty or absent list denies the tool.
  */
