@@ -6,6 +6,7 @@
  */
 import { Schema } from "effect"
 import { KebabId } from "./Ids.js"
+import { parse as parseCommandPattern } from "./CommandPattern.js"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
 const PositiveInt = Schema.Int.pipe(Schema.positive({ message: () => "must be a positive integer" }))
@@ -62,9 +63,18 @@ export type WorkflowInput = typeof WorkflowInput.Type
 export const ContextEntry = Schema.Struct({ key: InterpolationName, value: Schema.String })
 export type ContextEntry = typeof ContextEntry.Type
 
+/** An allowedCommandGlobs entry: a command pattern (docs/command-policy.md), checked when the workflow is validated. */
+const CommandPatternSource = (exact: boolean) =>
+  NonEmpty.pipe(
+    Schema.filter((source) => {
+      const parsed = parseCommandPattern(source, { exact })
+      return parsed._tag === "Left" ? `'${source}' is not a valid command pattern: ${parsed.left}` : undefined
+    })
+  )
+
 export const ToolPolicy = Schema.Struct({
-  allowedCommands: Schema.optional(Schema.Array(NonEmpty)),
-  allowedCommandGlobs: Schema.optional(Schema.Array(NonEmpty)),
+  allowedCommands: Schema.optional(Schema.Array(CommandPatternSource(true))),
+  allowedCommandGlobs: Schema.optional(Schema.Array(CommandPatternSource(false))),
   allowedDomains: Schema.optional(Schema.Array(NonEmpty))
 })
 export type ToolPolicy = typeof ToolPolicy.Type
