@@ -128,7 +128,8 @@ const GIT_REFUSED_SUBCOMMANDS: Record<string, string> = {
   "send-email": "it sends mail and runs hooks"
 }
 
-const gitDenial = (args: ReadonlyArray<string>): ArgumentDenial | undefined => {
+/** `partial`: `args` is only the literal start of a pattern, so forms judged by what follows (git config) are not judged. */
+const gitDenial = (args: ReadonlyArray<string>, partial = false): ArgumentDenial | undefined => {
   let index = 0
   for (; index < args.length; index++) {
     const a = args[index]!
@@ -144,7 +145,7 @@ const gitDenial = (args: ReadonlyArray<string>): ArgumentDenial | undefined => {
   if (refused !== undefined) return { index: index + 1, argument: subcommand, why: `git ${subcommand} is refused: ${refused}` }
   const rest = args.slice(index + 1)
   const at = (offset: number) => index + 2 + offset
-  if (subcommand === "config") {
+  if (subcommand === "config" && !partial) {
     const reads = rest.length > 0 && rest.every((a, i) => (i === 0 ? /^(--get|--get-all|--get-regexp|--list|-l|--show-origin)$/.test(a) : !a.startsWith("-")))
     if (!reads && !(rest.length === 1 && !rest[0]!.startsWith("-"))) {
       return { index: index + 1, argument: "config", why: "git config may only read values here (git config <name>, --get, --list); setting configuration can make git run any command" }
@@ -263,6 +264,16 @@ const scriptArguments = (
 }
 
 const AWK_DANGER = /system|\||>|getline|ENVIRON|PROCINFO/
+
+/**
+ * What a pattern's literal elements already give away: the forms of
+ * `deniedArguments` for a pattern without wildcards, and for one with
+ * wildcards the git global options and refused subcommands in its literal start.
+ */
+export const deniedPatternLiterals = (program: string, literalPrefix: ReadonlyArray<string>, complete: boolean): ArgumentDenial | undefined => {
+  if (complete) return deniedArguments(program, literalPrefix)
+  return programKey(program) === "git" ? gitDenial(literalPrefix, true) : undefined
+}
 
 /**
  * The first argument form that makes `program` run other programs or write

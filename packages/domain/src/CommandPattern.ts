@@ -10,7 +10,7 @@
  * never with a joined command line, so spaces and `/` cannot be smuggled in.
  */
 import { Either } from "effect"
-import { deniedPatternProgram, deniedPatternToken } from "./CommandDenyList.js"
+import { deniedPatternLiterals, deniedPatternProgram, deniedPatternToken } from "./CommandDenyList.js"
 
 export type ArgumentRule =
   | { readonly _tag: "Literal"; readonly value: string }
@@ -98,10 +98,14 @@ export const parse = (source: string, options: { readonly exact?: boolean } = {}
     const programDenied = deniedPatternProgram(pattern.program)
     if (programDenied !== undefined) return Either.left(programDenied)
     for (const rule of args) {
-      if (rule._tag !== "Literal") continue
-      const why = deniedPatternToken(pattern.program, rule.value)
-      if (why !== undefined) return Either.left(`the argument '${rule.value}' can never run: ${why}`)
+      const text = rule._tag === "Literal" ? rule.value : rule.source
+      const why = deniedPatternToken(pattern.program, text)
+      if (why !== undefined) return Either.left(`the argument '${text}' can never run: ${why}`)
     }
+    const firstWildcard = args.findIndex((rule) => rule._tag === "Wildcard")
+    const literals = (firstWildcard === -1 ? args : args.slice(0, firstWildcard)).map((rule) => (rule._tag === "Literal" ? rule.value : ""))
+    const denial = deniedPatternLiterals(pattern.program, literals, firstWildcard === -1 && !trailing)
+    if (denial !== undefined) return Either.left(`the argument '${denial.argument}' can never run: ${denial.why}`)
     return Either.right(pattern)
   })
 }
