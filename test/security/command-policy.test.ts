@@ -151,8 +151,9 @@ describe("allowedCommandGlobs are checked when the workflow is validated", () =>
       "  nodes:",
       "    - id: write",
       "      type: agent",
-      "      agent: writer",
-      "      prompt: hi",
+      "      agent_ref: writer",
+      "      prompt_template: hi",
+      "  edges: []",
       ""
     ].join("\n")
 
