@@ -119,7 +119,7 @@ export const authorize = (
       if (resolve(pattern.program) !== executable) continue
       const match = CommandPattern.matchArguments(pattern, args)
       if (!match.matched) {
-        reasons.push(`'${entry.source}' does not match ${match.reason}`)
+        reasons.push(`'${entry.source}': ${match.reason}`)
         continue
       }
       if (entry.exact) return Effect.succeed({ executable })

@@ -165,7 +165,7 @@ export const matchArguments = (pattern: CommandPattern, args: ReadonlyArray<stri
   for (let index = 0; index < pattern.args.length; index++) {
     const rule = pattern.args[index]!
     const argument = args[index]
-    if (argument === undefined) return { matched: false, reason: `it has ${args.length} argument(s); '${pattern.source}' needs more` }
+    if (argument === undefined) return { matched: false, reason: `it has ${args.length} argument(s); the pattern needs more` }
     const why = rule._tag === "Literal" ? (rule.value === argument ? undefined : `it is not '${rule.value}'`) : wildcardMatches(rule, argument)
     if (why !== undefined) return { matched: false, reason: `argument ${index + 1} ${JSON.stringify(argument)}: ${why}` }
   }
@@ -173,7 +173,7 @@ export const matchArguments = (pattern: CommandPattern, args: ReadonlyArray<stri
   if (!pattern.rest) {
     return extra.length === 0
       ? { matched: true }
-      : { matched: false, reason: `'${pattern.source}' allows ${pattern.args.length} argument(s), not ${args.length} (end it with '**' to allow more)` }
+      : { matched: false, reason: `the pattern allows ${pattern.args.length} argument(s), not ${args.length} (ending a pattern with '**' allows more)` }
   }
   for (let offset = 0; offset < extra.length; offset++) {
     const why = wildcardRefusal(extra[offset]!)
