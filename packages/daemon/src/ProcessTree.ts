@@ -81,6 +81,32 @@ const signal = (pid: number, name: NodeJS.Signals) => {
   }
 }
 
+/**
+ * Every listed process's stat as first read, shared by all calls: reading
+ * /proc/<pid>/stat is the costly part of a sweep, so each process is read once
+ * and forgotten when it leaves the listing. (A pid can only come back as another
+ * process after the pid space wraps, which does not happen between two sweeps.)
+ */
+const statCache = new Map<number, ProcStat>()
+
+/** The processes listed now, each with its (cached) stat. */
+const snapshot = (): Array<[number, ProcStat]> => {
+  const listed = listPids()
+  const present = new Set(listed)
+  for (const pid of statCache.keys()) if (!present.has(pid)) statCache.delete(pid)
+  const out: Array<[number, ProcStat]> = []
+  for (const pid of listed) {
+    let stat = statCache.get(pid)
+    if (stat === undefined) {
+      stat = readStat(pid)
+      if (stat === undefined) continue
+      statCache.set(pid, stat)
+    }
+    out.push([pid, stat])
+  }
+  return out
+}
+
 /** Tracks the processes of the call led by `leader`, whose children carry `marker` in their environment. */
 export const track = (leader: number, marker: string): ProcessTree => {
   if (!procAvailable) return { sweep: () => {}, killAll: () => killGroup(leader), size: () => 1 }
@@ -92,6 +118,8 @@ export const track = (leader: number, marker: string): ProcessTree => {
   const foreign = new Map<number, string>()
   const leaderStat = readStat(leader)
   if (leaderStat !== undefined) ours.set(leader, leaderStat.startTime)
+  // A descendant cannot have started before the leader: older processes are never candidates.
+  const leaderStart = leaderStat !== undefined ? Number(leaderStat.startTime) : 0
 
   const marked = (pid: number) => {
     try {
@@ -101,29 +129,24 @@ export const track = (leader: number, marker: string): ProcessTree => {
     }
   }
 
-  const scan = (full: boolean) => {
+  const scan = () => {
     const pending: Array<[number, ProcStat]> = []
-    for (const pid of listPids()) {
+    for (const [pid, stat] of snapshot()) {
       if (pid === self || pid === 1) continue
-      if (!full && (ours.has(pid) || foreign.has(pid))) continue
-      const stat = readStat(pid)
-      if (stat === undefined) continue
-      const known = ours.get(pid)
-      if (known !== undefined) {
-        if (known !== stat.startTime) ours.delete(pid)
-        else continue
+      if (ours.get(pid) === stat.startTime || foreign.get(pid) === stat.startTime) continue
+      if (Number(stat.startTime) < leaderStart) {
+        foreign.set(pid, stat.startTime)
+        continue
       }
-      if (foreign.get(pid) === stat.startTime) continue
       pending.push([pid, stat])
     }
     // Direct membership first, then descendants of members until nothing changes.
-    const rest: Array<[number, ProcStat]> = []
+    let remaining: Array<[number, ProcStat]> = []
     for (const [pid, stat] of pending) {
       if (stat.session === leader || stat.pgrp === leader || marked(pid)) ours.set(pid, stat.startTime)
-      else rest.push([pid, stat])
+      else remaining.push([pid, stat])
     }
     let grew = true
-    let remaining = rest
     while (grew) {
       grew = false
       const next: Array<[number, ProcStat]> = []
@@ -155,7 +178,7 @@ export const track = (leader: number, marker: string): ProcessTree => {
   }
 
   return {
-    sweep: () => scan(false),
+    sweep: scan,
     size: () => ours.size,
     killAll: () => {
       killGroup(leader)
@@ -163,7 +186,7 @@ export const track = (leader: number, marker: string): ProcessTree => {
       // a round finds no member that was not already killed (SIGKILL cannot be caught, so those are done).
       const killed = new Set<number>()
       for (let round = 0; round < 20; round++) {
-        scan(true)
+        scan()
         const victims = living().filter((pid) => !killed.has(pid))
         if (victims.length === 0) return
         for (const pid of victims) signal(pid, "SIGSTOP")
