@@ -30,6 +30,9 @@ const RUNNERS = new Set([
 
 const SHELLS = new Set(["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "yash", "pwsh"])
 
+/** Programs whose options end at the first operand (the script they run). */
+const INTERPRETERS = new Set([...SHELLS, "python", "pypy", "node", "nodejs", "bun", "perl", "ruby", "php", "lua"])
+
 export const deniedPatternProgram = (program: string): string | undefined => {
   const key = programKey(program)
   if (RUNNERS.has(key)) return `'${key}' runs another program given in its arguments; allow that program instead`
@@ -50,6 +53,8 @@ const longOption = (argument: string, ...names: ReadonlyArray<string>) =>
 const tokenRule: Record<string, (argument: string) => string | undefined> = {
   git: (a) =>
     longOption(a, "--output", "--output-directory") ? "git would write its output to a file of the model's choosing"
+    : a.startsWith("--git-dir=") || a.startsWith("--work-tree=") ? "it points git at a repository or work tree outside the workspace"
+    : longOption(a, "--template") ? "a template directory can install hooks that git then runs"
     : longOption(a, "--upload-pack", "--receive-pack", "--exec", "--config-env", "--exec-path", "--open-files-in-pager", "--ext-diff", "--extcmd", "--tool")
       ? "it makes git run a program named in the arguments or configuration"
     : a.startsWith("ext::") || a.startsWith("fd::") ? "the ext:: and fd:: transports run commands"
@@ -157,7 +162,7 @@ const gitDenial = (args: ReadonlyArray<string>, partial = false): ArgumentDenial
     if (subcommand === "clone" && a === "-u") return { index: at(offset), argument: a, why: "git clone -u runs a program as upload-pack" }
     if (subcommand === "grep" && (a === "-O" || a.startsWith("-O"))) return { index: at(offset), argument: a, why: "git grep -O runs a pager program" }
     if (subcommand === "archive" && longOption(a, "--remote")) return { index: at(offset), argument: a, why: "git archive --remote runs a remote command" }
-    if ((subcommand === "diff" || subcommand === "log" || subcommand === "show" || subcommand === "format-patch") && a === "-o") {
+    if (["diff", "log", "show", "format-patch", "archive"].includes(subcommand) && a === "-o") {
       return { index: at(offset), argument: a, why: "git would write its output to a directory of the model's choosing" }
     }
   }
@@ -188,6 +193,10 @@ export const sedScriptDenial = (script: string): string | undefined => {
     const c = script[i]!
     if (/[\s;{}!]/.test(c)) {
       i++
+      continue
+    }
+    if (c === "#") {
+      skipTo("\n")
       continue
     }
     // Addresses: line numbers, $, /regex/, \cREGEXc, ranges and steps.
@@ -268,11 +277,12 @@ const AWK_DANGER = /system|\||>|getline|ENVIRON|PROCINFO/
 /**
  * What a pattern's literal elements already give away: the forms of
  * `deniedArguments` for a pattern without wildcards, and for one with
- * wildcards the git global options and refused subcommands in its literal start.
+ * wildcards the same for its literal start (for git, only the global options and
+ * refused subcommands: `git config *` may still be a read).
  */
 export const deniedPatternLiterals = (program: string, literalPrefix: ReadonlyArray<string>, complete: boolean): ArgumentDenial | undefined => {
-  if (complete) return deniedArguments(program, literalPrefix)
-  return programKey(program) === "git" ? gitDenial(literalPrefix, true) : undefined
+  if (complete || programKey(program) !== "git") return deniedArguments(program, literalPrefix)
+  return gitDenial(literalPrefix, true)
 }
 
 /**
@@ -286,11 +296,16 @@ export const deniedArguments = (program: string, args: ReadonlyArray<string>): A
   const rule = tokenRule[key]
   if (rule !== undefined) {
     for (let i = 0; i < args.length; i++) {
+      // An interpreter's own options end at its script: what follows belongs to the script.
+      if (INTERPRETERS.has(key) && !args[i]!.startsWith("-")) break
       const why = rule(args[i]!)
       if (why !== undefined) return { index: i + 1, argument: args[i]!, why }
     }
   }
   if (key === "git") return gitDenial(args)
+  if (key === "tar" && args[0] !== undefined && !args[0].startsWith("-") && /[IF]/.test(args[0])) {
+    return { index: 1, argument: args[0], why: "tar's old-style I and F options run a program" }
+  }
   if (key === "sed") {
     for (const script of scriptArguments(args, ["-e"], "--expression", ["-l", "--line-length"])) {
       const why = sedScriptDenial(script.text)

@@ -145,7 +145,10 @@ export const wildcardRefusal = (argument: string): string | undefined => {
 }
 
 const wildcardMatches = (rule: Extract<ArgumentRule, { _tag: "Wildcard" }>, argument: string): string | undefined => {
-  const refusal = wildcardRefusal(argument)
+  // An element spelt with a leading '-' (`--format=*`) is an option the author wrote; its wildcard part still never matches '/'.
+  const refusal = rule.source.startsWith("-") && !rule.source.startsWith("-*") && !rule.source.startsWith("-?")
+    ? wildcardRefusal(argument.replace(/^-+/, "x"))
+    : wildcardRefusal(argument)
   if (refusal !== undefined) return refusal
   const parts = argument.split("/")
   if (parts.length !== rule.segments.length) return `'${rule.source}' matches one argument and its '*' never matches '/'`
