@@ -56,6 +56,9 @@ describe("allowedCommandGlobs: one argument per wildcard, never an option, an ab
       // The program is resolved through PATH, and the same program by its absolute path is the same program.
       const catPath = ChildProcess.execFileSync("sh", ["-c", "command -v cat"], { encoding: "utf8" }).trim()
       assert.strictEqual(ok(yield* run(daemon, "run_command", { command: catPath, args: ["notes.txt"] }, policy)).output, "my notes, changed\n")
+      // A program named through a symlinked directory (/bin on a merged-/usr system) is the same program.
+      const viaBin = { allowedCommandGlobs: ["/bin/cat *.txt"] }
+      assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "cat", args: ["notes.txt"] }, viaBin)).output, "my notes, changed\n")
     }))
 
   it.scopedLive("ls src/* allows ls src/a.ts, not ls src/../../x or src/..", () =>

@@ -31,6 +31,19 @@ const isExecutableFile = (path: string): boolean => {
 }
 
 /**
+ * The path with its directory resolved through symlinks (`/bin/cat` is
+ * `/usr/bin/cat` on a merged-/usr system), but not the file itself: multi-call
+ * binaries (busybox) are one file under many names, and the name decides.
+ */
+const canonical = (path: string): string => {
+  try {
+    return NodePath.join(Fs.realpathSync(NodePath.dirname(path)), NodePath.basename(path))
+  } catch {
+    return path
+  }
+}
+
+/**
  * The absolute path a program name runs as: a name with a `/` is taken as a
  * path (relative to `cwd`), a bare name is looked up in the absolute entries
  * of `searchPath`. Undefined when there is no such executable.
@@ -39,12 +52,12 @@ export const resolveProgram = (program: string, searchPath: string | undefined, 
   if (program === "" || program.includes("\0")) return undefined
   if (program.includes("/")) {
     const path = NodePath.resolve(cwd, program)
-    return isExecutableFile(path) ? path : undefined
+    return isExecutableFile(path) ? canonical(path) : undefined
   }
   for (const directory of (searchPath ?? "").split(NodePath.delimiter)) {
     if (directory === "" || !NodePath.isAbsolute(directory)) continue
     const candidate = NodePath.join(directory, program)
-    if (isExecutableFile(candidate)) return candidate
+    if (isExecutableFile(candidate)) return canonical(candidate)
   }
   return undefined
 }
