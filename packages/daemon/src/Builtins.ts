@@ -15,7 +15,8 @@ import { pathMatcher } from "./Glob.js"
 import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpEgress.js"
 import * as Process from "./Process.js"
 import { type ExecuteChunk, OutputChunk, ResultChunk } from "./ToolCall.js"
-import { commandAllowed, commandLine, domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
+import { authorize } from "./CommandPolicy.js"
+import { domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
 import * as Workspace from "./Workspace.js"
 
 export interface ToolContext {
@@ -369,7 +370,7 @@ const runProgram = (
 
 const runCommand = define(
   "run_command",
-  "Run a program in the workspace (no shell: pass arguments in args). Only command lines the workflow allows can run.",
+  "Run a program in the workspace (no shell: pass each argument separately in args). Only commands the workflow's allowlist patterns match can run; a refusal names the argument to change.",
   Schema.Struct({
     command: Schema.String.pipe(Schema.minLength(1)),
     args: Schema.optional(Schema.Array(Schema.String)),
@@ -379,17 +380,10 @@ const runCommand = define(
     Stream.unwrap(
       Effect.gen(function* () {
         const argv = args.args ?? []
-        const line = commandLine(args.command, argv)
-        if (!commandAllowed(context.policy, line)) {
-          const empty = (context.policy.allowedCommands ?? []).length === 0 && (context.policy.allowedCommandGlobs ?? []).length === 0
-          return yield* Workspace.denied(
-              empty
-                ? `run_command is denied: the workflow allows no commands (set tools.allowedCommands or tools.allowedCommandGlobs)`
-                : `the command line '${line}' is not in the workflow's allowedCommands or allowedCommandGlobs`
-            )
-        }
+        const root = context.workspace.root
+        const { executable } = yield* authorize(context.policy, args.command, argv, { cwd: root, searchPath: process.env.PATH, workspaceRoot: root })
         const timeoutMs = Math.min(args.timeout_ms ?? context.commandTimeoutMs, context.maxCommandTimeoutMs)
-        return runProgram({ command: args.command, args: argv, cwd: context.workspace.root, timeoutMs }, (exit) =>
+        return runProgram({ command: executable, args: argv, cwd: root, timeoutMs }, (exit) =>
           Process.describeExit(exit, timeoutMs)
         )
       })

@@ -17,6 +17,7 @@ import {
   MAX_TEXT_LENGTH,
   tooLong
 } from "./Limits.js"
+import { parse as parseCommandPattern } from "./CommandPattern.js"
 
 // Every string has a length limit (see Limits.ts), so that no field can grow without bound.
 const Name = boundedNonEmpty(MAX_NAME_LENGTH)
@@ -81,9 +82,18 @@ export type WorkflowInput = typeof WorkflowInput.Type
 export const ContextEntry = Schema.Struct({ key: InterpolationName, value: Text })
 export type ContextEntry = typeof ContextEntry.Type
 
+/** An allowedCommandGlobs entry: a command pattern (docs/command-policy.md), checked when the workflow is validated. */
+const CommandPatternSource = (exact: boolean) =>
+  PathLike.pipe(
+    Schema.filter((source) => {
+      const parsed = parseCommandPattern(source, { exact })
+      return parsed._tag === "Left" ? `'${source}' is not a valid command pattern: ${parsed.left}` : undefined
+    })
+  )
+
 export const ToolPolicy = Schema.Struct({
-  allowedCommands: Schema.optional(Schema.Array(PathLike)),
-  allowedCommandGlobs: Schema.optional(Schema.Array(PathLike)),
+  allowedCommands: Schema.optional(Schema.Array(CommandPatternSource(true))),
+  allowedCommandGlobs: Schema.optional(Schema.Array(CommandPatternSource(false))),
   allowedDomains: Schema.optional(Schema.Array(PathLike))
 })
 export type ToolPolicy = typeof ToolPolicy.Type
