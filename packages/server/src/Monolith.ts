@@ -9,13 +9,14 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Data, Effect, Redacted } from "effect"
 import { X509Certificate } from "node:crypto"
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
 import type * as Http from "node:http"
 import { createServer } from "node:https"
 import { isIP } from "node:net"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import * as selfsigned from "selfsigned"
+import { Database } from "@relavium/store"
 import { generateToken } from "./Auth.js"
 import { nodeServerOptions, type ServerTimeouts } from "./HttpGuard.js"
 
@@ -45,14 +46,8 @@ const readPid = (file: string): number | undefined => {
   }
 }
 
-/**
- * Creates the data directory 0700 (and its missing parents, with the default mode), and makes an
- * existing one this user owns 0700: it holds the token, the key, the database and run data.
- */
-export const ensurePrivateDirectory = (dir: string) => {
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  if (statSync(dir).uid === process.getuid?.()) chmodSync(dir, 0o700)
-}
+/** The data directory, created 0700 (or tightened to 0700): it holds the token, the key, the database and run data. */
+export const ensurePrivateDirectory = Database.ensurePrivateDirectory
 
 /**
  * Holds `<dataDir>/monolith.lock` (created exclusively, holding our PID) for the scope. A lock whose
