@@ -121,6 +121,22 @@ describe("HTTP security", () => {
     expect((await request(server, "GET", "/workflows")).json).toEqual(before)
   })
 
+  it("refuses a body sent without a length (chunked) with 411, before reading it", async () => {
+    const connection = await connect(server)
+    connection.socket.write(
+      `POST /workflows HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`
+    )
+    const chunk = "x".repeat(64 * 1024)
+    connection.socket.write(`1\r\n{\r\n`)
+    for (let i = 0; i < 32 && connection.socket.writable; i++) {
+      connection.socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`)
+    }
+    const received = await connection.waitFor("\r\n\r\n", 5_000)
+    expect(received).toMatch(/^HTTP\/1\.1 411 /)
+    expect(received).toContain("send the request body with a Content-Length header (at most 1048576 bytes)")
+    connection.socket.destroy()
+  })
+
   it("refuses deeply nested JSON with 400 and a clear message, and keeps serving", async () => {
     for (const depth of [65, 3_000, 100_000]) {
       const deep = `{"yaml":"x","file":${"[".repeat(depth)}${"]".repeat(depth)}}`

@@ -1,7 +1,8 @@
 /**
  * What every request passes before a route sees it, in this order: the bearer
  * token (every path but `/health`, checked before a byte of the body is
- * read), the body size limit (413), and for JSON bodies a nesting depth limit
+ * read), the body size limit (413; a body without a Content-Length gets 411),
+ * and for JSON bodies a nesting depth limit
  * and a syntax check (400 with a message saying why). The Node server's
  * request and header timeouts (slow or trickling clients get 408 and are
  * dropped) are set where the server is created, from {@link nodeServerOptions}.
@@ -118,6 +119,11 @@ export const guard =
       const tooLarge = (size: string) =>
         problem(413, "PayloadTooLarge", `the request body is ${size}; the limit is ${maxBytes} bytes (${(maxBytes / 1024 / 1024).toFixed(1)} MiB)`)
       if (length !== undefined && Number(length) > maxBytes) return tooLarge(`${length} bytes`)
+      if (length === undefined && request.headers["transfer-encoding"] !== undefined) {
+        // A body of unknown length could only be cut off mid-stream, which drops the connection
+        // without an answer; every client of a JSON API can say the length up front.
+        return problem(411, "LengthRequired", `send the request body with a Content-Length header (at most ${maxBytes} bytes)`)
+      }
       // The API reads a JSON body before its decoder runs, and a body that is not JSON would end there
       // as an empty 400; read it first (the request caches it) to say why.
       const contentType = request.headers["content-type"]?.toLowerCase() ?? "application/json"
