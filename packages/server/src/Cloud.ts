@@ -27,6 +27,7 @@ import { Cassette, Pricing, Providers } from "@relavium/llm"
 import { BullMqRunQueue } from "@relavium/queue"
 import { Database, SqlKeyStore, Store } from "@relavium/store"
 import * as Monolith from "./Monolith.js"
+import { nodeServerOptions, type ServerTimeouts } from "./HttpGuard.js"
 import * as Server from "./Server.js"
 
 export type Secret = string | Redacted.Redacted<string>
@@ -176,15 +177,19 @@ export interface ApiOptions extends Deployment {
   readonly token: Redacted.Redacted<string>
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
   readonly tls?: Monolith.TlsMaterial | undefined
+  /** Request and header timeouts (slow clients get 408); the defaults of HttpGuard.ts when absent. */
+  readonly timeouts?: ServerTimeouts | undefined
+  /** Body size and JSON depth limits, the price file of `GET /models` (see `Server.ServerOptions`). */
+  readonly http?: Omit<Server.ServerOptions, "token"> | undefined
   readonly masterKey: Option.Option<Redacted.Redacted<string>>
   readonly onMigrated?: Parameters<typeof store>[2] | undefined
 }
 
 /** An HTTP(S) `HttpServer` on `host:port` (port 0: any free port). */
-export const httpServer = (options: Pick<ApiOptions, "host" | "port" | "tls">) =>
+export const httpServer = (options: Pick<ApiOptions, "host" | "port" | "tls" | "timeouts">) =>
   options.tls === undefined
-    ? NodeHttpServer.layer(createServer, { host: options.host, port: options.port })
-    : Monolith.layerHttps({ host: options.host, port: options.port, tls: options.tls })
+    ? NodeHttpServer.layer(() => createServer(nodeServerOptions(options.timeouts)), { host: options.host, port: options.port })
+    : Monolith.layerHttps({ host: options.host, port: options.port, tls: options.tls, timeouts: options.timeouts })
 
 /** `http(s)://host:port` of the server in context. */
 export const serverUrl = (tls: boolean) =>
@@ -198,7 +203,7 @@ export const serverUrl = (tls: boolean) =>
 /** A whole api replica: the HTTP API (bearer auth, SSE) on the engine, keys and services above. */
 export const layerApi = (options: ApiOptions) => {
   const engine = apiEngine(options, options.onMigrated)
-  return Server.layer({ token: options.token }).pipe(
+  return Server.layer({ ...options.http, token: options.token }).pipe(
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)
