@@ -313,7 +313,7 @@ const grepTool = define(
             const handle = await NodeFs.open(file.real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW | FsConstants.O_NONBLOCK)
             try {
               const info = await handle.stat()
-              if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES) return undefined
+              if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES || (await Workspace.isExcludedFile(context.workspace, info))) return undefined
               const bytes = await handle.readFile()
               return isBinary(bytes) ? undefined : bytes.toString("utf8")
             } finally {

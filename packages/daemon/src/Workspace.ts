@@ -261,3 +261,7 @@ export const isGitMetadata = (workspace: Workspace, real: string) =>
 /** Whether a path relative to the root (with `/`) is, or is inside, an excluded path: walks skip it. */
 export const isExcludedRelative = (workspace: Workspace, relativePath: string): boolean =>
   workspace.excludedRelative.some((excluded) => excluded === "." || relativePath === excluded || relativePath.startsWith(`${excluded}/`))
+
+/** Whether a file with several hard links is one of the excluded files (searches skip it, as reads refuse it). */
+export const isExcludedFile = (workspace: Workspace, stat: { readonly nlink: number; readonly dev: number; readonly ino: number }): Promise<boolean> =>
+  stat.nlink > 1 && workspace.excluded.length > 0 ? Confined.isExcludedInode(workspace, stat.dev, stat.ino) : Promise.resolve(false)

@@ -249,7 +249,7 @@ const checkOpened = async (root: Root, handle: NodeFs.FileHandle, intent: Intent
 const MAX_EXCLUDED_FILES = 10_000
 
 /** Whether (dev, ino) is a file under an excluded path: a hard link to the key file reads as the key file. */
-const isExcludedInode = async (root: Root, dev: number, ino: number): Promise<boolean> => {
+export const isExcludedInode = async (root: Root, dev: number, ino: number): Promise<boolean> => {
   let visited = 0
   const visit = async (path: string): Promise<boolean> => {
     if (++visited > MAX_EXCLUDED_FILES) return false
