@@ -86,41 +86,37 @@ const READ_LIMIT_BYTES = 8 * 1024 * 1024
 
 const isBinary = (head: Buffer) => head.subarray(0, 8192).includes(0)
 
-const readText = (real: string, display: string) =>
-  hostCall(`cannot read '${display}'`, async () => {
-    const handle = await NodeFs.open(real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW)
-    try {
-      const stat = await handle.stat()
-      if (stat.isDirectory()) throw new Error("it is a directory (use list_directory)")
-      if (!stat.isFile()) throw new Error("it is not a regular file")
-      const size = Math.min(stat.size, READ_LIMIT_BYTES)
-      const buffer = Buffer.alloc(size)
-      let offset = 0
-      while (offset < size) {
-        const { bytesRead } = await handle.read(buffer, offset, size - offset, offset)
-        if (bytesRead === 0) break
-        offset += bytesRead
-      }
-      return { bytes: buffer.subarray(0, offset), size: stat.size }
-    } finally {
-      await handle.close()
-    }
-  })
+/** Reads a regular file of the workspace through the descriptor confinement checked (Workspace.openRead). */
+const readText = (context: ToolContext, path: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const file = yield* Workspace.openRead(context.workspace, path)
+      return yield* hostCall(`cannot read '${path}'`, async () => {
+        const size = Math.min(file.size, READ_LIMIT_BYTES)
+        const buffer = Buffer.alloc(size)
+        let offset = 0
+        while (offset < size) {
+          const { bytesRead } = await file.handle.read(buffer, offset, size - offset, offset)
+          if (bytesRead === 0) break
+          offset += bytesRead
+        }
+        return { bytes: buffer.subarray(0, offset), size: file.size, real: file.real }
+      })
+    })
+  )
 
-const writeText = (real: string, display: string, content: string, mode: "truncate" | "append") =>
-  hostCall(`cannot write '${display}'`, async () => {
-    await NodeFs.mkdir(NodePath.dirname(real), { recursive: true })
-    const flags =
-      FsConstants.O_WRONLY | FsConstants.O_CREAT | FsConstants.O_NOFOLLOW | (mode === "append" ? FsConstants.O_APPEND : FsConstants.O_TRUNC)
-    const handle = await NodeFs.open(real, flags, 0o644)
-    try {
-      await handle.writeFile(content, "utf8")
-    } finally {
-      await handle.close()
-    }
-  })
+/** Writes through the descriptor confinement checked (Workspace.openWrite: no .git, one hard link, regular file). */
+const writeText = (context: ToolContext, path: string, content: string, mode: "truncate" | "append") =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const file = yield* Workspace.openWrite(context.workspace, path, mode === "append")
+      yield* hostCall(`cannot write '${path}'`, () => file.handle.writeFile(content, "utf8"))
+      return file.real
+    })
+  )
 
-const resolveForWrite = (context: ToolContext, path: string) =>
+/** edit_file refuses .git before reading (the write would refuse it too, after the read). */
+const refuseGitMetadata = (context: ToolContext, path: string) =>
   Workspace.resolve(context.workspace, path).pipe(
     Effect.filterOrFail(
       (real) => !Workspace.isGitMetadata(context.workspace, real),
@@ -135,8 +131,7 @@ const readFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* Workspace.resolve(context.workspace, args.path)
-        const { bytes, size } = yield* readText(real, args.path)
+        const { bytes, size } = yield* readText(context, args.path)
         if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file (${size} bytes); read_file returns text only`)
         const text = bytes.toString("utf8")
         return new ResultChunk({ output: boundOutput(text, { bytes: size }), isError: false })
@@ -151,8 +146,7 @@ const writeFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* resolveForWrite(context, args.path)
-        yield* writeText(real, args.path, args.content, args.append === true ? "append" : "truncate")
+        const real = yield* writeText(context, args.path, args.content, args.append === true ? "append" : "truncate")
         const size = Buffer.byteLength(args.content, "utf8")
         return result(`${args.append === true ? "appended" : "wrote"} ${size} bytes to ${Workspace.relative(context.workspace, real)}`)
       })
@@ -177,8 +171,8 @@ const editFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* resolveForWrite(context, args.path)
-        const { bytes, size } = yield* readText(real, args.path)
+        yield* refuseGitMetadata(context, args.path)
+        const { bytes, size } = yield* readText(context, args.path)
         if (size > READ_LIMIT_BYTES) return yield* Workspace.failed(`'${args.path}' is too large to edit (${size} bytes)`)
         if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file; edit_file edits text only`)
         const text = bytes.toString("utf8")
@@ -192,7 +186,7 @@ const editFile = define(
             )
         }
         const updated = args.replace_all === true ? text.split(args.old_string).join(args.new_string) : text.replace(args.old_string, () => args.new_string)
-        yield* writeText(real, args.path, updated, "truncate")
+        const real = yield* writeText(context, args.path, updated, "truncate")
         return result(`replaced ${count} occurrence${count === 1 ? "" : "s"} in ${Workspace.relative(context.workspace, real)}`)
       })
     )
@@ -207,16 +201,24 @@ interface Entry {
 const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"])
 const MAX_WALK_ENTRIES = 50_000
 
-/** Lists `start` (a real path inside the workspace), depth first, never following symlinks. */
-const walk = (start: string, recursive: boolean) =>
+/**
+ * Lists `start` (a real path inside the workspace), depth first, never
+ * following symlinks and never entering or showing an excluded path.
+ */
+const walk = (workspace: Workspace.Workspace, start: string, recursive: boolean) =>
   hostCall("cannot list the directory", async () => {
     const entries: Array<Entry> = []
+    const startRelative = Workspace.relative(workspace, start).split(NodePath.sep).join("/")
+    const excluded = (relative: string) =>
+      workspace.excludedRelative.length > 0 &&
+      Workspace.isExcludedRelative(workspace, startRelative === "." ? relative : `${startRelative}/${relative}`)
     const visit = async (directory: string, prefix: string) => {
       const dirents = await NodeFs.readdir(directory, { withFileTypes: true })
       dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       for (const dirent of dirents) {
         if (entries.length >= MAX_WALK_ENTRIES) return
         const relative = prefix === "" ? dirent.name : `${prefix}/${dirent.name}`
+        if (excluded(relative)) continue
         const kind = dirent.isSymbolicLink() ? "symlink" : dirent.isDirectory() ? "directory" : dirent.isFile() ? "file" : "other"
         entries.push({ relative, kind })
         if (recursive && kind === "directory" && !SKIPPED_DIRECTORIES.has(dirent.name)) {
@@ -242,7 +244,7 @@ const listDirectory = define(
     once(
       Effect.gen(function* () {
         const real = yield* Workspace.resolve(context.workspace, args.path)
-        const entries = yield* walk(real, args.recursive === true)
+        const entries = yield* walk(context.workspace, real, args.recursive === true)
         const matches = args.glob !== undefined ? pathMatcher(args.glob) : undefined
         const lines = entries
           .filter((e) => matches === undefined || matches(e.relative))
@@ -262,7 +264,7 @@ const globTool = define(
     once(
       Effect.gen(function* () {
         const base = yield* Workspace.resolve(context.workspace, args.path ?? ".")
-        const entries = yield* walk(base, true)
+        const entries = yield* walk(context.workspace, base, true)
         const matches = pathMatcher(args.pattern)
         const prefix = Workspace.relative(context.workspace, base)
         const found = entries
@@ -299,7 +301,7 @@ const grepTool = define(
         const stat = yield* hostCall(`cannot search '${args.path ?? "."}'`, () => NodeFs.stat(base))
         const prefix = Workspace.relative(context.workspace, base)
         const files = stat.isDirectory()
-          ? (yield* walk(base, true))
+          ? (yield* walk(context.workspace, base, true))
               .filter((e) => e.kind === "file")
               .filter((e) => args.glob === undefined || pathMatcher(args.glob)(e.relative))
               .map((e) => ({ real: NodePath.join(base, e.relative), shown: prefix === "." ? e.relative : `${prefix}/${e.relative}` }))
@@ -308,10 +310,11 @@ const grepTool = define(
         let total = 0
         for (const file of files) {
           const text = yield* hostCall(`cannot read '${file.shown}'`, async () => {
-            const handle = await NodeFs.open(file.real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW)
+            // O_NONBLOCK: a FIFO put in place of a listed file never blocks the search.
+            const handle = await NodeFs.open(file.real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW | FsConstants.O_NONBLOCK)
             try {
               const info = await handle.stat()
-              if (info.size > MAX_GREP_FILE_BYTES) return undefined
+              if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES || (await Workspace.isExcludedFile(context.workspace, info))) return undefined
               const bytes = await handle.readFile()
               return isBinary(bytes) ? undefined : bytes.toString("utf8")
             } finally {
@@ -433,7 +436,10 @@ const gitCommit = define(
         const files = yield* Effect.forEach(args.files ?? [], (file) =>
           Workspace.resolve(context.workspace, file).pipe(Effect.map((real) => Workspace.relative(context.workspace, real)))
         )
-        const added = yield* lastResult(git(context, files.length > 0 ? ["add", "-A", "--", ...files] : ["add", "-A"]))
+        // The data directory and key file are never staged, even when they lie inside the repository.
+        const excluded = context.workspace.excludedRelative.filter((path) => path !== ".").map((path) => `:(top,exclude,literal)${path}`)
+        const pathspecs = files.length > 0 ? [...files, ...excluded] : excluded.length > 0 ? [":(top)", ...excluded] : []
+        const added = yield* lastResult(git(context, ["add", "-A", ...(pathspecs.length > 0 ? ["--", ...pathspecs] : [])]))
         if (added.isError) return Stream.make(added)
         return git(context, ["commit", "--no-verify", "-m", args.message, ...(files.length > 0 ? ["--", ...files] : [])]).pipe(
           Stream.filter((chunk) => chunk._tag === "Result")
