@@ -22,7 +22,7 @@ const recordingGit = () => {
 }
 
 /** Runs `body` with these variables set in this process's environment, then puts the environment back. */
-const withEnv = <A, E>(vars: Record<string, string>, body: Effect.Effect<A, E>) =>
+const withEnv = <A, E, R>(vars: Record<string, string>, body: Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
       const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
