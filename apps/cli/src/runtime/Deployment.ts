@@ -91,7 +91,7 @@ export const queue = (d: Deployment): Layer.Layer<RunQueue, QueueError> =>
 /** Live run events on core NATS subjects; followers join them to the Postgres log. */
 export const hub = (d: Deployment, role: Role): Layer.Layer<UpdateHub, NatsUpdateHub.HubError> =>
   NatsUpdateHub.layerNats({
-    servers: reveal(d.natsUrl).split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    servers: natsServers(d.natsUrl),
     subjectPrefix: d.subjectPrefix,
     connectTimeout: d.connectTimeout,
     name: `relavium-${role}`
