@@ -12,7 +12,7 @@ import { SchemaAST } from "effect"
 import type { Schema } from "effect"
 import { Limits, RunError, RunEvent, Template, Workflow, WorkflowYaml } from "@relavium/domain"
 import { ChatEvent } from "../packages/chat/src/ChatEvent.js"
-import { ExitCode } from "../apps/cli/src/Follow.js"
+import { ExitCode } from "../apps/cli/src/ExitCodes.js"
 
 const root = fileURLToPath(new URL("../", import.meta.url))
 const doc = (name: string) => readFileSync(join(root, "docs", name), "utf8")
