@@ -57,8 +57,9 @@ export class DaemonRouter extends Context.Tag("@relavium/ports/DaemonRouter")<
           }),
         execute: (call) => {
           const tool = tools.find((t) => t.definition.name === call.name)
+          // Every router answers `isError` as a boolean, as the daemon and the wire layers do.
           return tool
-            ? tool.run(call)
+            ? Effect.map(tool.run(call), (result) => ({ output: result.output, isError: result.isError ?? false }))
             : Effect.fail(new ToolError({ code: "tool_unavailable", message: `no tool named '${call.name}' is available here` }))
         }
       })
