@@ -10,8 +10,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, type Layer, Option } from "effect"
-import { DaemonRouter, type ToolCall, type ToolError } from "../DaemonRouter.js"
+import { Cause, Effect, Exit, type Layer, Option, Schema } from "effect"
+import { DaemonRouter, type InProcessTool, type ToolCall, ToolError } from "../DaemonRouter.js"
 
 /** The files of the workspace the suite hands to `make`. */
 export const daemonRouterFiles: Readonly<Record<string, string>> = {
@@ -40,6 +40,31 @@ const toolErrorOf = <A>(effect: Effect.Effect<A, ToolError>) =>
     assert.strictEqual(value._tag, "ToolError")
     return value
   })
+
+const ReadFileArgs = Schema.Struct({ path: Schema.String })
+
+/**
+ * A `read_file` confined to `root` with the daemon's error codes, for routers
+ * whose tools are in-process (and gateways serving them) to run the suite with.
+ */
+export const workspaceReadFile = (root: string): InProcessTool => ({
+  definition: { name: "read_file", description: "Read a UTF-8 text file in the workspace.", parameters: { type: "object" } },
+  run: (call) =>
+    Effect.gen(function* () {
+      const args = yield* Schema.decodeUnknown(ReadFileArgs)(call.args).pipe(
+        Effect.mapError(() => new ToolError({ code: "tool_failed", message: "bad arguments for read_file: (path) is required" }))
+      )
+      const file = Path.resolve(root, args.path)
+      if (Path.relative(root, file).startsWith("..")) {
+        return yield* new ToolError({ code: "tool_denied", message: `'${args.path}' is outside the workspace` })
+      }
+      const text = yield* Effect.try({
+        try: () => Fs.readFileSync(file, "utf8"),
+        catch: () => new ToolError({ code: "tool_failed", message: `'${args.path}' does not exist` })
+      })
+      return { output: text }
+    })
+})
 
 export const daemonRouterContract = (name: string, make: (workspace: string) => Layer.Layer<DaemonRouter, unknown>) =>
   describe(`DaemonRouter contract: ${name}`, () => {
