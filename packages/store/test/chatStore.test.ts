@@ -9,7 +9,7 @@ import { Duration, Effect, Layer, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { ChatStore, StoreError } from "@relavium/ports"
+import { StoreError } from "@relavium/ports"
 import { Store } from "../src/index.js"
 import { chatStoreContract } from "@relavium/ports/testing"
 
