@@ -1,7 +1,7 @@
 /**
  * The LlmProvider contract on the cassette replayer and on the real provider
  * layer speaking each vendor's wire format (OpenAI chat completions, Anthropic
- * messages) to a local HTTP server replaying frames of the recorded shapes.
+ * messages, Gemini) to a local HTTP server replaying frames of the recorded shapes.
  * Each harness renders the suite's provider-neutral turns in its own medium.
  */
 import { NodeHttpClient } from "@effect/platform-node"
@@ -11,7 +11,7 @@ import { type ContractTurn, llmProviderContract } from "@relavium/ports/testing"
 import type { Llm } from "@relavium/domain"
 import { Cassette, Providers } from "../src/index.js"
 import { type Reply, sseHeaders, startServer } from "./fixtures/server.js"
-import { anthropic, openAiChat } from "./fixtures/wire.js"
+import { anthropic, gemini, openAiChat } from "./fixtures/wire.js"
 
 /** Splits `text` in pieces of `size`, as a stream delivers it. */
 const pieces = (text: string, size: number) => text.match(new RegExp(`[\\s\\S]{1,${size}}`, "g")) ?? []
@@ -150,3 +150,47 @@ llmProviderContract("Anthropic messages wire", overServer("anthropic", anthropic
   model: "claude-sonnet-4-5",
   key: KEY
 })
+
+const gchunk = (data: Record<string, unknown>) => `data: ${JSON.stringify({ ...data, modelVersion: "gemini-2.5-flash", responseId: "mJzContract" })}\r\n\r\n`
+const geminiUsage = (usage: { inputTokens: number; outputTokens: number }) => ({
+  promptTokenCount: usage.inputTokens,
+  candidatesTokenCount: usage.outputTokens,
+  totalTokenCount: usage.inputTokens + usage.outputTokens
+})
+
+const geminiReply = (turn: ContractTurn): Reply => {
+  switch (turn.kind) {
+    case "text": {
+      const parts = pieces(turn.text, 5)
+      return {
+        headers: sseHeaders,
+        frames: parts.map((text, i) =>
+          gchunk({
+            candidates: [{ content: { parts: [{ text }], role: "model" }, index: 0, ...(i === parts.length - 1 ? { finishReason: "STOP" } : {}) }],
+            usageMetadata: geminiUsage(turn.usage)
+          })
+        )
+      }
+    }
+    case "tool_calls":
+      return {
+        headers: sseHeaders,
+        frames: [
+          gchunk({
+            candidates: [
+              {
+                content: { parts: turn.calls.map((call) => ({ functionCall: { name: call.name, args: call.args } })), role: "model" },
+                finishReason: "STOP",
+                index: 0
+              }
+            ],
+            usageMetadata: geminiUsage(turn.usage)
+          })
+        ]
+      }
+    case "auth_error":
+      return { status: 400, headers: json, frames: [gemini.badKeyBody] }
+  }
+}
+
+llmProviderContract("Gemini wire", overServer("gemini", geminiReply), { provider: "gemini", model: "gemini-2.5-flash", key: KEY })
