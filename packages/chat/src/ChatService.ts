@@ -52,7 +52,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { ModelCall } from "@relavium/core"
 import { type ChatEventRecord, ChatStore, type ChatRecord, type ChatUsageRecord, type ContentBlockRecord, DaemonRouter, LlmProvider, type MessageWrite, ModelPricing, NumberedLog, type ProjectRecord, type StoreError, type WorktreeRecord } from "@relavium/ports"
-import { Cost, Llm } from "@relavium/domain"
+import { type Chat, Cost, Llm } from "@relavium/domain"
 import { type ApprovalMode, type ChatEvent, type ChatEventBody, decodeChatEvent, isRest } from "./ChatEvent.js"
 import {
   ApprovalRequired,
@@ -127,14 +127,7 @@ export interface ChatSummary {
   readonly updatedAt: string
 }
 
-export interface PendingApproval {
-  readonly chatId: string
-  readonly messageId: string
-  readonly toolCallId: string
-  readonly name: string
-  readonly args: unknown
-  readonly preview: string
-}
+export type PendingApproval = Chat.PendingApproval
 
 export type ChatUsage = ChatUsageRecord
 

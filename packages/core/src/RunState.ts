@@ -6,7 +6,7 @@
  * unsettled, and the frontier of nodes whose dependencies have all settled,
  * so each orchestrator step looks only at nodes that may have become ready.
  */
-import type { Plan, RunEvent as RE, RunError } from "@relavium/domain"
+import type { Plan, Run, RunEvent as RE, RunError } from "@relavium/domain"
 import { type RunStatus, statusAfter, TerminalStatuses } from "@relavium/ports"
 
 export type NodeStatus = "pending" | "running" | "waiting" | "completed" | "failed" | "skipped"
@@ -22,14 +22,8 @@ export interface NodeState {
   turns?: ReadonlyArray<RE.RunEventOf<"agent:turn_completed">> | undefined
 }
 
-export interface PendingGate {
-  readonly gateId: string
-  readonly nodeId: string
-  readonly gateType: "approval" | "input" | "review" | "budget"
-  readonly message: string
-  readonly expiresAt?: string | undefined
-  readonly timeoutAction?: "approve" | "reject" | undefined
-}
+/** A gate of this run waiting for a decision: `Run.PendingGate` without what the run already knows. */
+export type PendingGate = Pick<Run.PendingGate, "gateId" | "nodeId" | "gateType" | "message" | "expiresAt" | "timeoutAction">
 
 export interface RunState {
   readonly runId: string
