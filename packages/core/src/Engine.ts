@@ -11,7 +11,7 @@ import { Inputs, type RunEvent as RE } from "@relavium/domain"
 import { EventLog, RunQueue, RunStore } from "@relavium/ports"
 import { EngineError, now, storeError } from "./EngineError.js"
 import { gateDecision, type GateResolution } from "./Gates.js"
-import { makeRecover } from "./Recover.js"
+import { makeRecover, type RecoverOutcome } from "./Recover.js"
 import { offerRetry } from "./RetryPolicy.js"
 import { RunCache } from "./RunCache.js"
 import { initialState, isTerminalState } from "./RunState.js"
@@ -19,6 +19,7 @@ import { makeWorker, type WorkerOptions } from "./Worker.js"
 
 export { EngineError } from "./EngineError.js"
 export type { GateResolution } from "./Gates.js"
+export { maxCrashResumes, poisonMessage, type RecoverOutcome } from "./Recover.js"
 export { retryDelay } from "./RetryPolicy.js"
 export type { WorkerOptions } from "./Worker.js"
 
@@ -46,8 +47,11 @@ export class WorkflowEngine extends Context.Tag("@relavium/core/WorkflowEngine")
     readonly resume: (runId: string, gateId: string | undefined, resolution: GateResolution) => Effect.Effect<void, EngineError>
     readonly cancel: (runId: string, reason?: string) => Effect.Effect<void, EngineError>
     readonly events: (runId: string, afterSequenceNumber?: number) => Stream.Stream<RE.RunEvent, EngineError>
-    /** Continues a run whose process died: re-runs the nodes that were running, re-arms timers. */
-    readonly recover: (runId: string) => Effect.Effect<void, EngineError>
+    /**
+     * Continues a run whose process died: re-runs the nodes that were running, re-arms timers.
+     * A node interrupted again after `maxCrashResumes` resumes fails the run (`poison_run`).
+     */
+    readonly recover: (runId: string) => Effect.Effect<RecoverOutcome, EngineError>
   }
 >() {}
 
