@@ -16,6 +16,11 @@ export interface NodeState {
   attempt: number
   /** Attempts made before the last crash; they do not count against the retry policy. */
   attemptsBeforeCrash?: number | undefined
+  /**
+   * Times the node was interrupted (its process stopped while it ran) since it last made
+   * progress — started afresh or completed an agent turn. Recovery fails the run past a bound.
+   */
+  interruptions?: number | undefined
   output?: unknown
   selected?: ReadonlyArray<string> | undefined
   /** An agent node's completed turns, in order: where it continues when it runs again. */
@@ -138,7 +143,13 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       return
     case "node:started": {
       const previous = nodeState(state, event.nodeId)
-      setNode(state, event.nodeId, { ...previous, status: "running", attempt: event.attemptNumber ?? 1 })
+      const attempt = event.attemptNumber ?? 1
+      setNode(state, event.nodeId, {
+        ...previous,
+        status: "running",
+        attempt,
+        interruptions: attempt === 1 ? undefined : previous.interruptions
+      })
       return
     }
     case "node:retrying": {
@@ -146,7 +157,8 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       setNode(state, event.nodeId, {
         ...previous,
         attempt: event.attemptNumber,
-        attemptsBeforeCrash: event.interrupted ? event.attemptNumber - 1 : previous.attemptsBeforeCrash
+        attemptsBeforeCrash: event.interrupted ? event.attemptNumber - 1 : previous.attemptsBeforeCrash,
+        interruptions: event.interrupted ? (previous.interruptions ?? 0) + 1 : previous.interruptions
       })
       return
     }
@@ -198,7 +210,7 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       return
     case "agent:turn_completed": {
       const previous = nodeState(state, event.nodeId)
-      state.nodes.set(event.nodeId, { ...previous, turns: [...(previous.turns ?? []), event] })
+      state.nodes.set(event.nodeId, { ...previous, turns: [...(previous.turns ?? []), event], interruptions: undefined })
       return
     }
     case "cost:updated":
