@@ -89,14 +89,18 @@ export const localLayer = (options: LocalOptions) =>
     Layer.provideMerge(NodeContext.layer)
   )
 
+const worktreesDir = (dataDir: string) => join(dataDir, "worktrees")
+
 /**
  * The chat service on the store, model and prices it is given (the CLI's own, or the monolith's):
  * live events in memory, the in-process daemon per workspace, worktrees in the data directory.
  */
 export const chatServices = (options: { readonly dataDir: string }) =>
-  chatServiceLayer({ worktreesDir: join(options.dataDir, "worktrees") }).pipe(
+  chatServiceLayer({ worktreesDir: worktreesDir(options.dataDir) }).pipe(
     Layer.provideMerge(
-      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) => localDaemon({ workspace, excludedPaths: KeySecrets.excludedPaths(options.dataDir) })), Worktrees.layerGit)
+      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) =>
+          localDaemon({ workspace, excludedPaths: KeySecrets.excludedPathsFor(options.dataDir, workspace, worktreesDir(options.dataDir)) })
+        ), Worktrees.layerGit)
     )
   )
 
