@@ -185,12 +185,14 @@ export const make = (limits: QuickJsLimits = defaultLimits, options: SandboxOpti
 
     const evaluate = (source: string, scope: ExpressionScope): Effect.Effect<unknown, RunError.NodeFailure> =>
       Effect.suspend(() => {
+        // The scope is encoded first even for the fast path, so a scope that is not JSON fails the
+        // same way whatever the expression (inputs and ctx are encoded once per run).
+        const encoded = encodeScope(scope)
+        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
         const quick = fastPath(source, scope)
         if (quick !== undefined) return Effect.succeed(quick.value)
         const program = toProgram(source)
         if (Either.isLeft(program)) return Effect.fail(program.left)
-        const encoded = encodeScope(scope)
-        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
         return pool.run({ program: program.right, encoded: encoded.right }, limits.timeoutMs + HARD_LIMIT_GRACE_MS).pipe(
           Effect.mapError((error) => poolFailure(error, limits)),
           Effect.flatMap(fromOutcome)
