@@ -358,11 +358,20 @@ const loadEngine = async (limits: QuickJsLimits): Promise<Engine> => {
   return { module, vm: createVm(module, limits) }
 }
 
+/** Touches the interpreter loop, closures, arrays, strings, JSON and regular expressions once. */
+const WARM_UP = `(
+(() => { let x = 0; const a = []; for (let i = 0; i < 20000; i++) { x += i % 7; if (i % 100 === 0) a.push({ i, s: "v" + i }) }
+  return [x, JSON.stringify(a).length, /a+b/.test("aaab"), a.map((o) => o.i).filter((i) => i % 2).length] })()
+)`
+
 /** Loads QuickJS once (again only after a trip) and returns the evaluation function of one worker. */
 export const makeEvaluator = async (
   limits: QuickJsLimits
 ): Promise<(program: string, encoded: EncodedScope) => Promise<Outcome>> => {
   let engine: Engine | undefined = await loadEngine(limits)
+  // The first run of each wasm code path compiles it (about a second on a busy machine); doing it
+  // here, before the worker reports ready, keeps that out of the first expression's time limit.
+  evaluateIn(engine.vm, WARM_UP, ["{}", "{}", "{}", undefined], { ...limits, timeoutMs: 60_000 })
   return async (program, encoded) => {
     if (engine === undefined) {
       try {
