@@ -165,6 +165,25 @@ const fromOutcome = (outcome: Outcome): Effect.Effect<unknown, RunError.NodeFail
     })
     : Effect.fail(sandboxError(outcome.message, outcome.retryable))
 
+/**
+ * A run of nodes answered by the fast path never waits on a worker, so nothing would hand the event
+ * loop back to I/O (HTTP, SSE) until the run ends: a chain of 300 such nodes held /health for
+ * seconds. At most every few milliseconds the answer is delivered from a `setImmediate` instead,
+ * which lets pending I/O run first.
+ */
+const YIELD_EVERY_MS = 4
+let lastYieldAt = performance.now()
+const answeredOnMainThread = (value: unknown): Effect.Effect<unknown> => {
+  if (performance.now() - lastYieldAt < YIELD_EVERY_MS) return Effect.succeed(value)
+  return Effect.async<unknown>((resume) => {
+    const handle = setImmediate(() => {
+      lastYieldAt = performance.now()
+      resume(Effect.succeed(value))
+    })
+    return Effect.sync(() => clearImmediate(handle))
+  })
+}
+
 export interface SandboxOptions {
   /** Worker threads; defaults to max(2, available parallelism). */
   readonly workers?: number
@@ -190,7 +209,7 @@ export const make = (limits: QuickJsLimits = defaultLimits, options: SandboxOpti
         const encoded = encodeScope(scope)
         if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
         const quick = fastPath(source, scope)
-        if (quick !== undefined) return Effect.succeed(quick.value)
+        if (quick !== undefined) return answeredOnMainThread(quick.value)
         const program = toProgram(source)
         if (Either.isLeft(program)) return Effect.fail(program.left)
         return pool.run({ program: program.right, encoded: encoded.right }, limits.timeoutMs + HARD_LIMIT_GRACE_MS).pipe(
