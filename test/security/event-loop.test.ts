@@ -11,7 +11,7 @@
  * - a run of expensive expressions is stopped by its `timeout_ms`.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { collect, type Monolith, type SseEvent, startMonolith } from "../../packages/server/test/support/monolith.js"
@@ -65,12 +65,15 @@ const runWorkflow = async (server: Server, yaml: string) => {
   expect(uploaded.status, uploaded.text).toBe(201)
   // Warm-up request so connection set-up is not counted in the latencies.
   await server.health()
-  // The limit is the issue's 100 ms p99; on a machine so loaded that /health alone (no run) already
-  // has a higher p99, the limit is scaled to that baseline (the old code blocked for seconds).
+  // The limit is the issue's 100 ms p99 on a machine that is not oversubscribed. On a shared machine
+  // (CI, several test runs on two cores) it is scaled by the run-queue length per core and by the
+  // p99 of /health alone just before the run; the old code held /health for seconds (the chain) or
+  // forever (the regex), far beyond either.
   const idle: Array<number> = []
   for (let i = 0; i < 50; i++) idle.push(await server.health())
   idle.sort((a, b) => a - b)
-  const limit = Math.max(HEALTH_P99_MS, 3 * idle[Math.ceil(idle.length * 0.99) - 1]!)
+  const oversubscription = Math.max(1, loadavg()[0]! / availableParallelism())
+  const limit = Math.max(HEALTH_P99_MS * oversubscription, 3 * idle[Math.ceil(idle.length * 0.99) - 1]!)
   const started = await server.m.api("POST", "/runs", { workflowId: uploaded.json.workflowId })
   expect(started.status, started.text).toBe(201)
   const runId = started.json.runId as string
@@ -173,7 +176,7 @@ describe("the monolith's event loop stays free while a run executes", () => {
       expect(took).toBeLessThan(6000)
     }
     expect(samples).toBeGreaterThan(20)
-    expect(p99, `/health p99 over ${samples} requests`).toBeLessThanOrEqual(limit)
+    expect(p99, `/health p99 over ${samples} requests (limit ${Math.round(limit)} ms at load ${loadavg()[0]})`).toBeLessThanOrEqual(limit)
   }, 60_000)
 
   it("answers /health within 100 ms p99 during a 300-node chain of transform expressions", async () => {
@@ -184,7 +187,7 @@ describe("the monolith's event loop stays free while a run executes", () => {
     expect(events.at(-1)?.type, JSON.stringify(events.at(-1)?.data)).toBe("run:completed")
     expect(events.filter((e) => e.type === "node:completed").length).toBeGreaterThanOrEqual(300)
     expect(samples).toBeGreaterThan(20)
-    expect(p99, `/health p99 over ${samples} requests`).toBeLessThanOrEqual(limit)
+    expect(p99, `/health p99 over ${samples} requests (limit ${Math.round(limit)} ms at load ${loadavg()[0]})`).toBeLessThanOrEqual(limit)
   }, 120_000)
 
   it("fires the run's timeout_ms during a run of expensive expressions", async () => {
@@ -196,6 +199,6 @@ describe("the monolith's event loop stays free while a run executes", () => {
     const timeout = events.find((e) => e.type === "run:timeout")!.data as unknown as { elapsedMs: number }
     expect(timeout.elapsedMs).toBeGreaterThanOrEqual(2000)
     expect(timeout.elapsedMs).toBeLessThan(3000)
-    expect(p99, `/health p99 over ${samples} requests`).toBeLessThanOrEqual(limit)
+    expect(p99, `/health p99 over ${samples} requests (limit ${Math.round(limit)} ms at load ${loadavg()[0]})`).toBeLessThanOrEqual(limit)
   }, 60_000)
 })
