@@ -168,10 +168,10 @@ const fromOutcome = (outcome: Outcome): Effect.Effect<unknown, RunError.NodeFail
 /**
  * A run of nodes answered by the fast path never waits on a worker, so nothing would hand the event
  * loop back to I/O (HTTP, SSE) until the run ends: a chain of 300 such nodes held /health for
- * seconds. At most every few milliseconds the answer is delivered from a `setImmediate` instead,
+ * seconds. At most every 15 ms the answer is delivered from a `setImmediate` instead,
  * which lets pending I/O run first.
  */
-const YIELD_EVERY_MS = 4
+const YIELD_EVERY_MS = 15
 let lastYieldAt = performance.now()
 const answeredOnMainThread = (value: unknown): Effect.Effect<unknown> => {
   if (performance.now() - lastYieldAt < YIELD_EVERY_MS) return Effect.succeed(value)
