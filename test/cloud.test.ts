@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import * as Cloud from "@relavium/server/Cloud"
+import * as Cloud from "../apps/cli/src/runtime/Cloud.js"
 import { openAiChat } from "../packages/llm/test/fixtures/wire.js"
 import {
   type ApiProcess,

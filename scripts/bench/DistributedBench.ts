@@ -1,7 +1,7 @@
 /**
  * Benchmark 4: distributed throughput on BullMQ. Bundled apart (distributed.mjs) by run.mjs.
  *
- * As `relavium server api|worker` compose it (@relavium/server/Cloud, shared with
+ * As `relavium server api|worker` compose it (apps/cli/src/runtime/, shared with
  * packages/queue/test/distributed.test.ts): an api side (`layerEngine`, enqueue only) and 1 or
  * 2 workers (`layerWorker`), each with its own Postgres pool (on a fresh database), BullMQ
  * connection (under a unique Redis prefix) and NATS connection, all in this process and
@@ -17,7 +17,7 @@ import { Duration, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
 import { Redis } from "ioredis"
 import { WorkflowEngine } from "@relavium/core"
 import { RunQueue, WorkflowStore } from "@relavium/ports"
-import * as Cloud from "@relavium/server/Cloud"
+import * as Cloud from "../../apps/cli/src/runtime/Cloud.js"
 import { noModel, noPricing } from "./EngineBench.js"
 import { type BenchConfig, type Measurement, measured, type Outcome, settle } from "./Harness.js"
 
@@ -73,7 +73,7 @@ interface Deployment {
   readonly subjectPrefix: string
 }
 
-/** The deployment as `relavium server` composes it (@relavium/server/Cloud), every "process" with its own connections. */
+/** The deployment as `relavium server` composes it (apps/cli/src/runtime/), every "process" with its own connections. */
 const cloud = (d: Deployment): Cloud.Deployment => ({
   databaseUrl: d.database,
   redisUrl: redisUrl(),

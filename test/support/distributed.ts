@@ -13,6 +13,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Duration, Effect, Redacted } from "effect"
 import { type CloudProcess, type Deployment, root, type SseEvent, spawnRelavium, testToken, waitForOutput, withRedis } from "./cloud.js"
+import { RunEvent } from "@relavium/domain"
 
 export interface GatewayProcess extends CloudProcess {
   /** `http://127.0.0.1:PORT` */
@@ -89,13 +90,7 @@ export const followWithEventSource = (apiUrl: string, runId: string, token = tes
     }
   })
 
-const RUN_EVENT_TYPES = [
-  "run:started", "node:started", "node:completed", "node:failed", "node:skipped", "node:retrying",
-  "human_gate:paused", "human_gate:resumed", "run:paused", "run:completed", "run:failed", "run:cancelled",
-  "run:timeout", "budget:warning", "budget:paused", "agent:token", "agent:reasoning", "cost:updated",
-  "agent:tool_call", "agent:tool_result", "agent:attempt", "agent:approval_requested", "agent:file_patch_proposed",
-  "media_job:submitted"
-] as const
+const RUN_EVENT_TYPES = RunEvent.runEventTypes
 
 /** A stored event: its sequence number, type and JSON payload, as Postgres holds it. */
 export interface StoredEvent {

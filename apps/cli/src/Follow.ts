@@ -5,12 +5,9 @@
 import { Effect, Stream } from "effect"
 import { WorkflowEngine } from "@relavium/core"
 import { RunEvent as RE } from "@relavium/domain"
+import { ExitCode } from "./ExitCodes.js"
 import { colors, makeRenderer, plain } from "./Render.js"
-
-/** CLI exit codes (CONTRACTS §5). */
-export const ExitCode = { ok: 0, failed: 1, invalid: 2, paused: 3 } as const
-
-export const isTty = () => process.stdout.isTTY === true && process.env.NO_COLOR === undefined
+import * as Settings from "./runtime/Settings.js"
 
 export interface FollowOptions {
   readonly json: boolean
@@ -28,7 +25,7 @@ export const exitCodeFor = (event: RE.RunEvent | undefined): number =>
 export const followRun = (runId: string, options: FollowOptions) =>
   Effect.gen(function* () {
     const engine = yield* WorkflowEngine
-    const render = makeRenderer(isTty() ? colors : plain, options.workflowName)
+    const render = makeRenderer((yield* Settings.colors) ? colors : plain, options.workflowName)
     let last: RE.RunEvent | undefined
     yield* engine.events(runId, options.after).pipe(
       Stream.takeUntil((e) => RE.isTerminal(e) || (!options.throughPauses && e.type === "run:paused")),

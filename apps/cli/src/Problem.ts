@@ -2,8 +2,8 @@
  * A problem with what the user asked for (a bad file, flag, input or id): one
  * clear line on stderr (a JSON object with --json), exit code 2.
  */
-import { Effect } from "effect"
-import { ExitCode } from "./Follow.js"
+import { Data, Effect } from "effect"
+import { ExitCode } from "./ExitCodes.js"
 
 export class UsageProblem {
   readonly _tag = "UsageProblem"
@@ -22,3 +22,6 @@ export const report = (json: boolean) => (problem: UsageProblem) =>
     )
     process.exitCode = ExitCode.invalid
   })
+
+/** A missing or malformed setting of a long-running process: exit 2. */
+export class Misconfigured extends Data.TaggedError("Misconfigured")<{ readonly message: string }> {}

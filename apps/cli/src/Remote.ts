@@ -19,9 +19,10 @@ import { existsSync, readFileSync } from "node:fs"
 import { isIP } from "node:net"
 import { join } from "node:path"
 import { RunEvent as RE } from "@relavium/domain"
-import { DataDir } from "@relavium/keys"
 import { RelaviumApi } from "@relavium/server"
-import { exitCodeFor, ExitCode, isTty } from "./Follow.js"
+import { ExitCode } from "./ExitCodes.js"
+import { exitCodeFor } from "./Follow.js"
+import * as Settings from "./runtime/Settings.js"
 import { UsageProblem } from "./Problem.js"
 import { colors, makeRenderer, plain } from "./Render.js"
 
@@ -80,7 +81,7 @@ const connection = (options: RemoteOptions): Effect.Effect<Connection, UsageProb
       return yield* Effect.fail(new UsageProblem(`--server ${options.server}: expected an https:// (or http://) URL`))
     }
     const baseUrl = url.toString().replace(/\/+$/, "")
-    const dataDir = DataDir.resolveDataDir({ flag: Option.getOrUndefined(options.dataDir) })
+    const dataDir = yield* Settings.dataDir(options.dataDir)
     const readFile = (file: string, what: string) =>
       Effect.try({
         try: () => readFileSync(file, "utf8"),
@@ -94,8 +95,8 @@ const connection = (options: RemoteOptions): Effect.Effect<Connection, UsageProb
     }
     // Token
     let token: Redacted.Redacted<string> | undefined = Option.getOrUndefined(options.token)
-    const fromEnv = process.env.RELAVIUM_TOKEN
-    if (token === undefined && fromEnv !== undefined && fromEnv.trim() !== "") token = Redacted.make(fromEnv.trim())
+    const fromEnv = yield* Settings.clientToken
+    if (token === undefined && Option.isSome(fromEnv)) token = Redacted.make(Redacted.value(fromEnv.value).trim())
     if (token === undefined) {
       const file = join(dataDir, "monolith.token")
       if (!existsSync(file)) {
@@ -271,7 +272,7 @@ const makeRemote = (conn: Connection) =>
 
     const followEvents = (runId: string, options: FollowRemoteOptions) =>
       Effect.gen(function* () {
-        const render = makeRenderer(isTty() ? colors : plain, options.workflowName)
+        const render = makeRenderer((yield* Settings.colors) ? colors : plain, options.workflowName)
         let last: RE.RunEvent | undefined
         let lastSeq = options.after ?? -1
         const reachedUntil = () => options.until !== undefined && lastSeq >= options.until

@@ -1,11 +1,11 @@
 /**
  * The `relavium` binary. Every mode is a subcommand; the layers each one runs
- * on are chosen in Local.ts.
+ * on are chosen in runtime/ (one module per deployment).
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Either, HashMap, Option } from "effect"
+import { Cause, Console, Effect, Either, HashMap, Layer, Option } from "effect"
 import { WorkflowEngine } from "@relavium/core"
 import { KeyStore, WorkflowStore } from "@relavium/ports"
 import { Inputs, type Plan, WorkflowYaml } from "@relavium/domain"
@@ -20,8 +20,11 @@ import { models } from "./commands/Models.js"
 import { monolith } from "./commands/Monolith.js"
 import { resume, runs } from "./commands/Runs.js"
 import { server } from "./commands/Server.js"
-import { ExitCode, followRun } from "./Follow.js"
-import { cassetteOption, dataDirOption, keysLayer, tokenDelayOption, withLocal, workspaceOption } from "./Local.js"
+import { cassetteOption, dataDirOption, tokenDelayOption, workspaceOption } from "./commands/Flags.js"
+import { ExitCode } from "./ExitCodes.js"
+import { followRun } from "./Follow.js"
+import { keysLayer, withLocal } from "./runtime/Local.js"
+import * as Settings from "./runtime/Settings.js"
 import { isUsageProblem, report, UsageProblem } from "./Problem.js"
 import { caOption, serverOption, tokenOption, withRemote } from "./Remote.js"
 
@@ -141,7 +144,7 @@ const runCommand = Command.make(
         process.exitCode = yield* runRemote({ file, inputs, json, plan, text }, { server: server.value, token, ca, dataDir })
         return
       }
-      const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
+      const cassetteFile = Option.getOrUndefined(cassette)
       process.exitCode = yield* withLocal(
         Effect.gen(function* () {
           if (cassetteFile === undefined) yield* checkKeys(plan, file)
@@ -193,7 +196,7 @@ const relavium = Command.make("relavium").pipe(
     runs,
     gate,
     chat,
-    keys.pipe(Command.provide(keysLayer())),
+    keys.pipe(Command.provide(Layer.unwrapEffect(Effect.map(Settings.dataDir(), keysLayer)))),
     models,
     daemon,
     monolith,

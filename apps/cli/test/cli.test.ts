@@ -23,8 +23,24 @@ describe("relavium run", () => {
     assert.strictEqual(events[0]!.type, "run:started")
     assert.strictEqual(events.at(-1)!.type, "run:completed")
     assert.strictEqual(events.filter((e) => e.type.startsWith("run:c") || e.type === "run:failed").length, 1)
-    assert.isAbove(events.filter((e) => e.type === "agent:token").length, 10)
+    // Streamed deltas are coalesced before they are committed: the token events of a node
+    // concatenate to exactly the text it answered.
+    const tokens = events.filter((e) => e.type === "agent:token")
+    assert.isAbove(tokens.length, 0)
+    const streamed = new Set(tokens.map((t) => t.nodeId))
+    assert.deepStrictEqual([...streamed], ["review", "changelog"])
+    for (const done of events.filter((e) => e.type === "node:completed" && streamed.has(e.nodeId))) {
+      const text = tokens.filter((t) => t.nodeId === done.nodeId).map((t) => t.token).join("")
+      assert.strictEqual(text, done.output)
+    }
     assert.strictEqual(events.filter((e) => e.type === "cost:updated").length, 2)
+  })
+
+  it("streams a slow model's text as it arrives (one token event per chunk when chunks are 60 ms apart)", () => {
+    const result = relavium([...codeReview, "--json", "--token-delay-ms", "60"])
+    assert.strictEqual(result.status, 0, result.stderr)
+    const events = ndjson(result.stdout)
+    assert.isAbove(events.filter((e) => e.type === "agent:token").length, 10)
   })
 
   it("runs each example and exits as the contract says", () => {

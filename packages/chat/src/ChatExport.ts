@@ -10,7 +10,7 @@
  * by `[redacted]` in the exported workflow.
  */
 import { stringify } from "yaml"
-import { Cost } from "@relavium/domain"
+import { CommandPattern, Cost } from "@relavium/domain"
 import type { ChatDetail } from "./ChatService.js"
 import { type ChatMessage, textOf, toolCallsOf } from "./Conversation.js"
 
@@ -110,7 +110,7 @@ export const workflowYaml = (chat: ChatDetail): string => {
       const args = call.args as { readonly command?: unknown; readonly args?: unknown }
       if (typeof args.command !== "string") continue
       const argv = Array.isArray(args.args) ? args.args.map(String) : []
-      commands.add(redactSecrets([args.command, ...argv].join(" ")))
+      commands.add(redactSecrets(CommandPattern.exactLine(args.command, argv)))
     }
   }
   const prompt =

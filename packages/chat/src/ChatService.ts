@@ -835,7 +835,7 @@ export const make = (options: ChatServiceOptions = {}) =>
                 policy: policyFor(call.name, call.args)
               })
               .pipe(
-                Effect.map((r) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output: ModelCall.boundToolOutput(r.output) })),
+                Effect.flatMap((r) => Effect.map(ModelCall.toolOutput(r.output), (output) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output }))),
                 Effect.catchAll((e) => Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}` }))
               )
             const fresh = yield* loadMessages(chatId).pipe(Effect.map(nextStep))

@@ -12,6 +12,7 @@
  * is in `auto` mode.
  */
 import { Context, type Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import { CommandPattern } from "@relavium/domain"
 import { DaemonRouter, type ToolCall } from "@relavium/ports"
 import type { Approval, ApprovalMode } from "./ChatEvent.js"
 
@@ -81,7 +82,7 @@ export const policyFor = (name: string, args: unknown): NonNullable<ToolCall["po
   const record = typeof args === "object" && args !== null ? (args as Record<string, unknown>) : {}
   if (name === "run_command" && typeof record.command === "string") {
     const argv = Array.isArray(record.args) ? record.args.filter((a): a is string => typeof a === "string") : []
-    return { allowedCommands: [[record.command, ...argv].join(" ")] }
+    return { allowedCommands: [CommandPattern.exactLine(record.command, argv)] }
   }
   if (name === "http_request" && typeof record.url === "string") {
     try {

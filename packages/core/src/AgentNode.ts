@@ -237,7 +237,9 @@ export const runAgent = (
                   policy: plan.spec.tools
                 })
                 .pipe(
-                  Effect.map((r) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text: ModelCall.boundToolOutput(r.output) })),
+                  Effect.flatMap((r) =>
+                    Effect.map(ModelCall.toolOutput(r.output), (text) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
+                  ),
                   Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
                 )
         yield* context.emit([

@@ -3,11 +3,14 @@
  * the provider's stream is read into text and reasoning parts and tool calls,
  * streamed deltas are coalesced (at most every 50 ms or 64 chunks) before the
  * caller stores them, so a long answer costs a few commits instead of one per
- * token, and what a tool returns is bounded before a model sees it.
+ * token, and what a tool returns is bounded before a model sees it. When a
+ * `KnownSecrets` is provided, every known key is scrubbed from the model's
+ * text, reasoning and tool arguments and from tool output before anyone
+ * stores, publishes or sends them (docs/security/files.md).
  */
 import { Effect, Stream } from "effect"
 import { Llm, RunError } from "@relavium/domain"
-import type { LlmProvider } from "@relavium/ports"
+import { currentScrubber, type LlmProvider, SCRUBBED, type Scrubber } from "@relavium/ports"
 
 /** Streamed deltas are handed over at most this often, or every `DELTA_CHUNKS` chunks. */
 export const DELTA_WINDOW = "50 millis"
@@ -61,14 +64,31 @@ export const stream = <E, R>(
   onBatch: (batch: Batch, parts: ReadonlyArray<Part>) => Effect.Effect<void, E, R>
 ): Effect.Effect<ModelCall, E, R> =>
   Effect.gen(function* () {
+    const scrubber = yield* currentScrubber
     const parts: Array<Part> = []
+    const pending: Array<PendingText> = []
     const calls = new Map<string, StreamedToolCall>()
     let stop: { readonly usage: Llm.Usage; readonly stopReason: Llm.StopReason } | undefined
     let failure: Llm.LlmError | undefined
-    const partFor = (kind: Part["kind"]) => {
+    /** Releases what of part `index` is safe to show, as a delta; `final` releases the rest. */
+    const release = (items: Array<BatchItem>, touched: Set<number>, index: number, final: boolean) => {
+      const text = releaseScrubbed(pending[index]!, scrubber, final)
+      if (text === "") return
+      const kind = parts[index]!.kind
+      parts[index]!.text += text
+      touched.add(index)
+      const last = items.at(-1)
+      if (last !== undefined && last.type === "delta" && last.kind === kind) {
+        items[items.length - 1] = { ...last, text: last.text + text }
+      } else items.push({ type: "delta", kind, text })
+    }
+    const partFor = (kind: Part["kind"], items: Array<BatchItem>, touched: Set<number>) => {
       const last = parts.length - 1
       if (last >= 0 && parts[last]!.kind === kind) return last
+      // A part ends where the other kind begins: what it held back is released first.
+      if (last >= 0) release(items, touched, last, true)
       parts.push({ kind, text: "" })
+      pending.push({ raw: "", released: 0 })
       return parts.length - 1
     }
     yield* llm.stream(request).pipe(
@@ -84,13 +104,9 @@ export const stream = <E, R>(
             case "text_delta":
             case "reasoning_delta": {
               const kind = chunk.type === "text_delta" ? "text" : "reasoning"
-              const index = partFor(kind)
-              parts[index]!.text += chunk.text
-              touched.add(index)
-              const last = items.at(-1)
-              if (last !== undefined && last.type === "delta" && last.kind === kind) {
-                items[items.length - 1] = { ...last, text: last.text + chunk.text }
-              } else items.push({ type: "delta", kind, text: chunk.text })
+              const index = partFor(kind, items, touched)
+              pending[index]!.raw += chunk.text
+              release(items, touched, index, false)
               break
             }
             case "attempt":
@@ -118,15 +134,61 @@ export const stream = <E, R>(
         return Effect.as(write, failure === undefined)
       })
     )
+    if (parts.length > 0) {
+      // The tail held back in case a secret continued in the next chunk.
+      const items: Array<BatchItem> = []
+      const touched = new Set<number>()
+      release(items, touched, parts.length - 1, true)
+      if (items.length > 0) yield* onBatch({ items, touched: [...touched] }, parts)
+    }
     return {
       parts,
       text: parts.filter((p) => p.kind === "text").map((p) => p.text).join(""),
-      toolCalls: [...calls.values()],
+      toolCalls: [...calls.values()].map((call) => (scrubber === undefined ? call : { ...call, argsJson: scrubber.scrub(call.argsJson) })),
       usage: stop?.usage ?? { inputTokens: 0, outputTokens: 0 },
       stopReason: stop?.stopReason ?? (failure !== undefined ? "error" : "stop"),
       failure
     }
   })
+
+/** A part's text as it streams in, and how much of it was released (scrubbed) to the caller. */
+interface PendingText {
+  raw: string
+  released: number
+}
+
+/**
+ * The next piece of `pending` that is safe to release, with known secrets
+ * replaced. The last `longest - 1` characters are held back (unless `final`):
+ * a secret starting there may continue in the next chunk.
+ */
+const releaseScrubbed = (pending: PendingText, scrubber: Scrubber | undefined, final: boolean): string => {
+  const { raw } = pending
+  if (scrubber === undefined || scrubber.longest === 0) {
+    const text = raw.slice(pending.released)
+    pending.released = raw.length
+    return text
+  }
+  const limit = final ? raw.length : raw.length - (scrubber.longest - 1)
+  let position = pending.released
+  let out = ""
+  while (position < limit) {
+    const hit = scrubber.find(raw, position)
+    if (hit === undefined || hit.at >= limit) {
+      out += raw.slice(position, limit)
+      position = limit
+      break
+    }
+    out += raw.slice(position, hit.at) + SCRUBBED
+    position = hit.at + hit.length
+  }
+  pending.released = Math.max(position, pending.released)
+  return out
+}
+
+/** A tool's output as the model, the events and the store see it: known secrets scrubbed, then bounded. */
+export const toolOutput = (output: string): Effect.Effect<string> =>
+  Effect.map(currentScrubber, (scrubber) => boundToolOutput(scrubber === undefined ? output : scrubber.scrub(output)))
 
 /** A tool's output as the model sees it: at most 2,000 lines and 50 KiB, with a note when cut. */
 export const boundToolOutput = (output: string): string => {

@@ -1,5 +1,5 @@
 /**
- * What the model sees of one tool result (CONTRACTS §7): at most 50 KB and
+ * What the model sees of one tool result (docs/workflow-format.md, "Tools"): at most 50 KB and
  * 2000 lines, marker included, so the agent loop's own bound is a no-op on a
  * result the daemon already bounded.
  */

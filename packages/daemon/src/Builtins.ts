@@ -1,11 +1,8 @@
 /**
- * The built-in tools the daemon owns (CONTRACTS §7): files, search, commands,
+ * The built-in tools the daemon owns (docs/workflow-format.md, "Tools"): files, search, commands,
  * git and HTTPS egress. Each declares its arguments once, as a Schema: the
  * daemon decodes calls with it and the model sees its JSON Schema.
  */
-import * as NodeFs from "node:fs/promises"
-import { constants as FsConstants } from "node:fs"
-import * as NodePath from "node:path"
 import { Effect, JSONSchema, Option, Schema, Stream } from "effect"
 import { ArrayFormatter } from "effect/ParseResult"
 import { ToolError } from "@relavium/ports"
@@ -15,7 +12,8 @@ import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpE
 import * as Process from "./Process.js"
 import * as Search from "./Search.js"
 import { type ExecuteChunk, OutputChunk, ResultChunk } from "./ToolCall.js"
-import { commandAllowed, commandLine, domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
+import { authorize } from "./CommandPolicy.js"
+import { domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
 import * as Workspace from "./Workspace.js"
 
 export interface ToolContext {
@@ -85,41 +83,37 @@ const READ_LIMIT_BYTES = 8 * 1024 * 1024
 
 const isBinary = (head: Buffer) => head.subarray(0, 8192).includes(0)
 
-const readText = (real: string, display: string) =>
-  hostCall(`cannot read '${display}'`, async () => {
-    const handle = await NodeFs.open(real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW)
-    try {
-      const stat = await handle.stat()
-      if (stat.isDirectory()) throw new Error("it is a directory (use list_directory)")
-      if (!stat.isFile()) throw new Error("it is not a regular file")
-      const size = Math.min(stat.size, READ_LIMIT_BYTES)
-      const buffer = Buffer.alloc(size)
-      let offset = 0
-      while (offset < size) {
-        const { bytesRead } = await handle.read(buffer, offset, size - offset, offset)
-        if (bytesRead === 0) break
-        offset += bytesRead
-      }
-      return { bytes: buffer.subarray(0, offset), size: stat.size }
-    } finally {
-      await handle.close()
-    }
-  })
+/** Reads a regular file of the workspace through the descriptor confinement checked (Workspace.openRead). */
+const readText = (context: ToolContext, path: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const file = yield* Workspace.openRead(context.workspace, path)
+      return yield* hostCall(`cannot read '${path}'`, async () => {
+        const size = Math.min(file.size, READ_LIMIT_BYTES)
+        const buffer = Buffer.alloc(size)
+        let offset = 0
+        while (offset < size) {
+          const { bytesRead } = await file.handle.read(buffer, offset, size - offset, offset)
+          if (bytesRead === 0) break
+          offset += bytesRead
+        }
+        return { bytes: buffer.subarray(0, offset), size: file.size, real: file.real }
+      })
+    })
+  )
 
-const writeText = (real: string, display: string, content: string, mode: "truncate" | "append") =>
-  hostCall(`cannot write '${display}'`, async () => {
-    await NodeFs.mkdir(NodePath.dirname(real), { recursive: true })
-    const flags =
-      FsConstants.O_WRONLY | FsConstants.O_CREAT | FsConstants.O_NOFOLLOW | (mode === "append" ? FsConstants.O_APPEND : FsConstants.O_TRUNC)
-    const handle = await NodeFs.open(real, flags, 0o644)
-    try {
-      await handle.writeFile(content, "utf8")
-    } finally {
-      await handle.close()
-    }
-  })
+/** Writes through the descriptor confinement checked (Workspace.openWrite: no .git, one hard link, regular file). */
+const writeText = (context: ToolContext, path: string, content: string, mode: "truncate" | "append") =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const file = yield* Workspace.openWrite(context.workspace, path, mode === "append")
+      yield* hostCall(`cannot write '${path}'`, () => file.handle.writeFile(content, "utf8"))
+      return file.real
+    })
+  )
 
-const resolveForWrite = (context: ToolContext, path: string) =>
+/** edit_file refuses .git before reading (the write would refuse it too, after the read). */
+const refuseGitMetadata = (context: ToolContext, path: string) =>
   Workspace.resolve(context.workspace, path).pipe(
     Effect.filterOrFail(
       (real) => !Workspace.isGitMetadata(context.workspace, real),
@@ -134,8 +128,7 @@ const readFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* Workspace.resolve(context.workspace, args.path)
-        const { bytes, size } = yield* readText(real, args.path)
+        const { bytes, size } = yield* readText(context, args.path)
         if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file (${size} bytes); read_file returns text only`)
         const text = bytes.toString("utf8")
         return new ResultChunk({ output: boundOutput(text, { bytes: size }), isError: false })
@@ -150,8 +143,7 @@ const writeFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* resolveForWrite(context, args.path)
-        yield* writeText(real, args.path, args.content, args.append === true ? "append" : "truncate")
+        const real = yield* writeText(context, args.path, args.content, args.append === true ? "append" : "truncate")
         const size = Buffer.byteLength(args.content, "utf8")
         return result(`${args.append === true ? "appended" : "wrote"} ${size} bytes to ${Workspace.relative(context.workspace, real)}`)
       })
@@ -176,8 +168,8 @@ const editFile = define(
   (args, context) =>
     once(
       Effect.gen(function* () {
-        const real = yield* resolveForWrite(context, args.path)
-        const { bytes, size } = yield* readText(real, args.path)
+        yield* refuseGitMetadata(context, args.path)
+        const { bytes, size } = yield* readText(context, args.path)
         if (size > READ_LIMIT_BYTES) return yield* Workspace.failed(`'${args.path}' is too large to edit (${size} bytes)`)
         if (isBinary(bytes)) return yield* Workspace.failed(`'${args.path}' is a binary file; edit_file edits text only`)
         const text = bytes.toString("utf8")
@@ -191,21 +183,19 @@ const editFile = define(
             )
         }
         const updated = args.replace_all === true ? text.split(args.old_string).join(args.new_string) : text.replace(args.old_string, () => args.new_string)
-        yield* writeText(real, args.path, updated, "truncate")
+        const real = yield* writeText(context, args.path, updated, "truncate")
         return result(`replaced ${count} occurrence${count === 1 ? "" : "s"} in ${Workspace.relative(context.workspace, real)}`)
       })
     )
 )
-
-/** Root-relative paths the search tools never list or enter (none yet; see Search.ts). */
-const searchExclusions = (_context: ToolContext): ReadonlyArray<string> => []
 
 const searchIn = (context: ToolContext, path: string) =>
   Effect.map(Workspace.resolve(context.workspace, path), (base) => ({
     root: context.workspace.root,
     base,
     prefix: Workspace.relative(context.workspace, base),
-    excluded: searchExclusions(context)
+    excluded: context.workspace.excludedRelative,
+    excludedPaths: context.workspace.excluded
   }))
 
 // The walk, glob matching and regular expressions run in a worker with a time limit (Search.ts).
@@ -293,7 +283,7 @@ const runProgram = (
 
 const runCommand = define(
   "run_command",
-  "Run a program in the workspace (no shell: pass arguments in args). Only command lines the workflow allows can run.",
+  "Run a program in the workspace (no shell: pass each argument separately in args). Only commands the workflow's allowlist patterns match can run; a refusal names the argument to change.",
   Schema.Struct({
     command: Schema.String.pipe(Schema.minLength(1)),
     args: Schema.optional(Schema.Array(Schema.String)),
@@ -303,17 +293,10 @@ const runCommand = define(
     Stream.unwrap(
       Effect.gen(function* () {
         const argv = args.args ?? []
-        const line = commandLine(args.command, argv)
-        if (!commandAllowed(context.policy, line)) {
-          const empty = (context.policy.allowedCommands ?? []).length === 0 && (context.policy.allowedCommandGlobs ?? []).length === 0
-          return yield* Workspace.denied(
-              empty
-                ? `run_command is denied: the workflow allows no commands (set tools.allowedCommands or tools.allowedCommandGlobs)`
-                : `the command line '${line}' is not in the workflow's allowedCommands or allowedCommandGlobs`
-            )
-        }
+        const root = context.workspace.root
+        const { executable } = yield* authorize(context.policy, args.command, argv, { cwd: root, searchPath: process.env.PATH, workspaceRoot: root })
         const timeoutMs = Math.min(args.timeout_ms ?? context.commandTimeoutMs, context.maxCommandTimeoutMs)
-        return runProgram({ command: args.command, args: argv, cwd: context.workspace.root, timeoutMs }, (exit) =>
+        return runProgram({ command: executable, args: argv, cwd: root, timeoutMs }, (exit) =>
           Process.describeExit(exit, timeoutMs)
         )
       })
@@ -363,7 +346,10 @@ const gitCommit = define(
         const files = yield* Effect.forEach(args.files ?? [], (file) =>
           Workspace.resolve(context.workspace, file).pipe(Effect.map((real) => Workspace.relative(context.workspace, real)))
         )
-        const added = yield* lastResult(git(context, files.length > 0 ? ["add", "-A", "--", ...files] : ["add", "-A"]))
+        // The data directory and key file are never staged, even when they lie inside the repository.
+        const excluded = context.workspace.excludedRelative.filter((path) => path !== ".").map((path) => `:(top,exclude,literal)${path}`)
+        const pathspecs = files.length > 0 ? [...files, ...excluded] : excluded.length > 0 ? [":(top)", ...excluded] : []
+        const added = yield* lastResult(git(context, ["add", "-A", ...(pathspecs.length > 0 ? ["--", ...pathspecs] : [])]))
         if (added.isError) return Stream.make(added)
         return git(context, ["commit", "--no-verify", "-m", args.message, ...(files.length > 0 ? ["--", ...files] : [])]).pipe(
           Stream.filter((chunk) => chunk._tag === "Result")

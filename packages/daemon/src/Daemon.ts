@@ -2,7 +2,7 @@
  * The tools daemon: owns one workspace, its built-in tools and its MCP
  * servers, and executes tool calls as streams (output chunks, then one
  * result). The RPC server and the in-process router are both thin shells
- * around it. Order per call (CONTRACTS §7): tool lookup (unknown ⇒
+ * around it. Order per call (docs/workflow-format.md, "Tools"): tool lookup (unknown ⇒
  * tool_unavailable) → arguments (tool_failed) → allowlists and confinement
  * (tool_denied) → host (tool_failed).
  */
@@ -22,6 +22,12 @@ export const DAEMON_VERSION = "0.1.0"
 export interface DaemonOptions {
   /** The directory every file tool is confined to. */
   readonly workspace: string
+  /**
+   * Absolute paths no file tool reaches wherever the workspace is — the data
+   * directory and the key file: reads, writes and walks refuse or skip them,
+   * and git_commit never stages them.
+   */
+  readonly excludedPaths?: ReadonlyArray<string> | undefined
   /** Allowlists for calls that carry no workflow policy of their own. */
   readonly policy?: ToolPolicy | undefined
   /** MCP servers whose tools this daemon offers as `mcp_{server}_{tool}`. */
@@ -56,7 +62,7 @@ const McpArgs = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export const make = (options: DaemonOptions): Effect.Effect<DaemonService, ToolError, Scope.Scope> =>
   Effect.gen(function* () {
     const startedAt = Date.now()
-    const workspace = yield* Workspace.open(options.workspace)
+    const workspace = yield* Workspace.open(options.workspace, options.excludedPaths ?? [])
     const servers = options.mcpServers ?? []
     const clash = servers.find((s, i) => servers.findIndex((o) => o.id === s.id) !== i)
     if (clash !== undefined) {

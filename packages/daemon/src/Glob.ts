@@ -54,32 +54,3 @@ export const pathMatcher = (pattern: string): ((relativePath: string) => boolean
   const regex = new RegExp(`^${out}$`)
   return (relativePath) => regex.test(baseOnly ? relativePath.slice(relativePath.lastIndexOf("/") + 1) : relativePath)
 }
-
-/**
- * The `allowedCommandGlobs` matcher: `*` matches any run of characters
- * (spaces included), `?` exactly one, everything else is literal. Linear-ish
- * time (greedy with one backtrack point), so no pattern can hang the daemon.
- */
-export const commandGlobMatches = (glob: string, value: string): boolean => {
-  let g = 0
-  let v = 0
-  let star = -1
-  let mark = 0
-  while (v < value.length) {
-    const gc = glob[g]
-    if (gc === "*") {
-      star = ++g
-      mark = v
-    } else if (gc !== undefined && (gc === "?" || gc === value[v])) {
-      g++
-      v++
-    } else if (star !== -1) {
-      g = star
-      v = ++mark
-    } else {
-      return false
-    }
-  }
-  while (glob[g] === "*") g++
-  return g === glob.length
-}

@@ -1,12 +1,15 @@
 /**
- * Runs a program without a shell, in its own process group, streaming its
- * output. The whole group is killed with SIGKILL on timeout, on interruption
- * (a cancelled run, a dropped RPC connection) and once the leader exits, so no
- * child outlives the tool call.
+ * Runs a program without a shell, in its own session and process group,
+ * streaming its output. The whole tree (the group, and descendants that left
+ * it with setsid: see ProcessTree) is killed with SIGKILL on timeout, on
+ * interruption (a cancelled run, a dropped RPC connection) and once the leader
+ * exits, so no child outlives the tool call.
  */
 import * as ChildProcess from "node:child_process"
+import { randomUUID } from "node:crypto"
 import { Effect, Option, Stream } from "effect"
 import { ToolError } from "@relavium/ports"
+import * as ProcessTree from "./ProcessTree.js"
 
 export type ProcessEvent =
   | { readonly _tag: "Output"; readonly stream: "stdout" | "stderr"; readonly text: string }
@@ -51,17 +54,25 @@ export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolEr
   Stream.asyncPush<ProcessEvent, ToolError>((emit) =>
     Effect.gen(function* () {
       const started = Date.now()
+      const marker = randomUUID()
       const child = yield* Effect.try({
         try: () =>
           ChildProcess.spawn(options.command, [...options.args], {
             cwd: options.cwd,
-            env: commandEnv(options.env),
+            env: { ...commandEnv(options.env), [ProcessTree.MARKER_VARIABLE]: marker },
             shell: false,
             detached: true,
             stdio: ["ignore", "pipe", "pipe"]
           }),
         catch: (error) => new ToolError({ code: "tool_failed", message: `cannot run '${options.command}': ${String(error)}` })
       })
+      const tree = child.pid !== undefined ? ProcessTree.track(child.pid, marker) : undefined
+      const sweeper = setInterval(() => tree?.sweep(), ProcessTree.SWEEP_INTERVAL_MS)
+      const killTree = () => {
+        clearInterval(sweeper)
+        if (tree !== undefined) tree.killAll()
+        else if (child.pid !== undefined) killGroup(child.pid)
+      }
       let settled = false
       let timedOut = false
       let exit: { code: number | null; signal: string | null } | undefined
@@ -84,7 +95,7 @@ export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolEr
       child.on("exit", (code, signal) => {
         exit = { code, signal }
         // Children that outlived the leader keep its pipes open; end them so 'close' comes.
-        if (child.pid !== undefined) killGroup(child.pid)
+        killTree()
       })
       child.on("close", (code, signal) => {
         exit ??= { code, signal }
@@ -92,12 +103,12 @@ export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolEr
       })
       const timer = setTimeout(() => {
         timedOut = true
-        if (child.pid !== undefined) killGroup(child.pid)
+        killTree()
       }, options.timeoutMs)
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           clearTimeout(timer)
-          if (child.pid !== undefined) killGroup(child.pid)
+          killTree()
         })
       )
     }),

@@ -17,8 +17,10 @@ interface Common {
   readonly base: string
   /** How `base` is shown, relative to the root ("." for the root). */
   readonly prefix: string
-  /** Root-relative paths the walk never lists or enters (e.g. the data directory). */
+  /** Root-relative paths the walk never lists or enters (e.g. the data directory); "." excludes all. */
   readonly excluded: ReadonlyArray<string>
+  /** Real absolute excluded paths: a file with several hard links to one of their files is skipped. */
+  readonly excludedPaths: ReadonlyArray<string>
 }
 
 export type SearchRequest =
@@ -56,7 +58,7 @@ const isExcluded = (request: Common, real: string): boolean => {
   const fromRoot = NodePath.relative(request.root, real).split(NodePath.sep).join("/")
   return request.excluded.some((path) => {
     const excluded = path.replace(/^\.\//u, "").replace(/\/+$/u, "")
-    return fromRoot === excluded || fromRoot.startsWith(`${excluded}/`)
+    return excluded === "." || excluded === "" || fromRoot === excluded || fromRoot.startsWith(`${excluded}/`)
   })
 }
 
@@ -122,15 +124,44 @@ const glob = (request: Extract<SearchRequest, { op: "glob" }>): string => {
   return shown.length === 0 ? "(no matches)" : shown.join("\n") + more
 }
 
+/** Files under the excluded paths visited to compare inodes with a multiply-linked file (small: the data directory). */
+const MAX_EXCLUDED_FILES = 10_000
+
+/** "dev:ino" of every file under the excluded paths, computed once per request when first needed. */
+const excludedInodes = (paths: ReadonlyArray<string>): Set<string> => {
+  const inodes = new Set<string>()
+  let visited = 0
+  const visit = (path: string) => {
+    if (++visited > MAX_EXCLUDED_FILES) return
+    let stat: NodeFs.Stats
+    try {
+      stat = NodeFs.lstatSync(path)
+    } catch {
+      return
+    }
+    inodes.add(`${stat.dev}:${stat.ino}`)
+    if (!stat.isDirectory()) return
+    let names: Array<string> = []
+    try {
+      names = NodeFs.readdirSync(path)
+    } catch {
+      names = []
+    }
+    for (const name of names) visit(NodePath.join(path, name))
+  }
+  for (const path of paths) visit(path)
+  return inodes
+}
+
 /**
  * The text of a regular file, or undefined for what grep skips: too large, binary, or not a regular
  * file. O_NONBLOCK keeps a FIFO (swapped in after the walk) from blocking the open.
  */
-const readSearchable = (real: string): string | undefined => {
+const readSearchable = (real: string, isExcludedInode: (info: NodeFs.Stats) => boolean): string | undefined => {
   const fd = NodeFs.openSync(real, NodeFs.constants.O_RDONLY | NodeFs.constants.O_NOFOLLOW | NodeFs.constants.O_NONBLOCK)
   try {
     const info = NodeFs.fstatSync(fd)
-    if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES) return undefined
+    if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES || isExcludedInode(info)) return undefined
     const bytes = NodeFs.readFileSync(fd)
     return bytes.subarray(0, 8192).includes(0) ? undefined : bytes.toString("utf8")
   } finally {
@@ -162,12 +193,19 @@ const grep = (request: Extract<SearchRequest, { op: "grep" }>): string => {
   } else {
     throw new SearchError(`cannot search '${request.prefix}': it is not a regular file or a directory`)
   }
+  // A hard link to an excluded file (the key file) reads as that file: skipped like it.
+  let inodes: Set<string> | undefined
+  const isExcludedInode = (info: NodeFs.Stats) => {
+    if (info.nlink <= 1 || request.excludedPaths.length === 0) return false
+    inodes ??= excludedInodes(request.excludedPaths)
+    return inodes.has(`${info.dev}:${info.ino}`)
+  }
   const matches: Array<string> = []
   let total = 0
   for (const file of files) {
     let text: string | undefined
     try {
-      text = readSearchable(file.real)
+      text = readSearchable(file.real, isExcludedInode)
     } catch {
       text = undefined
     }

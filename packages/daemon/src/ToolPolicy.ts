@@ -1,10 +1,10 @@
 /**
- * The workflow's tool allowlists (CONTRACTS §7): `allowedCommands` (exact
- * "cmd args…"), `allowedCommandGlobs`, `allowedDomains` (exact FQDN, HTTPS).
+ * The workflow's tool allowlists: `allowedCommands` (exact command lines),
+ * `allowedCommandGlobs` (command patterns, see CommandPolicy and
+ * docs/command-policy.md), `allowedDomains` (exact FQDN, HTTPS).
  * An empty or absent list denies the tool.
  */
 import { Schema } from "effect"
-import { commandGlobMatches } from "./Glob.js"
 
 export const ToolPolicy = Schema.Struct({
   allowedCommands: Schema.optional(Schema.Array(Schema.String)),
@@ -12,13 +12,6 @@ export const ToolPolicy = Schema.Struct({
   allowedDomains: Schema.optional(Schema.Array(Schema.String))
 })
 export type ToolPolicy = typeof ToolPolicy.Type
-
-/** The command line the allowlists see: the command and its arguments joined by single spaces. */
-export const commandLine = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
-
-export const commandAllowed = (policy: ToolPolicy, line: string): boolean =>
-  (policy.allowedCommands ?? []).includes(line) ||
-  (policy.allowedCommandGlobs ?? []).some((glob) => commandGlobMatches(glob, line))
 
 const normalizeHost = (host: string) => host.toLowerCase().replace(/\.$/, "")
 

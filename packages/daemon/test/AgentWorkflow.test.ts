@@ -170,7 +170,7 @@ describe("the same agent workflow, daemon in-process and in another process", ()
       const root = makeWorkspace(workspaceFiles)
       const daemon = yield* spawnDaemon(root)
       const pidFile = Path.join(root, "pids")
-      const model = scriptedModel([toolCall("c1", "run_command", { command: "node", args: ["spawner.js", pidFile] }), answer("never")])
+      const model = scriptedModel([toolCall("c1", "run_command", { command: "node", args: ["spawner.js", "pids"] }), answer("never")])
       yield* Effect.gen(function* () {
         const handle = yield* start(workflow)
         const engine = yield* WorkflowEngine

@@ -2,10 +2,14 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
+import { CommandPattern } from "@relavium/domain"
 import { MAX_OUTPUT_BYTES, MAX_OUTPUT_LINES, type ResolvedAddress, type ToolPolicy } from "../src/index.js"
 import { alive, callOf, chunks, isToolError, makeWorkspace, readPids, run, startDaemon, waitFor } from "./support.js"
 
-const allowNode: ToolPolicy = { allowedCommandGlobs: ["node *"] }
+const allowNode: ToolPolicy = { allowedCommandGlobs: ["node *.js", "node spawner.js *"] }
+/** The exact command line, as a chat approval grants it (node -e is never matched by a pattern). */
+const exactly = (command: string, args: ReadonlyArray<string>): ToolPolicy => ({ allowedCommands: [CommandPattern.exactLine(command, args)] })
+const node = (...args: ReadonlyArray<string>) => ({ call: { command: "node", args }, policy: exactly("node", args) })
 
 const ok = (value: unknown) => {
   assert.isFalse(isToolError(value as never), JSON.stringify(value))
@@ -45,11 +49,13 @@ describe("run_command", () => {
         assert.match(last.output, /\[exit code 3\]$/)
       }
       // Shell metacharacters are plain arguments.
-      const echoed = ok(yield* run(daemon, "run_command", { command: "node", args: ["-e", "console.log(process.argv[1])", "$(id); rm -rf /"] }, allowNode))
+      const echo = node("-e", "console.log(process.argv[1])", "$(id); rm -rf /")
+      const echoed = ok(yield* run(daemon, "run_command", echo.call, echo.policy))
       assert.strictEqual(echoed.output, "$(id); rm -rf /\n")
       // The daemon's secrets are not in a command's environment.
       process.env.RELAVIUM_TEST_API_KEY = "sk-secret"
-      const env = ok(yield* run(daemon, "run_command", { command: "node", args: ["-e", "console.log(JSON.stringify(process.env))"] }, allowNode))
+      const dump = node("-e", "console.log(JSON.stringify(process.env))")
+      const env = ok(yield* run(daemon, "run_command", dump.call, dump.policy))
       delete process.env.RELAVIUM_TEST_API_KEY
       assert.notInclude(env.output, "sk-secret")
       assert.include(env.output, "PATH")
@@ -63,8 +69,13 @@ describe("run_command", () => {
       const exact: ToolPolicy = { allowedCommands: ["echo hi"] }
       assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "echo", args: ["hi"] }, exact)).output, "hi\n")
       toolError(yield* run(daemon, "run_command", { command: "echo", args: ["hi", "there"] }, exact), "tool_denied", /'echo hi there' is not in/)
+      // An exact line is compared argument by argument: spaces inside an argument are not argument breaks.
+      toolError(yield* run(daemon, "run_command", { command: "echo", args: ["hi there"] }, { allowedCommands: ["echo hi there"] }), "tool_denied")
+      assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "echo", args: ["hi there"] }, { allowedCommands: ["echo 'hi there'"] })).output, "hi there\n")
       toolError(yield* run(daemon, "run_command", { command: "rm", args: ["-rf", "."] }, { allowedCommandGlobs: ["echo *"] }), "tool_denied")
-      assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "echo", args: ["a", "b"] }, { allowedCommandGlobs: ["echo *"] })).output, "a b\n")
+      assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "echo", args: ["a"] }, { allowedCommandGlobs: ["echo *"] })).output, "a\n")
+      toolError(yield* run(daemon, "run_command", { command: "echo", args: ["a", "b"] }, { allowedCommandGlobs: ["echo *"] }), "tool_denied", /allows 1 argument\(s\), not 2/)
+      assert.strictEqual(ok(yield* run(daemon, "run_command", { command: "echo", args: ["a", "b"] }, { allowedCommandGlobs: ["echo **"] })).output, "a b\n")
       // A daemon-wide default applies when the call carries no workflow policy.
       const permissive = yield* startDaemon({ workspace: makeWorkspace(), policy: { allowedCommands: ["echo default"] } })
       assert.strictEqual(ok(yield* run(permissive, "run_command", { command: "echo", args: ["default"] })).output, "default\n")
@@ -79,7 +90,7 @@ describe("run_command", () => {
       const daemon = yield* startDaemon({ workspace: root })
       const pidFile = Path.join(root, "pids")
       const started = Date.now()
-      const result = ok(yield* run(daemon, "run_command", { command: "node", args: ["spawner.js", pidFile], timeout_ms: 1500 }, allowNode))
+      const result = ok(yield* run(daemon, "run_command", { command: "node", args: ["spawner.js", "pids"], timeout_ms: 1500 }, allowNode))
       assert.isAtLeast(Date.now() - started, 1400)
       assert.isTrue(result.isError)
       assert.match(result.output, /^started\n\[timed out after 1500 ms; the command and its children were killed\]$/)
@@ -93,7 +104,7 @@ describe("run_command", () => {
       const root = makeWorkspace({ "spawner.js": SPAWNER })
       const daemon = yield* startDaemon({ workspace: root })
       const pidFile = Path.join(root, "pids")
-      const fiber = yield* daemon.execute(callOf("run_command", { command: "node", args: ["spawner.js", pidFile] }, allowNode)).pipe(
+      const fiber = yield* daemon.execute(callOf("run_command", { command: "node", args: ["spawner.js", "pids"] }, allowNode)).pipe(
         Stream.runDrain,
         Effect.fork
       )
@@ -107,11 +118,13 @@ describe("run_command", () => {
   it.scopedLive("output larger than the model limit is cut with a marker, and the daemon keeps only a head", () =>
     Effect.gen(function* () {
       const daemon = yield* startDaemon({ workspace: makeWorkspace() })
-      const lines = ok(yield* run(daemon, "run_command", { command: "node", args: ["-e", "for (let i = 0; i < 100000; i++) console.log('row ' + i)"] }, allowNode))
+      const rows = node("-e", "for (let i = 0; i < 100000; i++) console.log('row ' + i)")
+      const lines = ok(yield* run(daemon, "run_command", rows.call, rows.policy))
       assert.strictEqual(lines.output.split("\n").length, MAX_OUTPUT_LINES)
       assert.match(lines.output, /^row 0\nrow 1\n/)
       assert.match(lines.output, /\[output truncated: 988890 bytes in 100000 lines; showing the first \d+ bytes \(1999 lines\)\]$/)
-      const wide = ok(yield* run(daemon, "run_command", { command: "node", args: ["-e", "process.stdout.write('y'.repeat(3000000))"] }, allowNode))
+      const ys = node("-e", "process.stdout.write('y'.repeat(3000000))")
+      const wide = ok(yield* run(daemon, "run_command", ys.call, ys.policy))
       assert.isAtMost(Buffer.byteLength(wide.output), MAX_OUTPUT_BYTES)
       assert.match(wide.output, /\[output truncated: 3000000 bytes in 1 lines/)
     }))
@@ -135,7 +148,7 @@ describe("git tools", () => {
     Effect.gen(function* () {
       const root = makeWorkspace({ "a.txt": "a\n", "b.txt": "b\n" })
       const daemon = yield* startDaemon({ workspace: root })
-      const setup: ToolPolicy = { allowedCommandGlobs: ["git *"] }
+      const setup: ToolPolicy = { allowedCommands: ["git init -q -b main", "git config user.email t@example.com", "git config user.name Test"] }
       ok(yield* run(daemon, "run_command", { command: "git", args: ["init", "-q", "-b", "main"] }, setup))
       ok(yield* run(daemon, "run_command", { command: "git", args: ["config", "user.email", "t@example.com"] }, setup))
       ok(yield* run(daemon, "run_command", { command: "git", args: ["config", "user.name", "Test"] }, setup))

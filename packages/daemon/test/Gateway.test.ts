@@ -31,7 +31,7 @@ import {
 import { alive, callOf, makeWorkspace, readPids, waitFor } from "./support.js"
 
 const TOKEN = "gateway-token-0123456789abcdef"
-const allowNode: ToolPolicy = { allowedCommandGlobs: ["node *"] }
+const allowNode: ToolPolicy = { allowedCommandGlobs: ["node spawner.js *"] }
 
 interface Gateway {
   readonly port: number
@@ -192,7 +192,7 @@ setInterval(() => {}, 1000)`
       const dialed = yield* dial(gateway, workspace).pipe(Scope.extend(daemonScope))
       yield* connected(dialed)
       const pidFile = Path.join(workspace, "pids")
-      const call = yield* Effect.fork(router.execute(callOf("run_command", { command: "node", args: ["spawner.js", pidFile] }, allowNode)))
+      const call = yield* Effect.fork(router.execute(callOf("run_command", { command: "node", args: ["spawner.js", "pids"] }, allowNode)))
       yield* waitFor(() => readPids(pidFile).length === 2, 5000, "the command to start")
       yield* Scope.close(daemonScope, Exit.void)
       const error = yield* Fiber.join(call).pipe(Effect.flip)

@@ -2,11 +2,15 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
+import { CommandPattern } from "@relavium/domain"
 import { layerRpcClient, makeClient, serveDaemon, type ToolPolicy } from "../src/index.js"
 import { alive, callOf, makeWorkspace, readPids, routerFrom, waitFor } from "./support.js"
 
+const ONE_TWO = "console.log('one'); setTimeout(() => console.log('two'), 150)"
 const TOKEN = "test-token-0123456789abcdef"
-const allowNode: ToolPolicy = { allowedCommandGlobs: ["node *"] }
+const allowNode: ToolPolicy = { allowedCommandGlobs: ["node spawner.js *"] }
+/** The exact command line, as a chat approval grants it (node -e is never matched by a pattern). */
+const exactly = (command: string, args: ReadonlyArray<string>): ToolPolicy => ({ allowedCommands: [CommandPattern.exactLine(command, args)] })
 
 const SPAWNER = `
 const { spawn } = require("node:child_process")
@@ -68,7 +72,7 @@ describe("DaemonRpcs over a websocket", () => {
 
       const chunks = yield* client
         .Execute({
-          call: callOf("run_command", { command: "node", args: ["-e", "console.log('one'); setTimeout(() => console.log('two'), 150)"] }, allowNode)
+          call: callOf("run_command", { command: "node", args: ["-e", ONE_TWO] }, exactly("node", ["-e", ONE_TWO]))
         })
         .pipe(Stream.runCollect, Effect.map((c) => [...c]))
       assert.deepStrictEqual(
@@ -110,7 +114,7 @@ describe("DaemonRpcs over a websocket", () => {
       const relay = yield* proxy(server.port)
       const router = yield* routerFor(`ws://127.0.0.1:${relay.port}/rpc`)
       const pidFile = Path.join(root, "pids")
-      const call = yield* Effect.fork(router.execute(callOf("run_command", { command: "node", args: ["spawner.js", pidFile] }, allowNode)))
+      const call = yield* Effect.fork(router.execute(callOf("run_command", { command: "node", args: ["spawner.js", "pids"] }, allowNode)))
       yield* waitFor(() => readPids(pidFile).length === 2, 5000, "the remote command to start")
       const pids = readPids(pidFile)
       const cutAt = Date.now()

@@ -109,7 +109,7 @@ export interface LlmRequest {
   readonly maxTokens?: number | undefined
   readonly reasoningEffort?: "off" | "low" | "medium" | "high" | "max" | undefined
   readonly stopSequences?: ReadonlyArray<string> | undefined
-  /** The agent's `fallback_chain`, tried in order after the primary (CONTRACTS §6). */
+  /** The agent's `fallback_chain`, tried in order after the primary (docs/workflow-format.md, "Model calls"). */
   readonly fallbacks?: ReadonlyArray<FallbackTarget> | undefined
   /** Attempts on the primary before falling over (default: the provider layer's own retry policy). */
   readonly maxAttempts?: number | undefined

@@ -230,6 +230,8 @@ export const RunEvent = Schema.Union(
   BudgetPaused
 )
 export type RunEvent = typeof RunEvent.Type
+/** Every run event type, in declaration order (an SSE client listens for each by name). */
+export const runEventTypes: ReadonlyArray<RunEvent["type"]> = RunEvent.members.map((member) => member.fields.type.literals[0])
 export type RunEventType = RunEvent["type"]
 export type RunEventOf<T extends RunEventType> = Extract<RunEvent, { readonly type: T }>
 

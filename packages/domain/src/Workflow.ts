@@ -6,11 +6,31 @@
  */
 import { Schema } from "effect"
 import { KebabId } from "./Ids.js"
+import {
+  boundedNonEmpty,
+  boundedString,
+  MAX_DESCRIPTION_LENGTH,
+  MAX_ID_LENGTH,
+  MAX_LABEL_LENGTH,
+  MAX_NAME_LENGTH,
+  MAX_PATH_LENGTH,
+  MAX_TEXT_LENGTH,
+  tooLong
+} from "./Limits.js"
+import { parse as parseCommandPattern } from "./CommandPattern.js"
 
-const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+// Every string has a length limit (see Limits.ts), so that no field can grow without bound.
+const Name = boundedNonEmpty(MAX_NAME_LENGTH)
+const Label = boundedString(MAX_LABEL_LENGTH)
+const NonEmptyLabel = boundedNonEmpty(MAX_LABEL_LENGTH)
+const PathLike = boundedNonEmpty(MAX_PATH_LENGTH)
+const Description = boundedString(MAX_DESCRIPTION_LENGTH)
+const Text = boundedString(MAX_TEXT_LENGTH)
+const NonEmptyText = boundedNonEmpty(MAX_TEXT_LENGTH)
 const PositiveInt = Schema.Int.pipe(Schema.positive({ message: () => "must be a positive integer" }))
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative({ message: () => "must be a non-negative integer" }))
 const InterpolationName = Schema.String.pipe(
+  Schema.maxLength(MAX_NAME_LENGTH, tooLong(MAX_NAME_LENGTH)),
   Schema.pattern(/^[A-Za-z0-9_-]+$/, { message: () => "must contain only letters, digits, '_' or '-'" })
 )
 const Temperature = Schema.Number.pipe(Schema.between(0, 2, { message: () => "must be between 0 and 2" }))
@@ -24,12 +44,12 @@ export const Trigger = Schema.Union(
   Schema.Struct({ type: Schema.Literal("manual") }),
   Schema.Struct({
     type: Schema.Literal("webhook"),
-    webhook: Schema.Struct({ path: NonEmpty, secret_env: NonEmpty })
+    webhook: Schema.Struct({ path: PathLike, secret_env: Name })
   }),
-  Schema.Struct({ type: Schema.Literal("schedule"), schedule: NonEmpty }),
+  Schema.Struct({ type: Schema.Literal("schedule"), schedule: NonEmptyLabel }),
   Schema.Struct({
     type: Schema.Literal("file_change"),
-    file_change: Schema.Struct({ glob: NonEmpty, debounce_ms: NonNegativeInt })
+    file_change: Schema.Struct({ glob: PathLike, debounce_ms: NonNegativeInt })
   }),
   Schema.Struct({ type: Schema.Literal("mcp_call") })
 )
@@ -39,8 +59,8 @@ export const InputType = Schema.Literal("string", "number", "boolean", "file_pat
 export type InputType = typeof InputType.Type
 
 export const InputValidation = Schema.Struct({
-  format: Schema.optional(NonEmpty),
-  pattern: Schema.optional(NonEmpty),
+  format: Schema.optional(NonEmptyLabel),
+  pattern: Schema.optional(PathLike),
   enum: Schema.optional(Schema.Array(Schema.Unknown)),
   min: Schema.optional(Schema.Number),
   max: Schema.optional(Schema.Number),
@@ -54,18 +74,27 @@ export const WorkflowInput = Schema.Struct({
   type: InputType,
   required: Schema.optional(Schema.Boolean),
   default: Schema.optional(Schema.Unknown),
-  description: Schema.optional(Schema.String),
+  description: Schema.optional(Description),
   validation: Schema.optional(InputValidation)
 })
 export type WorkflowInput = typeof WorkflowInput.Type
 
-export const ContextEntry = Schema.Struct({ key: InterpolationName, value: Schema.String })
+export const ContextEntry = Schema.Struct({ key: InterpolationName, value: Text })
 export type ContextEntry = typeof ContextEntry.Type
 
+/** An allowedCommandGlobs entry: a command pattern (docs/command-policy.md), checked when the workflow is validated. */
+const CommandPatternSource = (exact: boolean) =>
+  PathLike.pipe(
+    Schema.filter((source) => {
+      const parsed = parseCommandPattern(source, { exact })
+      return parsed._tag === "Left" ? `'${source}' is not a valid command pattern: ${parsed.left}` : undefined
+    })
+  )
+
 export const ToolPolicy = Schema.Struct({
-  allowedCommands: Schema.optional(Schema.Array(NonEmpty)),
-  allowedCommandGlobs: Schema.optional(Schema.Array(NonEmpty)),
-  allowedDomains: Schema.optional(Schema.Array(NonEmpty))
+  allowedCommands: Schema.optional(Schema.Array(CommandPatternSource(true))),
+  allowedCommandGlobs: Schema.optional(Schema.Array(CommandPatternSource(false))),
+  allowedDomains: Schema.optional(Schema.Array(PathLike))
 })
 export type ToolPolicy = typeof ToolPolicy.Type
 
@@ -92,25 +121,25 @@ export const RetryPolicy = Schema.Struct({
 export type RetryPolicy = typeof RetryPolicy.Type
 
 export const FallbackEntry = Schema.Struct({
-  model: NonEmpty,
+  model: NonEmptyLabel,
   provider: ProviderName,
   max_attempts: Schema.optional(PositiveInt)
 })
 export type FallbackEntry = typeof FallbackEntry.Type
 
 export const McpServerRef = Schema.Struct({
-  ref: NonEmpty,
-  tools_allowlist: Schema.optional(Schema.Array(NonEmpty))
+  ref: Name,
+  tools_allowlist: Schema.optional(Schema.Array(Name))
 })
 export const McpServerInline = Schema.Struct({
   id: KebabId,
   transport: Schema.Literal("stdio", "http", "websocket", "sse"),
-  command: Schema.optional(NonEmpty),
-  args: Schema.optional(Schema.Array(Schema.String)),
-  env: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
-  url: Schema.optional(NonEmpty),
+  command: Schema.optional(PathLike),
+  args: Schema.optional(Schema.Array(boundedString(MAX_PATH_LENGTH))),
+  env: Schema.optional(Schema.Record({ key: Name, value: boundedString(MAX_PATH_LENGTH) })),
+  url: Schema.optional(PathLike),
   allow_local_endpoint: Schema.optional(Schema.Boolean),
-  tools_allowlist: Schema.optional(Schema.Array(NonEmpty))
+  tools_allowlist: Schema.optional(Schema.Array(Name))
 })
 export const McpServer = Schema.Union(McpServerRef, McpServerInline)
 export type McpServer = typeof McpServer.Type
@@ -125,17 +154,17 @@ export type ReasoningEffort = typeof ReasoningEffort.Type
 
 export const Agent = Schema.Struct({
   id: KebabId,
-  name: Schema.optional(Schema.String),
-  description: Schema.optional(Schema.String),
-  model: NonEmpty,
+  name: Schema.optional(Label),
+  description: Schema.optional(Description),
+  model: NonEmptyLabel,
   provider: ProviderName,
-  system_prompt: Schema.String,
+  system_prompt: Text,
   temperature: Schema.optional(Temperature),
   max_tokens: Schema.optional(PositiveInt),
   reasoning_effort: Schema.optional(ReasoningEffort),
   input_schema: Schema.optional(JsonObject),
   output_schema: Schema.optional(JsonObject),
-  tools: Schema.optional(Schema.Array(NonEmpty)),
+  tools: Schema.optional(Schema.Array(Name)),
   mcp_servers: Schema.optional(Schema.Array(McpServer)),
   memory: Schema.optional(Memory),
   retry: Schema.optional(RetryPolicy),
@@ -143,7 +172,7 @@ export const Agent = Schema.Struct({
 })
 export type Agent = typeof Agent.Type
 
-export const AgentRef = Schema.Struct({ $ref: NonEmpty })
+export const AgentRef = Schema.Struct({ $ref: PathLike })
 export type AgentRef = typeof AgentRef.Type
 
 // ---------------------------------------------------------------------------
@@ -152,7 +181,7 @@ export type AgentRef = typeof AgentRef.Type
 
 export const ExpressionType = Schema.Literal("js")
 
-export const SaveTo = NonEmpty.pipe(
+export const SaveTo = PathLike.pipe(
   Schema.filter((p) => !/^([/\\]|[A-Za-z]:[\\/])/.test(p) || "save_to must be a relative path"),
   Schema.filter((p) => !p.split(/[\\/]/).includes("..") || "save_to must not contain a '..' segment"),
   Schema.filter(
@@ -163,17 +192,17 @@ export const SaveTo = NonEmpty.pipe(
 export const InputNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("input"),
-  label: Schema.optional(Schema.String)
+  label: Schema.optional(Label)
 })
 
 export const AgentNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("agent"),
   agent_ref: KebabId,
-  system_prompt_append: Schema.optional(Schema.String),
-  prompt_template: Schema.optional(Schema.String),
-  tools: Schema.optional(Schema.Array(NonEmpty)),
-  model: Schema.optional(NonEmpty),
+  system_prompt_append: Schema.optional(Text),
+  prompt_template: Schema.optional(Text),
+  tools: Schema.optional(Schema.Array(Name)),
+  model: Schema.optional(NonEmptyLabel),
   temperature: Schema.optional(Temperature),
   max_tokens: Schema.optional(PositiveInt),
   output_schema: Schema.optional(JsonObject),
@@ -195,19 +224,19 @@ export const HumanGateNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("human_gate"),
   gate_type: GateType,
-  assignee: Schema.optional(Schema.String),
-  message_template: Schema.optional(Schema.String),
+  assignee: Schema.optional(boundedString(MAX_PATH_LENGTH)),
+  message_template: Schema.optional(Text),
   timeout_ms: Schema.optional(PositiveInt),
   timeout_action: Schema.optional(TimeoutAction)
 })
 
-export const BranchValue = Schema.Union(Schema.Boolean, Schema.String, Schema.Number)
+export const BranchValue = Schema.Union(Schema.Boolean, Label, Schema.Number)
 export type BranchValue = typeof BranchValue.Type
 
 export const ConditionNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("condition"),
-  expression: NonEmpty,
+  expression: NonEmptyText,
   expression_type: Schema.optional(ExpressionType),
   branches: Schema.NonEmptyArray(Schema.Struct({ when: BranchValue, target_node: KebabId })),
   default: Schema.optional(KebabId),
@@ -217,7 +246,7 @@ export const ConditionNode = Schema.Struct({
 export const TransformNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("transform"),
-  transform: NonEmpty,
+  transform: NonEmptyText,
   expression_type: Schema.optional(ExpressionType),
   output_schema: Schema.optional(JsonObject),
   retry: Schema.optional(RetryPolicy)
@@ -236,14 +265,14 @@ export const MergeNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("merge"),
   merge_strategy: MergeStrategy,
-  merge_fn: Schema.optional(NonEmpty),
+  merge_fn: Schema.optional(NonEmptyText),
   retry: Schema.optional(RetryPolicy)
 })
 
 export const OutputNode = Schema.Struct({
   id: KebabId,
   type: Schema.Literal("output"),
-  output_format: Schema.optional(Schema.String),
+  output_format: Schema.optional(Label),
   save_to: Schema.optional(SaveTo)
 })
 
@@ -261,15 +290,19 @@ export type WorkflowNode = typeof WorkflowNode.Type
 export type NodeType = WorkflowNode["type"]
 export type NodeOf<T extends NodeType> = Extract<WorkflowNode, { readonly type: T }>
 
+/** `node-id` or `node-id:handle`, where a handle is a branch value. */
+const MAX_EDGE_FROM_LENGTH = MAX_ID_LENGTH + 1 + MAX_LABEL_LENGTH
+
 export const Edge = Schema.Struct({
   from: Schema.String.pipe(
+    Schema.maxLength(MAX_EDGE_FROM_LENGTH, tooLong(MAX_EDGE_FROM_LENGTH)),
     Schema.pattern(/^[a-z0-9]+(?:-[a-z0-9]+)*(?::.+)?$/, {
       message: () => "must be a node id, optionally followed by ':handle'"
     })
   ),
   to: KebabId,
-  label: Schema.optional(Schema.String),
-  condition: Schema.optional(Schema.String)
+  label: Schema.optional(Label),
+  condition: Schema.optional(Text)
 })
 export type Edge = typeof Edge.Type
 
@@ -279,10 +312,10 @@ export type Edge = typeof Edge.Type
 
 export const WorkflowSpec = Schema.Struct({
   id: KebabId,
-  version: Schema.optional(Schema.String),
-  name: Schema.optional(Schema.String),
-  description: Schema.optional(Schema.String),
-  tags: Schema.optional(Schema.Array(Schema.String)),
+  version: Schema.optional(Label),
+  name: Schema.optional(Label),
+  description: Schema.optional(Description),
+  tags: Schema.optional(Schema.Array(Label)),
   metadata: Schema.optional(JsonObject),
   trigger: Schema.optional(Trigger),
   inputs: Schema.optional(Schema.Array(WorkflowInput)),

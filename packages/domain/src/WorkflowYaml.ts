@@ -8,7 +8,9 @@
 import { Either, ParseResult, Schema, SchemaAST } from "effect"
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar } from "yaml"
 import type { Document } from "yaml"
+import { documentDepth, scanNesting } from "./internal/nesting.js"
 import { didYouMean, kindOf, orList, showValue, withArticle } from "./internal/text.js"
+import { MAX_NESTING_DEPTH } from "./Limits.js"
 import type { WorkflowPlan } from "./Plan.js"
 import { WorkflowDocument } from "./Workflow.js"
 import { compileWorkflow, formatPath } from "./WorkflowGraph.js"
@@ -106,6 +108,11 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
   if (text.trim() === "") {
     return Either.left(failure(file, [at1(`the file is empty — a workflow needs schema_version: '1.0' and workflow:`)]))
   }
+  // Before parsing: the YAML library recurses once per level and slows down with depth.
+  const deep = scanNesting(text, 2 * MAX_NESTING_DEPTH + 1)
+  if (deep !== undefined) {
+    return Either.left(failure(file, [{ path: "", ...lineColumn(text, deep.offset), message: tooDeep }]))
+  }
   const lines = new LineCounter()
   const yaml = parseDocument(text, {
     version: "1.2",
@@ -131,6 +138,13 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
     message: syntaxMessage(text, e.code, e.message, e.pos[0])
   }))
   if (yamlProblems.length > 0) return Either.left(failure(file, yamlProblems))
+
+  const deepNode = documentDepth(yaml, MAX_NESTING_DEPTH)
+  if (deepNode !== undefined) {
+    return Either.left(
+      failure(file, [{ path: formatPath(deepNode.path), ...position(deepNode.offset), message: tooDeep }])
+    )
+  }
 
   const forbidden = forbiddenConstructs(text, yaml).map((problem): LoadIssue => ({
     path: formatPath(problem.path),
@@ -160,6 +174,20 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
     )
   }
   return Either.left(failure(file, issues))
+}
+
+const tooDeep =
+  `mappings and lists are nested more than ${MAX_NESTING_DEPTH} levels deep here — a workflow needs far fewer; flatten this value`
+
+/** 1-based line and column of `offset`, for problems found before the YAML is parsed. */
+const lineColumn = (text: string, offset: number): { line: number; column: number } => {
+  let line = 1
+  let lineStart = 0
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++
+    lineStart = i + 1
+  }
+  return { line, column: offset - lineStart + 1 }
 }
 
 const syntaxMessage = (text: string, code: string, message: string, offset: number): string => {

@@ -1,5 +1,5 @@
 /**
- * Offline model cassettes (CONTRACTS §8): a JSON recording of the chunks a
+ * Offline model cassettes (docs/cli.md, "Cassettes"): a JSON recording of the chunks a
  * model streamed, replayed in place of a real provider so a workflow with
  * agents runs with no key and no network — for `agent run --fixture`, demos
  * and deterministic tests.

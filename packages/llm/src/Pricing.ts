@@ -5,7 +5,7 @@
  * vendor's public list price for the standard (non-batch, short-context) tier.
  *
  * Static prices win over a user overlay for any model they know
- * (CONTRACTS §6), so a user cannot silently misprice a shipped model; the
+ * (docs/workflow-format.md, "Budgets"), so a user cannot silently misprice a shipped model; the
  * overlay only prices models the table does not know.
  */
 import { FileSystem } from "@effect/platform"

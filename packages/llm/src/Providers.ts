@@ -1,7 +1,8 @@
 /**
  * The live `LlmProvider`: routes `request.provider` to a wire adapter, reads
  * the key from `KeyStore` on every call (Redacted until the HTTP header),
- * and applies the retry and fallback policy of CONTRACTS §6:
+ * and applies the retry and fallback policy of docs/workflow-format.md
+ * ("Model calls: retries and fallback"):
  *
  * - transient errors (429 honouring Retry-After, 5xx/overloaded, timeouts,
  *   dropped connections) are retried on the same target with exponential

@@ -3,7 +3,7 @@
  * (`layerEngine`, enqueue only) and separate workers (`layerWorker`, each with
  * its own BullMQ consumers, NATS connection and Postgres pool) that meet only
  * through Postgres, Redis and NATS on loopback, composed as `relavium server`
- * composes them (@relavium/server/Cloud), in this one process. Every run must complete with a
+ * composes them (apps/cli/src/runtime/), in this one process. Every run must complete with a
  * gap-free log and no node completed twice, also when a worker goes away
  * mid-flight and the other takes its jobs over.
  */
@@ -17,7 +17,7 @@ import { Redis } from "ioredis"
 import type { RunEvent as RE } from "@relavium/domain"
 import { WorkflowEngine } from "@relavium/core"
 import { RunStore, WorkflowStore } from "@relavium/ports"
-import * as Cloud from "@relavium/server/Cloud"
+import * as Cloud from "../../../apps/cli/src/runtime/Cloud.js"
 import { checkLog, compile, flatPricing, ofType, scriptedModel } from "../../core/test/harness.js"
 
 const pgServer = "postgres://postgres@127.0.0.1:5432"

@@ -13,7 +13,7 @@ import { Effect, Layer, Stream } from "effect"
 import { WorkflowEngine } from "@relavium/core"
 import { RunStore, StoreError, WorkflowStore } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
-import * as Cloud from "@relavium/server/Cloud"
+import * as Cloud from "../../../apps/cli/src/runtime/Cloud.js"
 import { answer, checkLog, compile, flatPricing, ofType, scriptedModel } from "../../core/test/harness.js"
 import { createDatabase, deleteRedisKeys, dropDatabase, natsUrl, redisUrl } from "../../../test/support/cloud.js"
 

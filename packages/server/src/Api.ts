@@ -172,10 +172,13 @@ export const ModelInfo = Schema.Struct({
   provider: Schema.String,
   model: Schema.String,
   name: Schema.String,
-  contextWindowTokens: Schema.Number,
+  /** Unknown (null) for a model only the user's price file names. */
+  contextWindowTokens: Schema.NullOr(Schema.Number),
   inputPerMTokUsd: Schema.Number,
   outputPerMTokUsd: Schema.Number,
-  cachedInputPerMTokUsd: Schema.NullOr(Schema.Number)
+  cachedInputPerMTokUsd: Schema.NullOr(Schema.Number),
+  /** Where the price comes from: the list shipped with Relavium, or the user's `prices.json` (for models the list does not know); as in `relavium models --json`. */
+  source: Schema.Literal("shipped", "user")
 })
 
 const ProviderName = Schema.String.pipe(
@@ -199,7 +202,7 @@ export class HealthGroup extends HttpApiGroup.make("health")
 
 export class SystemGroup extends HttpApiGroup.make("system")
   .add(HttpApiEndpoint.get("ready", "/ready").addSuccess(Schema.Struct({ status: Schema.Literal("ready") })).addError(NotReady))
-  .add(HttpApiEndpoint.get("models", "/models").addSuccess(Schema.Array(ModelInfo)))
+  .add(HttpApiEndpoint.get("models", "/models").addSuccess(Schema.Array(ModelInfo)).addError(InternalError))
   .middleware(Authorization) {}
 
 export class WorkflowsGroup extends HttpApiGroup.make("workflows")

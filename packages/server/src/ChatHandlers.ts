@@ -13,6 +13,7 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { type ChatError, type ChatEvent, ChatService, encodeChatEventJson } from "@relavium/chat"
 import { BadRequest, Conflict, InternalError, MonolithApi, NotFound } from "./Api.js"
+import { checkProjectDirectory, type ProjectDirectoryOptions } from "./ProjectDirs.js"
 import { formatMessage, type SseOptions, sseResponse } from "./Sse.js"
 
 /** The API's answer to a chat error: what went wrong and, where it helps, what to do over the API. */
@@ -47,17 +48,21 @@ export const fromChatError = (e: ChatError): BadRequest | NotFound | Conflict | 
 
 const formatChatEvent = (event: ChatEvent): string => formatMessage(event.seq, event.type, encodeChatEventJson(event))
 
-export const layer = (sse: SseOptions = {}) =>
+const refusedDirectory = (message: string) => new BadRequest({ message, issues: [{ path: "dir", message }] })
+
+export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
   HttpApiBuilder.group(MonolithApi, "chats", (handlers) =>
     Effect.gen(function* () {
       const chats = yield* ChatService
       return handlers
-        .handle("createProject", ({ payload }) =>
-          chats.createProject(payload.dir).pipe(
+        .handle("createProject", ({ payload }) => {
+          const checked = checkProjectDirectory(payload.dir, options)
+          if (checked._tag === "Refused") return Effect.fail(refusedDirectory(checked.message))
+          return chats.createProject(checked.path).pipe(
             Effect.map(({ createdAt, name, projectId, rootPath }) => ({ projectId, name, rootPath, createdAt })),
             Effect.mapError(fromChatError)
           )
-        )
+        })
         .handle("listProjects", () =>
           chats.listProjects().pipe(
             Effect.map((projects) => projects.map(({ createdAt, name, projectId, rootPath }) => ({ projectId, name, rootPath, createdAt }))),
@@ -126,7 +131,7 @@ export const layer = (sse: SseOptions = {}) =>
             yield* chats.get(path.chatId)
             // A reconnecting EventSource keeps its URL, so Last-Event-ID wins over `?after=`.
             const after = headers["last-event-id"] ?? urlParams.after ?? -1
-            return sseResponse(chats.events(path.chatId, after), formatChatEvent, sse)
+            return sseResponse(chats.events(path.chatId, after), formatChatEvent, options)
           }).pipe(Effect.mapError(fromChatError))
         )
     })

@@ -7,8 +7,9 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { type EngineError, RunSummary as Summary, WorkflowEngine } from "@relavium/core"
 import { KeyStore, type KeyStoreError, RunStore, TerminalStatuses, WorkflowStore, type StoredWorkflow } from "@relavium/ports"
-import { WorkflowYaml } from "@relavium/domain"
+import { Cost, WorkflowYaml } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
+import { readFileSync } from "node:fs"
 import { isDocument, parseDocument } from "yaml"
 import { BadRequest, Conflict, InternalError, type Issue, NotFound, NotReady, RelaviumApi } from "./Api.js"
 import { eventStreamResponse, type SseOptions } from "./Sse.js"
@@ -278,9 +279,52 @@ const KeysLive = HttpApiBuilder.group(RelaviumApi, "keys", (handlers) =>
   })
 )
 
-export const modelRows = Pricing.listing
+/**
+ * The models `GET /models` lists: the shipped price list, then the models the user's price file
+ * prices that the list does not know (the same rule as the engine: a shipped price wins).
+ */
+export const modelRows = (overrides: ReadonlyArray<Pricing.PriceOverride> = []) => {
+  const shipped = Pricing.listing().map((row) => ({ ...row, source: "shipped" as const }))
+  const seen = new Set<string>()
+  const user = overrides
+    .filter((o) => Option.isNone(Pricing.lookup(o.provider, o.model)))
+    .filter((o) => {
+      const key = `${o.provider}/${o.model}`
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+    .map((o) => ({
+      provider: o.provider,
+      model: o.model,
+      name: o.model,
+      contextWindowTokens: null,
+      inputPerMTokUsd: o.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
+      outputPerMTokUsd: o.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
+      cachedInputPerMTokUsd: o.price.cachedInputPerMTok === undefined ? null : o.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD,
+      source: "user" as const
+    }))
+  return [...shipped, ...user]
+}
 
-const SystemLive = HttpApiBuilder.group(RelaviumApi, "system", (handlers) =>
+/** The user's prices, read at each request (an edit shows at once); a missing file is no prices. */
+const readPrices = (file: string | undefined) =>
+  Effect.suspend(() => {
+    if (file === undefined) return Effect.succeed([])
+    let text: string
+    try {
+      text = readFileSync(file, "utf8")
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return Effect.succeed([])
+      return Effect.fail(new InternalError({ message: `${file}: cannot read the price file: ${(e as Error).message}` }))
+    }
+    return Either.match(Pricing.parsePriceFile(text, file), {
+      onLeft: (error) => Effect.fail(new InternalError({ message: `the price file is invalid; fix it: ${error.message}` })),
+      onRight: Effect.succeed
+    })
+  })
+
+const SystemLive = (options: { readonly pricesFile?: string | undefined }) => HttpApiBuilder.group(RelaviumApi, "system", (handlers) =>
   Effect.gen(function* () {
     const store = yield* RunStore
     return handlers
@@ -290,7 +334,7 @@ const SystemLive = HttpApiBuilder.group(RelaviumApi, "system", (handlers) =>
           Effect.mapError((e) => new NotReady({ message: `the run store does not answer: ${e.message}` }))
         )
       )
-      .handle("models", () => Effect.sync(modelRows))
+      .handle("models", () => Effect.map(readPrices(options.pricesFile), modelRows))
   })
 )
 
@@ -299,5 +343,5 @@ const HealthLive = HttpApiBuilder.group(RelaviumApi, "health", (handlers) =>
 )
 
 /** Every group of the API; needs the component tags and the `Authorization` middleware. */
-export const layerHandlers = (sse: SseOptions) =>
-  Layer.mergeAll(HealthLive, SystemLive, WorkflowsLive, RunsLive(sse), GatesLive, KeysLive)
+export const layerHandlers = (sse: SseOptions & { readonly pricesFile?: string | undefined }) =>
+  Layer.mergeAll(HealthLive, SystemLive(sse), WorkflowsLive, RunsLive(sse), GatesLive, KeysLive)

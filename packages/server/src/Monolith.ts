@@ -1,19 +1,24 @@
 /**
  * What a monolith keeps in its data directory: an exclusive lock (one
  * monolith per directory), the bearer token (`monolith.token`, 0600) and the
- * self-signed TLS certificate (`monolith-cert.pem`, key 0600), each created on
- * first start and reused after; and the HTTPS server over them.
+ * self-signed TLS certificate (`monolith-cert.pem` and `monolith-key.pem`,
+ * 0600), each created on first start and reused after (the certificate until it
+ * nears expiry), all in a 0700 directory; and the HTTPS server over them.
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Data, Effect, Redacted } from "effect"
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
+import { X509Certificate } from "node:crypto"
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
 import type * as Http from "node:http"
 import { createServer } from "node:https"
 import { isIP } from "node:net"
+import { hostname } from "node:os"
 import { join } from "node:path"
 import * as selfsigned from "selfsigned"
+import { Database } from "@relavium/store"
 import { generateToken } from "./Auth.js"
+import { nodeServerOptions, type ServerTimeouts } from "./HttpGuard.js"
 
 export class MonolithError extends Data.TaggedError("MonolithError")<{ readonly message: string }> {}
 
@@ -41,6 +46,9 @@ const readPid = (file: string): number | undefined => {
   }
 }
 
+/** The data directory, created 0700 (or tightened to 0700): it holds the token, the key, the database and run data. */
+export const ensurePrivateDirectory = Database.ensurePrivateDirectory
+
 /**
  * Holds `<dataDir>/monolith.lock` (created exclusively, holding our PID) for the scope. A lock whose
  * PID is no longer running is stale (the holder was killed) and is taken over.
@@ -49,7 +57,7 @@ export const lock = (dataDir: string) =>
   Effect.acquireRelease(
     Effect.try({
       try: () => {
-        mkdirSync(dataDir, { recursive: true })
+        ensurePrivateDirectory(dataDir)
         const file = lockFile(dataDir)
         for (let attempt = 0; attempt < 3; attempt++) {
           try {
@@ -114,52 +122,105 @@ export interface TlsMaterial {
   readonly key: Redacted.Redacted<string>
 }
 
+/** A certificate is renewed when it expires within this many days. */
+export const CERTIFICATE_RENEW_DAYS = 30
+/** How long a new certificate is valid. */
+export const CERTIFICATE_VALID_DAYS = 365
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+/** Why the stored certificate must be replaced, or undefined when it is still good for `names`. */
+const replacementReason = (pem: string, names: ReadonlyArray<string>, now: Date): string | undefined => {
+  let cert: X509Certificate
+  try {
+    cert = new X509Certificate(pem)
+  } catch {
+    return "unreadable"
+  }
+  if (cert.ca) return "a CA certificate"
+  if (new Date(cert.validTo).getTime() - now.getTime() < CERTIFICATE_RENEW_DAYS * DAY_MS) return "expiring"
+  const sans = (cert.subjectAltName ?? "").split(",").map((s) => s.trim())
+  const missing = names.find((n) => !sans.includes(isIP(n) !== 0 ? `IP Address:${canonicalIp(n)}` : `DNS:${n}`))
+  return missing === undefined ? undefined : `not valid for ${missing}`
+}
+
+/** How node:crypto prints an IP in subjectAltName (IPv6 in full, upper case). */
+const canonicalIp = (ip: string): string => {
+  if (isIP(ip) !== 6) return ip
+  const [head = "", tail = ""] = ip.split("::")
+  const left = head === "" ? [] : head.split(":")
+  const right = tail === "" ? [] : tail.split(":")
+  const groups = ip.includes("::") ? [...left, ...Array(8 - left.length - right.length).fill("0"), ...right] : left
+  return groups.map((g) => Number.parseInt(g, 16).toString(16).toUpperCase()).join(":")
+}
+
+/** Written whole to a temporary file (0600) and renamed, so a crash never leaves half a key. */
+const writePrivate = (file: string, text: string) => {
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, text, { mode: 0o600 })
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, file)
+}
+
 /**
- * The self-signed certificate of `<dataDir>`, generated on first start for `localhost`, 127.0.0.1,
- * ::1 and `host`, valid ten years, and reused after (clients pin it).
+ * The self-signed certificate of `<dataDir>`: a leaf certificate (`CA:FALSE`, serverAuth) for
+ * `localhost`, the host name, 127.0.0.1, ::1 and `host`, valid a year. It is reused while it is
+ * good (clients pin it) and replaced when it expires within 30 days, is a CA certificate (made by
+ * an older version), or does not name `host`. Key and certificate are 0600.
  */
-export const ensureCertificate = (dataDir: string, host: string) =>
+export const ensureCertificate = (dataDir: string, host: string, now: Date = new Date()) =>
   Effect.tryPromise({
     try: async (): Promise<TlsMaterial> => {
       const certPath = certFile(dataDir)
       const keyPath = keyFile(dataDir)
+      const names = [...new Set(["localhost", hostname(), "127.0.0.1", "::1", host])].filter(
+        (n) => n !== "0.0.0.0" && n !== "::" && n !== "" && !/\s/.test(n)
+      )
       if (existsSync(certPath) && existsSync(keyPath)) {
-        return { cert: readFileSync(certPath, "utf8"), key: Redacted.make(readFileSync(keyPath, "utf8")) }
+        const cert = readFileSync(certPath, "utf8")
+        if (replacementReason(cert, names, now) === undefined) {
+          chmodSync(keyPath, 0o600)
+          chmodSync(certPath, 0o600)
+          return { cert, key: Redacted.make(readFileSync(keyPath, "utf8")) }
+        }
       }
-      const names = new Set(["localhost", "127.0.0.1", "::1", host])
-      const altNames = [...names]
-        .filter((n) => n !== "0.0.0.0" && n !== "::" && n !== "")
-        .map((n) => (isIP(n) !== 0 ? { type: 7 as const, ip: n } : { type: 2 as const, value: n }))
-      const notAfter = new Date()
-      notAfter.setFullYear(notAfter.getFullYear() + 10)
-      const generated = await selfsigned.generate([{ name: "commonName", value: "relavium monolith" }], {
+      const altNames = names.map((n) => (isIP(n) !== 0 ? { type: 7 as const, ip: n } : { type: 2 as const, value: n }))
+      const notBefore = new Date(now.getTime() - 60_000)
+      const notAfter = new Date(now.getTime() + CERTIFICATE_VALID_DAYS * DAY_MS)
+      const generated = await selfsigned.generate([{ name: "commonName", value: "localhost" }, { name: "organizationName", value: "relavium monolith" }], {
         keyType: "ec",
         curve: "P-256",
         algorithm: "sha256",
+        notBeforeDate: notBefore,
         notAfterDate: notAfter,
         extensions: [
-          { name: "basicConstraints", cA: true },
-          { name: "keyUsage", digitalSignature: true, keyCertSign: true },
+          { name: "basicConstraints", cA: false, critical: true },
+          { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
           { name: "extKeyUsage", serverAuth: true },
           { name: "subjectAltName", altNames }
         ]
       })
-      writeFileSync(keyPath, generated.private, { mode: 0o600 })
-      chmodSync(keyPath, 0o600)
-      writeFileSync(certPath, generated.cert, { mode: 0o644 })
+      writePrivate(keyPath, generated.private)
+      writePrivate(certPath, generated.cert)
       return { cert: generated.cert, key: Redacted.make(generated.private) }
     },
     catch: (e) => new MonolithError({ message: `cannot create the TLS certificate in ${dataDir}: ${String(e)}` })
   })
 
-/** An HTTPS `HttpServer` on `host:port` (port 0: any free port). */
-export const layerHttps = (options: { readonly host: string; readonly port: number; readonly tls: TlsMaterial }) =>
+/** An HTTPS `HttpServer` on `host:port` (port 0: any free port), dropping slow clients (see `nodeServerOptions`). */
+export const layerHttps = (options: {
+  readonly host: string
+  readonly port: number
+  readonly tls: TlsMaterial
+  readonly timeouts?: ServerTimeouts | undefined
+}) =>
   NodeHttpServer.layer(
     () =>
-      createServer({ cert: options.tls.cert, key: Redacted.value(options.tls.key) }) as unknown as Http.Server<
-        typeof Http.IncomingMessage,
-        typeof Http.ServerResponse
-      >,
+      createServer({
+        cert: options.tls.cert,
+        key: Redacted.value(options.tls.key),
+        ...nodeServerOptions(options.timeouts)
+      }) as unknown as Http.Server<typeof Http.IncomingMessage, typeof Http.ServerResponse>,
     { host: options.host, port: options.port }
   )
 

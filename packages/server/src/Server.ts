@@ -1,79 +1,40 @@
 /**
  * The HTTP server of the API: routes, OpenAPI document (`/openapi.json`), a
- * browsable reference (`/docs`), bearer auth, and a request body limit.
+ * browsable reference (`/docs`), all behind the bearer token but `/health`,
+ * and the request limits of HttpGuard.ts.
  * Needs an `HttpServer` (plain or TLS) and the component tags.
  */
-import {
-  type HttpApi,
-  HttpApiBuilder,
-  HttpApiScalar,
-  type HttpApp,
-  HttpIncomingMessage,
-  HttpMethod,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { Effect, Either, Layer, Option, type Redacted } from "effect"
+import { type HttpApi, HttpApiBuilder, HttpApiScalar, type HttpApp, type HttpServerRequest } from "@effect/platform"
+import { Effect, Layer, type Redacted } from "effect"
 import { MonolithApi, RelaviumApi } from "./Api.js"
 import { layerBearer } from "./Auth.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
+import { guard } from "./HttpGuard.js"
 import type { SseOptions } from "./Sse.js"
 
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./HttpGuard.js"
+
 export interface ServerOptions extends SseOptions {
+  /** Every route but `/health` (the API, `/openapi.json`, `/docs`, `options.routes`) needs it. */
   readonly token: Redacted.Redacted<string>
-  /** Larger request bodies are refused with 413 (default 4 MiB). */
+  /** Larger request bodies are refused with 413 (default 1 MiB). */
   readonly maxBodyBytes?: number | undefined
+  /** JSON bodies nested deeper are refused with 400 (default 64). */
+  readonly maxJsonDepth?: number | undefined
+  /** The user's price file (`prices.json`), listed by `GET /models` beside the shipped prices; none: the shipped list alone. */
+  readonly pricesFile?: string | undefined
+  /** `POST /projects` accepts only directories under this one (after resolving symlinks); none: anywhere allowed. */
+  readonly projectsRoot?: string | undefined
   /** GET routes served beside the API on the same server, outside the OpenAPI document (the daemons' websocket). */
   readonly routes?: ReadonlyArray<ExtraRoute> | undefined
 }
 
-/** A route that is not part of the API: it does its own authentication. */
+/** A route that is not part of the API: behind the same token; it may check more itself. */
 export interface ExtraRoute {
   readonly path: `/${string}`
   readonly handler: HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
 }
-
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-
-const jsonProblem = (text: string): string | undefined => {
-  if (text.trim() === "") return undefined
-  try {
-    JSON.parse(text)
-    return undefined
-  } catch (e) {
-    return `not valid JSON: ${(e as Error).message}`
-  }
-}
-
-/** Refuses a body over the limit with 413 before reading it; a body without a length is cut off at the limit. */
-export const limitBody =
-  (maxBytes: number) =>
-  (app: HttpApp.Default): HttpApp.Default =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const length = request.headers["content-length"]
-      if (length !== undefined && Number(length) > maxBytes) {
-        return HttpServerResponse.unsafeJson(
-          { _tag: "PayloadTooLarge", message: `the request body is ${length} bytes; the limit is ${maxBytes}` },
-          { status: 413 }
-        )
-      }
-      // The API reads a JSON body before its decoder runs, and a body that is not JSON would end there
-      // as an empty 400; read it first (the request caches it) to say why.
-      const contentType = request.headers["content-type"]?.toLowerCase() ?? "application/json"
-      if (HttpMethod.hasBody(request.method) && contentType.includes("application/json") && length !== "0") {
-        const body = yield* HttpIncomingMessage.withMaxBodySize(Effect.either(request.text), Option.some(maxBytes))
-        const problem = Either.isLeft(body) ? (body.left.description ?? body.left.reason) : jsonProblem(body.right)
-        if (problem !== undefined) {
-          return HttpServerResponse.unsafeJson(
-            { _tag: "BadRequest", message: `the request body could not be read as JSON: ${problem}` },
-            { status: 400 }
-          )
-        }
-      }
-      return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
-    })
 
 /** The API implementation (no server): for tests with `HttpApiBuilder.toWebHandler` or any `HttpServer`. */
 export const layerApi = (options: ServerOptions) =>
@@ -97,7 +58,7 @@ export const layerMonolithApi = (options: ServerOptions) =>
 export const layerMonolith = (options: ServerOptions) => serve(options, layerMonolithApi(options))
 
 const serve = <E, R>(options: ServerOptions, api: Layer.Layer<HttpApi.Api, E, R>) =>
-  HttpApiBuilder.serve(limitBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)).pipe(
+  HttpApiBuilder.serve(guard(options)).pipe(
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(layerRoutes(options.routes ?? [])),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -1,14 +1,15 @@
 /**
  * @relavium/server — the HTTP API (HttpApi + OpenAPI), run events over SSE,
  * bearer auth, and what a monolith keeps in its data directory (lock, token,
- * TLS certificate). The distributed deployment's composition is the subpath
- * `@relavium/server/Cloud`, kept out of this index so that importing the API
- * never loads the Postgres, Redis and NATS clients.
+ * TLS certificate). The deployments that serve it are composed in the CLI
+ * (apps/cli/src/runtime/).
  */
 export * from "./Api.js"
 export * as Auth from "./Auth.js"
 export * as ChatHandlers from "./ChatHandlers.js"
 export * as Handlers from "./Handlers.js"
+export * as HttpGuard from "./HttpGuard.js"
 export * as Monolith from "./Monolith.js"
+export * as ProjectDirs from "./ProjectDirs.js"
 export * as Server from "./Server.js"
 export * as Sse from "./Sse.js"

@@ -216,7 +216,8 @@ describe("chat routes of the monolith", () => {
   })
 
   it("lists the chat routes in the OpenAPI document and refuses requests without the token (401)", async () => {
-    const openapi = await m.api("GET", "/openapi.json", undefined, { token: null })
+    expect((await m.api("GET", "/openapi.json", undefined, { token: null })).status).toBe(401)
+    const openapi = await m.api("GET", "/openapi.json")
     expect(Object.keys(openapi.json.paths)).toEqual(expect.arrayContaining(["/projects", "/chats", "/chats/{chatId}/events", "/chats/{chatId}/approvals/{toolCallId}"]))
     for (const [method, path] of [["GET", "/chats"], ["GET", "/projects"], ["GET", "/chats/x"], ["GET", "/chats/x/events"], ["POST", "/chats/x/messages"], ["POST", "/chats/x/approvals/y"]] as const) {
       expect((await m.api(method, path, method === "POST" ? {} : undefined, { token: null })).status, `${method} ${path}`).toBe(401)

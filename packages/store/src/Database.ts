@@ -328,6 +328,48 @@ const preflightSqlite = (filename: string): Effect.Effect<void, StoreError> =>
     return Effect.void
   })
 
+/**
+ * Creates a data directory 0700 (missing parents get the default mode) and makes an existing one
+ * this user owns 0700: it holds the database, run data, the key file and the monolith's token.
+ */
+export const ensurePrivateDirectory = (dir: string): void => {
+  Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const uid = process.getuid?.()
+  if (uid === undefined || Fs.statSync(dir).uid === uid) Fs.chmodSync(dir, 0o700)
+}
+
+/** The database and its WAL, shared-memory and journal files. */
+const sqliteFiles = (filename: string) => [filename, `${filename}-wal`, `${filename}-shm`, `${filename}-journal`]
+
+/**
+ * Makes the database's files 0600: a missing database is created empty with that mode before
+ * SQLite opens it (SQLite gives its WAL and shared-memory files the database's mode), and existing
+ * files this user owns are tightened (databases made by older versions were 0644). The database
+ * holds run data: prompts, model answers, tool output.
+ */
+const privateSqliteFiles = (filename: string): Effect.Effect<void, StoreError> =>
+  Effect.try({
+    try: () => {
+      if (filename === ":memory:" || filename === "") return
+      Fs.closeSync(Fs.openSync(filename, Fs.constants.O_RDWR | Fs.constants.O_CREAT, 0o600))
+      const uid = process.getuid?.()
+      for (const file of sqliteFiles(filename)) {
+        let stat: Fs.Stats
+        try {
+          stat = Fs.statSync(file)
+        } catch {
+          continue
+        }
+        if (stat.isFile() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o777) !== 0o600) Fs.chmodSync(file, 0o600)
+      }
+    },
+    catch: (cause) =>
+      new StoreError({
+        message: `cannot make SQLite database ${filename} private (mode 0600): ${describeCause(cause)}; check its permissions or pass --data-dir`,
+        cause
+      })
+  })
+
 const sqliteOpenError = (filename: string, cause: unknown): StoreError => {
   const text = describeCause(cause)
   if (/not a database|malformed|corrupt/i.test(text)) {
@@ -356,6 +398,7 @@ export const layerSqlite = (
     Effect.gen(function* () {
       const { filename } = options
       yield* preflightSqlite(filename)
+      yield* privateSqliteFiles(filename)
       const client = yield* SqliteClient.make({ filename }).pipe(
         Effect.catchAllCause((cause) => Effect.fail(sqliteOpenError(filename, Cause.squash(cause))))
       )
@@ -373,6 +416,8 @@ export const layerSqlite = (
         Effect.interruptible,
         Effect.forkScoped
       )
+      // The WAL and shared-memory files now exist; tighten any an older version left readable.
+      yield* privateSqliteFiles(filename)
       yield* migrate(`SQLite database ${filename}`).pipe(
         Effect.provideService(SqlClient.SqlClient, client),
         Effect.mapError((error) =>

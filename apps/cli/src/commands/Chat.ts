@@ -17,138 +17,60 @@
  * With `--cassette FILE`, call N of the chat replays `calls[N]` of the file,
  * counting the calls made by earlier `send`/`resume` processes of the chat.
  *
- * `chatLayer` is the composition of the chat service on this machine, for
- * every command that works with chats (the interactive `relavium chat` too).
+ * The chat service these commands run on is composed in runtime/Local.ts
+ * (`chatLayer`); exit codes of chat errors are in ExitCodes.ts.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import { Console, Effect, Layer, Option, Stream } from "effect"
+import { Console, Effect, Option, Stream } from "effect"
 import { writeFileSync } from "node:fs"
-import { join } from "node:path"
-import { ChatStore, KeyStore, type StoreError } from "@relavium/ports"
+import { ChatStore, KeyStore } from "@relavium/ports"
 import { Cost } from "@relavium/domain"
-import {
-  type ApprovalMode,
-  type ChatError,
-  ChatHub,
-  ChatService,
-  ChatSettings,
-  ChatTools,
-  isRest,
-  layer as chatServiceLayer,
-  type TurnOutcome,
-  Worktrees
-} from "@relavium/chat"
+import { type ApprovalMode, ChatService, ChatSettings, isRest, type TurnOutcome } from "@relavium/chat"
 import type { ChatEvent, ChatSummary, Turn } from "@relavium/chat"
-import { layerLocal as localDaemon } from "@relavium/daemon"
-import { DataDir, KeyStores } from "@relavium/keys"
-import { Cassette, Pricing, Providers } from "@relavium/llm"
+import { KeyStores } from "@relavium/keys"
+import { Providers } from "@relavium/llm"
 import * as ChatRepl from "../ChatRepl.js"
-import { ExitCode } from "../Follow.js"
-import { cassetteOption, dataDirOption, modelLayers, pricesFile, storeLayer, tokenDelayOption } from "../Local.js"
+import { chatErrors, endingOf, ExitCode } from "../ExitCodes.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
+import { type LocalFlags, toUsageProblem, withChatService, withStore } from "../runtime/Local.js"
+import { cassetteOption, dataDirOption, tokenDelayOption } from "./Flags.js"
 
 // ---------------------------------------------------------------------------
-// Composition
-
-export interface ChatLayerOptions {
-  readonly dataDir?: string | undefined
-  readonly cassette?: string | undefined
-  readonly tokenDelayMs?: number | undefined
-  /** With a cassette: the model calls the chat already made (in earlier processes), which it skips. */
-  readonly cassetteSkip?: number | undefined
-}
-
-/**
- * The model: live providers, or a cassette in which call N of the chat replays `calls[N]`, counting the
- * calls it made in earlier processes, so one cassette records a whole chat across `send` and `resume`.
- */
-const chatModel = (options: ChatLayerOptions) =>
-  options.cassette === undefined || (options.cassetteSkip ?? 0) === 0
-    ? modelLayers({ dataDir: options.dataDir, cassette: options.cassette, tokenDelayMs: options.tokenDelayMs })
-    : Layer.merge(
-        Layer.unwrapEffect(
-          Effect.map(Cassette.readCassetteFile(options.cassette), (cassette) =>
-            Cassette.layerCassette({ ...cassette, calls: cassette.calls.slice(options.cassetteSkip) }, { tokenDelayMs: options.tokenDelayMs ?? 0 })
-          )
-        ).pipe(Layer.provide(NodeContext.layer)),
-        KeyStore.layerMemory()
-      )
+// Running on the local chat service
 
 /** How many model calls the chat has made (its answers, finished or not); 0 for an unknown chat. */
 const modelCallsOf = (chatId: string, dataDir: string | undefined) =>
-  Effect.flatMap(ChatStore, (store) => store.messages(chatId)).pipe(
-    Effect.map((messages) => messages.filter((m) => m.role === "assistant").length),
-    Effect.provide(storeLayer(dataDir)),
-    Effect.orElseSucceed(() => 0)
-  )
+  withStore(
+    Effect.flatMap(ChatStore, (store) => store.messages(chatId)).pipe(Effect.map((messages) => messages.filter((m) => m.role === "assistant").length)),
+    dataDir
+  ).pipe(Effect.orElseSucceed(() => 0))
 
 /** The most recently used chat of the data directory, if any. */
 const mostRecentChat = (dataDir: string | undefined) =>
-  Effect.flatMap(ChatStore, (store) => store.listChats({ limit: 1 })).pipe(
-    Effect.map((chats) => Option.fromNullable(chats[0]?.chatId)),
-    Effect.provide(storeLayer(dataDir)),
-    Effect.orElseSucceed(() => Option.none<string>())
-  )
+  withStore(
+    Effect.flatMap(ChatStore, (store) => store.listChats({ limit: 1 })).pipe(Effect.map((chats) => Option.fromNullable(chats[0]?.chatId))),
+    dataDir
+  ).pipe(Effect.orElseSucceed(() => Option.none<string>()))
 
 /**
- * The chat service on the store, model and prices it is given (the CLI's own, or the monolith's):
- * live events in memory, the in-process daemon per workspace, worktrees in the data directory.
+ * Runs `effect` on the local chat service (with a cassette, call N of the chat replays `calls[N]`,
+ * counting the `skipCalls` made in earlier processes); errors end the command as ExitCodes.ts says.
  */
-export const chatServices = (options: { readonly dataDir?: string | undefined }) =>
-  chatServiceLayer({ worktreesDir: join(DataDir.resolveDataDir({ flag: options.dataDir }), "worktrees") }).pipe(
-    Layer.provideMerge(
-      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) => localDaemon({ workspace })), Worktrees.layerGit)
-    )
-  )
-
-/** The chat service on this machine: SQLite, the in-process daemon per workspace, worktrees in the data directory. */
-export const chatLayer = (options: ChatLayerOptions = {}) =>
-  chatServices(options).pipe(
-    Layer.provideMerge(Layer.merge(chatModel(options), Pricing.layerFile(pricesFile(options.dataDir)))),
-    Layer.provideMerge(storeLayer(options.dataDir)),
-    Layer.provideMerge(NodeContext.layer)
-  )
-
-const problemOf = (error: ChatError): UsageProblem => {
-  switch (error._tag) {
-    case "UnknownChat":
-    case "UnknownProject":
-    case "UnknownToolCall":
-      return new UsageProblem(error.message, "not_found")
-    case "ChatBusy":
-    case "ToolCallAlreadyDecided":
-    case "WorktreeRemoved":
-      return new UsageProblem(error.message, "conflict")
-    case "ChatStorageError":
-      return new UsageProblem(error.message, "store")
-    default:
-      return new UsageProblem(error.message)
-  }
-}
-
-const isChatError = (e: unknown): e is ChatError =>
-  typeof e === "object" && e !== null && "_tag" in e && typeof e._tag === "string" && "message" in e && !isUsageProblem(e) &&
-  ["ProjectDirectoryNotFound", "UnknownProject", "UnknownChat", "NotAGitRepository", "WorktreeError", "InvalidChatInput", "ChatBusy", "ApprovalRequired", "UnknownToolCall", "ToolCallAlreadyDecided", "NothingToResume", "WorktreeRemoved", "ChatStorageError"].includes(e._tag)
-
-/** Runs `effect` on the local chat service; database, cassette, price-file and chat errors become one clear line. */
-const withChat = <A, E, R>(effect: Effect.Effect<A, E, R>, options: ChatLayerOptions & { readonly json: boolean }) =>
-  effect.pipe(
-    Effect.provide(chatLayer(options)),
+const withChat = <A, E, R>(effect: Effect.Effect<A, E, R>, options: LocalFlags & { readonly json: boolean }) =>
+  withChatService(effect, options).pipe(
     Effect.catchAll((e: unknown) => {
-      const tagged = e as { readonly _tag?: unknown; readonly message?: unknown }
       if (isUsageProblem(e)) return Effect.fail(e)
-      if (tagged._tag === "ApprovalRequired") {
+      const ending = endingOf(chatErrors, e)
+      const message = String((e as { readonly message?: unknown }).message)
+      if (ending?.exit === ExitCode.paused) {
         return Effect.sync(() => {
-          process.stderr.write(options.json ? `${JSON.stringify({ type: "error", code: "approval_required", message: tagged.message })}\n` : `relavium: ${String(tagged.message)}\n`)
-          process.exitCode = ExitCode.paused
+          process.stderr.write(options.json ? `${JSON.stringify({ type: "error", code: ending.code, message })}\n` : `relavium: ${message}\n`)
+          process.exitCode = ending.exit
         })
       }
-      if (isChatError(e)) return Effect.fail(problemOf(e))
-      if (tagged._tag === "StoreError") return Effect.fail(new UsageProblem((e as StoreError).message, "store"))
-      if (tagged._tag === "CassetteError") return Effect.fail(new UsageProblem((e as Cassette.CassetteError).message))
-      if (tagged._tag === "PricingError") return Effect.fail(new UsageProblem((e as Pricing.PricingError).message))
-      return Effect.die(e)
+      if (ending !== undefined) return Effect.fail(new UsageProblem(message, ending.code))
+      const problem = toUsageProblem(e)
+      return isUsageProblem(problem) ? Effect.fail(problem) : Effect.die(e)
     }),
     Effect.catchIf(isUsageProblem, report(options.json))
   )
@@ -314,7 +236,7 @@ const send = Command.make(
     dataDir: dataDirOption
   },
   ({ approvalMode, cassette, dataDir, first, json, message, model, project, tokenDelayMs, worktree }) => {
-    const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
+    const cassetteFile = Option.getOrUndefined(cassette)
     const skip = cassetteFile === undefined || Option.isSome(project) ? Effect.succeed(0) : modelCallsOf(first, Option.getOrUndefined(dataDir))
     return Effect.flatMap(skip, (cassetteSkip) => withChat(
       Effect.gen(function* () {
@@ -355,7 +277,7 @@ const send = Command.make(
           : { ...turn, events: chat.events(chatId, afterSeq).pipe(Stream.takeUntil(isRest), Stream.interruptWhen(Effect.zipRight(turn.outcome, Effect.never))) }
         process.exitCode = yield* printTurn(shown, json)
       }),
-      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, cassetteSkip, tokenDelayMs, json }
+      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, skipCalls: cassetteSkip, tokenDelayMs, json }
     ))
   }
 ).pipe(Command.withDescription("Send a message to a chat (or start one with --project DIR) and stream the answer"))
@@ -400,7 +322,7 @@ const resume = Command.make(
     dataDir: dataDirOption
   },
   ({ cassette, chatId: chatIdArg, dataDir, json, tokenDelayMs }) => {
-    const cassetteFile = Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE
+    const cassetteFile = Option.getOrUndefined(cassette)
     if (Option.isNone(chatIdArg)) {
       if (json) return report(json)(new UsageProblem("--json needs the chat's id: relavium chat resume CHAT --json"))
       return Effect.flatMap(mostRecentChat(Option.getOrUndefined(dataDir)), (recent) =>
@@ -431,7 +353,7 @@ const resume = Command.make(
           )
         )
       }),
-      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, cassetteSkip, tokenDelayMs, json }
+      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, skipCalls: cassetteSkip, tokenDelayMs, json }
     ))
   }
 ).pipe(Command.withDescription("Continue a chat's turn after approvals, an interruption or a crash"))
@@ -491,7 +413,7 @@ const interactive = (options: InteractiveOptions) => {
           yield* ChatRepl.run(chatId)
         })
       ),
-      { dataDir: options.dataDir, cassette: options.cassette, cassetteSkip, tokenDelayMs: options.tokenDelayMs, json: false }
+      { dataDir: options.dataDir, cassette: options.cassette, skipCalls: cassetteSkip, tokenDelayMs: options.tokenDelayMs, json: false }
     )
   )
 }
@@ -518,7 +440,7 @@ export const chat = Command.make(
       worktree,
       model: Option.getOrUndefined(model),
       approvalMode: Option.getOrUndefined(approvalMode),
-      cassette: Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE,
+      cassette: Option.getOrUndefined(cassette),
       tokenDelayMs,
       dataDir: Option.getOrUndefined(dataDir)
     })

@@ -5,18 +5,16 @@
  * applied. Running it again applies nothing. The Postgres client loads only
  * when the command runs.
  */
-import { Command, Options } from "@effect/cli"
-import { Config, Console, Effect, Option } from "effect"
-import { ExitCode } from "../Follow.js"
+import { Command } from "@effect/cli"
+import { Console, Effect, Option } from "effect"
+import { endingOf, ExitCode, migrateErrors } from "../ExitCodes.js"
+import { secretFlag } from "./Flags.js"
+import * as Settings from "../runtime/Settings.js"
 
 const migrate = Command.make(
   "migrate",
   {
-    databaseUrl: Options.redacted("database-url").pipe(
-      Options.withFallbackConfig(Config.redacted("RELAVIUM_DATABASE_URL")),
-      Options.optional,
-      Options.withDescription("Postgres: postgres://user[:password]@host:port/database (else RELAVIUM_DATABASE_URL)")
-    )
+    databaseUrl: secretFlag("database-url", Settings.databaseUrl, "Postgres: postgres://user[:password]@host:port/database")
   },
   ({ databaseUrl }) =>
     Effect.gen(function* () {
@@ -25,7 +23,7 @@ const migrate = Command.make(
         process.exitCode = ExitCode.invalid
         return
       }
-      const cloud = yield* Effect.promise(() => import("@relavium/server/Cloud"))
+      const cloud = yield* Effect.promise(() => import("../runtime/Deployment.js"))
       const report = yield* cloud.migrate({ databaseUrl: databaseUrl.value })
       yield* Console.log(
         report.applied.length > 0
@@ -33,10 +31,10 @@ const migrate = Command.make(
           : `relavium db migrate: ${report.database}: up to date (schema ${report.version})`
       )
     }).pipe(
-      Effect.catchTag("StoreError", (error) =>
+      Effect.catchAll((error) =>
         Effect.sync(() => {
           process.stderr.write(`relavium db migrate: ${error.message}\n`)
-          process.exitCode = ExitCode.failed
+          process.exitCode = endingOf(migrateErrors, error)?.exit ?? ExitCode.failed
         })
       )
     )

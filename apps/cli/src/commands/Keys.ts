@@ -12,6 +12,7 @@ import { Args, Command, Options, Prompt } from "@effect/cli"
 import { KeyStore } from "@relavium/ports"
 import { KeyStores } from "@relavium/keys"
 import { Console, Effect, Redacted } from "effect"
+import * as Settings from "../runtime/Settings.js"
 
 const envVarFor = KeyStores.envVarFor
 
@@ -57,15 +58,14 @@ const listCommand = Command.make("list", { json: jsonOption }, ({ json }) =>
       Effect.matchEffect({
         onFailure: (e) => failWith(e.message),
         onSuccess: (names) =>
-          json
-            ? Console.log(JSON.stringify(names.map((provider) => ({ provider, fromEnvironment: process.env[envVarFor(provider)] !== undefined }))))
-            : names.length === 0
-              ? Console.log("no keys stored; add one with `relavium keys set <provider>`")
-              : Console.log(
-                  names
-                    .map((p) => (process.env[envVarFor(p)] !== undefined ? `${p}  (from ${envVarFor(p)})` : p))
-                    .join("\n")
-                )
+          Effect.gen(function* () {
+            const listed = yield* Effect.forEach(names, (provider) =>
+              Effect.map(Settings.providerKeyInEnvironment(provider), (fromEnvironment) => ({ provider, fromEnvironment }))
+            )
+            if (json) return yield* Console.log(JSON.stringify(listed))
+            if (listed.length === 0) return yield* Console.log("no keys stored; add one with `relavium keys set <provider>`")
+            yield* Console.log(listed.map((k) => (k.fromEnvironment ? `${k.provider}  (from ${envVarFor(k.provider)})` : k.provider)).join("\n"))
+          })
       })
     )
   })

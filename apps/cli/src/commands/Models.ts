@@ -7,8 +7,9 @@
 import { Command, Options } from "@effect/cli"
 import { Cost } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
-import { Console, Effect, Option } from "effect"
-import { dataDirOption, pricesFile } from "../Local.js"
+import { Console, Effect } from "effect"
+import * as Settings from "../runtime/Settings.js"
+import { dataDirOption } from "./Flags.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 
 const dollars = (microcentsPerMTok: number | undefined): string =>
@@ -50,7 +51,7 @@ export const models = Command.make(
   { json: Options.boolean("json").pipe(Options.withDescription("print the table as JSON")), dataDir: dataDirOption },
   ({ dataDir, json }) =>
     Effect.gen(function* () {
-      const file = pricesFile(Option.getOrUndefined(dataDir))
+      const file = yield* Settings.pricesFile(yield* Settings.dataDir(dataDir))
       const user = yield* Pricing.loadPriceFile(file).pipe(Effect.mapError((e) => new UsageProblem(e.message)))
       const shadowed = new Set(Pricing.shadowed(user))
       const userRows = user

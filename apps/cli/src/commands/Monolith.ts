@@ -1,123 +1,16 @@
 /**
- * `relavium monolith`: one process serving the HTTP API (HTTPS, bearer token)
- * with live run events over SSE, the engine and its workers, and the tools
- * daemon (started on the first tool call), on SQLite in the data directory.
- *
- * Tools daemons on other machines dial in to `wss://HOST:PORT/rpc/daemon`
- * (same port, same bearer token; `relavium daemon start --gateway URL`); tool
- * calls go to the one named `default` while it is connected, else to the
- * in-process daemon.
- *
- * Layers: the same local ones as `relavium run` (Local.ts `localLayer`), with
- * the in-process daemon behind `layerRouterGateway`, plus the API server from
- * @relavium/server and the daemons' endpoint on a TLS `HttpServer`.
+ * `relavium monolith`: the monolith (runtime/Monolith.ts) until a signal stops
+ * it (exit 0); a start-up failure is one line on stderr and exit 1.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Context, Effect, Layer, Option, Stream } from "effect"
-import { ChatService } from "@relavium/chat"
-import { WorkflowEngine } from "@relavium/core"
-import { RunStore } from "@relavium/ports"
-import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
-import { DataDir } from "@relavium/keys"
-import { Monolith, Server } from "@relavium/server"
-import { cassetteOption, dataDirOption, localLayer, tokenDelayOption, workspaceOption } from "../Local.js"
-import { chatServices } from "./Chat.js"
+import { Effect, Layer, Option } from "effect"
+import { endingOf, ExitCode, monolithErrors, type MonolithProcessError } from "../ExitCodes.js"
+import { monolithLayer } from "../runtime/Monolith.js"
+import * as Settings from "../runtime/Settings.js"
+import { cassetteOption, dataDirOption, tokenDelayOption, workspaceOption } from "./Flags.js"
 
-export interface MonolithOptions {
-  readonly dataDir: string
-  readonly host: string
-  readonly port: number
-  readonly workspace?: string | undefined
-  readonly cassette?: string | undefined
-  readonly tokenDelayMs?: number | undefined
-}
-
-/** Continues every run a previous process left running or waiting (completed nodes never run again). */
-const recoverRuns = Effect.gen(function* () {
-  const store = yield* RunStore
-  const engine = yield* WorkflowEngine
-  const runs = yield* store.runsToRecover()
-  for (const run of runs) {
-    yield* engine.recover(run.runId).pipe(
-      Effect.catchAll((e) => Console.error(`relavium monolith: could not resume run ${run.runId}: ${e.message}`))
-    )
-  }
-  return runs.length
-})
-
-/** Closes the turns of chats a previous process left running (the partial answer is kept; `POST /chats/{id}/resume` goes on). */
-const recoverChats = Effect.flatMap(ChatService, (chats) => chats.recover()).pipe(
-  Effect.map((report) => report.chats.length),
-  Effect.catchAll((e) => Effect.as(Console.error(`relavium monolith: could not recover chats: ${e.message}`), 0))
-)
-
-/**
- * The whole monolith as one layer. The lock is taken before anything else is opened, so a second
- * monolith on the same directory changes nothing.
- */
-export const monolithLayer = (options: MonolithOptions) =>
-  Layer.unwrapScoped(
-    Effect.gen(function* () {
-      yield* Monolith.lock(options.dataDir)
-      const token = yield* Monolith.ensureToken(options.dataDir)
-      const tls = yield* Monolith.ensureCertificate(options.dataDir, options.host)
-      const https = Monolith.layerHttps({ host: options.host, port: options.port, tls })
-      const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
-      const registry = Context.get(daemons, DaemonRegistry)
-      const serve = Server.layerMonolith({
-        token,
-        routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      })
-      const announce = Layer.scopedDiscard(
-        Effect.gen(function* () {
-          const daemonChanges = yield* registry.subscribe
-          const recovered = yield* recoverRuns
-          const recoveredChats = yield* recoverChats
-          const url = yield* Monolith.serverUrl
-          yield* Console.log(
-            [
-              `relavium monolith: listening on ${url} (pid ${process.pid})`,
-              `  data directory: ${options.dataDir}`,
-              `  bearer token:   ${Monolith.tokenFile(options.dataDir)}  (Authorization: Bearer <its contents>)`,
-              `  TLS certificate (self-signed; trust it in clients): ${Monolith.certFile(options.dataDir)}`,
-              `  API reference:  ${url}/docs  ·  OpenAPI: ${url}/openapi.json`,
-              `  tools daemons:  ${url.replace(/^https:/, "wss:")}${DAEMON_RPC_PATH}  (relavium daemon start --gateway URL --token T --ca CERT)`,
-              ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : []),
-              ...(recoveredChats > 0 ? [`  recovered ${recoveredChats} interrupted chat(s); POST /chats/{chatId}/resume continues one`] : [])
-            ].join("\n")
-          )
-          yield* daemonChanges.pipe(
-            Stream.runForEach((change) =>
-              Console.log(`relavium monolith: tools daemon '${change.name}' ${change._tag === "Connected" ? "connected" : "disconnected"}`)
-            ),
-            Effect.forkScoped
-          )
-        })
-      ).pipe(Layer.provide(serve))
-      return announce.pipe(
-        Layer.provide(https),
-        // Chats work in directories of this machine, each with its own in-process daemon.
-        Layer.provide(chatServices({ dataDir: options.dataDir })),
-        Layer.provide(
-          localLayer({
-            dataDir: options.dataDir,
-            workspace: options.workspace,
-            cassette: options.cassette,
-            tokenDelayMs: options.tokenDelayMs,
-            // A daemon dialed in as `default` gets the tool calls; without one, the in-process daemon.
-            daemonRouter: (inProcess) =>
-              layerRouterGateway(DEFAULT_DAEMON_NAME, { orElse: inProcess }).pipe(Layer.provide(Layer.succeedContext(daemons)))
-          })
-        )
-      )
-    })
-  )
-
-const describe = (e: unknown): string => {
-  const error = e as { readonly _tag?: string; readonly message?: string; readonly cause?: unknown }
-  if (error._tag === "ServeError") return `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}`
-  return error.message ?? String(e)
-}
+const describe = (error: MonolithProcessError): string =>
+  error._tag === "ServeError" ? `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}` : error.message
 
 export const monolith = Command.make(
   "monolith",
@@ -133,27 +26,41 @@ export const monolith = Command.make(
     ),
     workspace: workspaceOption,
     cassette: cassetteOption,
-    tokenDelayMs: tokenDelayOption
+    tokenDelayMs: tokenDelayOption,
+    projectsRoot: Options.directory("projects-root", { exists: "yes" }).pipe(
+      Options.optional,
+      Options.withDescription("chat projects (POST /projects) must be directories under this one")
+    ),
+    requestTimeoutMs: Options.integer("request-timeout-ms").pipe(
+      Options.withDefault(30_000),
+      Options.withDescription("a request whose body has not arrived within this time gets 408 and is dropped")
+    ),
+    headersTimeoutMs: Options.integer("headers-timeout-ms").pipe(
+      Options.withDefault(10_000),
+      Options.withDescription("a client that has not sent its headers within this time gets 408 and is dropped")
+    )
   },
-  ({ cassette, dataDir, host, port, tokenDelayMs, workspace }) =>
-    Effect.suspend(() =>
+  ({ cassette, dataDir, headersTimeoutMs, host, port, projectsRoot, requestTimeoutMs, tokenDelayMs, workspace }) =>
+    Effect.flatMap(Settings.dataDir(dataDir), (dir) =>
       Layer.launch(
         monolithLayer({
-          dataDir: DataDir.resolveDataDir({ flag: Option.getOrUndefined(dataDir) }),
+          dataDir: dir,
           host,
           port,
           workspace: Option.getOrUndefined(workspace),
-          cassette: Option.getOrUndefined(cassette) ?? process.env.RELAVIUM_CASSETTE,
-          tokenDelayMs
+          cassette: Option.getOrUndefined(cassette),
+          tokenDelayMs,
+          projectsRoot: Option.getOrUndefined(projectsRoot),
+          timeouts: { requestTimeoutMs, headersTimeoutMs }
         })
       )
     ).pipe(
       // SIGTERM/SIGINT interrupt the server: closing it in order is a clean stop.
       Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = 0))),
-      Effect.catchAll((e) =>
+      Effect.catchAll((e: MonolithProcessError) =>
         Effect.sync(() => {
           process.stderr.write(`relavium monolith: ${describe(e)}\n`)
-          process.exitCode = 1
+          process.exitCode = endingOf(monolithErrors, e)?.exit ?? ExitCode.failed
         })
       )
     )

@@ -10,8 +10,10 @@ import { Console, Duration, Effect, Option, Stream } from "effect"
 import { RunSummary, WorkflowEngine } from "@relavium/core"
 import { RunStore, WorkflowStore } from "@relavium/ports"
 import { Cost, RunEvent as RE } from "@relavium/domain"
-import { followRun, isTty } from "../Follow.js"
-import { dataDirOption, withLocal, workspaceOption } from "../Local.js"
+import { followRun } from "../Follow.js"
+import { withLocal } from "../runtime/Local.js"
+import * as Settings from "../runtime/Settings.js"
+import { dataDirOption, workspaceOption } from "./Flags.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { colors, makeRenderer, plain } from "../Render.js"
 import { caOption, serverOption, tokenOption, withRemote } from "../Remote.js"
@@ -139,13 +141,13 @@ const logs = Command.make(
       const { record, events } = yield* loadSummary(runId)
       if (follow) {
         const engine = yield* WorkflowEngine
-        const render = makeRenderer(isTty() ? colors : plain, record.workflowName)
+        const render = makeRenderer((yield* Settings.colors) ? colors : plain, record.workflowName)
         return yield* engine.events(runId).pipe(
           Stream.runForEach((e) => Effect.sync(() => process.stdout.write(json ? `${RE.encodeRunEventJson(e)}\n` : render(e)))),
           Effect.orDie
         )
       }
-      const render = makeRenderer(isTty() ? colors : plain, record.workflowName)
+      const render = makeRenderer((yield* Settings.colors) ? colors : plain, record.workflowName)
       for (const e of events) process.stdout.write(json ? `${RE.encodeRunEventJson(e)}\n` : render(e))
     }), { dataDir })).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("Print a run's event log (rendered, or NDJSON with --json)"))

@@ -1,45 +1,35 @@
 /**
  * `relavium server api` and `relavium server worker`: the processes of the
  * distributed deployment, meeting only through Postgres, Redis and NATS. Their
- * layers are chosen in @relavium/server's Cloud.ts; this module turns flags
+ * layers are chosen in runtime/CloudApi.ts and runtime/CloudWorker.ts; this module turns flags
  * (or, for an absent flag, the environment) into its options. The Postgres,
  * Redis and NATS clients load only when one of these commands runs.
  *
  * A process that cannot reach one of the three prints which one (URL, password
  * masked) on one line and exits 1; a missing setting exits 2; SIGTERM or
- * SIGINT stops it cleanly with exit 0.
+ * SIGINT stops it cleanly with exit 0 (ExitCodes.ts `serverProcessErrors`).
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Config, Console, Data, Effect, Layer, Option, Redacted } from "effect"
-import type * as Cloud from "@relavium/server/Cloud"
-import { ExitCode } from "../Follow.js"
-import { cassetteOption, tokenDelayOption } from "../Local.js"
+import { Console, Effect, Layer, Option, Redacted } from "effect"
+import { endingOf, ExitCode, type ServerProcessError, serverProcessErrors } from "../ExitCodes.js"
+import { Misconfigured } from "../Problem.js"
+import type * as Deployment from "../runtime/Deployment.js"
+import * as Settings from "../runtime/Settings.js"
+import { cassetteOption, secretFlag, textFlag, tokenDelayOption } from "./Flags.js"
 import { gateway } from "./ServerGateway.js"
 
-const loadCloud = () => import("@relavium/server/Cloud")
-
-const fromEnv = (flag: string, env: string, description: string) =>
-  Options.redacted(flag).pipe(
-    Options.withFallbackConfig(Config.redacted(env)),
-    Options.optional,
-    Options.withDescription(`${description} (else ${env})`)
-  )
-
-const textFromEnv = (flag: string, env: string, fallback: string, description: string) =>
-  Options.text(flag).pipe(
-    Options.withFallbackConfig(Config.string(env)),
-    Options.withDefault(fallback),
-    Options.withDescription(`${description} (else ${env}; default ${fallback})`)
-  )
+const loadApi = () => import("../runtime/CloudApi.js")
+const loadWorker = () => import("../runtime/CloudWorker.js")
+const loadDeployment = () => import("../runtime/Deployment.js")
 
 /** The connection settings every server process takes. */
 const connectionOptions = {
-  databaseUrl: fromEnv("database-url", "RELAVIUM_DATABASE_URL", "Postgres: postgres://user[:password]@host:port/database"),
-  redisUrl: fromEnv("redis-url", "RELAVIUM_REDIS_URL", "Redis (the BullMQ job queues): redis://[user:password@]host:port[/db]"),
-  natsUrl: fromEnv("nats-url", "RELAVIUM_NATS_URL", "NATS (live run events): nats://host:port, several comma-separated"),
-  queuePrefix: textFromEnv("queue-prefix", "RELAVIUM_QUEUE_PREFIX", "relavium", "the Redis key prefix of this deployment's queues"),
-  subjectPrefix: textFromEnv("subject-prefix", "RELAVIUM_SUBJECT_PREFIX", "relavium", "the NATS subject prefix of this deployment's events")
+  databaseUrl: secretFlag("database-url", Settings.databaseUrl, "Postgres: postgres://user[:password]@host:port/database"),
+  redisUrl: secretFlag("redis-url", Settings.redisUrl, "Redis (the BullMQ job queues): redis://[user:password@]host:port[/db]"),
+  natsUrl: secretFlag("nats-url", Settings.natsUrl, "NATS (live run events): nats://host:port, several comma-separated"),
+  queuePrefix: textFlag("queue-prefix", Settings.queuePrefix, "relavium", "the Redis key prefix of this deployment's queues"),
+  subjectPrefix: textFlag("subject-prefix", Settings.subjectPrefix, "relavium", "the NATS subject prefix of this deployment's events")
 }
 
 interface Connections {
@@ -49,9 +39,6 @@ interface Connections {
   readonly queuePrefix: string
   readonly subjectPrefix: string
 }
-
-/** A missing or malformed setting: exit 2. */
-class Misconfigured extends Data.TaggedError("Misconfigured")<{ readonly message: string }> {}
 
 const required = <A>(value: Option.Option<A>, what: string) =>
   Option.match(value, { onNone: () => Effect.fail(new Misconfigured({ message: what })), onSome: Effect.succeed })
@@ -70,23 +57,20 @@ const deployment = (c: Connections) =>
       natsUrl: Option.getOrThrow(c.natsUrl),
       queuePrefix: c.queuePrefix,
       subjectPrefix: c.subjectPrefix
-    } satisfies Cloud.Deployment
+    } satisfies Deployment.Deployment
   })
 
 /** `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
-const masterKey = Config.option(Config.redacted("RELAVIUM_MASTER_KEY")).pipe(
-  Effect.map(Option.filter((key) => Redacted.value(key).trim() !== "")),
-  Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>())
-)
+const masterKey = Settings.masterKey
 
 /** What a process says about its keys at start. */
-const describeKeys = (cloud: typeof Cloud, key: Option.Option<Redacted.Redacted<string>>) =>
+const describeKeys = (cloud: typeof Deployment, key: Option.Option<Redacted.Redacted<string>>) =>
   Option.match(key, {
     onNone: () => "from this process's environment (RELAVIUM_<PROVIDER>_API_KEY); set RELAVIUM_MASTER_KEY to store keys through the API",
     onSome: (k) => `AES-256-GCM encrypted in Postgres (master key ${cloud.masterKeyId(k)})`
   })
 
-const describeServices = (cloud: typeof Cloud, d: Cloud.Deployment) => [
+const describeServices = (cloud: typeof Deployment, d: Deployment.Deployment) => [
   `  Redis:    ${cloud.shownUrl("redis", d.redisUrl)} (queue prefix ${d.queuePrefix ?? "relavium"})`,
   `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`
 ]
@@ -95,18 +79,15 @@ const describeServices = (cloud: typeof Cloud, d: Cloud.Deployment) => [
  * Runs a server process until a signal stops it (exit 0); a start-up failure is one line on
  * stderr and exit 1, a missing or malformed setting exit 2.
  */
-const serve = <R>(name: string, program: Effect.Effect<void, unknown, R>) =>
+const serve = <R>(name: string, program: Effect.Effect<void, ServerProcessError, R>) =>
   program.pipe(
     Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = ExitCode.ok))),
-    Effect.catchAll((e) =>
+    Effect.catchAll((error) =>
       Effect.sync(() => {
-        const error = e as { readonly _tag?: string; readonly message?: string; readonly cause?: unknown }
         const message =
-          error._tag === "ServeError"
-            ? `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}`
-            : (error.message ?? String(e))
+          error._tag === "ServeError" ? `cannot listen: ${String((error.cause as Error | undefined)?.message ?? error.cause)}` : error.message
         process.stderr.write(`relavium server ${name}: ${message}\n`)
-        process.exitCode = error._tag === "Misconfigured" ? ExitCode.invalid : ExitCode.failed
+        process.exitCode = endingOf(serverProcessErrors, error)?.exit ?? ExitCode.failed
       })
     )
   )
@@ -134,7 +115,7 @@ const api = Command.make(
       Options.withDescription("the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 behind a load balancer)")
     ),
     port: Options.integer("port").pipe(Options.withDefault(7431), Options.withDescription("the port to listen on (0: any free port; the URL is printed)")),
-    token: fromEnv("token", "RELAVIUM_TOKEN", "the bearer token every request must carry (Authorization: Bearer <token>)"),
+    token: secretFlag("token", Settings.token, "the bearer token every request must carry (Authorization: Bearer <token>)"),
     tlsCert: Options.file("tls-cert", { exists: "yes" }).pipe(Options.optional, Options.withDescription("serve HTTPS with this PEM certificate (with --tls-key)")),
     tlsKey: Options.file("tls-key", { exists: "yes" }).pipe(Options.optional, Options.withDescription("the PEM private key of --tls-cert"))
   },
@@ -150,12 +131,13 @@ const api = Command.make(
         }
         const tls = yield* readTls(options.tlsCert, options.tlsKey)
         const key = yield* masterKey
-        const cloud = yield* Effect.promise(loadCloud)
+        const cloud = yield* Effect.promise(loadDeployment)
+        const api = yield* Effect.promise(loadApi)
         yield* cloud.checkMasterKey(key).pipe(Effect.mapError((e) => new Misconfigured({ message: e.message })))
         let migrated = ""
         const announce = Layer.effectDiscard(
           Effect.gen(function* () {
-            const url = yield* cloud.serverUrl(tls !== undefined)
+            const url = yield* api.serverUrl(tls !== undefined)
             yield* Console.log(
               [
                 `relavium server api: listening on ${url} (pid ${process.pid})`,
@@ -169,7 +151,7 @@ const api = Command.make(
         return yield* Layer.launch(
           announce.pipe(
             Layer.provide(
-              cloud.layerApi({
+              api.layerApi({
                 ...d,
                 host: options.host,
                 port: options.port,
@@ -228,7 +210,7 @@ const worker = Command.make(
     closeTimeoutMs: millisOption("close-timeout-ms", 10_000, "on SIGTERM, how long running jobs may take to finish before they are left to other workers"),
     cassette: cassetteOption,
     tokenDelayMs: tokenDelayOption,
-    daemon: textFromEnv("daemon", "RELAVIUM_DAEMON", "default", "the tools daemon (its --name) that agents' tool calls go to, through a gateway over NATS")
+    daemon: textFlag("daemon", Settings.daemonName, "default", "the tools daemon (its --name) that agents' tool calls go to, through a gateway over NATS")
   },
   (options) =>
     serve(
@@ -247,8 +229,9 @@ const worker = Command.make(
           if (!Number.isInteger(ms) || ms < 1) return yield* new Misconfigured({ message: `--${flag} must be a positive number of milliseconds (got ${ms})` })
         }
         const key = yield* masterKey
-        const cassette = Option.getOrUndefined(options.cassette) ?? process.env.RELAVIUM_CASSETTE
-        const cloud = yield* Effect.promise(loadCloud)
+        const cassette = Option.getOrUndefined(options.cassette)
+        const cloud = yield* Effect.promise(loadDeployment)
+        const workerProcess = yield* Effect.promise(loadWorker)
         yield* cloud.checkMasterKey(key).pipe(Effect.mapError((e) => new Misconfigured({ message: e.message })))
         const announce = Layer.effectDiscard(
           Console.log(
@@ -265,7 +248,7 @@ const worker = Command.make(
         return yield* Layer.launch(
           announce.pipe(
             Layer.provide(
-              cloud.layerWorkerProcess({
+              workerProcess.layerWorkerProcess({
                 ...d,
                 queue: {
                   concurrency: pools,

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs"
 import { EventSource } from "eventsource"
 import { Agent, fetch as undiciFetch } from "undici"
 import { monolithBinary } from "./buildMonolith.js"
+import { RunEvent } from "@relavium/domain"
 
 export interface Monolith {
   readonly url: string
@@ -104,13 +105,7 @@ export interface SseEvent {
   readonly data: { readonly type: string; readonly sequenceNumber: number; readonly [k: string]: unknown }
 }
 
-export const RUN_EVENT_TYPES = [
-  "run:started", "node:started", "node:completed", "node:failed", "node:skipped", "node:retrying",
-  "human_gate:paused", "human_gate:resumed", "run:paused", "run:completed", "run:failed", "run:cancelled",
-  "run:timeout", "budget:warning", "budget:paused", "agent:token", "agent:reasoning", "cost:updated",
-  "agent:tool_call", "agent:tool_result", "agent:attempt", "agent:approval_requested", "agent:file_patch_proposed",
-  "media_job:submitted"
-] as const
+export const RUN_EVENT_TYPES = RunEvent.runEventTypes
 
 /**
  * Reads events from an EventSource until `stop(events)` says so (or the run ends), then closes it.

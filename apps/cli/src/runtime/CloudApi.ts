@@ -1,0 +1,66 @@
+/**
+ * `relavium server api`: a stateless api replica of the distributed
+ * deployment. `layerEngine` accepts requests, writes events and enqueues jobs
+ * (it never executes one) and streams events (NATS joined to the Postgres
+ * log), behind the HTTP API of @relavium/server; it migrates Postgres under
+ * the advisory lock as it starts.
+ */
+import { HttpServer } from "@effect/platform"
+import { NodeContext, NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer, type Option, type Redacted } from "effect"
+import { createServer } from "node:http"
+import { layerEngine } from "@relavium/core"
+import type { RunQueue, UpdateHub } from "@relavium/ports"
+import { HttpGuard, Monolith, Server } from "@relavium/server"
+import type { Store } from "@relavium/store"
+import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
+
+/**
+ * The engine of an api replica on the given services: it writes events and enqueues jobs, and
+ * streams events (NATS joined to the Postgres log); it never executes a job.
+ */
+export const apiEngineOn = <E, R>(services: Layer.Layer<Store.Services | RunQueue | UpdateHub, E, R>) =>
+  layerEngine({ executionMode: "cloud" }).pipe(Layer.provideMerge(services), Layer.provideMerge(NodeContext.layer))
+
+/** The engine of an api replica on the deployment's Postgres, Redis and NATS. */
+export const apiEngine = (d: Deployment, onMigrated?: Parameters<typeof store>[2]) => apiEngineOn(infrastructure(d, "api", onMigrated))
+
+export interface ApiOptions extends Deployment {
+  readonly host: string
+  readonly port: number
+  /** The bearer token every request must carry. */
+  readonly token: Redacted.Redacted<string>
+  /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
+  readonly tls?: Monolith.TlsMaterial | undefined
+  /** Request and header timeouts (slow clients get 408); HttpGuard's defaults when absent. */
+  readonly timeouts?: HttpGuard.ServerTimeouts | undefined
+  /** Body size and JSON depth limits, the price file of `GET /models` (see `Server.ServerOptions`). */
+  readonly http?: Omit<Server.ServerOptions, "token"> | undefined
+  readonly masterKey: Option.Option<Redacted.Redacted<string>>
+  readonly onMigrated?: Parameters<typeof store>[2] | undefined
+}
+
+/** An HTTP(S) `HttpServer` on `host:port` (port 0: any free port). */
+export const httpServer = (options: Pick<ApiOptions, "host" | "port" | "tls" | "timeouts">) =>
+  options.tls === undefined
+    ? NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions(options.timeouts)), { host: options.host, port: options.port })
+    : Monolith.layerHttps({ host: options.host, port: options.port, tls: options.tls, timeouts: options.timeouts })
+
+/** `http(s)://host:port` of the server in context. */
+export const serverUrl = (tls: boolean) =>
+  Effect.map(HttpServer.HttpServer, (server) => {
+    const address = server.address
+    if (address._tag === "UnixAddress") return `unix:${address.path}`
+    const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
+    return `${tls ? "https" : "http"}://${host}:${address.port}`
+  })
+
+/** A whole api replica: the HTTP API (bearer auth, SSE) on the engine, keys and services above. */
+export const layerApi = (options: ApiOptions) => {
+  const engine = apiEngine(options, options.onMigrated)
+  return Server.layer({ ...options.http, token: options.token }).pipe(
+    Layer.provideMerge(httpServer(options)),
+    Layer.provide(keys(options.masterKey)),
+    Layer.provide(engine)
+  )
+}

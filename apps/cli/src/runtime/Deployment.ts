@@ -1,0 +1,146 @@
+/**
+ * The distributed deployment's shared pieces: where its processes meet
+ * (Postgres for runs, event logs, workflows and encrypted provider keys; Redis
+ * for BullMQ jobs; NATS for live run events and tool calls) and the layers on
+ * each. CloudApi.ts, CloudWorker.ts and Gateway.ts compose processes from them.
+ *
+ * A process that cannot reach one of the three fails to start with a message
+ * naming it and its URL (password masked); nothing falls back to local mode.
+ */
+import { type Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import type { KeyStore, KeyStoreError, QueueError, RunQueue, StoreError, UpdateHub } from "@relavium/ports"
+import { NatsDaemonRouter, NatsUpdateHub } from "@relavium/hub"
+import { KeyStores } from "@relavium/keys"
+import type { Cassette } from "@relavium/llm"
+import { BullMqRunQueue } from "@relavium/queue"
+import { Database, SqlKeyStore, Store } from "@relavium/store"
+
+export type Secret = string | Redacted.Redacted<string>
+
+const reveal = (value: Secret): string => (Redacted.isRedacted(value) ? Redacted.value(value) : value)
+
+/** Where a deployment's processes meet, and how its queues behave. */
+export interface Deployment {
+  /** `postgres://user[:password]@host:port/database` */
+  readonly databaseUrl: Secret
+  /** `redis://[user:password@]host:port[/db]` */
+  readonly redisUrl: Secret
+  /** `nats://[user:password@]host:port` (several, comma-separated) */
+  readonly natsUrl: Secret
+  /** Namespaces the deployment's Redis keys (BullMQ `prefix`; default `relavium`). */
+  readonly queuePrefix?: string | undefined
+  /** Namespaces the deployment's NATS subjects (default `relavium`). */
+  readonly subjectPrefix?: string | undefined
+  /** How long to wait for each of Postgres, Redis and NATS before failing (default 5 s). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Postgres pool size per process (default 10). */
+  readonly maxConnections?: number | undefined
+  /** BullMQ: per-pool concurrency of this worker, job lock, stalled-job checks, close timeout. */
+  readonly queue?:
+    | Pick<BullMqRunQueue.BullMqOptions, "concurrency" | "lockDuration" | "stalledInterval" | "maxStalledCount" | "closeTimeout">
+    | undefined
+}
+
+export type Role = "api" | "worker"
+
+/** Why a process could not start: each names the service (and its URL, password masked) or the setting at fault. */
+export type StartupError =
+  | StoreError
+  | QueueError
+  | NatsUpdateHub.HubError
+  | NatsDaemonRouter.NatsRouterError
+  | KeyStoreError
+  | Cassette.CassetteError
+
+// ---------------------------------------------------------------------------
+// The three services
+// ---------------------------------------------------------------------------
+
+/** What `relavium db migrate` does: migrates under the advisory lock and says what it applied. */
+export const migrate = (d: Pick<Deployment, "databaseUrl" | "connectTimeout">) =>
+  Database.migratePg({ url: Redacted.make(reveal(d.databaseUrl)), connectTimeout: d.connectTimeout })
+
+/**
+ * Postgres with every repository. The api migrates it first (under the advisory lock, so
+ * replicas starting together take turns) and reports what it applied to `onMigrated`; a worker
+ * only checks the schema and refuses one that is behind, saying to run `relavium db migrate`.
+ */
+export const store = (
+  d: Deployment,
+  role: Role,
+  onMigrated: (report: Database.MigrationReport & { readonly database: string }) => Effect.Effect<void> = () => Effect.void
+) => {
+  const pool = Store.layerPg({
+    url: Redacted.make(reveal(d.databaseUrl)),
+    connectTimeout: d.connectTimeout,
+    maxConnections: d.maxConnections,
+    migrate: "verify"
+  })
+  return role === "api" ? pool.pipe(Layer.provide(Layer.effectDiscard(Effect.flatMap(migrate(d), onMigrated)))) : pool
+}
+
+/** BullMQ on Redis; the api only enqueues on it, workers consume its three pools. */
+export const queue = (d: Deployment): Layer.Layer<RunQueue, QueueError> =>
+  BullMqRunQueue.layerBullMq({
+    connection: reveal(d.redisUrl),
+    prefix: d.queuePrefix,
+    connectTimeout: d.connectTimeout,
+    ...d.queue
+  })
+
+/** Live run events on core NATS subjects; followers join them to the Postgres log. */
+export const hub = (d: Deployment, role: Role): Layer.Layer<UpdateHub, NatsUpdateHub.HubError> =>
+  NatsUpdateHub.layerNats({
+    servers: natsServers(d.natsUrl),
+    subjectPrefix: d.subjectPrefix,
+    connectTimeout: d.connectTimeout,
+    name: `relavium-${role}`
+  })
+
+/** The three, connected in parallel: the first that cannot be reached fails the start, by name. */
+export const infrastructure = (d: Deployment, role: Role, onMigrated?: Parameters<typeof store>[2]) =>
+  Layer.mergeAll(store(d, role, onMigrated), queue(d), hub(d, role))
+
+/** A service's URL as messages show it: the password masked. */
+export const shownUrl = (service: "postgres" | "redis" | "nats", url: Secret): string => {
+  const plain = reveal(url)
+  switch (service) {
+    case "postgres":
+      return Database.redactUrl(plain)
+    case "redis":
+      return BullMqRunQueue.redactUrl(plain)
+    case "nats":
+      return plain.split(",").map((s) => NatsUpdateHub.redactUrl(s.trim())).join(", ")
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Provider keys
+// ---------------------------------------------------------------------------
+
+/** Fails, naming RELAVIUM_MASTER_KEY (never showing it), when a master key is given but malformed. */
+export const checkMasterKey = (masterKey: Option.Option<Redacted.Redacted<string>>): Effect.Effect<void, KeyStoreError> =>
+  Option.match(masterKey, {
+    onNone: () => Effect.void,
+    onSome: (key) => Effect.asVoid(SqlKeyStore.parseMasterKey(key))
+  })
+
+/** The id rows sealed under this master key record (a hash; the key cannot be recovered from it). */
+export const masterKeyId = (masterKey: Redacted.Redacted<string>): string =>
+  Either.match(SqlKeyStore.parseMasterKey(masterKey), { onLeft: () => "(malformed)", onRight: (key) => key.id })
+
+/**
+ * Provider keys. With a master key (`RELAVIUM_MASTER_KEY`), AES-256-GCM rows in Postgres that the
+ * api's `/keys` routes write and workers read; without one, `RELAVIUM_<PROVIDER>_API_KEY` from
+ * each process's environment (read-only: the `/keys` routes say how to set them). Either way a
+ * key is read where a model is called and never travels in a job.
+ */
+export const keys = (masterKey: Option.Option<Redacted.Redacted<string>>) =>
+  Option.match(masterKey, {
+    onNone: (): Layer.Layer<KeyStore, KeyStoreError, Store.Services> => KeyStores.layerEnv,
+    onSome: (key) => SqlKeyStore.layerPgEncrypted({ masterKey: key })
+  })
+
+/** The servers of a NATS URL setting (several, comma-separated). */
+export const natsServers = (url: Secret): Array<string> =>
+  reveal(url).split(",").map((s) => s.trim()).filter((s) => s !== "")

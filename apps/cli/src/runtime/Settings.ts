@@ -1,0 +1,81 @@
+/**
+ * Every setting the `relavium` binary reads from its environment, read through
+ * Effect `Config` here and nowhere else (a `ConfigProvider` can supply them in
+ * tests). Flags win over these: commands give them to `Options.withFallbackConfig`
+ * or pass the flag's value first.
+ */
+import { Config, Effect, Option, Redacted } from "effect"
+import { join } from "node:path"
+import { DataDir, KeyStores } from "@relavium/keys"
+
+const optionalText = (name: string) =>
+  Config.option(Config.string(name)).pipe(Config.map(Option.filter((value) => value.trim() !== "")))
+
+const optionalSecret = (name: string) =>
+  Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
+
+// ---------------------------------------------------------------------------
+// Local
+// ---------------------------------------------------------------------------
+
+/** `RELAVIUM_CASSETTE`: replay model calls from this cassette file (the `--cassette` flag's fallback). */
+export const cassette = Config.string("RELAVIUM_CASSETTE")
+
+/**
+ * The data directory: the `--data-dir` flag, else `RELAVIUM_DATA_DIR`, else the platform's
+ * convention (`$XDG_DATA_HOME/relavium`, `~/.local/share/relavium`, …).
+ */
+export const dataDir = (flag: Option.Option<string> | string | undefined = Option.none()) =>
+  DataDir.dataDir(Option.isOption(flag) ? flag : Option.fromNullable(flag))
+
+/** The user's price file: `RELAVIUM_PRICES`, else `prices.json` in the data directory. */
+export const pricesFile = (dataDirectory: string) =>
+  optionalText("RELAVIUM_PRICES").pipe(
+    Config.map(Option.getOrElse(() => join(dataDirectory, "prices.json"))),
+    Effect.orDie
+  )
+
+/** Whether output may be coloured: stdout is a terminal and `NO_COLOR` is not set. */
+export const colors = Config.option(Config.string("NO_COLOR")).pipe(
+  Effect.map((noColor) => process.stdout.isTTY === true && Option.isNone(noColor)),
+  Effect.orElseSucceed(() => false)
+)
+
+/** Whether `RELAVIUM_<PROVIDER>_API_KEY` is set (it overrides a stored key). */
+export const providerKeyInEnvironment = (provider: string) =>
+  Config.option(Config.string(KeyStores.envVarFor(provider))).pipe(Effect.map(Option.isSome), Effect.orElseSucceed(() => false))
+
+// ---------------------------------------------------------------------------
+// Tokens and keys
+// ---------------------------------------------------------------------------
+
+/** A setting a flag falls back to: its environment variable's name (for help and messages) and its `Config`. */
+export interface Setting<A> {
+  readonly name: string
+  readonly config: Config.Config<A>
+}
+
+const setting = <A>(name: string, make: (name: string) => Config.Config<A>): Setting<A> => ({ name, config: make(name) })
+
+/** `RELAVIUM_TOKEN`: the bearer token of a monolith, api replica or gateway. */
+export const tokenName = "RELAVIUM_TOKEN"
+export const token = setting(tokenName, (name) => Config.redacted(name))
+/** The same, when set and not blank (for clients that fall back to it). */
+export const clientToken = optionalSecret(tokenName).pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+
+/** `RELAVIUM_DAEMON_TOKEN`: the token clients of a listening tools daemon must present. */
+export const daemonToken = optionalSecret("RELAVIUM_DAEMON_TOKEN").pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+
+/** `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
+export const masterKey = optionalSecret("RELAVIUM_MASTER_KEY").pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+
+// ---------------------------------------------------------------------------
+// The distributed deployment (fallbacks of the `relavium server` and `db` flags)
+// ---------------------------------------------------------------------------
+
+export const databaseUrl = setting("RELAVIUM_DATABASE_URL", (name) => Config.redacted(name))
+export const redisUrl = setting("RELAVIUM_REDIS_URL", (name) => Config.redacted(name))
+export const natsUrl = setting("RELAVIUM_NATS_URL", (name) => Config.redacted(name))
+export const queuePrefix = setting("RELAVIUM_QUEUE_PREFIX", Config.string)
+export const subjectPrefix = setting("RELAVIUM_SUBJECT_PREFIX", Config.string)
+export const daemonName = setting("RELAVIUM_DAEMON", Config.string)
