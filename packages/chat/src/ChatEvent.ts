@@ -9,6 +9,7 @@
  * `turn:failed` or `turn:interrupted`.
  */
 import { Schema } from "effect"
+import { Chat } from "@relavium/domain"
 
 const envelope = { chatId: Schema.String, seq: Schema.Int, timestamp: Schema.String }
 
@@ -25,7 +26,7 @@ export type Approval = typeof Approval.Type
 export const ToolOutcome = Schema.Literal("ok", "error", "denied", "interrupted")
 export type ToolOutcome = typeof ToolOutcome.Type
 
-export const MessageStatus = Schema.Literal("streaming", "completed", "interrupted", "failed")
+export const MessageStatus = Chat.MessageStatus
 
 const ToolCallRef = Schema.Struct({ toolCallId: Schema.String, name: Schema.String })
 

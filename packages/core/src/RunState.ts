@@ -6,7 +6,7 @@
  * unsettled, and the frontier of nodes whose dependencies have all settled,
  * so each orchestrator step looks only at nodes that may have become ready.
  */
-import type { Plan, RunEvent as RE, RunError } from "@relavium/domain"
+import type { Plan, Run, RunEvent as RE, RunError } from "@relavium/domain"
 import { type RunStatus, statusAfter, TerminalStatuses } from "@relavium/ports"
 
 export type NodeStatus = "pending" | "running" | "waiting" | "completed" | "failed" | "skipped"
@@ -16,20 +16,19 @@ export interface NodeState {
   attempt: number
   /** Attempts made before the last crash; they do not count against the retry policy. */
   attemptsBeforeCrash?: number | undefined
+  /**
+   * Times the node was interrupted (its process stopped while it ran) since it last made
+   * progress — started afresh or completed an agent turn. Recovery fails the run past a bound.
+   */
+  interruptions?: number | undefined
   output?: unknown
   selected?: ReadonlyArray<string> | undefined
   /** An agent node's completed turns, in order: where it continues when it runs again. */
   turns?: ReadonlyArray<RE.RunEventOf<"agent:turn_completed">> | undefined
 }
 
-export interface PendingGate {
-  readonly gateId: string
-  readonly nodeId: string
-  readonly gateType: "approval" | "input" | "review" | "budget"
-  readonly message: string
-  readonly expiresAt?: string | undefined
-  readonly timeoutAction?: "approve" | "reject" | undefined
-}
+/** A gate of this run waiting for a decision: `Run.PendingGate` without what the run already knows. */
+export type PendingGate = Pick<Run.PendingGate, "gateId" | "nodeId" | "gateType" | "message" | "expiresAt" | "timeoutAction">
 
 export interface RunState {
   readonly runId: string
@@ -144,7 +143,13 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       return
     case "node:started": {
       const previous = nodeState(state, event.nodeId)
-      setNode(state, event.nodeId, { ...previous, status: "running", attempt: event.attemptNumber ?? 1 })
+      const attempt = event.attemptNumber ?? 1
+      setNode(state, event.nodeId, {
+        ...previous,
+        status: "running",
+        attempt,
+        interruptions: attempt === 1 ? undefined : previous.interruptions
+      })
       return
     }
     case "node:retrying": {
@@ -152,7 +157,8 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       setNode(state, event.nodeId, {
         ...previous,
         attempt: event.attemptNumber,
-        attemptsBeforeCrash: event.interrupted ? event.attemptNumber - 1 : previous.attemptsBeforeCrash
+        attemptsBeforeCrash: event.interrupted ? event.attemptNumber - 1 : previous.attemptsBeforeCrash,
+        interruptions: event.interrupted ? (previous.interruptions ?? 0) + 1 : previous.interruptions
       })
       return
     }
@@ -204,7 +210,7 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
       return
     case "agent:turn_completed": {
       const previous = nodeState(state, event.nodeId)
-      state.nodes.set(event.nodeId, { ...previous, turns: [...(previous.turns ?? []), event] })
+      state.nodes.set(event.nodeId, { ...previous, turns: [...(previous.turns ?? []), event], interruptions: undefined })
       return
     }
     case "cost:updated":

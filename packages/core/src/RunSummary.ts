@@ -2,7 +2,7 @@
  * A run as people look at it (`relavium runs show`, the API's run resource):
  * folded from its events alone, with no workflow needed.
  */
-import type { RunEvent as RE, RunError } from "@relavium/domain"
+import type { Run, RunEvent as RE, RunError } from "@relavium/domain"
 import { type RunStatus, statusAfter } from "@relavium/ports"
 
 export interface NodeSummary {
@@ -15,16 +15,8 @@ export interface NodeSummary {
   readonly skipReason?: string | undefined
 }
 
-export interface GateSummary {
-  readonly runId: string
-  readonly gateId: string
-  readonly nodeId: string
-  readonly gateType: string
-  readonly message: string
-  readonly assignee?: string | undefined
-  readonly expiresAt?: string | undefined
-  readonly pausedAt: string
-}
+/** A pending gate as the run summary shows it (`Run.PendingGate`, without the timeout action). */
+export type GateSummary = Omit<Run.PendingGate, "timeoutAction">
 
 export interface RunSummary {
   readonly runId: string

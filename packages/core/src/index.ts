@@ -1,5 +1,6 @@
 export * as ModelCall from "./ModelCall.js"
 export * from "./Engine.js"
+export { recoverAtStart, type RunRecoveryReport } from "./RecoverAtStart.js"
 export * as Orchestrator from "./Orchestrator.js"
 export * as QuickJsSandbox from "./QuickJsSandbox.js"
 export * as RunState from "./RunState.js"

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Stream } from "effect"
+import { Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { EventLog, RunStore, UpdateHub } from "@relavium/ports"
 
 /** A hub that loses every terminal event, as an at-most-once transport may. */
@@ -16,7 +16,7 @@ const lossyHub = Layer.effect(
 const layer = EventLog.layer.pipe(Layer.provideMerge(Layer.merge(RunStore.layerMemory, lossyHub)))
 
 describe("EventLog.follow", () => {
-  it.live("ends even when the hub drops the terminal event, by re-reading the store", () =>
+  it.effect("ends even when the hub drops the terminal event, by re-reading the store", () =>
     Effect.gen(function* () {
       const store = yield* RunStore
       const log = yield* EventLog
@@ -25,11 +25,15 @@ describe("EventLog.follow", () => {
       yield* store.create({ runId, workflowId: "w", workflowName: "w", createdAt: t })
       yield* log.commit(runId, [{ type: "run:started", runId, timestamp: t, workflowId: "w", inputs: {}, executionMode: "local" }])
       const follower = yield* Effect.fork(Stream.runCollect(log.follow(runId)))
-      yield* Effect.sleep("100 millis")
+      yield* TestClock.adjust("100 millis")
       yield* log.commit(runId, [
         { type: "node:skipped", runId, timestamp: t, nodeId: "a", reason: "upstream_unreachable" },
         { type: "run:completed", runId, timestamp: t, outputs: {}, totalTokensUsed: { input: 0, output: 0 }, totalCostMicrocents: 0, durationMs: 1 }
       ])
+      // The hub dropped the terminal event: the follower waits until its next re-read of the store.
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(follower)), "the follower ended before re-reading the store")
+      yield* TestClock.adjust("1 second")
       const events = [...(yield* Fiber.join(follower))]
       assert.deepStrictEqual(events.map((e) => [e.sequenceNumber, e.type]), [
         [0, "run:started"],

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { WorkflowEngine } from "../src/index.js"
+import type { RunEvent as RE } from "@relavium/domain"
+import { maxCrashResumes, recoverAtStart, RunState, WorkflowEngine } from "../src/index.js"
 import { RunStore, WorkflowStore } from "@relavium/ports"
-import { answer, checkLog, collectAll, engineLayer, last, ofType, scriptedModel } from "./harness.js"
+import { answer, checkLog, collectAll, compile, engineLayer, last, ofType, scriptedModel } from "./harness.js"
 
 const yaml = `schema_version: '1.0'
 workflow:
@@ -60,4 +61,95 @@ describe("recovering a run whose process died", () => {
       yield* engine.recover(runId)
       assert.strictEqual((yield* store.events(runId)).length, events.length)
     }).pipe(Effect.provide(engineLayer({ model: scriptedModel([answer("recovered")]).layer }))))
+})
+
+/** The log of a run whose `ask` node was interrupted `times` times and was running again when its process died. */
+const interruptedLog = (runId: string, workflowId: string, times: number): Array<RE.RunEventDraft> => {
+  const t = new Date().toISOString()
+  const drafts: Array<RE.RunEventDraft> = [
+    { type: "run:started", runId, timestamp: t, workflowId, inputs: {}, executionMode: "local" },
+    { type: "node:started", runId, timestamp: t, nodeId: "first", nodeType: "transform", attemptNumber: 1 },
+    { type: "node:completed", runId, timestamp: t, nodeId: "first", output: "done before the crash", tokensUsed: { input: 0, output: 0 }, durationMs: 1 },
+    { type: "node:started", runId, timestamp: t, nodeId: "ask", nodeType: "agent", attemptNumber: 1 }
+  ]
+  for (let attempt = 2; attempt <= times + 1; attempt++) {
+    drafts.push(
+      {
+        type: "node:retrying",
+        runId,
+        timestamp: t,
+        nodeId: "ask",
+        attemptNumber: attempt,
+        error: { code: "internal", message: "interrupted", retryable: true },
+        delayMs: 0,
+        interrupted: true
+      },
+      { type: "node:started", runId, timestamp: t, nodeId: "ask", nodeType: "agent", attemptNumber: attempt }
+    )
+  }
+  return drafts
+}
+
+describe("poison runs", () => {
+  it.live("recovery at start fails a run whose node was interrupted after its last resume allowed, and resumes the others", () =>
+    Effect.gen(function* () {
+      const store = yield* RunStore
+      const workflows = yield* WorkflowStore
+      const stored = yield* workflows.put({ name: "recovering", source: yaml, file: "recovering.relavium.yaml" })
+      const t = new Date().toISOString()
+      for (const [runId, times] of [["poisoned", maxCrashResumes], ["interrupted-once", 1]] as const) {
+        yield* store.create({ runId, workflowId: stored.workflowId, workflowName: "recovering", createdAt: t })
+        yield* store.append(runId, interruptedLog(runId, stored.workflowId, times))
+      }
+
+      const report = yield* recoverAtStart
+      assert.deepStrictEqual(report.resumed, ["interrupted-once"])
+      assert.deepStrictEqual(report.poisoned.map((p) => [p.runId, p.nodeId]), [["poisoned", "ask"]])
+      assert.deepStrictEqual(report.failed, [])
+
+      const poisoned = yield* collectAll("poisoned")
+      checkLog(poisoned)
+      const failed = last(poisoned)
+      if (failed.type !== "run:failed") return assert.fail(failed.type)
+      assert.strictEqual(failed.error.code, "poison_run")
+      assert.strictEqual(failed.error.nodeId, "ask")
+      assert.strictEqual(failed.error.message, report.poisoned[0]!.message)
+      assert.match(failed.error.message, /interrupted 4 times while running node 'ask'/)
+      assert.deepStrictEqual(failed.partialOutputs, { first: "done before the crash" })
+      assert.deepStrictEqual(ofType(poisoned, "node:failed").map((e) => [e.nodeId, e.error.code]), [["ask", "poison_run"]])
+      // Failed, not run: no attempt after the one that was running.
+      assert.deepStrictEqual(ofType(poisoned, "node:started").at(-1)!.attemptNumber, maxCrashResumes + 1)
+
+      const resumed = yield* collectAll("interrupted-once")
+      checkLog(resumed)
+      assert.strictEqual(last(resumed).type, "run:completed")
+
+      // Nothing is left to recover.
+      const again = yield* recoverAtStart
+      assert.deepStrictEqual([again.resumed, again.poisoned], [[], []])
+    }).pipe(Effect.provide(engineLayer({ model: scriptedModel([answer("recovered")]).layer }))))
+
+  it("an interruption counts against the bound only while the node makes no progress", () => {
+    const plan = compile(yaml)
+    const state = RunState.initialState("run", plan)
+    const drafts = interruptedLog("run", "wf", maxCrashResumes)
+    const numbered = (list: ReadonlyArray<RE.RunEventDraft>, from: number) =>
+      list.map((draft, i) => ({ ...draft, sequenceNumber: from + i }) as RE.RunEvent)
+    RunState.applyEvents(state, numbered(drafts, 0))
+    assert.strictEqual(RunState.nodeState(state, "ask").interruptions, maxCrashResumes)
+    // A completed agent turn is progress: the count starts again.
+    const turn: RE.RunEventDraft = {
+      type: "agent:turn_completed",
+      runId: "run",
+      timestamp: new Date().toISOString(),
+      nodeId: "ask",
+      turn: 0,
+      messages: [],
+      inputTokens: 10,
+      outputTokens: 5,
+      attemptNumber: maxCrashResumes + 1
+    }
+    RunState.applyEvents(state, numbered([turn], drafts.length))
+    assert.strictEqual(RunState.nodeState(state, "ask").interruptions, undefined)
+  })
 })

@@ -1,19 +1,14 @@
 /**
  * The wire shapes of a tool call and its streamed result, shared by the
- * in-process daemon and the RPC protocol.
+ * in-process daemon and the RPC protocol. The call itself is `Tool.ToolCall`
+ * of @relavium/domain, carrying this daemon's `ToolPolicy`.
  */
 import { Schema } from "effect"
+import { Tool } from "@relavium/domain"
 import { ToolPolicy } from "./ToolPolicy.js"
 
 /** `DaemonRouter.ToolCall`, as a Schema so the RPC boundary decodes it. */
-export const ToolCallSchema = Schema.Struct({
-  runId: Schema.String,
-  nodeId: Schema.String,
-  callId: Schema.String,
-  name: Schema.String,
-  args: Schema.Unknown,
-  policy: Schema.optional(Schema.Union(ToolPolicy, Schema.Undefined))
-})
+export const ToolCallSchema = Tool.toolCallWith(ToolPolicy)
 export type ToolCallSchema = typeof ToolCallSchema.Type
 
 /** Output as a command prints it: forwarded while the call runs. */

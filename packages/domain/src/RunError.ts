@@ -17,6 +17,7 @@ export const ErrorCode = Schema.Literal(
   "turn_limit",
   "cancelled",
   "sandbox_error",
+  "poison_run",
   "internal"
 )
 export type ErrorCode = typeof ErrorCode.Type

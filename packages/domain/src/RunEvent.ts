@@ -6,6 +6,7 @@
 import { Schema } from "effect"
 import { LlmMessage } from "./Llm.js"
 import { RunErrorInfo } from "./RunError.js"
+import { GateType } from "./Run.js"
 
 const Int = Schema.Int.pipe(Schema.nonNegative())
 
@@ -154,7 +155,7 @@ export const MediaJobSubmitted = ev("media_job:submitted", {
 export const HumanGatePaused = ev("human_gate:paused", {
   nodeId: Schema.String,
   gateId: Schema.String,
-  gateType: Schema.Literal("approval", "input", "review", "budget"),
+  gateType: GateType,
   message: Schema.String,
   assignee: Schema.optional(Schema.String),
   timeoutMs: Schema.optional(Int),

@@ -24,7 +24,7 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
 import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
 import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/ports"
-import { Llm } from "@relavium/domain"
+import { Llm, Tool } from "@relavium/domain"
 import * as NatsUpdateHub from "./NatsUpdateHub.js"
 
 export class NatsRouterError extends Data.TaggedError("NatsRouterError")<{ readonly message: string; readonly cause?: unknown }> {}
@@ -35,14 +35,7 @@ const PolicySchema = Schema.Struct({
   allowedDomains: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined))
 })
 
-const CallSchema = Schema.Struct({
-  runId: Schema.String,
-  nodeId: Schema.String,
-  callId: Schema.String,
-  name: Schema.String,
-  args: Schema.Unknown,
-  policy: Schema.optional(Schema.Union(PolicySchema, Schema.Undefined))
-})
+const CallSchema = Tool.toolCallWith(PolicySchema)
 
 /** What a worker sends. */
 export const Request = Schema.Union(
@@ -57,7 +50,7 @@ export const Reply = Schema.Union(
   Schema.Struct({ t: Schema.Literal("beat") }),
   Schema.Struct({ t: Schema.Literal("result"), output: Schema.String, isError: Schema.Boolean }),
   Schema.Struct({ t: Schema.Literal("tools"), tools: Schema.Array(Llm.ToolDef) }),
-  Schema.Struct({ t: Schema.Literal("error"), code: Schema.Literal("tool_denied", "tool_failed", "tool_unavailable"), message: Schema.String })
+  Schema.Struct({ t: Schema.Literal("error"), code: Tool.ToolErrorCode, message: Schema.String })
 )
 export type Reply = typeof Reply.Type
 

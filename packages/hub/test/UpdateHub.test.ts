@@ -1,5 +1,5 @@
 /**
- * The UpdateHub contract on the memory layer and on NATS at 127.0.0.1:4222 (a
+ * The UpdateHub contract on NATS at 127.0.0.1:4222 (a
  * subject prefix of its own per test), and `EventLog.follow` over NATS while
  * another connection publishes during the replay. Nothing is skipped when NATS
  * is down: the NATS suites fail, saying so.
@@ -9,12 +9,11 @@ import { Effect, Fiber, Layer, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
 import { EventLog, RunStore, UpdateHub } from "@relavium/ports"
 import { NatsUpdateHub } from "../src/index.js"
-import { updateHubContract } from "./UpdateHubContract.js"
+import { updateHubContract } from "@relavium/ports/testing"
 
 const natsUrl = "nats://127.0.0.1:4222"
 const freshPrefix = () => `relavium-test.${crypto.randomUUID().replaceAll("-", "")}`
 
-updateHubContract("memory", () => UpdateHub.layerMemory)
 updateHubContract("NATS", () => NatsUpdateHub.layerNats({ servers: natsUrl, subjectPrefix: freshPrefix() }))
 
 describe("NATS hub", () => {

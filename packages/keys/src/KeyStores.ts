@@ -10,7 +10,7 @@
  * `rm` change the store only; `list` returns names, never values.
  */
 import { FileSystem } from "@effect/platform"
-import { KeyStore, KeyStoreError } from "@relavium/ports"
+import { checkKeyEntry, KeyStore, KeyStoreError } from "@relavium/ports"
 import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
 import * as path from "node:path"
 import { createRequire } from "node:module"
@@ -32,8 +32,6 @@ export const KNOWN_PROVIDERS: ReadonlyArray<string> = [
   "vllm"
 ]
 
-const PROVIDER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
-
 /** `openai-compatible` → `RELAVIUM_OPENAI_COMPATIBLE_API_KEY`. */
 export const envVarFor = (provider: string): string =>
   `RELAVIUM_${provider.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_API_KEY`
@@ -41,15 +39,6 @@ export const envVarFor = (provider: string): string =>
 /** How to give Relavium a key for `provider`, for error messages. */
 export const howToSet = (provider: string): string =>
   `run \`relavium keys set ${provider}\` or set ${envVarFor(provider)}`
-
-const checkName = (provider: string) =>
-  PROVIDER_NAME.test(provider)
-    ? Effect.succeed(provider)
-    : Effect.fail(
-        new KeyStoreError({
-          message: `'${provider}' is not a provider name (lower-case letters, digits, '.', '_' and '-')`
-        })
-      )
 
 // ---------------------------------------------------------------------------
 // Environment
@@ -136,7 +125,7 @@ export const makeFileStore = (dir: string) =>
         ),
       set: (provider, key) =>
         Effect.gen(function* () {
-          yield* checkName(provider)
+          yield* checkKeyEntry(provider, key)
           const keys = yield* read
           yield* write({ ...keys, [provider]: Redacted.value(key) })
         }),
@@ -171,6 +160,19 @@ export const napiKeyring: KeyringBackend = (service, account) => {
   return new Entry(service, account, { linux: { store: "secret-service" } })
 }
 
+/** The keychain account listing the providers stored (a leading '.' is never a provider name). */
+const INDEX_ACCOUNT = ".providers"
+
+const parseIndex = (text: string | null): ReadonlyArray<string> => {
+  if (text === null || text === "") return []
+  try {
+    const parsed: unknown = JSON.parse(text)
+    return Array.isArray(parsed) ? parsed.filter((name): name is string => typeof name === "string") : []
+  } catch {
+    return []
+  }
+}
+
 const keychainStore = (backend: KeyringBackend, service: string) => {
   const attempt = <A>(what: string, f: () => A) =>
     Effect.try({
@@ -182,16 +184,30 @@ const keychainStore = (backend: KeyringBackend, service: string) => {
     attempt("read a key", () => backend(service, provider).getPassword()).pipe(
       Effect.map((value) => (value === null || value === "" ? Option.none() : Option.some(Redacted.make(value))))
     )
+  // A keychain cannot be enumerated everywhere, so the providers stored are
+  // also named in an index entry (an account no provider name can take).
+  const index = backend(service, INDEX_ACCOUNT)
+  const indexed = attempt("read the key index", () => parseIndex(index.getPassword()))
+  const updateIndex = (f: (names: ReadonlySet<string>) => ReadonlySet<string>) =>
+    Effect.flatMap(indexed, (names) =>
+      attempt("update the key index", () => index.setPassword(JSON.stringify([...f(new Set(names))].sort())))
+    )
   return KeyStore.of({
     get,
     set: (provider, key) =>
-      Effect.flatMap(checkName(provider), () =>
-        attempt("store the key", () => backend(service, provider).setPassword(Redacted.value(key)))
+      Effect.flatMap(checkKeyEntry(provider, key), () =>
+        attempt("store the key", () => backend(service, provider).setPassword(Redacted.value(key))).pipe(
+          Effect.zipRight(updateIndex((names) => new Set([...names, provider])))
+        )
       ),
-    remove: (provider) => attempt("remove the key", () => backend(service, provider).deletePassword()).pipe(
-      Effect.catchAll(() => Effect.succeed(false))
-    ),
-    list: Effect.filter(KNOWN_PROVIDERS, (provider) => Effect.map(get(provider), Option.isSome))
+    remove: (provider) =>
+      attempt("remove the key", () => backend(service, provider).deletePassword()).pipe(
+        Effect.catchAll(() => Effect.succeed(false)),
+        Effect.tap(() => updateIndex((names) => new Set([...names].filter((name) => name !== provider))).pipe(Effect.ignore))
+      ),
+    list: Effect.flatMap(indexed, (names) =>
+      Effect.filter([...new Set([...KNOWN_PROVIDERS, ...names])].sort(), (provider) => Effect.map(get(provider), Option.isSome))
+    )
   })
 }
 

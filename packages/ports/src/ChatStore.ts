@@ -11,6 +11,7 @@
  * except for the few columns it queries (status, kind, call id, model, cost).
  */
 import { Context, Data, Effect, Layer, Option } from "effect"
+import type { Chat } from "@relavium/domain"
 import type { StoreError } from "./RunStore.js"
 
 export interface ProjectRecord {
@@ -22,7 +23,7 @@ export interface ProjectRecord {
   readonly updatedAt: string
 }
 
-export type WorktreeStatus = "active" | "removed"
+export type WorktreeStatus = Chat.WorktreeStatus
 
 export interface WorktreeRecord {
   readonly worktreeId: string
@@ -35,35 +36,15 @@ export interface WorktreeRecord {
   readonly updatedAt: string
 }
 
-/**
- * Where a chat's current turn stands: `running` while a process works on it (or
- * died doing so: see `chatsToRecover`), `awaiting_approval` when a tool call
- * waits for a decision, `interrupted`/`failed` when it stopped early and can be
- * resumed, `idle` when it answered.
- */
-export type TurnStatus = "idle" | "running" | "awaiting_approval" | "interrupted" | "failed"
+/** Where a chat's current turn stands (`Chat.TurnStatus`; a dead owner's `running` turn: see `chatsToRecover`). */
+export type TurnStatus = Chat.TurnStatus
 
-export interface ChatRecord {
-  readonly chatId: string
-  readonly projectId: string
-  readonly worktreeId: string | undefined
-  readonly title: string
-  readonly model: string | undefined
-  /** The chat service's settings (provider, approval mode, tools…), as JSON. */
-  readonly settings: unknown
-  readonly turnStatus: TurnStatus
-  /** The process working on the chat's turn, when one claimed it. */
-  readonly turnOwner: string | undefined
-  readonly turnHeartbeatAt: string | undefined
-  /** The sequence number of the chat's last event (-1: none). */
-  readonly lastSequenceNumber: number
-  readonly createdAt: string
-  readonly updatedAt: string
-}
+/** A chat as stored (`Chat.ChatRecord` in @relavium/domain). */
+export type ChatRecord = Chat.ChatRecord
 
-export type MessageRole = "user" | "assistant" | "tool"
-export type MessageStatus = "streaming" | "completed" | "interrupted" | "failed"
-export type BlockKind = "text" | "reasoning" | "tool_call" | "tool_result" | "file_patch"
+export type MessageRole = Chat.MessageRole
+export type MessageStatus = Chat.MessageStatus
+export type BlockKind = Chat.BlockKind
 
 export interface ContentBlockRecord {
   readonly blockId: string
@@ -78,20 +59,8 @@ export interface ContentBlockRecord {
   readonly createdAt: string
 }
 
-export interface MessageWrite {
-  readonly messageId: string
-  readonly chatId: string
-  /** Position in the chat, from 0; chosen by the writer (the one process holding the turn). */
-  readonly seq: number
-  readonly role: MessageRole
-  readonly status: MessageStatus
-  readonly model: string | undefined
-  readonly inputTokens: number
-  readonly outputTokens: number
-  readonly costMicrocents: number
-  readonly createdAt: string
-  readonly updatedAt: string
-}
+/** A message's row (`Chat.MessageWrite`). */
+export type MessageWrite = Chat.MessageWrite
 
 export interface MessageRecord extends MessageWrite {
   /** In position order. */

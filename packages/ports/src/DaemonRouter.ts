@@ -2,20 +2,15 @@
  * Routes an agent's tool calls to the daemon that owns the workspace:
  * in-process locally, over RPC or NATS in the cloud.
  */
-import { Context, Effect, Layer, Schema } from "effect"
-import type { Llm } from "@relavium/domain"
+import { Context, Effect, Layer } from "effect"
+import { type Llm, Tool } from "@relavium/domain"
 
-export class ToolError extends Schema.TaggedError<ToolError>()("ToolError", {
-  code: Schema.Literal("tool_denied", "tool_failed", "tool_unavailable"),
-  message: Schema.String
-}) {}
+/** The typed failure of a tool call (`Tool.ToolError` in @relavium/domain, the one declaration). */
+export const ToolError = Tool.ToolError
+export type ToolError = Tool.ToolError
 
-export interface ToolCall {
-  readonly runId: string
-  readonly nodeId: string
-  readonly callId: string
-  readonly name: string
-  readonly args: unknown
+/** A tool call (`Tool.ToolCall`) with the workflow's tool policy, which the daemon decodes and enforces. */
+export interface ToolCall extends Tool.ToolCall {
   /** Workflow tool policy (allowlists); narrowed per node. */
   readonly policy?: {
     readonly allowedCommands?: ReadonlyArray<string> | undefined
@@ -24,11 +19,8 @@ export interface ToolCall {
   } | undefined
 }
 
-export interface ToolResult {
-  /** What the model sees; already bounded by the daemon. */
-  readonly output: string
-  readonly isError?: boolean | undefined
-}
+/** What the model sees (already bounded by the daemon), and whether the tool reported a failure (`Tool.ToolResult`). */
+export type ToolResult = Tool.ToolResult
 
 /** A tool implemented in this process. */
 export interface InProcessTool {
@@ -57,8 +49,9 @@ export class DaemonRouter extends Context.Tag("@relavium/ports/DaemonRouter")<
           }),
         execute: (call) => {
           const tool = tools.find((t) => t.definition.name === call.name)
+          // Every router answers `isError` as a boolean, as the daemon and the wire layers do.
           return tool
-            ? tool.run(call)
+            ? Effect.map(tool.run(call), (result) => ({ output: result.output, isError: result.isError ?? false }))
             : Effect.fail(new ToolError({ code: "tool_unavailable", message: `no tool named '${call.name}' is available here` }))
         }
       })

@@ -8,6 +8,21 @@ export class KeyStoreError extends Data.TaggedError("KeyStoreError")<{
   readonly message: string
 }> {}
 
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
+
+/**
+ * What every layer checks before it stores a key: a provider name (it becomes
+ * a file key, a keychain account or an environment variable name) and a key
+ * that is not blank (a blank key would read back as "no key" from some stores
+ * and as an empty credential from others).
+ */
+export const checkKeyEntry = (provider: string, key: Redacted.Redacted<string>): Effect.Effect<void, KeyStoreError> =>
+  !PROVIDER_NAME.test(provider)
+    ? Effect.fail(new KeyStoreError({ message: `'${provider}' is not a provider name (lower-case letters, digits, '.', '_' and '-')` }))
+    : Redacted.value(key).trim() === ""
+      ? Effect.fail(new KeyStoreError({ message: `the key for ${provider} is empty; pass the provider's API key` }))
+      : Effect.void
+
 export class KeyStore extends Context.Tag("@relavium/ports/KeyStore")<
   KeyStore,
   {
@@ -26,7 +41,7 @@ export class KeyStore extends Context.Tag("@relavium/ports/KeyStore")<
       )
       return KeyStore.of({
         get: (provider) => Ref.get(keys).pipe(Effect.map((m) => Option.fromNullable(m.get(provider)))),
-        set: (provider, key) => Ref.update(keys, (m) => new Map(m).set(provider, key)),
+        set: (provider, key) => Effect.zipRight(checkKeyEntry(provider, key), Ref.update(keys, (m) => new Map(m).set(provider, key))),
         remove: (provider) =>
           Ref.modify(keys, (m) => {
             const next = new Map(m)

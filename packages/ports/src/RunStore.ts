@@ -7,38 +7,20 @@
  * run has completed, failed or been cancelled.
  */
 import { Context, Data, Effect, Layer, Option } from "effect"
-import { RunEvent as RE } from "@relavium/domain"
+import { RunEvent as RE, type Run } from "@relavium/domain"
 
-export type RunStatus = "running" | "waiting" | "completed" | "failed" | "cancelled"
+export type RunStatus = Run.RunStatus
 /** The statuses of a run that has ended. */
-export type TerminalStatus = "completed" | "failed" | "cancelled"
+export type TerminalStatus = Run.TerminalStatus
 export const TerminalStatuses: ReadonlySet<RunStatus> = new Set<TerminalStatus>(["completed", "failed", "cancelled"])
 /** The statuses of a run a process must pick up again after a restart. */
 export const ActiveStatuses: ReadonlySet<RunStatus> = new Set<RunStatus>(["running", "waiting"])
 
-export interface RunRecord {
-  readonly runId: string
-  readonly workflowId: string
-  readonly workflowName: string
-  readonly status: RunStatus
-  readonly createdAt: string
-  readonly updatedAt: string
-  readonly lastSequenceNumber: number
-}
+/** A run as stored (the shape is `Run.RunRecord` in @relavium/domain). */
+export type RunRecord = Run.RunRecord
 
-/** A gate that waits for a decision, in a run that has not ended. */
-export interface PendingGateRecord {
-  readonly runId: string
-  readonly gateId: string
-  readonly nodeId: string
-  readonly gateType: "approval" | "input" | "review" | "budget"
-  readonly message: string
-  readonly assignee?: string
-  readonly expiresAt?: string
-  readonly timeoutAction?: "approve" | "reject"
-  /** The timestamp of the `human_gate:paused` event. */
-  readonly pausedAt: string
-}
+/** A gate that waits for a decision, in a run that has not ended (`Run.PendingGate`). */
+export type PendingGateRecord = Run.PendingGate
 
 export class StoreError extends Data.TaggedError("StoreError")<{
   readonly message: string

@@ -1,5 +1,5 @@
 /**
- * The RunQueue contract on the memory layer and on BullMQ against the real
+ * The RunQueue contract on BullMQ against the real
  * Redis at 127.0.0.1:6379 (a key prefix of its own per test, deleted after the
  * file). Nothing is skipped when Redis is down: the BullMQ suite fails, saying so.
  */
@@ -10,7 +10,7 @@ import { Queue } from "bullmq"
 import { Redis } from "ioredis"
 import { RunQueue } from "@relavium/ports"
 import { BullMqRunQueue } from "../src/index.js"
-import { runQueueContract } from "./RunQueueContract.js"
+import { runQueueContract } from "@relavium/ports/testing"
 
 export const redisUrl = "redis://127.0.0.1:6379"
 const filePrefix = `relavium-test-${crypto.randomUUID()}`
@@ -32,15 +32,6 @@ export const deleteKeys = async (prefix: string) => {
 }
 
 afterAll(() => deleteKeys(filePrefix))
-
-runQueueContract(
-  "memory",
-  () => {
-    const shared = RunQueue.layerMemory
-    return { instance: (concurrency) => shared(concurrency) }
-  },
-  { distributed: false }
-)
 
 runQueueContract(
   "BullMQ",

@@ -13,7 +13,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchem
 import { Schema } from "effect"
 import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
-import { RunError } from "@relavium/domain"
+import { Chat, Run, RunError } from "@relavium/domain"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -103,17 +103,9 @@ export const ValidationResult = Schema.Struct({
   issues: Schema.optional(Schema.Array(Issue))
 })
 
-export const RunStatus = Schema.Literal("running", "waiting", "completed", "failed", "cancelled")
+export const RunStatus = Run.RunStatus
 
-export const RunRecord = Schema.Struct({
-  runId: Schema.String,
-  workflowId: Schema.String,
-  workflowName: Schema.String,
-  status: RunStatus,
-  createdAt: Schema.String,
-  updatedAt: Schema.String,
-  lastSequenceNumber: Schema.Number
-})
+export const RunRecord = Run.RunRecord
 
 export const RunPage = Schema.Struct({
   runs: Schema.Array(RunRecord),
@@ -121,17 +113,7 @@ export const RunPage = Schema.Struct({
   nextOffset: Schema.optional(Schema.Number)
 })
 
-export const Gate = Schema.Struct({
-  runId: Schema.String,
-  gateId: Schema.String,
-  nodeId: Schema.String,
-  gateType: Schema.String,
-  message: Schema.String,
-  assignee: Schema.optional(Schema.String),
-  expiresAt: Schema.optional(Schema.String),
-  timeoutAction: Schema.optional(Schema.String),
-  pausedAt: Schema.String
-})
+export const Gate = Run.PendingGate
 
 export const RunSummary = Schema.Struct({
   runId: Schema.String,
@@ -344,7 +326,7 @@ export const ChatWorktree = Schema.Struct({
   path: Schema.String,
   branch: Schema.String,
   baseRef: Schema.optional(Schema.String),
-  status: Schema.Literal("active", "removed")
+  status: Chat.WorktreeStatus
 })
 
 export const ChatSummary = Schema.Struct({
@@ -358,7 +340,7 @@ export const ChatSummary = Schema.Struct({
   provider: Schema.String,
   model: Schema.String,
   approvalMode: ApprovalMode,
-  turnStatus: Schema.Literal("idle", "running", "awaiting_approval", "interrupted", "failed"),
+  turnStatus: Chat.TurnStatus,
   pendingApprovals: Schema.Number,
   costMicrocents: Schema.Number,
   /** Follow `/chats/{chatId}/events` with this as `Last-Event-ID` to see only what comes next. */
@@ -367,15 +349,7 @@ export const ChatSummary = Schema.Struct({
   updatedAt: Schema.String
 })
 
-export const PendingApproval = Schema.Struct({
-  chatId: Schema.String,
-  messageId: Schema.String,
-  toolCallId: Schema.String,
-  name: Schema.String,
-  args: Schema.Unknown,
-  /** One line a person can decide on, e.g. `run_command: npm test`. */
-  preview: Schema.String
-})
+export const PendingApproval = Chat.PendingApproval
 
 const blockFields = { blockId: Schema.String, position: Schema.Number, createdAt: Schema.String }
 
@@ -396,8 +370,8 @@ export const ChatBlock = Schema.Union(
 export const ChatMessage = Schema.Struct({
   messageId: Schema.String,
   seq: Schema.Number,
-  role: Schema.Literal("user", "assistant", "tool"),
-  status: Schema.Literal("streaming", "completed", "interrupted", "failed"),
+  role: Chat.MessageRole,
+  status: Chat.MessageStatus,
   model: Schema.optional(Schema.String),
   inputTokens: Schema.Number,
   outputTokens: Schema.Number,

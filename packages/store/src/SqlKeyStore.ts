@@ -11,7 +11,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
-import { KeyStore, KeyStoreError } from "@relavium/ports"
+import { checkKeyEntry, KeyStore, KeyStoreError } from "@relavium/ports"
 import * as Database from "./Database.js"
 
 /** A parsed master key: 32 bytes, and the id rows record. */
@@ -37,7 +37,6 @@ export const parseMasterKey = (value: Redacted.Redacted<string>, name = "RELAVIU
   return Either.right({ id, bytes: Redacted.make(new Uint8Array(bytes)) })
 }
 
-const PROVIDER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
 const additionalData = (orgId: string, provider: string) => Buffer.from(`relavium provider key\u0000${orgId}\u0000${provider}`, "utf8")
 
@@ -91,12 +90,6 @@ export const make = (options: EncryptedOptions): Effect.Effect<KeyStore["Type"],
     const database = Database.describeDatabase(sql)
     const failed = (what: string) => (cause: unknown) =>
       new KeyStoreError({ message: `${database}: ${what} failed: ${Database.describeCause(cause)}` })
-    const checkName = (provider: string) =>
-      PROVIDER_NAME.test(provider)
-        ? Effect.void
-        : Effect.fail(
-            new KeyStoreError({ message: `'${provider}' is not a provider name (lower-case letters, digits, '.', '_' and '-')` })
-          )
 
     return KeyStore.of({
       get: (provider) =>
@@ -124,7 +117,7 @@ export const make = (options: EncryptedOptions): Effect.Effect<KeyStore["Type"],
         ),
       set: (provider, key) =>
         Effect.gen(function* () {
-          yield* checkName(provider)
+          yield* checkKeyEntry(provider, key)
           const sealed = seal(master, orgId, provider, key)
           const now = new Date().toISOString()
           yield* sql`INSERT INTO provider_keys ${sql.insert({

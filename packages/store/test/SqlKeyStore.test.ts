@@ -14,6 +14,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { KeyStore } from "@relavium/ports"
+import { keyStoreContract } from "@relavium/ports/testing"
 import { Database, SqlKeyStore } from "../src/index.js"
 
 const server = "postgres://postgres@127.0.0.1:5432"
@@ -50,6 +51,19 @@ const databases = [
 
 const withStore = <A, E>(key: Redacted.Redacted<string>, use: (keys: KeyStore["Type"]) => Effect.Effect<A, E>) =>
   Effect.flatMap(SqlKeyStore.make({ masterKey: key }), use)
+
+/** A store of its own organisation (so tests sharing a database do not meet), holding `seed`. */
+const seeded = (database: Layer.Layer<SqlClient.SqlClient, unknown>) => (seed: Readonly<Record<string, string>>) =>
+  Layer.effect(
+    KeyStore,
+    Effect.tap(SqlKeyStore.make({ masterKey, orgId: `org-${crypto.randomUUID()}` }), (keys) =>
+      Effect.forEach(Object.entries(seed), ([provider, key]) => keys.set(provider, Redacted.make(key)), { discard: true })
+    )
+  ).pipe(Layer.provide(database))
+
+// On databases of their own: the tests below read provider_keys across organisations.
+keyStoreContract("encrypted on Postgres", seeded(freshPg))
+keyStoreContract("encrypted on SQLite", seeded(Database.layerSqlite({ filename: Path.join(dir, "contract-keys.db") })))
 
 for (const [name, database] of databases) {
   describe(`SqlKeyStore on ${name}`, () => {

@@ -1,6 +1,6 @@
 /**
- * The ChatStore contract on every layer: memory (core's reference), a SQLite
- * file, and the real Postgres at 127.0.0.1:5432 (a fresh database, dropped
+ * The ChatStore contract on the SQL layers (the memory layer runs it in
+ * packages/ports): a SQLite file, and the real Postgres at 127.0.0.1:5432 (a fresh database, dropped
  * afterwards; the suite fails, saying so, when Postgres is down).
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -9,9 +9,9 @@ import { Duration, Effect, Layer, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { ChatStore, StoreError } from "@relavium/ports"
+import { StoreError } from "@relavium/ports"
 import { Store } from "../src/index.js"
-import { chatStoreContract } from "./chatContract.js"
+import { chatStoreContract } from "@relavium/ports/testing"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "relavium-chat-store-"))
 process.on("exit", () => Fs.rmSync(dir, { recursive: true, force: true }))
@@ -38,6 +38,5 @@ const freshPg = Layer.unwrapScoped(
   )
 )
 
-chatStoreContract("memory", ChatStore.layerMemory as Layer.Layer<ChatStore, StoreError>)
 chatStoreContract("SQLite", Store.layerSqlite({ filename: Path.join(dir, "chats.db") }))
 chatStoreContract("Postgres", freshPg)

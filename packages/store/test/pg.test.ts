@@ -10,7 +10,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import { StoreError } from "@relavium/ports"
 import { Migrations, Store } from "../src/index.js"
-import { failure, runStoreContract, workflowStoreContract } from "./contract.js"
+import { failure, runStoreContract, workflowStoreContract } from "@relavium/ports/testing"
 import { sqlContract } from "./sqlContract.js"
 
 const server = "postgres://postgres@127.0.0.1:5432"

@@ -19,7 +19,7 @@ import {
   nodeCompleted,
   nodeStarted,
   started
-} from "./contract.js"
+} from "@relavium/ports/testing"
 
 const createRun = (runId: string) =>
   Effect.flatMap(RunStore, (store) =>

@@ -8,7 +8,7 @@ import * as Path from "node:path"
 import { RunStore, StoreError } from "@relavium/ports"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Migrations, SqlRunStore, Store } from "../src/index.js"
-import { failure, newRunId, nodeStarted, runStoreContract, started, workflowStoreContract } from "./contract.js"
+import { failure, newRunId, nodeStarted, runStoreContract, started, workflowStoreContract } from "@relavium/ports/testing"
 import { sqlContract } from "./sqlContract.js"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "relavium-store-"))

@@ -16,8 +16,7 @@
  */
 import { Console, Context, Effect, Layer, Stream } from "effect"
 import { ChatService } from "@relavium/chat"
-import { WorkflowEngine } from "@relavium/core"
-import { RunStore } from "@relavium/ports"
+import { recoverAtStart } from "@relavium/core"
 import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
 import { type HttpGuard, Monolith, Server } from "@relavium/server"
 import * as DataDirectory from "./DataDirectory.js"
@@ -36,19 +35,6 @@ export interface MonolithOptions {
   /** Request and header timeouts: slow clients get 408 and are dropped. */
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
 }
-
-/** Continues every run a previous process left running or waiting (completed nodes never run again). */
-const recoverRuns = Effect.gen(function* () {
-  const store = yield* RunStore
-  const engine = yield* WorkflowEngine
-  const runs = yield* store.runsToRecover()
-  for (const run of runs) {
-    yield* engine.recover(run.runId).pipe(
-      Effect.catchAll((e) => Console.error(`relavium monolith: could not resume run ${run.runId}: ${e.message}`))
-    )
-  }
-  return runs.length
-})
 
 /** Closes the turns of chats a previous process left running (the partial answer is kept; `POST /chats/{id}/resume` goes on). */
 const recoverChats = Effect.flatMap(ChatService, (chats) => chats.recover()).pipe(
@@ -80,7 +66,6 @@ export const monolithLayer = (options: MonolithOptions) =>
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe
-          const recovered = yield* recoverRuns
           const recoveredChats = yield* recoverChats
           const url = yield* Monolith.serverUrl
           yield* Console.log(
@@ -91,9 +76,23 @@ export const monolithLayer = (options: MonolithOptions) =>
               `  TLS certificate (self-signed; trust it in clients): ${Monolith.certFile(options.dataDir)}`,
               `  API reference:  ${url}/docs  ·  OpenAPI: ${url}/openapi.json  (both need the token; only /health is public)`,
               `  tools daemons:  ${url.replace(/^https:/, "wss:")}${DAEMON_RPC_PATH}  (relavium daemon start --gateway URL --token T --ca CERT)`,
-              ...(recovered > 0 ? [`  resumed ${recovered} interrupted run(s)`] : []),
               ...(recoveredChats > 0 ? [`  recovered ${recoveredChats} interrupted chat(s); POST /chats/{chatId}/resume continues one`] : [])
             ].join("\n")
+          )
+          // Interrupted runs are resumed in the background: the server answers while they start
+          // again, and a run that keeps stopping the process is failed as a poison run.
+          yield* recoverAtStart.pipe(
+            Effect.flatMap((report) =>
+              report.resumed.length + report.poisoned.length === 0
+                ? Effect.void
+                : Console.log(
+                    [
+                      `relavium monolith: resumed ${report.resumed.length} interrupted run(s)`,
+                      ...report.poisoned.map((p) => `  run ${p.runId} failed (poison_run) at node '${p.nodeId}': ${p.message}`)
+                    ].join("\n")
+                  )
+            ),
+            Effect.forkScoped
           )
           yield* daemonChanges.pipe(
             Stream.runForEach((change) =>

@@ -5,7 +5,8 @@
  */
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, type Layer, Option } from "effect"
-import { type ChatRecord, ChatStore, type ContentBlockRecord, type MessageWrite, type StoreError, type WorktreeRecord } from "@relavium/ports"
+import { type ChatRecord, ChatStore, type ContentBlockRecord, type MessageWrite, type WorktreeRecord } from "../ChatStore.js"
+import type { StoreError } from "../RunStore.js"
 
 const id = () => crypto.randomUUID()
 const at = (n: number) => new Date(Date.UTC(2025, 5, 1) + n * 1000).toISOString()

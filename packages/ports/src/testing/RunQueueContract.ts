@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Scope } from "effect"
-import { type Job, jobId, type Pool, type QueueError, RunQueue } from "@relavium/ports"
+import { type Job, jobId, type Pool, type QueueError, RunQueue } from "../RunQueue.js"
 
 export interface Namespace {
   readonly instance: (concurrency?: Readonly<Record<Pool, number>>) => Layer.Layer<RunQueue, QueueError>

@@ -1,12 +1,12 @@
 /**
- * The contract every `RunStore` and `WorkflowStore` layer must meet, one suite
- * parameterised by layer (memory, SQLite, Postgres). Tests share one store per
+ * The contract every `RunStore` layer must meet, one suite parameterised by
+ * layer (memory, SQLite, Postgres). Tests share one store per
  * suite, so each uses its own run ids and, where it looks at every run, its
  * own stretch of time (runs of other tests are in the present).
  */
 import { assert, it } from "@effect/vitest"
 import { Cause, Effect, Either, Exit, type Layer, Option } from "effect"
-import { type PendingGateRecord, RunStore, type StoreError, WorkflowStore } from "@relavium/ports"
+import { type PendingGateRecord, RunStore, type StoreError } from "../RunStore.js"
 import type { RunEvent as RE } from "@relavium/domain"
 
 export const newRunId = (): string => crypto.randomUUID()
@@ -369,44 +369,6 @@ export const runStoreContract = (name: string, layer: Layer.Layer<RunStore, Stor
         const mine = (yield* store.runsToRecover()).filter((r) => [waiting, running, done, fresh].includes(r.runId))
         assert.deepStrictEqual(mine.map((r) => [r.runId, r.status]), [[waiting, "waiting"], [running, "running"], [fresh, "running"]])
         assert.deepStrictEqual(mine[1], Option.getOrThrow(yield* store.get(running)))
-      }))
-  })
-
-export const workflowStoreContract = (name: string, layer: Layer.Layer<WorkflowStore, StoreError>) =>
-  it.layer(layer, { timeout: "60 seconds" })(`WorkflowStore contract: ${name}`, (it) => {
-    it.effect("stores versions: the same source is the same version, a changed one the next", () =>
-      Effect.gen(function* () {
-        const store = yield* WorkflowStore
-        const name = `wf-${newRunId()}`
-        const v1 = yield* store.put({ name, source: "a: 1\n", file: "one.yaml" })
-        assert.strictEqual(v1.version, 1)
-        assert.strictEqual(v1.name, name)
-        assert.strictEqual(v1.file, "one.yaml")
-        const again = yield* store.put({ name, source: "a: 1\n", file: "elsewhere.yaml" })
-        assert.deepStrictEqual(again, v1)
-        const v2 = yield* store.put({ name, source: "a: 2\n", file: "one.yaml" })
-        assert.strictEqual(v2.version, 2)
-        assert.notStrictEqual(v2.workflowId, v1.workflowId)
-        assert.deepStrictEqual(yield* store.put({ name, source: "a: 1\n", file: "one.yaml" }), v1)
-        const other = yield* store.put({ name: `${name}-other`, source: "a: 1\n", file: "other.yaml" })
-        assert.strictEqual(other.version, 1)
-        assert.deepStrictEqual(yield* store.get(v2.workflowId), Option.some(v2))
-        assert.isTrue(Option.isNone(yield* store.get(newRunId())))
-        const listed = (yield* store.list).filter((w) => w.name.startsWith(name))
-        const byId = (a: { workflowId: string }, b: { workflowId: string }) => (a.workflowId < b.workflowId ? -1 : 1)
-        assert.deepStrictEqual([...listed].sort(byId), [v1, v2, other].sort(byId))
-      }))
-
-    it.effect("numbers concurrent puts of one workflow without a duplicate version", () =>
-      Effect.gen(function* () {
-        const store = yield* WorkflowStore
-        const name = `wf-${newRunId()}`
-        const stored = yield* Effect.forEach(range(12), (i) => store.put({ name, source: `v: ${i % 6}\n`, file: "f.yaml" }), {
-          concurrency: "unbounded"
-        })
-        const versions = [...new Set(stored.map((w) => w.version))].sort((a, b) => a - b)
-        assert.deepStrictEqual(versions, [1, 2, 3, 4, 5, 6])
-        for (const w of stored) assert.deepStrictEqual(yield* store.get(w.workflowId), Option.some(w))
       }))
   })
 

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
-import { UpdateHub } from "@relavium/ports"
+import { UpdateHub } from "../UpdateHub.js"
 
 export const nodeEvent = (runId: string, sequenceNumber: number): RE.RunEvent => ({
   type: "node:started",

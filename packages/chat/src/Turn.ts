@@ -1,0 +1,172 @@
+/**
+ * Turns: `send` stores the user message and `resume` continues a turn; both
+ * claim the chat and start the agent loop in the background — a model call,
+ * then the tool calls it asked for, until an answer without tool calls, a
+ * pause for approval, a failure or the per-turn model-call limit.
+ */
+import { Cause, Effect, Either, Exit, Fiber, Schedule, Stream } from "effect"
+import { isRest } from "./ChatEvent.js"
+import {
+  ApprovalRequired,
+  type ChatError,
+  ChatStorageError,
+  InvalidChatInput,
+  NothingToResume,
+  UnknownChat,
+  WorktreeRemoved
+} from "./ChatError.js"
+import { modelCallsInTurn, nextStep, textOf } from "./Conversation.js"
+import { freshMessage } from "./Blocks.js"
+import { type ChatContext, Continue, HEARTBEAT, type Loaded, now, outcomeOf } from "./ChatContext.js"
+import type { Turn, TurnOutcome } from "./ChatService.js"
+import type { Follow } from "./Follow.js"
+import { makeModelStep } from "./ModelStep.js"
+import type { Recovery } from "./Recovery.js"
+import { makeToolRunner } from "./ToolRunner.js"
+import { pendingOf, type Views } from "./Views.js"
+
+const titleOf = (text: string): string => {
+  const line = text.trim().split("\n")[0] ?? ""
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line
+}
+
+export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, settle }: Recovery, { follow }: Follow) => {
+  const { commit, options, owner, serviceScope, store, tools } = ctx
+  const { load, loadMessages } = views
+  const { callModel } = makeModelStep(ctx)
+  const { toolStep } = makeToolRunner(ctx, views)
+  const maxModelCalls = options.maxModelCallsPerTurn ?? 50
+  /** The turns this process runs, by chat (for `cancel`). */
+  const running = new Map<string, Fiber.RuntimeFiber<TurnOutcome, UnknownChat | ChatStorageError>>()
+
+  const failTurn = (chatId: string, code: string, message: string) =>
+    commit(chatId, { turnStatus: "failed", events: [{ type: "turn:failed", code, message }] }).pipe(
+      Effect.as(outcomeOf(chatId, "failed", { error: { code, message } }))
+    )
+
+  /** Runs the chat's turn until it rests. The caller holds the claim. */
+  const runTurn = (chatId: string): Effect.Effect<TurnOutcome, UnknownChat | ChatStorageError> =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* store.heartbeat(chatId, owner, now()).pipe(
+          Effect.ignore,
+          Effect.repeat(Schedule.spaced(HEARTBEAT)),
+          Effect.interruptible,
+          Effect.forkScoped
+        )
+        const loaded = yield* load(chatId)
+        const router = yield* tools.router(loaded.workspace)
+        const toolDefs = yield* router.tools(loaded.settings.tools).pipe(Effect.either)
+        if (Either.isLeft(toolDefs)) return yield* failTurn(chatId, toolDefs.left.code, toolDefs.left.message)
+        while (true) {
+          const messages = yield* loadMessages(chatId)
+          const step = nextStep(messages)
+          if (step._tag === "Done") {
+            yield* commit(chatId, { turnStatus: "idle", events: [{ type: "turn:completed", messageId: step.answer?.messageId }] })
+            return outcomeOf(chatId, "completed", { answer: step.answer === undefined ? undefined : textOf(step.answer) })
+          }
+          if (step._tag === "CallModel" && modelCallsInTurn(messages) >= maxModelCalls) {
+            return yield* failTurn(chatId, "turn_limit", `the agent made ${maxModelCalls} model calls in this turn without finishing; send a message to go on`)
+          }
+          const result = step._tag === "CallModel" ? yield* callModel(loaded, messages, toolDefs.right) : yield* toolStep(loaded, step, router)
+          if (result !== Continue) return result as TurnOutcome
+        }
+      })
+    )
+
+  /** Starts the claimed turn in the background and hands back its events and outcome. */
+  const drive = (chatId: string, afterSeq: number): Effect.Effect<Turn> =>
+    Effect.gen(function* () {
+      const fiber = yield* runTurn(chatId).pipe(
+        Effect.catchAllDefect((defect) => failTurn(chatId, "internal", `the turn stopped on an internal error: ${Cause.pretty(Cause.die(defect))}`)),
+        Effect.onInterrupt(() => settle(chatId, "the turn was cancelled").pipe(Effect.ignore)),
+        Effect.ensuring(release(chatId)),
+        Effect.forkIn(serviceScope)
+      )
+      running.set(chatId, fiber)
+      const outcome = Fiber.await(fiber).pipe(
+        Effect.flatMap((exit) =>
+          Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? Effect.succeed(outcomeOf(chatId, "interrupted")) : exit
+        )
+      )
+      const events = follow(chatId, afterSeq).pipe(
+        Stream.takeUntil(isRest),
+        // A turn that fails before its rest event is stored ends the stream with its error.
+        Stream.interruptWhen(Effect.zipRight(outcome, Effect.never))
+      )
+      return { chatId, afterSeq, events, outcome }
+    })
+
+  const ensureUsable = (loaded: Loaded) =>
+    loaded.worktree !== undefined && loaded.worktree.status === "removed"
+      ? Effect.fail(WorktreeRemoved.of(loaded.record.chatId, loaded.worktree.path))
+      : Effect.void
+
+  const send = (chatId: string, text: string): Effect.Effect<Turn, ChatError> =>
+    Effect.gen(function* () {
+      if (text.trim() === "") return yield* new InvalidChatInput({ message: "the message is empty" })
+      const loaded = yield* load(chatId)
+      yield* ensureUsable(loaded)
+      yield* claim(loaded.record)
+      return yield* Effect.gen(function* () {
+        const messages = yield* loadMessages(chatId)
+        const pending = pendingOf(chatId, messages)
+        if (pending.length > 0) return yield* ApprovalRequired.of(chatId, pending)
+        const timestamp = now()
+        const message = freshMessage(chatId, (messages.at(-1)?.seq ?? -1) + 1, "user", "completed", timestamp)
+        const started = yield* commit(chatId, {
+          turnStatus: "running",
+          title: loaded.record.title === "" ? titleOf(text) : undefined,
+          messages: [message],
+          blocks: [
+            {
+              blockId: crypto.randomUUID(),
+              messageId: message.messageId,
+              position: 0,
+              kind: "text",
+              callId: undefined,
+              status: "done",
+              content: { text },
+              createdAt: timestamp
+            }
+          ],
+          events: [{ type: "turn:started", turnId: crypto.randomUUID(), messageId: message.messageId, text }]
+        })
+        return yield* drive(chatId, started[0]!.seq - 1)
+      }).pipe(Effect.onError(() => release(chatId)))
+    })
+
+  const resume = (chatId: string): Effect.Effect<Turn, ChatError> =>
+    Effect.gen(function* () {
+      const loaded = yield* load(chatId)
+      yield* ensureUsable(loaded)
+      yield* claim(loaded.record)
+      return yield* Effect.gen(function* () {
+        const messages = yield* loadMessages(chatId)
+        const pending = pendingOf(chatId, messages)
+        if (pending.length > 0) return yield* ApprovalRequired.of(chatId, pending)
+        const step = nextStep(messages)
+        if (step._tag === "Done") {
+          return yield* new NothingToResume({
+            chatId,
+            message: `chat ${chatId} has nothing to continue: ${step.answer === undefined ? "it has no messages" : "its last answer is complete"}; send a message`
+          })
+        }
+        const started = yield* commit(chatId, { turnStatus: "running", events: [{ type: "turn:resumed", turnId: crypto.randomUUID() }] })
+        return yield* drive(chatId, started[0]!.seq - 1)
+      }).pipe(Effect.onError(() => release(chatId)))
+    })
+
+  /** Stops the chat's turn if this process runs it. */
+  const cancel = (chatId: string): Effect.Effect<boolean> =>
+    Effect.suspend(() => {
+      const fiber = running.get(chatId)
+      if (fiber === undefined || fiber.unsafePoll() !== null) {
+        running.delete(chatId)
+        return Effect.succeed(false)
+      }
+      return Effect.as(Fiber.interrupt(fiber), true)
+    })
+
+  return { send, resume, cancel }
+}

@@ -1,0 +1,139 @@
+/**
+ * The worker: takes run jobs from the RunQueue and executes them — an
+ * orchestrator step, a node, a gate's timeout, a run's deadline — retrying a
+ * job whose store or queue failed for a moment. A periodic sweep offers again
+ * the jobs of runs whose jobs were lost.
+ */
+import { Cause, Duration, Effect, Schedule } from "effect"
+import { type Job, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
+import { type EngineError, now, storeError } from "./EngineError.js"
+import { gateDecision } from "./Gates.js"
+import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
+import { isTransient, jobRetry, offerRetry } from "./RetryPolicy.js"
+import { RunCache } from "./RunCache.js"
+import { makeRunLoop } from "./RunLoop.js"
+import { completedOutputs, isTerminalState } from "./RunState.js"
+
+export interface WorkerOptions {
+  /**
+   * How often this worker looks for runs whose jobs were lost — a process killed (SIGKILL) after
+   * committing a step and before offering its jobs — and offers them again (default 15 s; 0: never,
+   * as in the local mode, where `resume` recovers a run instead).
+   */
+  readonly sweepEvery?: Duration.DurationInput | undefined
+  /** A running run that has written no event for this long is looked at by the sweep (default 30 s). */
+  readonly staleAfter?: Duration.DurationInput | undefined
+}
+
+export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* () {
+  const runs = yield* RunCache
+  const queue = yield* RunQueue
+  const hub = yield* UpdateHub
+  const store = yield* RunStore
+  const services = yield* Effect.context<NodeServices>()
+
+  const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) =>
+    queue.offer(jobs, { delayMs }).pipe(Effect.retry(offerRetry), Effect.orDie)
+
+  const loop = makeRunLoop(runs, offer)
+  const { advanceCoalesced } = loop
+  const { executeNode } = makeNodeRunner({ runs, hub, services, offer, loop, workerScope: yield* Effect.scope })
+
+  const gateTimeout = (runId: string, gateId: string) =>
+    Effect.gen(function* () {
+      const { state } = yield* runs.load(runId)
+      const gate = state.pendingGates.get(gateId)
+      if (gate === undefined || isTerminalState(state)) return
+      if (gate.expiresAt !== undefined && Date.parse(gate.expiresAt) > Date.now() + 5) {
+        yield* offer([{ _tag: "GateTimeout", runId, gateId }], Date.parse(gate.expiresAt) - Date.now())
+        return
+      }
+      yield* gateDecision(runs, queue, runId, gateId, {
+        decision: gate.timeoutAction === "approve" ? "approved" : "rejected",
+        decidedBy: "timeout"
+      })
+    })
+
+  const deadline = (runId: string) =>
+    Effect.gen(function* () {
+      const { state } = yield* runs.load(runId)
+      const timeoutMs = state.plan.spec.timeout_ms
+      if (isTerminalState(state) || timeoutMs === undefined) return
+      const elapsedMs = Date.now() - state.startedAtMs
+      if (elapsedMs < timeoutMs) {
+        yield* offer([{ _tag: "RunDeadline", runId }], timeoutMs - elapsedMs)
+        return
+      }
+      yield* runs
+        .commit(runId, [
+          { type: "run:timeout", runId, timestamp: now(), elapsedMs, timeoutMs },
+          {
+            type: "run:failed",
+            runId,
+            timestamp: now(),
+            error: { code: "run_timeout", message: `the run took longer than its timeout_ms of ${timeoutMs} ms`, retryable: false },
+            partialOutputs: completedOutputs(state)
+          }
+        ])
+        .pipe(Effect.catchTag("RunClosed", () => Effect.succeed([])), Effect.mapError(storeError))
+    })
+
+  const handle = (job: Job): Effect.Effect<void> => {
+    const work =
+      job._tag === "Advance"
+        ? advanceCoalesced(job.runId)
+        : job._tag === "ExecuteNode"
+          ? executeNode(job.runId, job.nodeId, job.attempt)
+          : job._tag === "GateTimeout"
+            ? gateTimeout(job.runId, job.gateId)
+            : deadline(job.runId)
+    return work.pipe(
+      // A store or queue that failed for a moment (a dropped connection, a restart) fails the step,
+      // not the run: it runs again after a pause, reading the run back from the store. Checkpoints
+      // keep it safe: a node found completed is not run again.
+      Effect.sandbox,
+      Effect.retry({
+        while: isTransient,
+        schedule: jobRetry.pipe(
+          Schedule.tapInput((cause: Cause.Cause<EngineError>) =>
+            Effect.logWarning(`job ${job._tag} for run ${job.runId} failed; retrying: ${Cause.squash(cause)}`)
+          )
+        )
+      }),
+      Effect.unsandbox,
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`job ${job._tag} for run ${job.runId} failed`, cause)
+      )
+    )
+  }
+
+  yield* queue.consume(handle)
+
+  /**
+   * Offers again the jobs a stale running run needs: an orchestrator step, and each running node's
+   * job at its current attempt (after what is left of a retry's backoff). The queue drops an offer
+   * whose job is already waiting, and one whose job is running elsewhere finds the node settled and
+   * only moves the run on: a sweep never runs a node twice, at worst it wakes a run that was fine.
+   */
+  const sweep = Effect.gen(function* () {
+    const staleMs = Duration.toMillis(Duration.decode(options.staleAfter ?? "30 seconds"))
+    const records = yield* store.runsToRecover()
+    for (const record of records) {
+      if (record.status !== "running" || Date.now() - Date.parse(record.updatedAt) < staleMs) continue
+      const { state } = yield* runs.load(record.runId)
+      if (isTerminalState(state)) continue
+      const running = [...state.nodes].filter(([, node]) => node.status === "running")
+      const events = running.length > 0 ? yield* store.events(record.runId).pipe(Effect.mapError(storeError)) : []
+      yield* offer([{ _tag: "Advance", runId: record.runId }])
+      for (const [nodeId, node] of running) {
+        const retrying = [...events].reverse().find((e) => e.type === "node:retrying" && e.nodeId === nodeId && e.attemptNumber === node.attempt)
+        const dueMs = retrying?.type === "node:retrying" ? Date.parse(retrying.timestamp) + retrying.delayMs - Date.now() : 0
+        yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
+      }
+      yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
+    }
+  }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("the sweep for runs with lost jobs failed; it runs again later", cause)))
+
+  const sweepMs = Duration.toMillis(Duration.decode(options.sweepEvery ?? "15 seconds"))
+  if (sweepMs > 0) yield* sweep.pipe(Effect.delay(Duration.millis(sweepMs)), Effect.forever, Effect.forkScoped)
+})

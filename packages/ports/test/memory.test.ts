@@ -1,0 +1,33 @@
+/**
+ * Every contract suite against the reference memory layers of @relavium/ports
+ * (the behaviour the other layers are held to). The in-process `DaemonRouter`
+ * is given the suite's small confined `read_file`.
+ */
+import {
+  ChatStore,
+  DaemonRouter,
+  KeyStore,
+  RunQueue,
+  RunStore,
+  UpdateHub,
+  WorkflowStore
+} from "@relavium/ports"
+import {
+  chatStoreContract,
+  daemonRouterContract,
+  keyStoreContract,
+  runQueueContract,
+  runStoreContract,
+  updateHubContract,
+  workflowStoreContract,
+  workspaceReadFile
+} from "@relavium/ports/testing"
+
+runStoreContract("memory", RunStore.layerMemory)
+workflowStoreContract("memory", WorkflowStore.layerMemory)
+chatStoreContract("memory", ChatStore.layerMemory)
+updateHubContract("memory", () => UpdateHub.layerMemory)
+runQueueContract("memory", () => ({ instance: (concurrency) => RunQueue.layerMemory(concurrency) }), { distributed: false })
+keyStoreContract("memory", (seed) => KeyStore.layerMemory(seed))
+
+daemonRouterContract("in-process", (workspace) => DaemonRouter.layerInProcess([workspaceReadFile(workspace)]))
