@@ -62,6 +62,27 @@ await build({
   banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
 })
 
+// Worker-thread entries (expressions, search tools) are separate bundles beside the CLI bundle, where
+// the pools look for them (packages/ports/src/WorkerPool.ts): `new URL("./x-worker.mjs", import.meta.url)`
+// inside the CLI bundle points into dist/.
+await build({
+  entryPoints: {
+    "quickjs-worker": join(here, "../../packages/core/src/QuickJsWorker.ts"),
+    "search-worker": join(here, "../../packages/daemon/src/SearchWorker.ts")
+  },
+  outdir: join(here, "dist"),
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning",
+  minifyWhitespace: true,
+  minifySyntax: true,
+  banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
+})
+
 // The expression sandbox loads QuickJS from a .wasm file beside the bundle.
 const require = createRequire(join(here, "../../packages/core/package.json"))
 const variant = dirname(require.resolve("@jitl/quickjs-wasmfile-release-sync"))

@@ -59,6 +59,11 @@ const require = createRequire(join(root, "packages/core/package.json"))
 const variant = dirname(require.resolve("@jitl/quickjs-wasmfile-release-sync"))
 copyFileSync(join(variant, "emscripten-module.wasm"), join(out, "emscripten-module.wasm"))
 
+// The worker-thread entries (expressions, search tools) are looked up beside the bundle that starts them.
+for (const worker of ["quickjs-worker.mjs", "search-worker.mjs"]) {
+  copyFileSync(join(root, "apps/cli/dist", worker), join(out, worker))
+}
+
 const flags = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter((f) => f !== "")
 const run = spawnSync(process.execPath, ["--expose-gc", ...flags, join(out, "bench.mjs")], {
   stdio: "inherit",

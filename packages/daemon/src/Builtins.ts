@@ -3,17 +3,14 @@
  * git and HTTPS egress. Each declares its arguments once, as a Schema: the
  * daemon decodes calls with it and the model sees its JSON Schema.
  */
-import * as NodeFs from "node:fs/promises"
-import { constants as FsConstants } from "node:fs"
-import * as NodePath from "node:path"
 import { Effect, JSONSchema, Option, Schema, Stream } from "effect"
 import { ArrayFormatter } from "effect/ParseResult"
 import { ToolError } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { boundOutput, HeadCapture, MAX_OUTPUT_BYTES } from "./Bounding.js"
-import { pathMatcher } from "./Glob.js"
 import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpEgress.js"
 import * as Process from "./Process.js"
+import * as Search from "./Search.js"
 import { type ExecuteChunk, OutputChunk, ResultChunk } from "./ToolCall.js"
 import { authorize } from "./CommandPolicy.js"
 import { domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
@@ -192,45 +189,16 @@ const editFile = define(
     )
 )
 
-interface Entry {
-  readonly relative: string
-  readonly kind: "file" | "directory" | "symlink" | "other"
-}
+const searchIn = (context: ToolContext, path: string) =>
+  Effect.map(Workspace.resolve(context.workspace, path), (base) => ({
+    root: context.workspace.root,
+    base,
+    prefix: Workspace.relative(context.workspace, base),
+    excluded: context.workspace.excludedRelative,
+    excludedPaths: context.workspace.excluded
+  }))
 
-/** Directories a walk does not enter unless asked to start in them. */
-const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"])
-const MAX_WALK_ENTRIES = 50_000
-
-/**
- * Lists `start` (a real path inside the workspace), depth first, never
- * following symlinks and never entering or showing an excluded path.
- */
-const walk = (workspace: Workspace.Workspace, start: string, recursive: boolean) =>
-  hostCall("cannot list the directory", async () => {
-    const entries: Array<Entry> = []
-    const startRelative = Workspace.relative(workspace, start).split(NodePath.sep).join("/")
-    const excluded = (relative: string) =>
-      workspace.excludedRelative.length > 0 &&
-      Workspace.isExcludedRelative(workspace, startRelative === "." ? relative : `${startRelative}/${relative}`)
-    const visit = async (directory: string, prefix: string) => {
-      const dirents = await NodeFs.readdir(directory, { withFileTypes: true })
-      dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      for (const dirent of dirents) {
-        if (entries.length >= MAX_WALK_ENTRIES) return
-        const relative = prefix === "" ? dirent.name : `${prefix}/${dirent.name}`
-        if (excluded(relative)) continue
-        const kind = dirent.isSymbolicLink() ? "symlink" : dirent.isDirectory() ? "directory" : dirent.isFile() ? "file" : "other"
-        entries.push({ relative, kind })
-        if (recursive && kind === "directory" && !SKIPPED_DIRECTORIES.has(dirent.name)) {
-          await visit(NodePath.join(directory, dirent.name), relative)
-        }
-      }
-    }
-    const stat = await NodeFs.stat(start)
-    if (!stat.isDirectory()) throw new Error("it is not a directory")
-    await visit(start, "")
-    return entries
-  })
+// The walk, glob matching and regular expressions run in a worker with a time limit (Search.ts).
 
 const listDirectory = define(
   "list_directory",
@@ -242,19 +210,12 @@ const listDirectory = define(
   }),
   (args, context) =>
     once(
-      Effect.gen(function* () {
-        const real = yield* Workspace.resolve(context.workspace, args.path)
-        const entries = yield* walk(context.workspace, real, args.recursive === true)
-        const matches = args.glob !== undefined ? pathMatcher(args.glob) : undefined
-        const lines = entries
-          .filter((e) => matches === undefined || matches(e.relative))
-          .map((e) => `${e.relative}${e.kind === "directory" ? "/" : e.kind === "symlink" ? "@" : ""}`)
-        return result(lines.length === 0 ? "(no entries)" : lines.join("\n"))
-      })
+      searchIn(context, args.path).pipe(
+        Effect.flatMap((where) => Search.search({ ...where, op: "list", recursive: args.recursive === true, glob: args.glob })),
+        Effect.map((output) => result(output))
+      )
     )
 )
-
-const MAX_GLOB_RESULTS = 2000
 
 const globTool = define(
   "glob",
@@ -262,24 +223,12 @@ const globTool = define(
   Schema.Struct({ pattern: Schema.String.pipe(Schema.minLength(1)), path: Schema.optional(Path) }),
   (args, context) =>
     once(
-      Effect.gen(function* () {
-        const base = yield* Workspace.resolve(context.workspace, args.path ?? ".")
-        const entries = yield* walk(context.workspace, base, true)
-        const matches = pathMatcher(args.pattern)
-        const prefix = Workspace.relative(context.workspace, base)
-        const found = entries
-          .filter((e) => e.kind !== "directory" && matches(e.relative))
-          .map((e) => (prefix === "." ? e.relative : `${prefix}/${e.relative}`))
-        const shown = found.slice(0, MAX_GLOB_RESULTS)
-        const more = found.length > shown.length ? `\n[${found.length - shown.length} more matches not shown]` : ""
-        return result(shown.length === 0 ? "(no matches)" : shown.join("\n") + more)
-      })
+      searchIn(context, args.path ?? ".").pipe(
+        Effect.flatMap((where) => Search.search({ ...where, op: "glob", pattern: args.pattern })),
+        Effect.map((output) => result(output))
+      )
     )
 )
-
-const MAX_GREP_MATCHES = 500
-const MAX_GREP_FILE_BYTES = 4 * 1024 * 1024
-const MAX_GREP_LINE_CHARS = 300
 
 const grepTool = define(
   "grep",
@@ -292,51 +241,12 @@ const grepTool = define(
   }),
   (args, context) =>
     once(
-      Effect.gen(function* () {
-        const regex = yield* Effect.try({
-          try: () => new RegExp(args.pattern, args.ignore_case === true ? "i" : ""),
-          catch: (error) => Workspace.failed(`bad arguments for grep: pattern: ${Workspace.errorText(error)}`)
-        })
-        const base = yield* Workspace.resolve(context.workspace, args.path ?? ".")
-        const stat = yield* hostCall(`cannot search '${args.path ?? "."}'`, () => NodeFs.stat(base))
-        const prefix = Workspace.relative(context.workspace, base)
-        const files = stat.isDirectory()
-          ? (yield* walk(context.workspace, base, true))
-              .filter((e) => e.kind === "file")
-              .filter((e) => args.glob === undefined || pathMatcher(args.glob)(e.relative))
-              .map((e) => ({ real: NodePath.join(base, e.relative), shown: prefix === "." ? e.relative : `${prefix}/${e.relative}` }))
-          : [{ real: base, shown: prefix }]
-        const matches: Array<string> = []
-        let total = 0
-        for (const file of files) {
-          const text = yield* hostCall(`cannot read '${file.shown}'`, async () => {
-            // O_NONBLOCK: a FIFO put in place of a listed file never blocks the search.
-            const handle = await NodeFs.open(file.real, FsConstants.O_RDONLY | FsConstants.O_NOFOLLOW | FsConstants.O_NONBLOCK)
-            try {
-              const info = await handle.stat()
-              if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES || (await Workspace.isExcludedFile(context.workspace, info))) return undefined
-              const bytes = await handle.readFile()
-              return isBinary(bytes) ? undefined : bytes.toString("utf8")
-            } finally {
-              await handle.close()
-            }
-          }).pipe(Effect.orElseSucceed(() => undefined))
-          if (text === undefined) continue
-          const lines = text.split("\n")
-          for (let i = 0; i < lines.length; i++) {
-            const line = lines[i]!
-            if (regex.test(line)) {
-              total++
-              if (matches.length < MAX_GREP_MATCHES) {
-                const shown = line.length > MAX_GREP_LINE_CHARS ? `${line.slice(0, MAX_GREP_LINE_CHARS)}…` : line
-                matches.push(`${file.shown}:${i + 1}: ${shown}`)
-              }
-            }
-          }
-        }
-        const more = total > matches.length ? `\n[${total - matches.length} more matches not shown]` : ""
-        return result(matches.length === 0 ? "(no matches)" : matches.join("\n") + more)
-      })
+      searchIn(context, args.path ?? ".").pipe(
+        Effect.flatMap((where) =>
+          Search.search({ ...where, op: "grep", pattern: args.pattern, ignoreCase: args.ignore_case === true, glob: args.glob })
+        ),
+        Effect.map((output) => result(output))
+      )
     )
 )
 
