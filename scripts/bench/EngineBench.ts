@@ -58,6 +58,31 @@ export const chainYaml = (n: number): string => {
   return lines.join("")
 }
 
+/**
+ * N transforms in a row whose expressions are real code (`run.outputs["n0"] + 1`), so each is
+ * evaluated by the QuickJS worker pool off the main thread, not by the main-thread fast path.
+ */
+export const expressionChainYaml = (n: number): string => {
+  const lines = [header(`bench-expression-chain-${n}`)]
+  lines.push(`    - { id: n0, type: transform, transform: '1' }\n`)
+  for (let i = 1; i < n; i++) lines.push(`    - { id: n${i}, type: transform, transform: 'run.outputs["n${i - 1}"] + 1' }\n`)
+  lines.push("  edges:\n")
+  for (let i = 1; i < n; i++) lines.push(`    - { from: n${i - 1}, to: n${i} }\n`)
+  return lines.join("")
+}
+
+export const expressionChainCase = (config: BenchConfig): Case => {
+  const n = config.quick ? 20 : 300
+  return {
+    id: `engine.memory.expressions.${n}`,
+    label: `memory chain of ${n} expression transforms (worker pool)`,
+    yaml: expressionChainYaml(n),
+    nodes: n,
+    warmups: config.quick ? 1 : 3,
+    runs: config.quick ? 2 : Math.max(1, Math.round(5 * config.repeat))
+  }
+}
+
 /** A parallel node with N no-op transform members, gathered by a concat merge. */
 export const fanoutYaml = (n: number): string => {
   const members = Array.from({ length: n }, (_, i) => `m${i}`)

@@ -9,7 +9,7 @@
  *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs).
  */
 import { cliColdStart } from "./CliBench.js"
-import { chainCases, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
+import { chainCases, expressionChainCase, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
 import { monolithMemory } from "./MemoryBench.js"
 import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
@@ -30,6 +30,12 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
     number: 1,
     title: "engine overhead per no-op node, one parallel node fanning out to N members and a merge, memory stores",
     run: async (config) => measured(await runCase(memoryStores, fanoutCase(config, "engine.memory", "memory"), { intervals: false }))
+  },
+  {
+    id: "engine.memory.expressions",
+    number: 1,
+    title: "expression transforms evaluated in the QuickJS worker pool (off the main thread), per node, memory stores",
+    run: async (config) => measured(await runCase(memoryStores, expressionChainCase(config), { intervals: false }))
   },
   {
     id: "engine.sqlite.chain",
