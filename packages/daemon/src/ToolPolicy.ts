@@ -4,14 +4,11 @@
  * docs/command-policy.md), `allowedDomains` (exact FQDN, HTTPS).
  * An empty or absent list denies the tool.
  */
-import { Schema } from "effect"
+import { Tool } from "@relavium/domain"
 
-export const ToolPolicy = Schema.Struct({
-  allowedCommands: Schema.optional(Schema.Array(Schema.String)),
-  allowedCommandGlobs: Schema.optional(Schema.Array(Schema.String)),
-  allowedDomains: Schema.optional(Schema.Array(Schema.String))
-})
-export type ToolPolicy = typeof ToolPolicy.Type
+/** The policy's wire shape is declared once, in @relavium/domain (`Tool.ToolPolicy`). */
+export const ToolPolicy = Tool.ToolPolicy
+export type ToolPolicy = Tool.ToolPolicy
 
 const normalizeHost = (host: string) => host.toLowerCase().replace(/\.$/, "")
 

@@ -30,6 +30,19 @@ export const ToolCallFields = {
 export const ToolCall = Schema.Struct(ToolCallFields)
 export type ToolCall = typeof ToolCall.Type
 
+/**
+ * The workflow's tool policy as it travels with a tool call (RPC, NATS): the allowlists of
+ * `workflow.tools`, already validated with the workflow (`Workflow.ToolPolicy` checks the command
+ * patterns); the daemon enforces it (docs/command-policy.md). An empty or absent list denies the tool.
+ */
+const Allowlist = Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined))
+export const ToolPolicy = Schema.Struct({
+  allowedCommands: Allowlist,
+  allowedCommandGlobs: Allowlist,
+  allowedDomains: Allowlist
+})
+export type ToolPolicy = typeof ToolPolicy.Type
+
 /** A tool call carrying the workflow's tool policy, decoded by `policy`. */
 export const toolCallWith = <P extends Schema.Schema.Any>(policy: P) =>
   Schema.Struct({ ...ToolCallFields, policy: Schema.optional(Schema.Union(policy, Schema.Undefined)) })

@@ -29,13 +29,7 @@ import * as NatsUpdateHub from "./NatsUpdateHub.js"
 
 export class NatsRouterError extends Data.TaggedError("NatsRouterError")<{ readonly message: string; readonly cause?: unknown }> {}
 
-const PolicySchema = Schema.Struct({
-  allowedCommands: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined)),
-  allowedCommandGlobs: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined)),
-  allowedDomains: Schema.optional(Schema.Union(Schema.Array(Schema.String), Schema.Undefined))
-})
-
-const CallSchema = Tool.toolCallWith(PolicySchema)
+const CallSchema = Tool.toolCallWith(Tool.ToolPolicy)
 
 /** What a worker sends. */
 export const Request = Schema.Union(

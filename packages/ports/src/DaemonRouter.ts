@@ -12,11 +12,7 @@ export type ToolError = Tool.ToolError
 /** A tool call (`Tool.ToolCall`) with the workflow's tool policy, which the daemon decodes and enforces. */
 export interface ToolCall extends Tool.ToolCall {
   /** Workflow tool policy (allowlists); narrowed per node. */
-  readonly policy?: {
-    readonly allowedCommands?: ReadonlyArray<string> | undefined
-    readonly allowedCommandGlobs?: ReadonlyArray<string> | undefined
-    readonly allowedDomains?: ReadonlyArray<string> | undefined
-  } | undefined
+  readonly policy?: Tool.ToolPolicy | undefined
 }
 
 /** What the model sees (already bounded by the daemon), and whether the tool reported a failure (`Tool.ToolResult`). */
