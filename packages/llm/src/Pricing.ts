@@ -294,3 +294,31 @@ export const layerFile = (file: string): Layer.Layer<ModelPricing, PricingError,
 /** Of the user's prices, the ones the shipped table already prices (and so are not used). */
 export const shadowed = (overrides: ReadonlyArray<PriceOverride>): ReadonlyArray<PriceOverride> =>
   overrides.filter((o) => Option.isSome(staticIndex.get(o.provider, o.model)))
+
+/**
+ * The models `GET /models` and `relavium models --json` list: the shipped price list, then the models the user's price file
+ * prices that the list does not know (the same rule as the engine: a shipped price wins).
+ */
+export const catalog = (overrides: ReadonlyArray<PriceOverride> = []) => {
+  const shipped = listing().map((row) => ({ ...row, source: "shipped" as const }))
+  const seen = new Set<string>()
+  const user = overrides
+    .filter((o) => Option.isNone(lookup(o.provider, o.model)))
+    .filter((o) => {
+      const key = `${o.provider}/${o.model}`
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+    .map((o) => ({
+      provider: o.provider,
+      model: o.model,
+      name: o.model,
+      contextWindowTokens: null,
+      inputPerMTokUsd: o.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
+      outputPerMTokUsd: o.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
+      cachedInputPerMTokUsd: o.price.cachedInputPerMTok === undefined ? null : o.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD,
+      source: "user" as const
+    }))
+  return [...shipped, ...user]
+}

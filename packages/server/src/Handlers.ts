@@ -7,7 +7,7 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { type EngineError, RunSummary as Summary, WorkflowEngine } from "@relavium/core"
 import { KeyStore, type KeyStoreError, RunStore, TerminalStatuses, WorkflowStore, type StoredWorkflow } from "@relavium/ports"
-import { Cost, WorkflowYaml } from "@relavium/domain"
+import { WorkflowYaml } from "@relavium/domain"
 import { Pricing } from "@relavium/llm"
 import { readFileSync } from "node:fs"
 import { isDocument, parseDocument } from "yaml"
@@ -279,34 +279,6 @@ const KeysLive = HttpApiBuilder.group(RelaviumApi, "keys", (handlers) =>
   })
 )
 
-/**
- * The models `GET /models` lists: the shipped price list, then the models the user's price file
- * prices that the list does not know (the same rule as the engine: a shipped price wins).
- */
-export const modelRows = (overrides: ReadonlyArray<Pricing.PriceOverride> = []) => {
-  const shipped = Pricing.listing().map((row) => ({ ...row, source: "shipped" as const }))
-  const seen = new Set<string>()
-  const user = overrides
-    .filter((o) => Option.isNone(Pricing.lookup(o.provider, o.model)))
-    .filter((o) => {
-      const key = `${o.provider}/${o.model}`
-      if (seen.has(key)) return false
-      seen.add(key)
-      return true
-    })
-    .map((o) => ({
-      provider: o.provider,
-      model: o.model,
-      name: o.model,
-      contextWindowTokens: null,
-      inputPerMTokUsd: o.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
-      outputPerMTokUsd: o.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
-      cachedInputPerMTokUsd: o.price.cachedInputPerMTok === undefined ? null : o.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD,
-      source: "user" as const
-    }))
-  return [...shipped, ...user]
-}
-
 /** The user's prices, read at each request (an edit shows at once); a missing file is no prices. */
 const readPrices = (file: string | undefined) =>
   Effect.suspend(() => {
@@ -334,7 +306,7 @@ const SystemLive = (options: { readonly pricesFile?: string | undefined }) => Ht
           Effect.mapError((e) => new NotReady({ message: `the run store does not answer: ${e.message}` }))
         )
       )
-      .handle("models", () => Effect.map(readPrices(options.pricesFile), modelRows))
+      .handle("models", () => Effect.map(readPrices(options.pricesFile), Pricing.catalog))
   })
 )
 

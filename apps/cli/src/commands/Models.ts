@@ -53,21 +53,8 @@ export const models = Command.make(
     Effect.gen(function* () {
       const file = yield* Settings.pricesFile(yield* Settings.dataDir(dataDir))
       const user = yield* Pricing.loadPriceFile(file).pipe(Effect.mapError((e) => new UsageProblem(e.message)))
-      const shadowed = new Set(Pricing.shadowed(user))
-      const userRows = user
-        .filter((o) => !shadowed.has(o))
-        .map((o) => ({
-          provider: o.provider,
-          model: o.model,
-          name: o.model,
-          contextWindowTokens: null,
-          inputPerMTokUsd: o.price.inputPerMTok / Cost.MICROCENTS_PER_USD,
-          outputPerMTokUsd: o.price.outputPerMTok / Cost.MICROCENTS_PER_USD,
-          cachedInputPerMTokUsd: o.price.cachedInputPerMTok === undefined ? null : o.price.cachedInputPerMTok / Cost.MICROCENTS_PER_USD,
-          source: "user" as const
-        }))
       yield* Console.log(
-        json ? JSON.stringify([...modelRows().map((r) => ({ ...r, source: "shipped" as const })), ...userRows]) : table(user, file)
+        json ? JSON.stringify(Pricing.catalog(user)) : table(user, file)
       )
     }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 ).pipe(Command.withDescription("List known models and their prices per million tokens"))
