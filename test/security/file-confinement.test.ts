@@ -85,6 +85,35 @@ describe("file confinement", () => {
     120_000
   )
 
+  it.scopedLive(
+    "a directory swapped for a symlink during 300 greps and recursive listings never shows what is outside",
+    () =>
+      Effect.gen(function* () {
+        const outside = tempDir("relavium-outside-")
+        Fs.writeFileSync(Path.join(outside, "outside-only.txt"), "OUTSIDE")
+        Fs.writeFileSync(Path.join(outside, "x.txt"), "OUTSIDE")
+        const root = makeWorkspace({ "sub/x.txt": "INSIDE" })
+        Fs.symlinkSync(outside, Path.join(root, "sub.link"))
+        const daemon = yield* startDaemon({ workspace: root })
+        yield* startSwapper(root)
+
+        let leaks = 0
+        let honest = 0
+        for (let i = 0; i < 300; i++) {
+          const result =
+            i % 2 === 0
+              ? yield* run(daemon, "grep", { pattern: "SIDE" })
+              : yield* run(daemon, "list_directory", { path: ".", recursive: true })
+          if (isToolError(result)) continue
+          if (result.output.includes("OUTSIDE") || result.output.includes("outside-only")) leaks++
+          if (result.output.includes("INSIDE") || result.output.includes("sub/x.txt")) honest++
+        }
+        assert.strictEqual(leaks, 0, "a search or listing showed the outside directory")
+        assert.isAbove(honest, 0)
+      }),
+    120_000
+  )
+
   it.scopedLive("a write to a file with a second hard link is refused; the other link is unchanged", () =>
     Effect.gen(function* () {
       const outside = tempDir("relavium-outside-")

@@ -62,11 +62,52 @@ const isExcluded = (request: Common, real: string): boolean => {
   })
 }
 
+/** Linux names every open descriptor's real path in /proc/self/fd: what was opened, not what a path says now. */
+const PROC_FD = NodeFs.existsSync("/proc/self/fd")
+
+const isInsideRoot = (request: Common, real: string): boolean =>
+  real === request.root || real.startsWith(request.root.endsWith(NodePath.sep) ? request.root : request.root + NodePath.sep)
+
+/**
+ * Whether the open descriptor `fd` (opened through `path`) is still inside the workspace and not
+ * excluded. A directory on the way swapped for a symlink after the walk saw it (a race) makes the
+ * open land outside: the descriptor's real path says so, and the entry is skipped.
+ */
+const openedInside = (request: Common, fd: number, path: string): boolean => {
+  let real: string
+  try {
+    real = PROC_FD ? NodeFs.readlinkSync(`/proc/self/fd/${fd}`) : NodeFs.realpathSync(path)
+  } catch {
+    return false
+  }
+  return isInsideRoot(request, real) && !isExcluded(request, real)
+}
+
+const DIRECTORY_FLAGS = NodeFs.constants.O_RDONLY | NodeFs.constants.O_DIRECTORY | NodeFs.constants.O_NOFOLLOW | NodeFs.constants.O_NONBLOCK
+
+/** The entries of a directory, read through a descriptor checked to be inside the workspace (none if it is not). */
+const readDirectory = (request: Common, directory: string): Array<NodeFs.Dirent> => {
+  const fd = NodeFs.openSync(directory, DIRECTORY_FLAGS)
+  try {
+    if (!openedInside(request, fd, directory)) return []
+    return NodeFs.readdirSync(PROC_FD ? `/proc/self/fd/${fd}` : directory, { withFileTypes: true })
+  } finally {
+    NodeFs.closeSync(fd)
+  }
+}
+
 /** Lists `base` depth first, never following symlinks, leaving out excluded paths. */
 const walk = (request: Common, recursive: boolean): Array<Entry> => {
   const entries: Array<Entry> = []
   const visit = (directory: string, prefix: string) => {
-    const dirents = NodeFs.readdirSync(directory, { withFileTypes: true })
+    let dirents: Array<NodeFs.Dirent>
+    try {
+      dirents = readDirectory(request, directory)
+    } catch (error) {
+      // The base must be listable; a subdirectory that changed under the walk is skipped.
+      if (prefix === "") throw error
+      return
+    }
     dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     for (const dirent of dirents) {
       if (entries.length >= MAX_WALK_ENTRIES) return
@@ -155,11 +196,13 @@ const excludedInodes = (paths: ReadonlyArray<string>): Set<string> => {
 
 /**
  * The text of a regular file, or undefined for what grep skips: too large, binary, or not a regular
- * file. O_NONBLOCK keeps a FIFO (swapped in after the walk) from blocking the open.
+ * file, or a file that a swapped directory put outside the workspace. O_NONBLOCK keeps a FIFO
+ * (swapped in after the walk) from blocking the open.
  */
-const readSearchable = (real: string, isExcludedInode: (info: NodeFs.Stats) => boolean): string | undefined => {
+const readSearchable = (request: Common, real: string, isExcludedInode: (info: NodeFs.Stats) => boolean): string | undefined => {
   const fd = NodeFs.openSync(real, NodeFs.constants.O_RDONLY | NodeFs.constants.O_NOFOLLOW | NodeFs.constants.O_NONBLOCK)
   try {
+    if (!openedInside(request, fd, real)) return undefined
     const info = NodeFs.fstatSync(fd)
     if (!info.isFile() || info.size > MAX_GREP_FILE_BYTES || isExcludedInode(info)) return undefined
     const bytes = NodeFs.readFileSync(fd)
@@ -205,7 +248,7 @@ const grep = (request: Extract<SearchRequest, { op: "grep" }>): string => {
   for (const file of files) {
     let text: string | undefined
     try {
-      text = readSearchable(file.real, isExcludedInode)
+      text = readSearchable(request, file.real, isExcludedInode)
     } catch {
       text = undefined
     }
