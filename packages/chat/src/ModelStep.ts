@@ -5,7 +5,7 @@
  * run, wait for approval, or need none.
  */
 import { Effect, Option } from "effect"
-import { ModelCall } from "@relavium/core"
+import { AgentLoop, ModelCall } from "@relavium/core"
 import type { ContentBlockRecord } from "@relavium/ports"
 import { Cost, type Llm } from "@relavium/domain"
 import type { ChatEventBody } from "./ChatEvent.js"
@@ -16,18 +16,27 @@ import { freshMessage } from "./Blocks.js"
 import { type ChatContext, Continue, type Loaded, now, outcomeOf } from "./ChatContext.js"
 import type { TurnOutcome } from "./ChatService.js"
 
+/** A chat's model call about to be made (see `AgentLoop.PreparedCall`). */
+export interface PreparedModelCall extends AgentLoop.PreparedCall<UnknownChat | ChatStorageError, never> {
+  readonly complete: (streamed: ModelCall.ModelCall) => Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError>
+}
+
 const parseArgs = (argsJson: string): Option.Option<unknown> => {
   const args = ModelCall.parseArgs(argsJson)
   return args === undefined ? Option.none() : Option.some(args)
 }
 
-export const makeModelStep = ({ commit, llm, pricing }: ChatContext) => {
-  /** One model call, streamed into an assistant message that is stored as it grows. */
-  const callModel = (
+export const makeModelStep = ({ commit, pricing }: ChatContext) => {
+  /**
+   * One model call, streamed into an assistant message that is stored as it
+   * grows: the request and how a batch is stored, for `AgentLoop`, and
+   * `complete`, which stores the finished answer, its cost and its tool calls.
+   */
+  const prepareCall = (
     loaded: Loaded,
     messages: ReadonlyArray<ChatMessage>,
     toolDefs: ReadonlyArray<Llm.ToolDef>
-  ): Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError> =>
+  ): Effect.Effect<PreparedModelCall, UnknownChat | ChatStorageError> =>
     Effect.gen(function* () {
       const chatId = loaded.record.chatId
       const { approvalMode, model, provider, systemPrompt } = loaded.settings
@@ -58,7 +67,7 @@ export const makeModelStep = ({ commit, llm, pricing }: ChatContext) => {
           createdAt
         }
       }
-      const streamed = yield* ModelCall.stream(llm, request, (batch, parts) => {
+      const persist = (batch: ModelCall.Batch, parts: ReadonlyArray<ModelCall.Part>) => {
         const events: Array<ChatEventBody> = []
         for (const item of batch.items) {
           if (item.type === "delta") {
@@ -68,80 +77,84 @@ export const makeModelStep = ({ commit, llm, pricing }: ChatContext) => {
         return batch.touched.length === 0
           ? Effect.void
           : Effect.asVoid(commit(chatId, { blocks: batch.touched.map((index) => partRecord(parts, index, "streaming")), events }))
-      })
-      const parts = streamed.parts
-      const calls = streamed.toolCalls
-      const stop = streamed.failure === undefined ? { usage: streamed.usage, stopReason: streamed.stopReason } : { usage: streamed.usage }
-
-      const usage = stop.usage
-      const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
-      const spentBefore = messages.reduce((sum, m) => sum + m.costMicrocents, 0)
-      const costEvent: ChatEventBody = {
-        type: "cost:updated",
-        provider,
-        model,
-        inputTokens: usage.inputTokens,
-        outputTokens: usage.outputTokens,
-        costMicrocents: cost,
-        chatCostMicrocents: spentBefore + cost,
-        priced: Option.isSome(price)
       }
-      const text = streamed.text
-      const failure = streamed.failure !== undefined
-        ? ModelCall.llmFailure(streamed.failure)
-        : stop.stopReason === "content_filter"
-          ? { code: "content_filter", message: `${provider}/${model} stopped: its content filter blocked the answer` }
-          : undefined
-      const finished = { ...base, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost, updatedAt: now() }
+      const complete = (streamed: ModelCall.ModelCall): Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError> =>
+        Effect.gen(function* () {
+          const parts = streamed.parts
+          const calls = streamed.toolCalls
+          const stop = streamed.failure === undefined ? { usage: streamed.usage, stopReason: streamed.stopReason } : { usage: streamed.usage }
 
-      if (failure !== undefined) {
-        yield* commit(chatId, {
-          turnStatus: "failed",
-          messages: [{ ...finished, status: "failed" }],
-          blocks: parts.map((_, index) => partRecord(parts, index, "done")),
-          events: [
-            { type: "message:completed", messageId: base.messageId, status: "failed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
-            costEvent,
-            { type: "turn:failed", code: failure.code, message: failure.message }
-          ]
+          const usage = stop.usage
+          const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
+          const spentBefore = messages.reduce((sum, m) => sum + m.costMicrocents, 0)
+          const costEvent: ChatEventBody = {
+            type: "cost:updated",
+            provider,
+            model,
+            inputTokens: usage.inputTokens,
+            outputTokens: usage.outputTokens,
+            costMicrocents: cost,
+            chatCostMicrocents: spentBefore + cost,
+            priced: Option.isSome(price)
+          }
+          const text = streamed.text
+          const failure = streamed.failure !== undefined
+            ? ModelCall.llmFailure(streamed.failure)
+            : stop.stopReason === "content_filter"
+              ? { code: "content_filter", message: `${provider}/${model} stopped: its content filter blocked the answer` }
+              : undefined
+          const finished = { ...base, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost, updatedAt: now() }
+
+          if (failure !== undefined) {
+            yield* commit(chatId, {
+              turnStatus: "failed",
+              messages: [{ ...finished, status: "failed" }],
+              blocks: parts.map((_, index) => partRecord(parts, index, "done")),
+              events: [
+                { type: "message:completed", messageId: base.messageId, status: "failed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
+                costEvent,
+                { type: "turn:failed", code: failure.code, message: failure.message }
+              ]
+            })
+            return outcomeOf(chatId, "failed", { error: { code: failure.code, message: failure.message } })
+          }
+
+          const callBlocks: Array<ContentBlockRecord> = []
+          const callEvents: Array<ChatEventBody> = []
+          for (const call of calls) {
+            const args = parseArgs(call.argsJson)
+            // Arguments that are not JSON never reach a tool, so they need no decision.
+            const approval = Option.isNone(args) ? "none" : approvalFor(approvalMode, call.name)
+            const status: ToolCallStatus = approval === "required" ? "pending" : "ready"
+            const value = Option.getOrElse(args, () => call.argsJson)
+            callBlocks.push({
+              blockId: crypto.randomUUID(),
+              messageId: base.messageId,
+              position: parts.length + callBlocks.length,
+              kind: "tool_call",
+              callId: call.id,
+              status,
+              content: { name: call.name, args: value, approval },
+              createdAt
+            })
+            callEvents.push({ type: "tool:call", messageId: base.messageId, toolCallId: call.id, name: call.name, args: value, approval })
+            if (status === "pending") {
+              callEvents.push({ type: "approval:requested", toolCallId: call.id, name: call.name, args: value, preview: previewOf(call.name, value) })
+            }
+          }
+          yield* commit(chatId, {
+            messages: [{ ...finished, status: "completed" }],
+            blocks: [...parts.map((_, index) => partRecord(parts, index, "done")), ...callBlocks],
+            events: [
+              { type: "message:completed", messageId: base.messageId, status: "completed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
+              costEvent,
+              ...callEvents
+            ]
+          })
+          return Continue
         })
-        return outcomeOf(chatId, "failed", { error: { code: failure.code, message: failure.message } })
-      }
-
-      const callBlocks: Array<ContentBlockRecord> = []
-      const callEvents: Array<ChatEventBody> = []
-      for (const call of calls) {
-        const args = parseArgs(call.argsJson)
-        // Arguments that are not JSON never reach a tool, so they need no decision.
-        const approval = Option.isNone(args) ? "none" : approvalFor(approvalMode, call.name)
-        const status: ToolCallStatus = approval === "required" ? "pending" : "ready"
-        const value = Option.getOrElse(args, () => call.argsJson)
-        callBlocks.push({
-          blockId: crypto.randomUUID(),
-          messageId: base.messageId,
-          position: parts.length + callBlocks.length,
-          kind: "tool_call",
-          callId: call.id,
-          status,
-          content: { name: call.name, args: value, approval },
-          createdAt
-        })
-        callEvents.push({ type: "tool:call", messageId: base.messageId, toolCallId: call.id, name: call.name, args: value, approval })
-        if (status === "pending") {
-          callEvents.push({ type: "approval:requested", toolCallId: call.id, name: call.name, args: value, preview: previewOf(call.name, value) })
-        }
-      }
-      yield* commit(chatId, {
-        messages: [{ ...finished, status: "completed" }],
-        blocks: [...parts.map((_, index) => partRecord(parts, index, "done")), ...callBlocks],
-        events: [
-          { type: "message:completed", messageId: base.messageId, status: "completed", text, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost },
-          costEvent,
-          ...callEvents
-        ]
-      })
-      return Continue
+      return { request, persist, complete }
     })
 
-  return { callModel }
+  return { prepareCall }
 }

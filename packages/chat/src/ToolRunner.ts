@@ -1,29 +1,32 @@
 /**
- * One tool step of a turn: the first call of the step is run through the
- * chat's `DaemonRouter`, recorded as denied, or leaves the turn waiting for a
- * decision (`awaiting_approval`).
+ * The chat's tool hooks of `AgentLoop`: the first call of a tools step is run
+ * through the chat's `DaemonRouter`, recorded as denied, or leaves the turn
+ * waiting for the user's decision (`awaiting_approval`).
  */
 import { Effect } from "effect"
-import { ModelCall } from "@relavium/core"
+import { AgentLoop, ModelCall } from "@relavium/core"
 import type { DaemonRouter } from "@relavium/ports"
-import { ChatStorageError, UnknownChat } from "./ChatError.js"
+import type { ChatStorageError, UnknownChat } from "./ChatError.js"
 import { approvalFor, policyFor, previewOf } from "./ChatTools.js"
-import { nextStep, type Step } from "./Conversation.js"
+import { nextStep, type Step, type ToolCallBlock } from "./Conversation.js"
 import { callRecord, resultWrites } from "./Blocks.js"
-import { type ChatContext, Continue, interruptedOutput, type Loaded, outcomeOf } from "./ChatContext.js"
+import { type ChatContext, interruptedOutput, type Loaded, outcomeOf } from "./ChatContext.js"
 import type { TurnOutcome } from "./ChatService.js"
 import type { Views } from "./Views.js"
 
+/** A tool call to settle, with the step it belongs to. */
+export interface ChatToolCall {
+  readonly step: Extract<Step, { readonly _tag: "Tools" }>
+  readonly call: ToolCallBlock
+}
+
+type Errors = UnknownChat | ChatStorageError
+
 export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views) => {
-  /** Acts on the first call of a tools step: runs it, records its denial, or pauses the turn for a decision. */
-  const toolStep = (
-    loaded: Loaded,
-    step: Extract<Step, { readonly _tag: "Tools" }>,
-    router: DaemonRouter["Type"]
-  ): Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError> =>
+  /** The approval hook: the user decides; a call waiting for a decision pauses the turn. */
+  const approve = (loaded: Loaded, { call, step }: ChatToolCall): Effect.Effect<AgentLoop.Decision<TurnOutcome>, Errors> =>
     Effect.gen(function* () {
       const chatId = loaded.record.chatId
-      const call = step.calls[0]!
       switch (call.status) {
         case "pending": {
           const waiting = step.calls.filter((c) => c.status === "pending")
@@ -39,13 +42,10 @@ export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views)
             args: c.args,
             preview: previewOf(c.name, c.args)
           }))
-          return outcomeOf(chatId, "awaiting_approval", { pending })
+          return AgentLoop.stop(outcomeOf(chatId, "awaiting_approval", { pending }))
         }
-        case "denied": {
-          const output = `denied by the user: ${call.name} was not run${call.decidedBy ? ` (decided by ${call.decidedBy})` : ""}. Do not retry it unchanged; ask the user or take another way.`
-          yield* commit(chatId, resultWrites(chatId, step, [{ call, outcome: "denied", output }]))
-          return Continue
-        }
+        case "denied":
+          return AgentLoop.Deny
         case "ready":
         case "allowed": {
           if (call.status === "ready" && call.approval === "auto" && approvalFor(loaded.settings.approvalMode, call.name) === "required") {
@@ -54,45 +54,56 @@ export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views)
               blocks: [callRecord(step.assistant.messageId, { ...call, approval: "required" }, "pending")],
               events: [{ type: "approval:requested", toolCallId: call.toolCallId, name: call.name, args: call.args, preview: previewOf(call.name, call.args) }]
             })
-            return Continue
+            return AgentLoop.Settled
           }
-          if (typeof call.args === "string") {
-            const output = `the arguments of ${call.name} are not valid JSON; the tool was not run`
-            yield* commit(chatId, resultWrites(chatId, step, [{ call, outcome: "error", output }]))
-            return Continue
-          }
-          yield* commit(chatId, {
-            blocks: [callRecord(step.assistant.messageId, call, "running")],
-            events: [{ type: "tool:started", toolCallId: call.toolCallId, name: call.name }]
-          })
-          const result = yield* router
-            .execute({
-              runId: chatId,
-              nodeId: step.assistant.messageId,
-              callId: call.toolCallId,
-              name: call.name,
-              args: call.args,
-              policy: policyFor(call.name, call.args)
-            })
-            .pipe(
-              Effect.flatMap((r) =>
-                Effect.map(ModelCall.toolOutput(r.output), (output) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output }))
-              ),
-              Effect.catchAll((e) => Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}` }))
-            )
-          const fresh = yield* loadMessages(chatId).pipe(Effect.map(nextStep))
-          yield* commit(chatId, resultWrites(chatId, fresh._tag === "Tools" ? fresh : step, [{ call, ...result }]))
-          return Continue
+          return AgentLoop.Run
         }
         case "running":
         case "done":
         case "interrupted": {
           // Only reachable if a turn was taken over without recovery: say so rather than run it twice.
           yield* commit(chatId, resultWrites(chatId, step, [{ call, outcome: "interrupted", output: interruptedOutput }]))
-          return Continue
+          return AgentLoop.Settled
         }
       }
     })
 
-  return { toolStep }
+  const deny = (loaded: Loaded, { call, step }: ChatToolCall): Effect.Effect<void, Errors> => {
+    const chatId = loaded.record.chatId
+    const output = `denied by the user: ${call.name} was not run${call.decidedBy ? ` (decided by ${call.decidedBy})` : ""}. Do not retry it unchanged; ask the user or take another way.`
+    return Effect.asVoid(commit(chatId, resultWrites(chatId, step, [{ call, outcome: "denied", output }])))
+  }
+
+  const runTool = (loaded: Loaded, { call, step }: ChatToolCall, router: DaemonRouter["Type"]): Effect.Effect<void, Errors> =>
+    Effect.gen(function* () {
+      const chatId = loaded.record.chatId
+      if (typeof call.args === "string") {
+        const output = `the arguments of ${call.name} are not valid JSON; the tool was not run`
+        yield* commit(chatId, resultWrites(chatId, step, [{ call, outcome: "error", output }]))
+        return
+      }
+      yield* commit(chatId, {
+        blocks: [callRecord(step.assistant.messageId, call, "running")],
+        events: [{ type: "tool:started", toolCallId: call.toolCallId, name: call.name }]
+      })
+      const result = yield* router
+        .execute({
+          runId: chatId,
+          nodeId: step.assistant.messageId,
+          callId: call.toolCallId,
+          name: call.name,
+          args: call.args,
+          policy: policyFor(call.name, call.args)
+        })
+        .pipe(
+          Effect.flatMap((r) =>
+            Effect.map(ModelCall.toolOutput(r.output), (output) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output }))
+          ),
+          Effect.catchAll((e) => Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}` }))
+        )
+      const fresh = yield* loadMessages(chatId).pipe(Effect.map(nextStep))
+      yield* commit(chatId, resultWrites(chatId, fresh._tag === "Tools" ? fresh : step, [{ call, ...result }]))
+    })
+
+  return { approve, deny, runTool }
 }

@@ -1,10 +1,12 @@
 /**
  * Turns: `send` stores the user message and `resume` continues a turn; both
- * claim the chat and start the agent loop in the background — a model call,
- * then the tool calls it asked for, until an answer without tool calls, a
- * pause for approval, a failure or the per-turn model-call limit.
+ * claim the chat and start the shared `AgentLoop` in the background with the
+ * chat's hooks — a model call, then the tool calls it asked for, until an
+ * answer without tool calls, a pause for approval, a failure or the per-turn
+ * model-call limit.
  */
-import { Cause, Effect, Either, Exit, Fiber, Schedule, Stream } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Option, Schedule, Stream } from "effect"
+import { AgentLoop } from "@relavium/core"
 import { isRest } from "./ChatEvent.js"
 import {
   ApprovalRequired,
@@ -15,14 +17,14 @@ import {
   UnknownChat,
   WorktreeRemoved
 } from "./ChatError.js"
-import { modelCallsInTurn, nextStep, textOf } from "./Conversation.js"
+import { type ChatMessage, modelCallsInTurn, nextStep, textOf } from "./Conversation.js"
 import { freshMessage } from "./Blocks.js"
 import { type ChatContext, Continue, HEARTBEAT, type Loaded, now, outcomeOf } from "./ChatContext.js"
 import type { Turn, TurnOutcome } from "./ChatService.js"
 import type { Follow } from "./Follow.js"
-import { makeModelStep } from "./ModelStep.js"
+import { makeModelStep, type PreparedModelCall } from "./ModelStep.js"
 import type { Recovery } from "./Recovery.js"
-import { makeToolRunner } from "./ToolRunner.js"
+import { type ChatToolCall, makeToolRunner } from "./ToolRunner.js"
 import { pendingOf, type Views } from "./Views.js"
 
 const titleOf = (text: string): string => {
@@ -31,10 +33,10 @@ const titleOf = (text: string): string => {
 }
 
 export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, settle }: Recovery, { follow }: Follow) => {
-  const { commit, options, owner, serviceScope, store, tools } = ctx
+  const { commit, llm, options, owner, serviceScope, store, tools } = ctx
   const { load, loadMessages } = views
-  const { callModel } = makeModelStep(ctx)
-  const { toolStep } = makeToolRunner(ctx, views)
+  const { prepareCall } = makeModelStep(ctx)
+  const { approve, deny, runTool } = makeToolRunner(ctx, views)
   const maxModelCalls = options.maxModelCallsPerTurn ?? 50
   /** The turns this process runs, by chat (for `cancel`). */
   const running = new Map<string, Fiber.RuntimeFiber<TurnOutcome, UnknownChat | ChatStorageError>>()
@@ -58,19 +60,44 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         const router = yield* tools.router(loaded.workspace)
         const toolDefs = yield* router.tools(loaded.settings.tools).pipe(Effect.either)
         if (Either.isLeft(toolDefs)) return yield* failTurn(chatId, toolDefs.left.code, toolDefs.left.message)
-        while (true) {
-          const messages = yield* loadMessages(chatId)
-          const step = nextStep(messages)
-          if (step._tag === "Done") {
-            yield* commit(chatId, { turnStatus: "idle", events: [{ type: "turn:completed", messageId: step.answer?.messageId }] })
-            return outcomeOf(chatId, "completed", { answer: step.answer === undefined ? undefined : textOf(step.answer) })
-          }
-          if (step._tag === "CallModel" && modelCallsInTurn(messages) >= maxModelCalls) {
-            return yield* failTurn(chatId, "turn_limit", `the agent made ${maxModelCalls} model calls in this turn without finishing; send a message to go on`)
-          }
-          const result = step._tag === "CallModel" ? yield* callModel(loaded, messages, toolDefs.right) : yield* toolStep(loaded, step, router)
-          if (result !== Continue) return result as TurnOutcome
-        }
+        let messages: ReadonlyArray<ChatMessage> = []
+        let prepared: PreparedModelCall | undefined
+        return yield* AgentLoop.run<ChatToolCall, ChatMessage | undefined, TurnOutcome, UnknownChat | ChatStorageError, never>({
+          llm,
+          turnLimit: { modelCalls: maxModelCalls, runToolsOfLastCall: true },
+          // The stored messages say where the turn stands; a tools step settles its first call, then they are read again.
+          position: Effect.map(loadMessages(chatId), (stored): AgentLoop.Position<ChatToolCall, ChatMessage | undefined> => {
+            messages = stored
+            const step = nextStep(stored)
+            switch (step._tag) {
+              case "Done":
+                return { _tag: "Answered", answer: step.answer }
+              case "CallModel":
+                return { _tag: "CallModel", turn: modelCallsInTurn(stored) }
+              case "Tools":
+                return { _tag: "Tools", turn: modelCallsInTurn(stored) - 1, calls: [{ step, call: step.calls[0]! }] }
+            }
+          }),
+          prepareCall: () =>
+            Effect.map(prepareCall(loaded, messages, toolDefs.right), (call) => {
+              prepared = call
+              return Either.right(call)
+            }),
+          completeCall: (_turn, streamed) =>
+            Effect.map(prepared!.complete(streamed), (result) => (result === Continue ? Option.none() : Option.some(result as TurnOutcome))),
+          approve: (call) => approve(loaded, call),
+          deny: (call) => deny(loaded, call),
+          runTool: (call) => runTool(loaded, call, router),
+          // Each result is stored as it comes: the stored conversation is the turn's checkpoint.
+          checkpoint: () => Effect.void,
+          answered: (answer) =>
+            commit(chatId, { turnStatus: "idle", events: [{ type: "turn:completed", messageId: answer?.messageId }] }).pipe(
+              Effect.as(outcomeOf(chatId, "completed", { answer: answer === undefined ? undefined : textOf(answer) }))
+            ),
+          turnLimitReached: Effect.suspend(() =>
+            failTurn(chatId, "turn_limit", `the agent made ${maxModelCalls} model calls in this turn without finishing; send a message to go on`)
+          )
+        })
       })
     )
 

@@ -1,16 +1,19 @@
 /**
- * The agent node: the loop of the Reliant seed. Call the model with the
- * conversation and the tools; route each tool call through DaemonRouter; feed
- * the results back; stop when the model answers without tool calls, or fail at
- * the turn limit. Budgets are checked before every model call.
+ * The agent node: the shared `AgentLoop` with a workflow's hooks. Call the
+ * model with the conversation and the tools; route each tool call through
+ * DaemonRouter (which applies the workflow's tool policy); feed the results
+ * back and checkpoint each completed turn (`agent:turn_completed`); stop when
+ * the model answers without tool calls, or fail at the turn limit. Budgets are
+ * checked before every model call.
  */
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import type { FileSystem } from "@effect/platform"
 import { Cost, type Llm, RunError, type RunEvent as RE, type Workflow } from "@relavium/domain"
 import { DaemonRouter } from "@relavium/ports"
 import { interpolate } from "./Interpolate.js"
 import { validateJson } from "./JsonValidation.js"
 import { LlmProvider, ModelPricing } from "@relavium/ports"
+import * as AgentLoop from "./AgentLoop.js"
 import * as ModelCall from "./ModelCall.js"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
 import { nodeState } from "./RunState.js"
@@ -105,164 +108,204 @@ export const runAgent = (
       ])
     }
 
-    for (let turn = last === undefined ? 0 : last.turn + 1; turn <= TURN_LIMIT; turn++) {
-      // Budget: would this call, at its largest, take the run over its cap?
-      if (budget !== undefined && Option.isSome(price)) {
-        const worstCase = Math.round(((maxTokens ?? DEFAULT_MAX_TOKENS) * price.value.outputPerMTok) / 1_000_000)
-        if (spent + worstCase > budget.max_cost_microcents) {
-          if (budget.on_exceed === "fail") {
-            return yield* RunError.nodeFailure(
-                "budget_exceeded",
-                `the next call to ${model} could cost up to ${Cost.formatUsd(worstCase)}; ${Cost.formatUsd(spent)} of the ${Cost.formatUsd(budget.max_cost_microcents)} budget is spent`
-              )
-          }
-          if (budget.on_exceed === "warn" && !budgetWarned) {
-            budgetWarned = true
-            yield* context.emit([
-              {
-                type: "budget:warning",
-                runId,
-                timestamp: timestamp(),
-                spentMicrocents: spent,
-                limitMicrocents: budget.max_cost_microcents,
-                thresholdPct: Math.min(100, Math.round((100 * (spent + worstCase)) / budget.max_cost_microcents))
+    /** The tool calls of the last model call, while they are being settled. */
+    let toolsOf: { readonly turn: number; readonly calls: ReadonlyArray<ModelCall.StreamedToolCall> } | undefined
+    let answer: string | undefined
+    let nextTurn = last === undefined ? 0 : last.turn + 1
+    const assistant: Array<Llm.ContentPart> = []
+    const toolResults: Array<Llm.ContentPart> = []
+
+    return yield* AgentLoop.run({
+      llm,
+      // TURN_LIMIT tool continuations after the first call; tools asked for by the last call fail the node.
+      turnLimit: { modelCalls: TURN_LIMIT + 1, runToolsOfLastCall: false },
+      position: Effect.sync((): AgentLoop.Position<ModelCall.StreamedToolCall, string> =>
+        answer !== undefined
+          ? { _tag: "Answered", answer }
+          : toolsOf !== undefined
+            ? { _tag: "Tools", turn: toolsOf.turn, calls: toolsOf.calls }
+            : { _tag: "CallModel", turn: nextTurn }
+      ),
+      prepareCall: (_turn) =>
+        Effect.gen(function* () {
+          // Budget: would this call, at its largest, take the run over its cap?
+          if (budget !== undefined && Option.isSome(price)) {
+            const worstCase = Math.round(((maxTokens ?? DEFAULT_MAX_TOKENS) * price.value.outputPerMTok) / 1_000_000)
+            if (spent + worstCase > budget.max_cost_microcents) {
+              if (budget.on_exceed === "fail") {
+                return yield* RunError.nodeFailure(
+                    "budget_exceeded",
+                    `the next call to ${model} could cost up to ${Cost.formatUsd(worstCase)}; ${Cost.formatUsd(spent)} of the ${Cost.formatUsd(budget.max_cost_microcents)} budget is spent`
+                  )
               }
-            ])
-          }
-          if (budget.on_exceed === "pause_for_approval" && !context.state.budgetApproved) {
-            const gateId = budgetGateId(runId, node.id)
-            yield* context.emit([
-              {
-                type: "budget:paused",
-                runId,
-                timestamp: timestamp(),
-                nodeId: node.id,
-                spentMicrocents: spent,
-                limitMicrocents: budget.max_cost_microcents,
-                gateId
-              },
-              {
-                type: "human_gate:paused",
-                runId,
-                timestamp: timestamp(),
-                nodeId: node.id,
-                gateId,
-                gateType: "budget",
-                message: `Budget of ${Cost.formatUsd(budget.max_cost_microcents)} would be exceeded at '${node.id}' (${Cost.formatUsd(spent)} spent). Approve to continue.`
+              if (budget.on_exceed === "warn" && !budgetWarned) {
+                budgetWarned = true
+                yield* context.emit([
+                  {
+                    type: "budget:warning",
+                    runId,
+                    timestamp: timestamp(),
+                    spentMicrocents: spent,
+                    limitMicrocents: budget.max_cost_microcents,
+                    thresholdPct: Math.min(100, Math.round((100 * (spent + worstCase)) / budget.max_cost_microcents))
+                  }
+                ])
               }
-            ])
-            return suspended
+              if (budget.on_exceed === "pause_for_approval" && !context.state.budgetApproved) {
+                const gateId = budgetGateId(runId, node.id)
+                yield* context.emit([
+                  {
+                    type: "budget:paused",
+                    runId,
+                    timestamp: timestamp(),
+                    nodeId: node.id,
+                    spentMicrocents: spent,
+                    limitMicrocents: budget.max_cost_microcents,
+                    gateId
+                  },
+                  {
+                    type: "human_gate:paused",
+                    runId,
+                    timestamp: timestamp(),
+                    nodeId: node.id,
+                    gateId,
+                    gateType: "budget",
+                    message: `Budget of ${Cost.formatUsd(budget.max_cost_microcents)} would be exceeded at '${node.id}' (${Cost.formatUsd(spent)} spent). Approve to continue.`
+                  }
+                ])
+                return Either.left<NodeOutcome>(suspended)
+              }
+            }
           }
-        }
-      }
 
-      const request: Llm.LlmRequest = {
-        provider,
-        model,
-        system: system.length > 0 ? system : undefined,
-        messages,
-        tools: tools.length > 0 ? tools : undefined,
-        responseFormat: outputSchema !== undefined ? { type: "json", schema: outputSchema } : undefined,
-        temperature: node.temperature ?? agent.temperature,
-        maxTokens,
-        reasoningEffort: agent.reasoning_effort,
-        fallbacks: agent.fallback_chain?.map((f) => ({ provider: f.provider, model: f.model, maxAttempts: f.max_attempts }))
-      }
-      const result = yield* ModelCall.stream(llm, request, (batch) =>
-        context.emit(
-          batch.items.map((item): RE.RunEventDraft =>
-            item.type === "attempt"
-              ? {
-                  type: "agent:attempt",
-                  runId,
-                  timestamp: timestamp(),
-                  nodeId: node.id,
-                  provider: item.provider,
-                  model: item.model,
-                  attemptNumber: item.attemptNumber,
-                  reason: item.reason,
-                  delayMs: item.delayMs
-                }
-              : item.kind === "text"
-                ? { type: "agent:token", runId, timestamp: timestamp(), nodeId: node.id, token: item.text, model }
-                : { type: "agent:reasoning", runId, timestamp: timestamp(), nodeId: node.id, text: item.text, model }
-          )
-        )
-      )
-      if (result.failure !== undefined) {
-        // A stream cut midway still consumed tokens: account for them before failing the node.
-        yield* account(result.usage)
-        return yield* ModelCall.llmFailure(result.failure)
-      }
-      if (result.stopReason === "content_filter") {
-        return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
-      }
-      inputTokens += result.usage.inputTokens
-      outputTokens += result.usage.outputTokens
-      yield* account(result.usage)
-
-      if (result.toolCalls.length === 0) {
-        const output = outputSchema !== undefined ? yield* parseStructured(result.text, outputSchema) : result.text
-        return completed(output, { tokensUsed: { input: inputTokens, output: outputTokens, model } })
-      }
-      if (turn === TURN_LIMIT) break
-
-      const assistant: Array<Llm.ContentPart> = result.text.length > 0 ? [{ type: "text", text: result.text }] : []
-      const toolResults: Array<Llm.ContentPart> = []
-      for (const call of result.toolCalls) {
-        const args = ModelCall.parseArgs(call.argsJson)
-        assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
-        yield* context.emit([
-          {
-            type: "agent:tool_call",
-            runId,
-            timestamp: timestamp(),
-            nodeId: node.id,
+          const request: Llm.LlmRequest = {
+            provider,
             model,
-            toolId: call.id,
-            toolName: call.name,
-            toolInput: args ?? call.argsJson
+            system: system.length > 0 ? system : undefined,
+            messages,
+            tools: tools.length > 0 ? tools : undefined,
+            responseFormat: outputSchema !== undefined ? { type: "json", schema: outputSchema } : undefined,
+            temperature: node.temperature ?? agent.temperature,
+            maxTokens,
+            reasoningEffort: agent.reasoning_effort,
+            fallbacks: agent.fallback_chain?.map((f) => ({ provider: f.provider, model: f.model, maxAttempts: f.max_attempts }))
           }
-        ])
-        const outcome =
-          args === undefined
-            ? { ok: false as const, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` }
-            : yield* router
-                .execute({
-                  runId,
-                  nodeId: node.id,
-                  callId: call.id,
-                  name: call.name,
-                  args,
-                  policy: plan.spec.tools
-                })
-                .pipe(
-                  Effect.flatMap((r) =>
-                    Effect.map(ModelCall.toolOutput(r.output), (text) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
-                  ),
-                  Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
+          return Either.right<AgentLoop.PreparedCall<RunError.NodeFailure, never>>({
+            request,
+            persist: (batch) =>
+              context.emit(
+                batch.items.map((item): RE.RunEventDraft =>
+                  item.type === "attempt"
+                    ? {
+                        type: "agent:attempt",
+                        runId,
+                        timestamp: timestamp(),
+                        nodeId: node.id,
+                        provider: item.provider,
+                        model: item.model,
+                        attemptNumber: item.attemptNumber,
+                        reason: item.reason,
+                        delayMs: item.delayMs
+                      }
+                    : item.kind === "text"
+                      ? { type: "agent:token", runId, timestamp: timestamp(), nodeId: node.id, token: item.text, model }
+                      : { type: "agent:reasoning", runId, timestamp: timestamp(), nodeId: node.id, text: item.text, model }
                 )
-        yield* context.emit([
-          {
-            type: "agent:tool_result",
-            runId,
-            timestamp: timestamp(),
-            nodeId: node.id,
-            toolId: call.id,
-            success: outcome.ok,
-            outputSummary: outcome.text.length > 500 ? `${outcome.text.slice(0, 500)}…` : outcome.text,
-            errorCode: outcome.code
+              )
+          })
+        }),
+      completeCall: (turn, result) =>
+        Effect.gen(function* () {
+          if (result.failure !== undefined) {
+            // A stream cut midway still consumed tokens: account for them before failing the node.
+            yield* account(result.usage)
+            return yield* ModelCall.llmFailure(result.failure)
           }
-        ])
-        toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: outcome.text, isError: !outcome.ok })
-      }
-      const added: Array<Llm.LlmMessage> = [{ role: "assistant", content: assistant }, { role: "tool", content: toolResults }]
-      messages.push(...added)
-      yield* context.emit([
-        { type: "agent:turn_completed", runId, timestamp: timestamp(), nodeId: node.id, turn, messages: added, inputTokens, outputTokens }
-      ])
-    }
-    return yield* RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
+          if (result.stopReason === "content_filter") {
+            return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
+          }
+          inputTokens += result.usage.inputTokens
+          outputTokens += result.usage.outputTokens
+          yield* account(result.usage)
+          if (result.toolCalls.length === 0) answer = result.text
+          else {
+            toolsOf = { turn, calls: result.toolCalls }
+            assistant.length = 0
+            toolResults.length = 0
+            if (result.text.length > 0) assistant.push({ type: "text", text: result.text })
+          }
+          return Option.none<NodeOutcome>()
+        }),
+      // The router applies the workflow's tool policy when it runs the call.
+      approve: () => Effect.succeed(AgentLoop.Run),
+      deny: () => Effect.void,
+      runTool: (call) =>
+        Effect.gen(function* () {
+          const args = ModelCall.parseArgs(call.argsJson)
+          assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
+          yield* context.emit([
+            {
+              type: "agent:tool_call",
+              runId,
+              timestamp: timestamp(),
+              nodeId: node.id,
+              model,
+              toolId: call.id,
+              toolName: call.name,
+              toolInput: args ?? call.argsJson
+            }
+          ])
+          const outcome =
+            args === undefined
+              ? { ok: false as const, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` }
+              : yield* router
+                  .execute({
+                    runId,
+                    nodeId: node.id,
+                    callId: call.id,
+                    name: call.name,
+                    args,
+                    policy: plan.spec.tools
+                  })
+                  .pipe(
+                    Effect.flatMap((r) =>
+                      Effect.map(ModelCall.toolOutput(r.output), (text) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
+                    ),
+                    Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
+                  )
+          yield* context.emit([
+            {
+              type: "agent:tool_result",
+              runId,
+              timestamp: timestamp(),
+              nodeId: node.id,
+              toolId: call.id,
+              success: outcome.ok,
+              outputSummary: outcome.text.length > 500 ? `${outcome.text.slice(0, 500)}…` : outcome.text,
+              errorCode: outcome.code
+            }
+          ])
+          toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: outcome.text, isError: !outcome.ok })
+        }),
+      checkpoint: (turn) =>
+        Effect.gen(function* () {
+          const added: Array<Llm.LlmMessage> = [
+            { role: "assistant", content: [...assistant] },
+            { role: "tool", content: [...toolResults] }
+          ]
+          messages.push(...added)
+          toolsOf = undefined
+          nextTurn = turn + 1
+          yield* context.emit([
+            { type: "agent:turn_completed", runId, timestamp: timestamp(), nodeId: node.id, turn, messages: added, inputTokens, outputTokens }
+          ])
+        }),
+      answered: (text) =>
+        Effect.map(outputSchema !== undefined ? parseStructured(text, outputSchema) : Effect.succeed<unknown>(text), (output) =>
+          completed(output, { tokensUsed: { input: inputTokens, output: outputTokens, model } })
+        ),
+      turnLimitReached: RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
+    })
   }).pipe(
     node_timeout(context.node.timeout_ms)
   )

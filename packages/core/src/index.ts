@@ -1,4 +1,5 @@
 export * as ModelCall from "./ModelCall.js"
+export * as AgentLoop from "./AgentLoop.js"
 export * from "./Engine.js"
 export { recoverAtStart, type RunRecoveryReport } from "./RecoverAtStart.js"
 export * as Orchestrator from "./Orchestrator.js"
