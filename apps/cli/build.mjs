@@ -43,23 +43,28 @@ const workspaceSideEffectFree = {
   }
 }
 
-await build({
-  entryPoints: [join(here, "src/main.ts")],
-  outfile: join(here, "dist/relavium.mjs"),
+/** What the CLI bundle and the worker bundles share: ESM for Node 20, with `require` for CommonJS dependencies. */
+const common = {
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
   sourcemap: "linked",
   logLevel: "warning",
-  // Less text for V8 to scan on every start; names are kept for readable stack traces.
+  // Less text for V8 to scan on every start.
   minifyWhitespace: true,
   minifySyntax: true,
+  banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
+}
+
+await build({
+  ...common,
+  entryPoints: [join(here, "src/main.ts")],
+  outfile: join(here, "dist/relavium.mjs"),
   keepNames: false,
   plugins: [dropUndiciReexport, workspaceSideEffectFree],
   // Native addons load their .node binary relative to their own files: keep them as packages.
-  external: ["better-sqlite3", "@napi-rs/keyring"],
-  banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
+  external: ["better-sqlite3", "@napi-rs/keyring"]
 })
 
 // Worker-thread entries (expressions, search tools) are separate bundles beside the CLI bundle, where
@@ -70,17 +75,9 @@ await build({
     "quickjs-worker": join(here, "../../packages/core/src/QuickJsWorker.ts"),
     "search-worker": join(here, "../../packages/daemon/src/SearchWorker.ts")
   },
+  ...common,
   outdir: join(here, "dist"),
-  outExtension: { ".js": ".mjs" },
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: "linked",
-  logLevel: "warning",
-  minifyWhitespace: true,
-  minifySyntax: true,
-  banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
+  outExtension: { ".js": ".mjs" }
 })
 
 // The expression sandbox loads QuickJS from a .wasm file beside the bundle.

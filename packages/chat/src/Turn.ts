@@ -129,9 +129,15 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
       ? Effect.fail(WorktreeRemoved.of(loaded.record.chatId, loaded.worktree.path))
       : Effect.void
 
-  const send = (chatId: string, text: string): Effect.Effect<Turn, ChatError> =>
+  /**
+   * Claims the chat's turn and runs `start` on its stored messages, unless approvals are pending;
+   * the claim is released if starting fails.
+   */
+  const withTurn = (
+    chatId: string,
+    start: (loaded: Effect.Effect.Success<ReturnType<typeof load>>, messages: Effect.Effect.Success<ReturnType<typeof loadMessages>>) => Effect.Effect<Turn, ChatError>
+  ): Effect.Effect<Turn, ChatError> =>
     Effect.gen(function* () {
-      if (text.trim() === "") return yield* new InvalidChatInput({ message: "the message is empty" })
       const loaded = yield* load(chatId)
       yield* ensureUsable(loaded)
       yield* claim(loaded.record)
@@ -139,6 +145,15 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         const messages = yield* loadMessages(chatId)
         const pending = pendingOf(chatId, messages)
         if (pending.length > 0) return yield* ApprovalRequired.of(chatId, pending)
+        return yield* start(loaded, messages)
+      }).pipe(Effect.onError(() => release(chatId)))
+    })
+
+  const send = (chatId: string, text: string): Effect.Effect<Turn, ChatError> =>
+    text.trim() === ""
+      ? Effect.fail(new InvalidChatInput({ message: "the message is empty" }))
+      : withTurn(chatId, (loaded, messages) =>
+      Effect.gen(function* () {
         const timestamp = now()
         const message = freshMessage(chatId, (messages.at(-1)?.seq ?? -1) + 1, "user", "completed", timestamp)
         const started = yield* commit(chatId, {
@@ -160,18 +175,12 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
           events: [{ type: "turn:started", turnId: crypto.randomUUID(), messageId: message.messageId, text }]
         })
         return yield* drive(chatId, started[0]!.seq - 1)
-      }).pipe(Effect.onError(() => release(chatId)))
-    })
+      })
+    )
 
   const resume = (chatId: string): Effect.Effect<Turn, ChatError> =>
-    Effect.gen(function* () {
-      const loaded = yield* load(chatId)
-      yield* ensureUsable(loaded)
-      yield* claim(loaded.record)
-      return yield* Effect.gen(function* () {
-        const messages = yield* loadMessages(chatId)
-        const pending = pendingOf(chatId, messages)
-        if (pending.length > 0) return yield* ApprovalRequired.of(chatId, pending)
+    withTurn(chatId, (_loaded, messages) =>
+      Effect.gen(function* () {
         const step = nextStep(messages)
         if (step._tag === "Done") {
           return yield* new NothingToResume({
@@ -181,8 +190,8 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         }
         const started = yield* commit(chatId, { turnStatus: "running", events: [{ type: "turn:resumed", turnId: crypto.randomUUID() }] })
         return yield* drive(chatId, started[0]!.seq - 1)
-      }).pipe(Effect.onError(() => release(chatId)))
-    })
+      })
+    )
 
   /** Stops the chat's turn if this process runs it. */
   const cancel = (chatId: string): Effect.Effect<boolean> =>

@@ -11,6 +11,10 @@ import { didYouMean, withArticle } from "./internal/text.js"
 import type { PlanEdge, WorkflowPlan } from "./Plan.js"
 import * as Template from "./Template.js"
 import type { Agent, BranchValue, NodeOf, WorkflowDocument, WorkflowNode } from "./Workflow.js"
+import { expressionReads } from "./ExpressionReads.js"
+import { findCycle, kahn } from "./GraphOrder.js"
+
+export { type ExpressionReads, expressionReads } from "./ExpressionReads.js"
 
 export type PathSegment = string | number
 export type IssuePath = ReadonlyArray<PathSegment>
@@ -49,117 +53,6 @@ export const formatPath = (path: IssuePath): string =>
         : `${out}[${JSON.stringify(segment)}]`,
     ""
   )
-
-// ---------------------------------------------------------------------------
-// Expressions: which node outputs a JS expression reads
-// ---------------------------------------------------------------------------
-
-export interface ExpressionReads {
-  /** Node ids read as `run.outputs["x"]`, `run.outputs['x']` or `run.outputs.x`, in order. */
-  readonly nodes: ReadonlyArray<{ readonly nodeId: string; readonly offset: number }>
-  /** The expression touches `run.outputs` (or `run`) some other way, e.g. `Object.keys(run.outputs)`. */
-  readonly dynamic: boolean
-}
-
-/** Blank out string contents and comments so that only code is searched for `run`. */
-const codeOnly = (source: string): string => {
-  const out = source.split("")
-  // Each frame is a quote we are inside, or "${" for code nested in a template literal.
-  const stack: Array<string> = []
-  let braces = 0
-  const braceStack: Array<number> = []
-  let i = 0
-  const blank = (from: number, to: number) => {
-    for (let k = from; k < to; k++) if (out[k] !== "\n") out[k] = " "
-  }
-  while (i < source.length) {
-    const top = stack[stack.length - 1]
-    const ch = source[i] as string
-    if (top === "\"" || top === "'" || top === "`") {
-      if (ch === "\\") {
-        blank(i, i + 2)
-        i += 2
-        continue
-      }
-      if (ch === top) {
-        stack.pop()
-        i++
-        continue
-      }
-      if (top === "`" && ch === "$" && source[i + 1] === "{") {
-        stack.push("${")
-        braceStack.push(braces)
-        braces = 0
-        i += 2
-        continue
-      }
-      blank(i, i + 1)
-      i++
-      continue
-    }
-    if (ch === "/" && source[i + 1] === "/") {
-      const end = source.indexOf("\n", i)
-      const stop = end === -1 ? source.length : end
-      blank(i, stop)
-      i = stop
-      continue
-    }
-    if (ch === "/" && source[i + 1] === "*") {
-      const end = source.indexOf("*/", i + 2)
-      const stop = end === -1 ? source.length : end + 2
-      blank(i, stop)
-      i = stop
-      continue
-    }
-    if (ch === "\"" || ch === "'" || ch === "`") stack.push(ch)
-    else if (ch === "{") braces++
-    else if (ch === "}") {
-      if (top === "${" && braces === 0) {
-        stack.pop()
-        braces = braceStack.pop() ?? 0
-      } else braces--
-    }
-    i++
-  }
-  return out.join("")
-}
-
-const RUN = /(?<![\w$.])run(?![\w$])/g
-const OUTPUTS_AFTER_RUN = /^\s*(?:\?\.|\.)\s*outputs(?![\w$])/
-const ID_AFTER_RUN = /^\s*(?:\?\.|\.)\s*id(?![\w$])/
-const BRACKET_KEY = /^\s*(?:\?\.)?\s*\[\s*(["'`])([^"'`\\$]*)\1\s*\]/
-const DOT_KEY = /^\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)/
-
-/** The node outputs a JS expression (condition, transform, merge_fn, edge condition) reads. */
-export const expressionReads = (expression: string): ExpressionReads => {
-  const code = codeOnly(expression)
-  const nodes: Array<{ nodeId: string; offset: number }> = []
-  let dynamic = false
-  for (const match of code.matchAll(RUN)) {
-    const start = match.index
-    const afterRun = code.slice(start + 3)
-    const outputs = OUTPUTS_AFTER_RUN.exec(afterRun)
-    if (outputs === null) {
-      if (ID_AFTER_RUN.test(afterRun)) continue
-      dynamic = true
-      continue
-    }
-    const keyAt = start + 3 + outputs[0].length
-    // Read the key from the original text: the masked copy has blanked the string contents.
-    const bracket = BRACKET_KEY.exec(code.slice(keyAt)) !== null ? BRACKET_KEY.exec(expression.slice(keyAt)) : null
-    if (bracket !== null) {
-      nodes.push({ nodeId: bracket[2] as string, offset: start })
-      continue
-    }
-    const dot = DOT_KEY.exec(code.slice(keyAt))
-    if (dot !== null) {
-      nodes.push({ nodeId: dot[1] as string, offset: start })
-      continue
-    }
-    dynamic = true
-  }
-  return { nodes, dynamic }
-}
 
 // ---------------------------------------------------------------------------
 // Compiling
@@ -609,90 +502,4 @@ export const compileWorkflow = (doc: WorkflowDocument): Either.Either<WorkflowPl
     agents,
     outputRefs
   })
-}
-
-/** Kahn's algorithm; among ready nodes the one authored first goes next, so plans are reproducible. */
-const kahn = (
-  nodeIds: ReadonlyArray<string>,
-  incoming: ReadonlyMap<string, ReadonlyArray<PlanEdge>>,
-  outgoing: ReadonlyMap<string, ReadonlyArray<PlanEdge>>
-): Array<string> => {
-  const position = new Map(nodeIds.map((id, i) => [id, i]))
-  const remaining = new Map(nodeIds.map((id) => [id, incoming.get(id)?.length ?? 0]))
-  // A binary min-heap of authored positions: a 2 MiB file can hold tens of thousands of nodes.
-  const heap: Array<number> = []
-  const push = (value: number) => {
-    heap.push(value)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if ((heap[parent] as number) <= value) break
-      heap[i] = heap[parent] as number
-      i = parent
-    }
-    heap[i] = value
-  }
-  const pop = (): number => {
-    const top = heap[0] as number
-    const last = heap.pop() as number
-    if (heap.length > 0) {
-      let i = 0
-      for (;;) {
-        const left = 2 * i + 1
-        if (left >= heap.length) break
-        const right = left + 1
-        const child = right < heap.length && (heap[right] as number) < (heap[left] as number) ? right : left
-        if ((heap[child] as number) >= last) break
-        heap[i] = heap[child] as number
-        i = child
-      }
-      heap[i] = last
-    }
-    return top
-  }
-  nodeIds.forEach((id, i) => {
-    if (remaining.get(id) === 0) push(i)
-  })
-  const order: Array<string> = []
-  while (heap.length > 0) {
-    const id = nodeIds[pop()] as string
-    order.push(id)
-    for (const edge of outgoing.get(id) ?? []) {
-      const left = (remaining.get(edge.to) ?? 0) - 1
-      remaining.set(edge.to, left)
-      if (left === 0) push(position.get(edge.to) ?? 0)
-    }
-  }
-  return order
-}
-
-/**
- * One cycle among the nodes Kahn could not order, as `a → b → … → a`. Every such node has an
- * unordered predecessor, so walking predecessors must revisit a node.
- */
-const findCycle = (
-  nodeIds: ReadonlyArray<string>,
-  ordered: ReadonlySet<string>,
-  incoming: ReadonlyMap<string, ReadonlyArray<PlanEdge>>
-): Array<string> => {
-  const start = nodeIds.find((id) => !ordered.has(id))
-  if (start === undefined) return []
-  const seenAt = new Map<string, number>()
-  const walk: Array<string> = []
-  let current: string | undefined = start
-  while (current !== undefined && !seenAt.has(current)) {
-    seenAt.set(current, walk.length)
-    walk.push(current)
-    current = (incoming.get(current) ?? []).map((e) => e.from).find((id) => !ordered.has(id))
-  }
-  if (current === undefined) return walk
-  const loop = walk.slice(seenAt.get(current)).reverse()
-  // Start at the node authored first, so the closing edge is usually the one that looped back.
-  const position = new Map(nodeIds.map((id, i) => [id, i]))
-  let first = 0
-  loop.forEach((id, i) => {
-    if ((position.get(id) ?? 0) < (position.get(loop[first] as string) ?? 0)) first = i
-  })
-  const rotated = [...loop.slice(first), ...loop.slice(0, first)]
-  return [...rotated, rotated[0] as string]
 }
