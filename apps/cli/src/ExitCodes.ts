@@ -8,12 +8,12 @@
 import type { HttpServerError } from "@effect/platform"
 import type { ChatError } from "@relavium/chat"
 import type { DaemonServeError, DialError } from "@relavium/daemon"
-import type { NatsDaemonRouter, NatsUpdateHub } from "@relavium/hub"
 import type { Cassette, Pricing } from "@relavium/llm"
-import type { KeyStoreError, QueueError, StoreError } from "@relavium/ports"
+import type { StoreError } from "@relavium/ports"
 import type { Monolith } from "@relavium/server"
 import type { Misconfigured } from "./Problem.js"
 import type { DataDirectoryError } from "./runtime/DataDirectory.js"
+import type { StartupError } from "./runtime/Deployment.js"
 import type { GatewayError } from "./runtime/Gateway.js"
 
 export const ExitCode = { ok: 0, failed: 1, invalid: 2, paused: 3 } as const
@@ -82,12 +82,7 @@ export const chatErrors: Endings<ChatError> = {
 /** Why a process of the distributed deployment could not start (or stopped). */
 export type ServerProcessError =
   | Misconfigured
-  | StoreError
-  | QueueError
-  | NatsUpdateHub.HubError
-  | NatsDaemonRouter.NatsRouterError
-  | KeyStoreError
-  | Cassette.CassetteError
+  | StartupError
   | HttpServerError.ServeError
   | GatewayError
 
