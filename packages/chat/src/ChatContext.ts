@@ -3,7 +3,7 @@
  * claim owner, and `commit` — a write to a chat and its numbered log in one
  * transaction, then published to live followers.
  */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import * as Os from "node:os"
 import {
   type ChatEventRecord,
@@ -33,6 +33,12 @@ export const interruptedOutput =
   "interrupted: Relavium stopped while this tool was running (the process was killed or cancelled); it may have run partly or fully. Check the workspace before running it again."
 
 export const now = () => new Date().toISOString()
+
+/**
+ * The time on the fiber's `Clock`, for what acts on time: claims, heartbeats and the staleness of
+ * a claim, and the timestamps of chat events (a test moves it with `TestClock`).
+ */
+export const clockNow: Effect.Effect<string> = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
 /** The chat, its settings, project, worktree and working directory. */
 export interface Loaded {
@@ -82,24 +88,23 @@ export const makeChatContext = (options: ChatServiceOptions) =>
     const owner = `${host}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
 
     /** Writes to the chat and its log in one transaction, then publishes the events. */
-    const commit = (chatId: string, write: ChatWrite): Effect.Effect<ReadonlyArray<ChatEvent>, UnknownChat | ChatStorageError> => {
-      const timestamp = now()
-      return store
-        .commit(chatId, {
-          updatedAt: timestamp,
-          turnStatus: write.turnStatus,
-          title: write.title,
-          settings: write.settings,
-          messages: write.messages,
-          blocks: write.blocks,
-          events: (write.events ?? []).map(({ type, ...data }) => ({ type, timestamp, data }))
-        })
-        .pipe(
-          Effect.mapError((e) => (e._tag === "ChatNotFound" ? UnknownChat.of(chatId) : new ChatStorageError({ message: e.message }))),
-          Effect.map((records) => records.map(toEvent)),
-          Effect.tap((events) => hub.publish(events))
-        )
-    }
+    const commit = (chatId: string, write: ChatWrite): Effect.Effect<ReadonlyArray<ChatEvent>, UnknownChat | ChatStorageError> =>
+      clockNow.pipe(
+        Effect.flatMap((timestamp) =>
+          store.commit(chatId, {
+            updatedAt: timestamp,
+            turnStatus: write.turnStatus,
+            title: write.title,
+            settings: write.settings,
+            messages: write.messages,
+            blocks: write.blocks,
+            events: (write.events ?? []).map(({ type, ...data }) => ({ type, timestamp, data }))
+          })
+        ),
+        Effect.mapError((e) => (e._tag === "ChatNotFound" ? UnknownChat.of(chatId) : new ChatStorageError({ message: e.message }))),
+        Effect.map((records) => records.map(toEvent)),
+        Effect.tap((events) => hub.publish(events))
+      )
 
     return { options, store, hub, llm, pricing, tools, worktrees, serviceScope, host, owner, commit }
   })

@@ -143,7 +143,7 @@ export const makeChats = ({ commit, hub, options, store, worktrees }: ChatContex
       const worktree = loaded.worktree
       if (worktree === undefined) return yield* new InvalidChatInput({ message: `chat ${chatId} has no worktree` })
       if (worktree.status === "removed") return
-      if (loaded.record.turnOwner !== undefined && !isStale(loaded.record)) return yield* ChatBusy.of(chatId, loaded.record.turnOwner)
+      if (loaded.record.turnOwner !== undefined && !(yield* isStale(loaded.record))) return yield* ChatBusy.of(chatId, loaded.record.turnOwner)
       yield* worktrees.remove({ repository: loaded.project.rootPath, path: worktree.path })
       yield* storage(store.setWorktreeStatus(worktree.worktreeId, "removed", now()))
       yield* commit(chatId, { events: [{ type: "worktree:removed", path: worktree.path, branch: worktree.branch }] })

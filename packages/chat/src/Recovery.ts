@@ -5,14 +5,14 @@
  * turn is settled — a streaming answer keeps what was stored and becomes
  * `interrupted`, a running tool call gets an "interrupted" result.
  */
-import { Effect, Option } from "effect"
+import { Clock, Effect, Option } from "effect"
 import * as Fs from "node:fs"
 import type { ChatRecord, ContentBlockRecord, MessageWrite } from "@relavium/ports"
 import type { ChatEventBody } from "./ChatEvent.js"
 import { ChatBusy, ChatStorageError, UnknownChat } from "./ChatError.js"
 import { nextStep, textOf } from "./Conversation.js"
 import { resultWrites, writeOf } from "./Blocks.js"
-import { CLAIM_TTL_MS, type ChatContext, interruptedOutput, now, storage } from "./ChatContext.js"
+import { CLAIM_TTL_MS, type ChatContext, clockNow, interruptedOutput, storage } from "./ChatContext.js"
 import type { RecoveryReport } from "./ChatService.js"
 import type { Views } from "./Views.js"
 
@@ -32,15 +32,17 @@ const alive = (pid: number): boolean => {
 }
 
 export const makeRecovery = ({ commit, host, owner, store }: ChatContext, { loadMessages }: Views) => {
-  const isStale = (record: ChatRecord): boolean => {
-    if (record.turnOwner === undefined) return true
-    if (record.turnOwner === owner) return false
-    const [ownerHost, pidText] = record.turnOwner.split(":")
-    const pid = Number(pidText)
-    if (ownerHost === host && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) return true
-    const beat = record.turnHeartbeatAt === undefined ? 0 : Date.parse(record.turnHeartbeatAt)
-    return Date.now() - beat > CLAIM_TTL_MS
-  }
+  /** Whether the record's claim may be taken over: no owner, a dead process on this host, or no heartbeat for `CLAIM_TTL_MS`. */
+  const isStale = (record: ChatRecord): Effect.Effect<boolean> =>
+    Effect.map(Clock.currentTimeMillis, (nowMs) => {
+      if (record.turnOwner === undefined) return true
+      if (record.turnOwner === owner) return false
+      const [ownerHost, pidText] = record.turnOwner.split(":")
+      const pid = Number(pidText)
+      if (ownerHost === host && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) return true
+      const beat = record.turnHeartbeatAt === undefined ? 0 : Date.parse(record.turnHeartbeatAt)
+      return nowMs - beat > CLAIM_TTL_MS
+    })
 
   const release = (chatId: string) => store.releaseTurn(chatId, owner).pipe(Effect.ignore)
 
@@ -50,8 +52,8 @@ export const makeRecovery = ({ commit, host, owner, store }: ChatContext, { load
    */
   const claim = (record: ChatRecord): Effect.Effect<void, ChatBusy | UnknownChat | ChatStorageError> =>
     Effect.gen(function* () {
-      if (record.turnOwner !== undefined && !isStale(record)) return yield* ChatBusy.of(record.chatId, record.turnOwner)
-      const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: now() }))
+      if (record.turnOwner !== undefined && !(yield* isStale(record))) return yield* ChatBusy.of(record.chatId, record.turnOwner)
+      const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: yield* clockNow }))
       if (!claimed) return yield* ChatBusy.of(record.chatId, undefined)
       if (record.turnStatus === "running") {
         yield* settle(record.chatId, "the process answering this chat stopped (it was killed or crashed)").pipe(
@@ -75,7 +77,7 @@ export const makeRecovery = ({ commit, host, owner, store }: ChatContext, { load
       const events: Array<ChatEventBody> = []
       let interruptedMessages = 0
       let interruptedToolCalls = 0
-      const timestamp = now()
+      const timestamp = yield* clockNow
       for (const message of messages) {
         if (message.status === "streaming") {
           interruptedMessages += 1
@@ -112,8 +114,8 @@ export const makeRecovery = ({ commit, host, owner, store }: ChatContext, { load
       const candidates = yield* storage(store.chatsToRecover())
       const chats: Array<RecoveryReport["chats"][number]> = []
       for (const record of candidates) {
-        if (record.turnOwner !== undefined && !isStale(record)) continue
-        const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: now() }))
+        if (record.turnOwner !== undefined && !(yield* isStale(record))) continue
+        const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: yield* clockNow }))
         if (!claimed) continue
         const settled = yield* settle(record.chatId, "the process answering this chat stopped (it was killed or crashed)").pipe(
           Effect.catchTag("UnknownChat", () => Effect.void),

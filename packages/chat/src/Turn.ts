@@ -19,7 +19,7 @@ import {
 } from "./ChatError.js"
 import { type ChatMessage, modelCallsInTurn, nextStep, textOf } from "./Conversation.js"
 import { freshMessage } from "./Blocks.js"
-import { type ChatContext, Continue, HEARTBEAT, type Loaded, now, outcomeOf } from "./ChatContext.js"
+import { type ChatContext, clockNow, Continue, HEARTBEAT, type Loaded, now, outcomeOf } from "./ChatContext.js"
 import type { Turn, TurnOutcome } from "./ChatService.js"
 import type { Follow } from "./Follow.js"
 import { makeModelStep, type PreparedModelCall } from "./ModelStep.js"
@@ -50,7 +50,8 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
   const runTurn = (chatId: string): Effect.Effect<TurnOutcome, UnknownChat | ChatStorageError> =>
     Effect.scoped(
       Effect.gen(function* () {
-        yield* store.heartbeat(chatId, owner, now()).pipe(
+        // Each beat writes the time of that beat, so a claim stays fresh for as long as the turn runs.
+        yield* Effect.flatMap(clockNow, (at) => store.heartbeat(chatId, owner, at)).pipe(
           Effect.ignore,
           Effect.repeat(Schedule.spaced(HEARTBEAT)),
           Effect.interruptible,

@@ -82,7 +82,7 @@ const makeEngine = (options: EngineOptions) =>
           return yield* new EngineError({ reason: "invalid_input", message: inputs.left.message, cause: inputs.left })
         }
         const runId = startOptions?.runId ?? crypto.randomUUID()
-        const startedAt = now()
+        const startedAt = yield* now
         yield* store.create({ runId, workflowId, workflowName: spec.id, createdAt: startedAt }).pipe(Effect.mapError(storeError))
         const masked = Inputs.maskSecrets(spec.inputs, inputs.right)
         const ctx = yield* runs.resolveContext(spec, inputs.right).pipe(Effect.either)
@@ -93,7 +93,7 @@ const makeEngine = (options: EngineOptions) =>
           drafts.push({
             type: "run:failed",
             runId,
-            timestamp: now(),
+            timestamp: startedAt,
             error: { code: "validation", message: ctx.left.message, retryable: false },
             partialOutputs: {}
           })
@@ -123,7 +123,7 @@ const makeEngine = (options: EngineOptions) =>
       Effect.gen(function* () {
         const { state } = yield* runs.load(runId)
         if (isTerminalState(state)) return
-        yield* runs.commit(runId, [{ type: "run:cancelled", runId, timestamp: now(), reason }]).pipe(
+        yield* runs.commit(runId, [{ type: "run:cancelled", runId, timestamp: yield* now, reason }]).pipe(
           Effect.catchTag("RunClosed", () => Effect.succeed([])),
           Effect.mapError(storeError)
         )

@@ -46,10 +46,11 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
       if (resolution.decision === "input_provided" && gate.gateType !== "input") {
         return yield* new EngineError({ reason: "invalid_input", message: `gate ${id} is a ${gate.gateType} gate; approve or reject it` })
       }
+      const timestamp = yield* now
       const resumed: RE.RunEventDraft = {
         type: "human_gate:resumed",
         runId,
-        timestamp: now(),
+        timestamp,
         nodeId: gate.nodeId,
         gateId: id,
         decision: resolution.decision,
@@ -66,7 +67,7 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
           drafts.push({
             type: "node:failed",
             runId,
-            timestamp: now(),
+            timestamp,
             nodeId: gate.nodeId,
             error: { code: "budget_exceeded", message: "the budget gate was rejected", retryable: false }
           })
@@ -74,7 +75,7 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
         drafts.push({
           type: "node:failed",
           runId,
-          timestamp: now(),
+          timestamp,
           nodeId: gate.nodeId,
           error: { code: "run_timeout", message: `gate '${gate.nodeId}' timed out and its timeout_action is reject`, retryable: false }
         })
@@ -82,7 +83,7 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
         drafts.push({
           type: "node:completed",
           runId,
-          timestamp: now(),
+          timestamp,
           nodeId: gate.nodeId,
           output: resolution.payload ?? { decision: resolution.decision },
           tokensUsed: { input: 0, output: 0 },

@@ -18,6 +18,7 @@ export interface NodeContext<N extends Workflow.WorkflowNode = Workflow.Workflow
   readonly ctx: Readonly<Record<string, unknown>>
   /** Commits events for this run; a closed run interrupts the node. */
   readonly emit: (drafts: ReadonlyArray<RE.RunEventDraft>) => Effect.Effect<void>
+  /** The time on the Clock of the fiber running the node, for the events it writes. */
   readonly timestamp: () => string
 }
 

@@ -8,7 +8,7 @@ import type { FileSystem, Path } from "@effect/platform"
 import { Cause, Context, Effect, Either, Exit, Fiber, FiberId, Option, Scope, Stream } from "effect"
 import { RunError, RunEvent as RE } from "@relavium/domain"
 import { type DaemonRouter, ExpressionSandbox, type Job, type LlmProvider, type ModelPricing, type RunQueue, type UpdateHub } from "@relavium/ports"
-import { type EngineError, now, storeError } from "./EngineError.js"
+import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { type NodeContext, outputsFor } from "./NodeContext.js"
 import { runNode } from "./Nodes.js"
 import { retryDelay, retryOnDefault } from "./RetryPolicy.js"
@@ -89,10 +89,11 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
         return
       }
       const node = state.plan.nodes.get(nodeId)!
-      const startedMs = Date.now()
+      const clock = yield* Effect.clock
+      const startedMs = clock.unsafeCurrentTimeMillis()
       if (attempt > 1) {
         yield* runs
-          .commit(runId, [{ type: "node:started", runId, timestamp: now(), nodeId, nodeType: node.type, attemptNumber: attempt }])
+          .commit(runId, [{ type: "node:started", runId, timestamp: isoAt(startedMs), nodeId, nodeType: node.type, attemptNumber: attempt }])
           .pipe(Effect.catchAll(() => Effect.interrupt))
       }
       const context: NodeContext = {
@@ -103,7 +104,7 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
         state,
         inputs: entry.inputs,
         ctx: entry.ctx,
-        timestamp: now,
+        timestamp: () => isoAt(clock.unsafeCurrentTimeMillis()),
         emit: (drafts) =>
           runs.commit(runId, drafts).pipe(
             Effect.asVoid,
@@ -121,7 +122,8 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
               onSome: (failure) => failure
             })
           )
-      const timestamp = now()
+      const endedMs = clock.unsafeCurrentTimeMillis()
+      const timestamp = isoAt(endedMs)
       const drafts: Array<RE.RunEventDraft> = []
       let next: ReadonlyArray<Job> = [{ _tag: "Advance", runId }]
       let delayMs: number | undefined
@@ -140,7 +142,7 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           nodeId,
           output: result.output,
           tokensUsed: result.tokensUsed ?? { input: 0, output: 0 },
-          durationMs: Date.now() - startedMs,
+          durationMs: endedMs - startedMs,
           selected,
           cumulativeCostMicrocents: fresh.state.costMicrocents,
           attemptNumber: attempt

@@ -127,13 +127,13 @@ const humanGate: Handler<"human_gate"> = (context) =>
         ? yield* interpolate(node.message_template, { ...scopeOf(context), runId: context.runId })
         : defaultGateMessage(node.gate_type, node.id)
     const gateId = Ids.gateIdFor(context.runId, node.id)
-    const now = Date.now()
+    const timestamp = context.timestamp()
     const timeoutAction = node.timeout_ms !== undefined ? (node.timeout_action ?? "reject") : node.timeout_action
     yield* context.emit([
       {
         type: "human_gate:paused",
         runId: context.runId,
-        timestamp: context.timestamp(),
+        timestamp,
         nodeId: node.id,
         gateId,
         gateType: node.gate_type,
@@ -141,7 +141,7 @@ const humanGate: Handler<"human_gate"> = (context) =>
         assignee: node.assignee,
         timeoutMs: node.timeout_ms,
         timeoutAction,
-        expiresAt: node.timeout_ms !== undefined ? new Date(now + node.timeout_ms).toISOString() : undefined
+        expiresAt: node.timeout_ms !== undefined ? new Date(Date.parse(timestamp) + node.timeout_ms).toISOString() : undefined
       }
     ])
     if (node.timeout_ms !== undefined) {

@@ -9,10 +9,10 @@
  * `maxCrashResumes` resumes without progress (a fresh start or a completed
  * agent turn) fails the run with `poison_run`. See docs/recovery.md.
  */
-import { Effect, Either } from "effect"
+import { Clock, Effect, Either } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
 import type { Job, RunQueue, RunStore } from "@relavium/ports"
-import { type EngineError, now, storeError } from "./EngineError.js"
+import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import type { Runs } from "./RunCache.js"
 import { completedOutputs, isTerminalState, type NodeState } from "./RunState.js"
 
@@ -41,6 +41,7 @@ export const makeRecover = (runs: Runs, store: RunStore["Type"], queue: RunQueue
     Effect.gen(function* () {
       const { state } = yield* runs.load(runId)
       if (isTerminalState(state)) return { _tag: "Ended" } as const
+      const nowMs = yield* Clock.currentTimeMillis
       const jobs: Array<Job> = [{ _tag: "Advance", runId }]
       const running = [...state.nodes].filter(([, node]) => node.status === "running")
       const poisoned = running.find(([, node]) => (node.interruptions ?? 0) >= maxCrashResumes)
@@ -50,8 +51,8 @@ export const makeRecover = (runs: Runs, store: RunStore["Type"], queue: RunQueue
         const events = yield* store.events(runId).pipe(Effect.mapError(storeError))
         const drafts =
           poisoned === undefined
-            ? interruptionDrafts(runId, events, running)
-            : poisonDrafts(runId, events, running, poisoned, completedOutputs(state))
+            ? interruptionDrafts(runId, isoAt(nowMs), events, running)
+            : poisonDrafts(runId, isoAt(nowMs), events, running, poisoned, completedOutputs(state))
         const committed = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(Effect.either)
         if (Either.isLeft(committed)) {
           if (committed.left._tag === "SequenceConflict" || committed.left._tag === "RunClosed") return { _tag: "Busy" } as const
@@ -68,7 +69,7 @@ export const makeRecover = (runs: Runs, store: RunStore["Type"], queue: RunQueue
         if (gate.expiresAt !== undefined) {
           yield* queue
             .offer([{ _tag: "GateTimeout", runId, gateId: gate.gateId }], {
-              delayMs: Math.max(0, Date.parse(gate.expiresAt) - Date.now())
+              delayMs: Math.max(0, Date.parse(gate.expiresAt) - nowMs)
             })
             .pipe(Effect.mapError(storeError))
         }
@@ -76,7 +77,7 @@ export const makeRecover = (runs: Runs, store: RunStore["Type"], queue: RunQueue
       const timeoutMs = state.plan.spec.timeout_ms
       if (timeoutMs !== undefined) {
         yield* queue
-          .offer([{ _tag: "RunDeadline", runId }], { delayMs: Math.max(0, state.startedAtMs + timeoutMs - Date.now()) })
+          .offer([{ _tag: "RunDeadline", runId }], { delayMs: Math.max(0, state.startedAtMs + timeoutMs - nowMs) })
           .pipe(Effect.mapError(storeError))
       }
       return { _tag: "Resumed", rerun: running.map(([nodeId]) => nodeId) } as const
@@ -115,8 +116,12 @@ const openToolCallDrafts = (runId: string, events: ReadonlyArray<RE.RunEvent>, r
  * "interrupted" result, and each running node an interrupted attempt, so the
  * log says what happened and the node runs again as a new attempt.
  */
-const interruptionDrafts = (runId: string, events: ReadonlyArray<RE.RunEvent>, running: Running): Array<RE.RunEventDraft> => {
-  const timestamp = now()
+const interruptionDrafts = (
+  runId: string,
+  timestamp: string,
+  events: ReadonlyArray<RE.RunEvent>,
+  running: Running
+): Array<RE.RunEventDraft> => {
   const drafts = openToolCallDrafts(runId, events, running, timestamp)
   for (const [nodeId, node] of running) {
     drafts.push({
@@ -136,12 +141,12 @@ const interruptionDrafts = (runId: string, events: ReadonlyArray<RE.RunEvent>, r
 /** The end of a poison run: open tool calls closed, the node failed, then the run, with the same `poison_run` error. */
 const poisonDrafts = (
   runId: string,
+  timestamp: string,
   events: ReadonlyArray<RE.RunEvent>,
   running: Running,
   [nodeId, node]: readonly [string, NodeState],
   partialOutputs: Readonly<Record<string, unknown>>
 ): Array<RE.RunEventDraft> => {
-  const timestamp = now()
   const error = { code: "poison_run" as const, message: poisonMessage(nodeId, (node.interruptions ?? 0) + 1), retryable: false }
   return [
     ...openToolCallDrafts(runId, events, running, timestamp),

@@ -22,7 +22,7 @@ export const makeRunLoop = (runs: Runs, offer: Offer) => {
         const { state } = yield* (tries === 0 ? runs.current(runId) : runs.load(runId))
         if (isTerminalState(state)) return
         const step = Orchestrator.step(state)
-        const timestamp = now()
+        const timestamp = yield* now
         const drafts: Array<RE.RunEventDraft> = []
         for (const { nodeId, reason } of step.skip) drafts.push({ type: "node:skipped", runId, timestamp, nodeId, reason })
         for (const nodeId of step.start) {

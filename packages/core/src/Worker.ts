@@ -4,9 +4,9 @@
  * job whose store or queue failed for a moment. A periodic sweep offers again
  * the jobs of runs whose jobs were lost.
  */
-import { Cause, Duration, Effect, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Schedule } from "effect"
 import { type Job, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
-import { type EngineError, now, storeError } from "./EngineError.js"
+import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { gateDecision } from "./Gates.js"
 import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
 import { isTransient, jobRetry, offerRetry } from "./RetryPolicy.js"
@@ -44,8 +44,10 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
       const { state } = yield* runs.load(runId)
       const gate = state.pendingGates.get(gateId)
       if (gate === undefined || isTerminalState(state)) return
-      if (gate.expiresAt !== undefined && Date.parse(gate.expiresAt) > Date.now() + 5) {
-        yield* offer([{ _tag: "GateTimeout", runId, gateId }], Date.parse(gate.expiresAt) - Date.now())
+      // A job that came early (a clock running behind the one that set the expiry) waits for the rest.
+      const leftMs = gate.expiresAt === undefined ? 0 : Date.parse(gate.expiresAt) - (yield* Clock.currentTimeMillis)
+      if (leftMs > 5) {
+        yield* offer([{ _tag: "GateTimeout", runId, gateId }], leftMs)
         return
       }
       yield* gateDecision(runs, queue, runId, gateId, {
@@ -59,18 +61,19 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
       const { state } = yield* runs.load(runId)
       const timeoutMs = state.plan.spec.timeout_ms
       if (isTerminalState(state) || timeoutMs === undefined) return
-      const elapsedMs = Date.now() - state.startedAtMs
+      const nowMs = yield* Clock.currentTimeMillis
+      const elapsedMs = nowMs - state.startedAtMs
       if (elapsedMs < timeoutMs) {
         yield* offer([{ _tag: "RunDeadline", runId }], timeoutMs - elapsedMs)
         return
       }
       yield* runs
         .commit(runId, [
-          { type: "run:timeout", runId, timestamp: now(), elapsedMs, timeoutMs },
+          { type: "run:timeout", runId, timestamp: isoAt(nowMs), elapsedMs, timeoutMs },
           {
             type: "run:failed",
             runId,
-            timestamp: now(),
+            timestamp: isoAt(nowMs),
             error: { code: "run_timeout", message: `the run took longer than its timeout_ms of ${timeoutMs} ms`, retryable: false },
             partialOutputs: completedOutputs(state)
           }
@@ -118,8 +121,9 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
   const sweep = Effect.gen(function* () {
     const staleMs = Duration.toMillis(Duration.decode(options.staleAfter ?? "30 seconds"))
     const records = yield* store.runsToRecover()
+    const nowMs = yield* Clock.currentTimeMillis
     for (const record of records) {
-      if (record.status !== "running" || Date.now() - Date.parse(record.updatedAt) < staleMs) continue
+      if (record.status !== "running" || nowMs - Date.parse(record.updatedAt) < staleMs) continue
       const { state } = yield* runs.load(record.runId)
       if (isTerminalState(state)) continue
       const running = [...state.nodes].filter(([, node]) => node.status === "running")
@@ -127,7 +131,7 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
       yield* offer([{ _tag: "Advance", runId: record.runId }])
       for (const [nodeId, node] of running) {
         const retrying = [...events].reverse().find((e) => e.type === "node:retrying" && e.nodeId === nodeId && e.attemptNumber === node.attempt)
-        const dueMs = retrying?.type === "node:retrying" ? Date.parse(retrying.timestamp) + retrying.delayMs - Date.now() : 0
+        const dueMs = retrying?.type === "node:retrying" ? Date.parse(retrying.timestamp) + retrying.delayMs - nowMs : 0
         yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
       }
       yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
