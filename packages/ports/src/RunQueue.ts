@@ -1,8 +1,9 @@
 /**
  * Hands orchestrator, node and system jobs to workers. Locally the workers are
  * fibers of this process; in the cloud they are BullMQ workers in many
- * processes. Job ids are deterministic, so offering the same job twice while
- * it waits is a no-op.
+ * processes. Job ids are deterministic: offering a job while one of its id
+ * waits is a no-op, and a job never runs beside another of its id (an offer
+ * while it runs is held until that run ends).
  */
 import { Context, Data, Effect, FiberSet, Layer, Queue, Schema } from "effect"
 import type { Scope } from "effect"
@@ -63,28 +64,51 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
           node: yield* Queue.unbounded<Job>(),
           system: yield* Queue.unbounded<Job>()
         } satisfies Record<Pool, Queue.Queue<Job>>
-        // A job id waits at most once; it may be offered again as soon as a worker takes it.
+        // A job id waits (or is delayed) at most once, and never runs beside itself: an offer while
+        // it waits is dropped; an offer while it runs is held, and offered once its run ends (the
+        // latest of several such offers) — as BullMQ deduplication with `keepLastIfActive` does.
         const waiting = new Set<string>()
+        const running = new Set<string>()
+        const heldUntilDone = new Map<string, { readonly job: Job; readonly delayMs: number | undefined }>()
         const timers = yield* FiberSet.make()
 
-        const enqueue = (jobs: ReadonlyArray<Job>) =>
+        const admit = (jobs: ReadonlyArray<Job>, delayMs: number | undefined): Effect.Effect<void> =>
           Effect.suspend(() => {
             const fresh = jobs.filter((job) => {
               const id = jobId(job)
               if (waiting.has(id)) return false
+              if (running.has(id)) {
+                heldUntilDone.set(id, { job, delayMs })
+                return false
+              }
               waiting.add(id)
               return true
             })
-            return Effect.forEach(fresh, (job) => Queue.offer(queues[poolOf(job)], job), { discard: true })
+            if (fresh.length === 0) return Effect.void
+            const enqueue = Effect.forEach(fresh, (job) => Queue.offer(queues[poolOf(job)], job), { discard: true })
+            return delayMs !== undefined && delayMs > 0
+              ? FiberSet.run(timers, Effect.sleep(delayMs).pipe(Effect.zipRight(enqueue))).pipe(Effect.asVoid)
+              : enqueue
           })
 
+        const finished = (id: string) =>
+          Effect.suspend(() => {
+            running.delete(id)
+            const held = heldUntilDone.get(id)
+            if (held === undefined) return Effect.void
+            heldUntilDone.delete(id)
+            return admit([held.job], held.delayMs)
+          })
+
+        const work = (handler: (job: Job) => Effect.Effect<void>) => (job: Job) => {
+          const id = jobId(job)
+          waiting.delete(id)
+          running.add(id)
+          return handler(job).pipe(Effect.ensuring(finished(id)))
+        }
+
         return RunQueue.of({
-          offer: (jobs, options) =>
-            options?.delayMs && options.delayMs > 0
-              ? FiberSet.run(timers, Effect.sleep(options.delayMs).pipe(Effect.zipRight(enqueue(jobs)))).pipe(
-                  Effect.asVoid
-                )
-              : enqueue(jobs),
+          offer: (jobs, options) => admit(jobs, options?.delayMs),
           consume: (handler) =>
             Effect.forEach(
               ["orchestrator", "node", "system"] as const,
@@ -92,12 +116,7 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
                 Effect.forkScoped(
                   Effect.forEach(
                     Array.from({ length: concurrency[pool] }),
-                    () =>
-                      Queue.take(queues[pool]).pipe(
-                        Effect.tap((job) => Effect.sync(() => waiting.delete(jobId(job)))),
-                        Effect.flatMap(handler),
-                        Effect.forever
-                      ),
+                    () => Queue.take(queues[pool]).pipe(Effect.flatMap(work(handler)), Effect.forever),
                     { concurrency: "unbounded", discard: true }
                   )
                 ),

@@ -27,7 +27,7 @@ runStoreContract("memory", RunStore.layerMemory)
 workflowStoreContract("memory", WorkflowStore.layerMemory)
 chatStoreContract("memory", ChatStore.layerMemory)
 updateHubContract("memory", () => UpdateHub.layerMemory)
-runQueueContract("memory", () => ({ instance: (concurrency) => RunQueue.layerMemory(concurrency) }), { distributed: false })
+runQueueContract("memory", () => ({ instance: (concurrency) => RunQueue.layerMemory(concurrency) }), { distributed: false, delaysOnClock: true })
 keyStoreContract("memory", (seed) => KeyStore.layerMemory(seed))
 
 daemonRouterContract("in-process", (workspace) => DaemonRouter.layerInProcess([workspaceReadFile(workspace)]))

@@ -49,7 +49,7 @@ runQueueContract(
         })
     }
   },
-  { distributed: true }
+  { distributed: true, delaysOnClock: false }
 )
 
 describe("BullMQ", () => {

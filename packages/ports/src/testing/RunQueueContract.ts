@@ -4,7 +4,7 @@
  * consumer process's view of it (for BullMQ, its own connections and workers).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Layer, Scope, TestClock } from "effect"
 import { type Job, jobId, type Pool, type QueueError, RunQueue } from "../RunQueue.js"
 
 export interface Namespace {
@@ -14,17 +14,31 @@ export interface Namespace {
 export interface Capabilities {
   /** Several instances share one queue (separate processes), so a dead consumer's job is taken over. */
   readonly distributed: boolean
+  /** Delays are slept on Effect's `Clock`, so `TestClock` moves them (an in-process queue; Redis keeps its own time). */
+  readonly delaysOnClock: boolean
 }
 
-/** Polls every 10 ms. */
+/**
+ * Polls every 10 ms of real time (also under `TestClock`, whose time it leaves alone): waiting on
+ * work that happens outside the fiber (Redis, worker fibers), not on the behaviour under test.
+ */
 export const eventually = (what: string, condition: () => boolean, timeoutMs = 10_000) =>
   Effect.gen(function* () {
     const deadline = Date.now() + timeoutMs
     while (!condition()) {
       if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
-      yield* Effect.sleep("10 millis")
+      yield* realPause
     }
   })
+
+/** 10 ms on the wall clock, whatever `Clock` the fiber has. */
+const realPause = Effect.async<void>((resume) => {
+  const timer = setTimeout(() => resume(Effect.void), 10)
+  return Effect.sync(() => clearTimeout(timer))
+})
+
+/** Lets every fiber that can run, run (20 ms of real time), without moving any `Clock`. */
+const settle = Effect.forEach(Array.from({ length: 2 }), () => realPause, { discard: true })
 
 const counts = () => {
   const seen = new Map<string, number>()
@@ -88,19 +102,89 @@ export const runQueueContract = (name: string, namespace: () => Namespace, capab
         yield* Scope.close(scope, Exit.void)
       }))
 
-    it.live("honours delays", () =>
+    if (capabilities.delaysOnClock) {
+      it.effect("honours delays: a delayed job is handled when its delay has passed on the clock, not before", () =>
+        Effect.gen(function* () {
+          const handled: Array<string> = []
+          const { queue, scope } = yield* start(namespace().instance(all), (job) => Effect.sync(() => handled.push(jobId(job))))
+          yield* queue.offer([{ _tag: "RunDeadline", runId: "late" }], { delayMs: 600 })
+          yield* queue.offer([{ _tag: "GateTimeout", runId: "late", gateId: "g" }], { delayMs: 300 })
+          yield* queue.offer([{ _tag: "Advance", runId: "now" }])
+          yield* eventually("the job offered without a delay", () => handled.length === 1)
+          yield* TestClock.adjust("299 millis")
+          yield* settle
+          assert.deepStrictEqual(handled, ["advance:now"])
+          yield* TestClock.adjust("1 millis")
+          yield* eventually("the job delayed 300 ms", () => handled.length === 2)
+          yield* TestClock.adjust("299 millis")
+          yield* settle
+          assert.deepStrictEqual(handled, ["advance:now", "gate-timeout:late:g"])
+          yield* TestClock.adjust("1 millis")
+          yield* eventually("the job delayed 600 ms", () => handled.length === 3)
+          assert.deepStrictEqual(handled, ["advance:now", "gate-timeout:late:g", "deadline:late"])
+          yield* Scope.close(scope, Exit.void)
+        }))
+    } else {
+      it.live("honours delays", () =>
+        Effect.gen(function* () {
+          const at = new Map<string, number>()
+          const { queue, scope } = yield* start(namespace().instance(all), (job) => Effect.sync(() => at.set(jobId(job), Date.now())))
+          const offered = Date.now()
+          yield* queue.offer([{ _tag: "RunDeadline", runId: "late" }], { delayMs: 600 })
+          yield* queue.offer([{ _tag: "GateTimeout", runId: "late", gateId: "g" }], { delayMs: 300 })
+          yield* queue.offer([{ _tag: "Advance", runId: "now" }])
+          yield* eventually("the delayed jobs", () => at.size === 3, 5_000)
+          assert.isBelow(at.get("advance:now")! - offered, 300)
+          assert.isAtLeast(at.get("gate-timeout:late:g")! - offered, 290)
+          assert.isAtLeast(at.get("deadline:late")! - offered, 590)
+          assert.isBelow(at.get("deadline:late")! - offered, 3_000)
+          yield* Scope.close(scope, Exit.void)
+        }))
+    }
+
+    it.live("a job offered again while it runs never runs beside itself: it runs once more, after, however often it was offered", () =>
       Effect.gen(function* () {
-        const at = new Map<string, number>()
-        const { queue, scope } = yield* start(namespace().instance(all), (job) => Effect.sync(() => at.set(jobId(job), Date.now())))
-        const offered = Date.now()
-        yield* queue.offer([{ _tag: "RunDeadline", runId: "late" }], { delayMs: 600 })
-        yield* queue.offer([{ _tag: "GateTimeout", runId: "late", gateId: "g" }], { delayMs: 300 })
-        yield* queue.offer([{ _tag: "Advance", runId: "now" }])
-        yield* eventually("the delayed jobs", () => at.size === 3, 5_000)
-        assert.isBelow(at.get("advance:now")! - offered, 300)
-        assert.isAtLeast(at.get("gate-timeout:late:g")! - offered, 290)
-        assert.isAtLeast(at.get("deadline:late")! - offered, 590)
-        assert.isBelow(at.get("deadline:late")! - offered, 3_000)
+        const release = yield* Deferred.make<void>()
+        let active = 0
+        let peak = 0
+        let runs = 0
+        const job: Job = { _tag: "ExecuteNode", runId: "again", nodeId: "n", attempt: 1 }
+        const { queue, scope } = yield* start(namespace().instance(all), () =>
+          Effect.gen(function* () {
+            active++
+            peak = Math.max(peak, active)
+            runs++
+            if (runs === 1) yield* Deferred.await(release)
+            active--
+          })
+        )
+        yield* queue.offer([job])
+        yield* eventually("the job to run", () => runs === 1)
+        // While it runs: offered again (as a sweep or a second process would), three times.
+        yield* queue.offer([job])
+        yield* queue.offer([job])
+        yield* queue.offer([job])
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(runs, 1, "an offer while the job runs does not start it beside itself")
+        yield* Deferred.succeed(release, undefined)
+        yield* eventually("the run held until the first ended", () => runs === 2 && active === 0)
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(runs, 2)
+        assert.strictEqual(peak, 1)
+        yield* Scope.close(scope, Exit.void)
+      }))
+
+    it.live("an offer while a job of that id is delayed is dropped: the job runs once, after its delay", () =>
+      Effect.gen(function* () {
+        const handled: Array<string> = []
+        const { queue, scope } = yield* start(namespace().instance(all), (job) => Effect.sync(() => handled.push(jobId(job))))
+        const job: Job = { _tag: "GateTimeout", runId: "delayed", gateId: "g" }
+        yield* queue.offer([job], { delayMs: 300 })
+        yield* queue.offer([job])
+        yield* queue.offer([job], { delayMs: 50 })
+        yield* eventually("the delayed job", () => handled.length === 1, 5_000)
+        yield* Effect.sleep("300 millis")
+        assert.deepStrictEqual(handled, ["gate-timeout:delayed:g"])
         yield* Scope.close(scope, Exit.void)
       }))
 
