@@ -3,7 +3,7 @@
  * in-process tools, and helpers to run a workflow from YAML text.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Either, Layer, Ref, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Ref, Stream, TestClock } from "effect"
 import { Llm, type RunEvent as RE, WorkflowYaml } from "@relavium/domain"
 import { layerLocal, QuickJsSandbox, WorkflowEngine } from "../src/index.js"
 import { DaemonRouter, type InProcessTool, LlmProvider, ModelPricing, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
@@ -146,3 +146,42 @@ export const checkLog = (events: ReadonlyArray<RE.RunEvent>) => {
   if (terminals.length !== 1) throw new Error(`expected one terminal event, got ${terminals.length}`)
   if (terminals[0] !== events[events.length - 1]) throw new Error("the terminal event is not the last")
 }
+
+/** Ten milliseconds of real time, whatever `Clock` the fiber has (a TestClock stays where it is). */
+const realPause = Effect.async<void>((resume) => {
+  const timer = setTimeout(() => resume(Effect.void), 10)
+  return Effect.sync(() => clearTimeout(timer))
+})
+
+/**
+ * Polls `check` every 10 ms of real time until it holds: for work outside the test's fiber (worker
+ * fibers, expression workers) to reach the point where it waits on the clock.
+ */
+export const waitUntil = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, timeoutMs = 30_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeoutMs
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`waited ${timeoutMs} ms of real time for ${what}`))
+      yield* realPause
+    }
+  })
+
+/**
+ * Waits until something sleeps on the TestClock until `atMs` exactly (a delayed job, a deadline),
+ * then sets the clock to `atMs`, waking it and everything due before it.
+ */
+export const advanceTo = (atMs: number, what = `a timer due at ${new Date(atMs).toISOString()}`) =>
+  waitUntil(what, Effect.map(TestClock.sleeps(), Chunk.some((due) => due === atMs))).pipe(
+    Effect.zipRight(TestClock.setTime(atMs))
+  )
+
+/** Waits until the stored log of `runId` holds an event `found` picks, and returns it. */
+export const storedEvent = <T extends RE.RunEvent>(runId: string, what: string, found: (event: RE.RunEvent) => event is T) =>
+  Effect.gen(function* () {
+    let event: T | undefined
+    yield* waitUntil(
+      what,
+      Effect.map(storedEvents(runId), (events) => (event = events.find(found)) !== undefined).pipe(Effect.orDie)
+    )
+    return event!
+  })
