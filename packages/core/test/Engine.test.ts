@@ -1,9 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
-import { Llm } from "@relavium/domain"
+import { Effect, Fiber, Stream, TestClock } from "effect"
+import { Llm, type RunEvent as RE } from "@relavium/domain"
 import { WorkflowEngine } from "../src/index.js"
 import { ToolError } from "@relavium/ports"
 import {
+  advanceTo,
   answer,
   checkLog,
   collect,
@@ -14,6 +15,7 @@ import {
   runToRest,
   scriptedModel,
   start,
+  storedEvent,
   storedEvents,
   toolCall
 } from "./harness.js"
@@ -337,9 +339,9 @@ edges:
       }
     }).pipe(Effect.provide(engineLayer())))
 
-  it.live("an infinite loop in an expression is stopped, retried as the policy says, then fails", () =>
+  it.effect("an infinite loop in an expression is stopped, retried after its backoff on the clock, then fails", () =>
     Effect.gen(function* () {
-      const { events } = yield* runToRest(
+      const handle = yield* start(
         wf(`id: spinning
 nodes:
   - id: spin
@@ -348,6 +350,10 @@ nodes:
     retry: { max: 2, backoff: linear, backoff_ms: 10 }
 edges: []`)
       )
+      const following = yield* Effect.fork(collect(handle.runId))
+      const due = yield* storedEvent(handle.runId, "node:retrying", (e) => e.type === "node:retrying")
+      yield* advanceTo(Date.parse(due.timestamp) + due.delayMs, "the second attempt, 10 ms after the first failed")
+      const events = yield* Fiber.join(following)
       checkLog(events)
       const retrying = ofType(events, "node:retrying")
       assert.strictEqual(retrying.length, 1)
@@ -361,26 +367,37 @@ edges: []`)
       assert.strictEqual(last(events).type, "run:failed")
     }).pipe(Effect.provide(engineLayer())))
 
-  it.live("a retry that succeeds completes the node", () =>
+  it.effect("a retry that succeeds completes the node; it starts when its backoff has passed on the clock", () =>
     Effect.gen(function* () {
       const model = scriptedModel([
         new Llm.LlmError({ kind: "rate_limit", retryable: true, provider: "openai", message: "slow down", status: 429 }),
         answer("fine now")
       ])
-      const { events } = yield* runToRest(
-        wf(`id: flaky-model
+      const { events, started } = yield* Effect.gen(function* () {
+        const handle = yield* start(
+          wf(`id: flaky-model
 agents:
-  - { id: bot, provider: openai, model: gpt-4o-mini, system_prompt: hi, retry: { max: 3, backoff: exponential, backoff_ms: 5 } }
+  - { id: bot, provider: openai, model: gpt-4o-mini, system_prompt: hi, retry: { max: 3, backoff: exponential, backoff_ms: 5000 } }
 nodes:
   - { id: ask, type: agent, agent_ref: bot, prompt_template: "hello" }
   - { id: out, type: output }
 edges:
   - { from: ask, to: out }`)
-      ).pipe(Effect.provide(engineLayer({ model: model.layer })))
+        )
+        const following = yield* Effect.fork(collect(handle.runId))
+        const due = yield* storedEvent(handle.runId, "node:retrying", (e) => e.type === "node:retrying")
+        assert.strictEqual(due.delayMs, 5000)
+        yield* advanceTo(Date.parse(due.timestamp) + 5000, "the second attempt, 5 s after the first failed")
+        const events = yield* Fiber.join(following)
+        return { events, started: Date.parse(due.timestamp) }
+      }).pipe(Effect.provide(engineLayer({ model: model.layer })))
       checkLog(events)
       const retrying = ofType(events, "node:retrying")
       assert.strictEqual(retrying.length, 1)
       assert.strictEqual(retrying[0]!.error.code, "provider_rate_limit")
+      // The second attempt started 5 s (the policy's backoff) after the first failed.
+      const second = ofType(events, "node:started").find((e) => e.nodeId === "ask" && e.attemptNumber === 2)!
+      assert.strictEqual(Date.parse(second.timestamp) - started, 5000)
       const done = last(events)
       if (done.type === "run:completed") assert.deepStrictEqual(done.outputs, { out: "fine now" })
       else assert.fail(done.type)
@@ -408,20 +425,22 @@ edges: []`)
       } else assert.fail(done.type)
     }))
 
-  it.live("a run over its timeout_ms times out and fails with run_timeout", () =>
+  it.effect("a run over its timeout_ms times out when that time has passed on the clock, and fails with run_timeout", () =>
     Effect.gen(function* () {
-      const { events } = yield* runToRest(
+      const { runId, events: paused } = yield* runToRest(
         wf(`id: slow
-timeout_ms: 100
+timeout_ms: 3600000
 nodes:
   - { id: wait, type: human_gate, gate_type: approval }
 edges: []`)
-      ).pipe(
-        Effect.flatMap(({ runId }) => collectAll(runId)),
-        Effect.map((events) => ({ events }))
       )
+      const startedAt = Date.parse(paused[0]!.timestamp)
+      yield* TestClock.adjust("3599999 millis")
+      assert.strictEqual(ofType(yield* storedEvents(runId), "run:timeout").length, 0)
+      yield* advanceTo(startedAt + 3_600_000, "the run's deadline, an hour after it started")
+      const events = yield* collectAll(runId)
       checkLog(events)
-      assert.strictEqual(ofType(events, "run:timeout").length, 1)
+      assert.deepStrictEqual(ofType(events, "run:timeout").map((e) => [e.elapsedMs, e.timeoutMs]), [[3_600_000, 3_600_000]])
       const done = last(events)
       if (done.type === "run:failed") assert.strictEqual(done.error.code, "run_timeout")
       else assert.fail(done.type)
@@ -475,15 +494,19 @@ describe("engine: human gates", () => {
       else assert.fail(doneInput.type)
     }).pipe(Effect.provide(engineLayer())))
 
-  it.live("a gate timeout approves or fails the run as timeout_action says", () =>
+  it.effect("a gate timeout approves or fails the run as timeout_action says, at the gate's expiresAt on the clock", () =>
     Effect.gen(function* () {
-      const approved = yield* runToRest(gated(", timeout_ms: 30, timeout_action: approve"))
+      const expiry = (events: ReadonlyArray<RE.RunEvent>) => Date.parse(ofType(events, "human_gate:paused")[0]!.expiresAt!)
+      const approved = yield* runToRest(gated(", timeout_ms: 86400000, timeout_action: approve"))
+      assert.strictEqual(expiry(approved.events) - Date.parse(approved.events[0]!.timestamp), 86_400_000)
+      yield* advanceTo(expiry(approved.events), "the gate's expiry, a day after it paused")
       const doneApproved = last(yield* collectAll(approved.runId))
       if (doneApproved.type !== "run:completed") assert.fail(doneApproved.type)
       const resumed = ofType(yield* storedEvents(approved.runId), "human_gate:resumed")[0]!
       assert.strictEqual(resumed.decidedBy, "timeout")
 
-      const rejected = yield* runToRest(gated(", timeout_ms: 30"))
+      const rejected = yield* runToRest(gated(", timeout_ms: 30000"))
+      yield* advanceTo(expiry(rejected.events), "the second gate's expiry")
       const all = yield* collectAll(rejected.runId)
       checkLog(all)
       const doneRejected = last(all)
