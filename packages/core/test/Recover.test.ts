@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, TestClock } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
 import { maxCrashResumes, recoverAtStart, RunState, WorkflowEngine } from "../src/index.js"
 import { RunStore, WorkflowStore } from "@relavium/ports"
-import { answer, checkLog, collectAll, compile, engineLayer, last, ofType, scriptedModel } from "./harness.js"
+import { advanceTo, answer, checkLog, collectAll, compile, engineLayer, last, ofType, scriptedModel } from "./harness.js"
 
 const yaml = `schema_version: '1.0'
 workflow:
@@ -152,4 +152,91 @@ describe("poison runs", () => {
     RunState.applyEvents(state, numbered([turn], drafts.length))
     assert.strictEqual(RunState.nodeState(state, "ask").interruptions, undefined)
   })
+})
+
+/** A run left paused at its gate `wait` at `t0` by a process that then went away. */
+const pausedAtGate = (runId: string, gateTimeoutMs: number | undefined, t0: number) =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const workflows = yield* WorkflowStore
+    const yaml = `schema_version: '1.0'
+workflow:
+  id: gated-recovery
+  timeout_ms: 90000
+  nodes:
+    - { id: wait, type: human_gate, gate_type: approval${gateTimeoutMs === undefined ? "" : `, timeout_ms: ${gateTimeoutMs}, timeout_action: approve`} }
+    - { id: then, type: transform, transform: '"went on"' }
+    - { id: out, type: output }
+  edges:
+    - { from: wait, to: then }
+    - { from: then, to: out }
+`
+    const stored = yield* workflows.put({ name: "gated-recovery", source: yaml, file: "gated.relavium.yaml" })
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const gateId = `${runId}:wait`
+    yield* store.create({ runId, workflowId: stored.workflowId, workflowName: "gated-recovery", createdAt: at(0) })
+    yield* store.append(runId, [
+      { type: "run:started", runId, timestamp: at(0), workflowId: stored.workflowId, inputs: {}, executionMode: "local" },
+      { type: "node:started", runId, timestamp: at(0), nodeId: "wait", nodeType: "human_gate", attemptNumber: 1 },
+      {
+        type: "human_gate:paused",
+        runId,
+        timestamp: at(0),
+        nodeId: "wait",
+        gateId,
+        gateType: "approval",
+        message: "Go on?",
+        ...(gateTimeoutMs === undefined ? {} : { timeoutMs: gateTimeoutMs, timeoutAction: "approve" as const, expiresAt: at(gateTimeoutMs) })
+      },
+      { type: "run:paused", runId, timestamp: at(0), pendingGateCount: 1, gateIds: [gateId] }
+    ])
+  })
+
+describe("recovery re-arms what waits on the clock", () => {
+  const t0 = Date.UTC(2026, 0, 1)
+
+  it.effect("a gate that expired while no process ran times out as soon as the run is recovered", () =>
+    Effect.gen(function* () {
+      const engine = yield* WorkflowEngine
+      yield* pausedAtGate("expired-gate", 60_000, t0)
+      // The process was gone for 70 s; the gate expired after 60 (the run's own deadline is at 90).
+      yield* TestClock.setTime(t0 + 70_000)
+      yield* engine.recover("expired-gate")
+      const events = yield* collectAll("expired-gate")
+      checkLog(events)
+      const resumed = ofType(events, "human_gate:resumed")
+      assert.deepStrictEqual(resumed.map((e) => [e.decision, e.decidedBy, e.timestamp]), [["approved", "timeout", new Date(t0 + 70_000).toISOString()]])
+      const done = last(events)
+      if (done.type === "run:completed") assert.deepStrictEqual(done.outputs, { out: "went on" })
+      else assert.fail(done.type)
+    }).pipe(Effect.provide(engineLayer())))
+
+  it.effect("a gate that has not expired yet times out at its expiresAt, counted from when it paused, not from the recovery", () =>
+    Effect.gen(function* () {
+      const engine = yield* WorkflowEngine
+      yield* pausedAtGate("pending-gate", 60_000, t0)
+      yield* TestClock.setTime(t0 + 20_000)
+      yield* engine.recover("pending-gate")
+      yield* advanceTo(t0 + 60_000, "the gate's expiry, 60 s after it paused")
+      const events = yield* collectAll("pending-gate")
+      checkLog(events)
+      const resumed = ofType(events, "human_gate:resumed")
+      assert.deepStrictEqual(resumed.map((e) => [e.decidedBy, e.timestamp]), [["timeout", new Date(t0 + 60_000).toISOString()]])
+      assert.strictEqual(last(events).type, "run:completed")
+    }).pipe(Effect.provide(engineLayer())))
+
+  it.effect("the run's deadline is counted from its start: a run recovered 30 s in times out 60 s later", () =>
+    Effect.gen(function* () {
+      const engine = yield* WorkflowEngine
+      yield* pausedAtGate("deadline", undefined, t0)
+      yield* TestClock.setTime(t0 + 30_000)
+      yield* engine.recover("deadline")
+      yield* advanceTo(t0 + 90_000, "the run's deadline, 90 s after it started")
+      const events = yield* collectAll("deadline")
+      checkLog(events)
+      assert.deepStrictEqual(ofType(events, "run:timeout").map((e) => [e.elapsedMs, e.timeoutMs]), [[90_000, 90_000]])
+      const done = last(events)
+      if (done.type === "run:failed") assert.strictEqual(done.error.code, "run_timeout")
+      else assert.fail(done.type)
+    }).pipe(Effect.provide(engineLayer())))
 })
