@@ -11,10 +11,10 @@ import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Effect, Layer, Option, Stream } from "effect"
+import { Clock, Effect, Layer, Option, Stream, TestClock } from "effect"
 import { ChatStore, LlmProvider } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
-import { answer, scriptedModel } from "../../core/test/harness.js"
+import { answer, scriptedModel, waitUntil } from "../../core/test/harness.js"
 import { ChatService } from "../src/index.js"
 import { chatLayer, gitRepo, sqliteStore, turnOf } from "./support.js"
 
@@ -233,5 +233,67 @@ describe("recovery", () => {
       assert.strictEqual(done.answer, "All done.")
       assert.isTrue(Option.isNone(Option.fromNullable(detail.worktree)))
     }).pipe(Effect.provide(chatLayer({ model: hanging })))
+  })
+})
+
+describe("claims on the clock", () => {
+  const clockAt = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
+
+  it.effect("a claim by a live process elsewhere is busy until its heartbeat is 30 s old on the clock, then taken over", () => {
+    const model = scriptedModel([answer("Taken over.")])
+    const repo = gitRepo({ "README.md": "hello\n" })
+    return Effect.gen(function* () {
+      const chat = yield* ChatService
+      const store = yield* ChatStore
+      const project = yield* chat.createProject(repo)
+      const created = yield* chat.createChat({ projectId: project.projectId })
+      // Another host's process claims the turn (its pid means nothing here) and then goes silent.
+      yield* store.claimTurn(created.chatId, { owner: "elsewhere:4242:gone", expectedOwner: undefined, at: yield* clockAt })
+      yield* store.commit(created.chatId, { updatedAt: yield* clockAt, turnStatus: "running" })
+      yield* TestClock.adjust("30 seconds")
+      const busy = yield* Effect.flip(turnOf(chat.send(created.chatId, "anyone there?")))
+      assert.strictEqual(busy._tag, "ChatBusy")
+      assert.deepStrictEqual((yield* chat.recover()).chats, [])
+      yield* TestClock.adjust("1 millis")
+      const done = yield* turnOf(chat.send(created.chatId, "anyone there?"))
+      assert.strictEqual(done.answer, "Taken over.")
+      const detail = yield* chat.get(created.chatId)
+      assert.deepStrictEqual(detail.messages.map((m) => `${m.role}:${m.status}`), ["user:completed", "assistant:completed"])
+    }).pipe(Effect.provide(chatLayer({ model: model.layer })))
+  })
+
+  it.effect("a turn that runs for minutes keeps its claim fresh with heartbeats: another process finds the chat busy", () => {
+    const repo = gitRepo({ "README.md": "hello\n" })
+    // The model streams a little, then takes its time.
+    let calls = 0
+    const slow = Layer.succeed(
+      LlmProvider,
+      LlmProvider.of({
+        stream: () => {
+          calls += 1
+          return Stream.concat(Stream.fromIterable<Llm.StreamChunk>([{ type: "text_delta", text: "Thinking" }]), Stream.never)
+        }
+      })
+    )
+    return Effect.gen(function* () {
+      const chat = yield* ChatService
+      const store = yield* ChatStore
+      const project = yield* chat.createProject(repo)
+      const created = yield* chat.createChat({ projectId: project.projectId })
+      yield* chat.send(created.chatId, "think hard")
+      yield* waitUntil("the model call", Effect.sync(() => calls === 1))
+      // Five minutes pass on the clock while the answer streams; the turn beats every 10 s.
+      yield* TestClock.adjust("5 minutes")
+      const record = Option.getOrThrow(yield* store.getChat(created.chatId))
+      assert.strictEqual(record.turnHeartbeatAt, yield* clockAt)
+      // A second process on the same store (same host, this live pid) may not take the turn over.
+      const other = yield* Effect.flip(
+        turnOf(Effect.flatMap(ChatService, (second) => second.send(created.chatId, "me too"))).pipe(
+          Effect.provide(chatLayer({ model: scriptedModel([]).layer, store: Layer.succeed(ChatStore, store) }))
+        )
+      )
+      assert.strictEqual(other._tag, "ChatBusy")
+      assert.isTrue(yield* chat.cancel(created.chatId))
+    }).pipe(Effect.provide(chatLayer({ model: slow })))
   })
 })
