@@ -50,7 +50,7 @@ describe("secrets out of reach", () => {
       Fs.symlinkSync(keyFile, Path.join(home, "key-link"))
       Fs.symlinkSync(dataDir, Path.join(home, "data-link"))
       Fs.linkSync(keyFile, Path.join(home, "key-hardlink"))
-      const daemon = yield* startDaemon({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir) })
+      const daemon = yield* startDaemon({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir, home) })
 
       expectDenied(yield* run(daemon, "read_file", { path: ".local/share/relavium/keys.json" }))
       expectDenied(yield* run(daemon, "read_file", { path: keyFile }))
@@ -84,7 +84,7 @@ describe("secrets out of reach", () => {
       git("init", "-q")
       git("config", "user.email", "t@example.com")
       git("config", "user.name", "Test")
-      const daemon = yield* startDaemon({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir) })
+      const daemon = yield* startDaemon({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir, home) })
 
       output(yield* run(daemon, "git_commit", { message: "everything" }))
       const tracked = git("ls-files").split("\n").filter((line) => line !== "")
@@ -113,7 +113,7 @@ describe("secrets out of reach", () => {
       const secrets = KeySecrets.layer().pipe(Layer.provide(keyStore))
       const engine = engineLayer({
         model: model.layer,
-        router: layerLocal({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir) })
+        router: layerLocal({ workspace: home, excludedPaths: KeySecrets.excludedPaths(dataDir, home) })
       }).pipe(Layer.provideMerge(secrets))
       const workflow = `schema_version: '1.0'
 workflow:

@@ -1,13 +1,13 @@
 /**
  * One model call of a turn: the request from the conversation, the answer
  * streamed into an assistant message stored as it grows (deltas coalesced by
- * `ModelCall`), its usage and cost, and its tool calls stored as blocks that
- * run, wait for approval, or need none.
+ * `ModelCall`), its usage and cost (as `AgentLoop` counted them), and its tool
+ * calls stored as blocks that run, wait for approval, or need none.
  */
 import { Effect, Option } from "effect"
 import { AgentLoop, ModelCall } from "@relavium/core"
 import type { ContentBlockRecord } from "@relavium/ports"
-import { Cost, type Llm } from "@relavium/domain"
+import type { Llm } from "@relavium/domain"
 import type { ChatEventBody } from "./ChatEvent.js"
 import { ChatStorageError, UnknownChat } from "./ChatError.js"
 import { approvalFor, previewOf } from "./ChatTools.js"
@@ -18,7 +18,10 @@ import type { TurnOutcome } from "./ChatService.js"
 
 /** A chat's model call about to be made (see `AgentLoop.PreparedCall`). */
 export interface PreparedModelCall extends AgentLoop.PreparedCall<UnknownChat | ChatStorageError, never> {
-  readonly complete: (streamed: ModelCall.ModelCall) => Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError>
+  readonly complete: (
+    streamed: ModelCall.ModelCall,
+    charge: AgentLoop.Charge
+  ) => Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError>
 }
 
 const parseArgs = (argsJson: string): Option.Option<unknown> => {
@@ -26,7 +29,7 @@ const parseArgs = (argsJson: string): Option.Option<unknown> => {
   return args === undefined ? Option.none() : Option.some(args)
 }
 
-export const makeModelStep = ({ commit, pricing }: ChatContext) => {
+export const makeModelStep = ({ commit }: ChatContext) => {
   /**
    * One model call, streamed into an assistant message that is stored as it
    * grows: the request and how a batch is stored, for `AgentLoop`, and
@@ -40,7 +43,6 @@ export const makeModelStep = ({ commit, pricing }: ChatContext) => {
     Effect.gen(function* () {
       const chatId = loaded.record.chatId
       const { approvalMode, model, provider, systemPrompt } = loaded.settings
-      const price = yield* pricing.priceOf(provider, model)
       const request: Llm.LlmRequest = {
         provider,
         model,
@@ -78,15 +80,15 @@ export const makeModelStep = ({ commit, pricing }: ChatContext) => {
           ? Effect.void
           : Effect.asVoid(commit(chatId, { blocks: batch.touched.map((index) => partRecord(parts, index, "streaming")), events }))
       }
-      const complete = (streamed: ModelCall.ModelCall): Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError> =>
+      const complete = (
+        streamed: ModelCall.ModelCall,
+        charge: AgentLoop.Charge
+      ): Effect.Effect<Continue | TurnOutcome, UnknownChat | ChatStorageError> =>
         Effect.gen(function* () {
           const parts = streamed.parts
           const calls = streamed.toolCalls
-          const stop = streamed.failure === undefined ? { usage: streamed.usage, stopReason: streamed.stopReason } : { usage: streamed.usage }
-
-          const usage = stop.usage
-          const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
-          const spentBefore = messages.reduce((sum, m) => sum + m.costMicrocents, 0)
+          const { usage } = charge
+          const cost = charge.costMicrocents
           const costEvent: ChatEventBody = {
             type: "cost:updated",
             provider,
@@ -94,13 +96,13 @@ export const makeModelStep = ({ commit, pricing }: ChatContext) => {
             inputTokens: usage.inputTokens,
             outputTokens: usage.outputTokens,
             costMicrocents: cost,
-            chatCostMicrocents: spentBefore + cost,
-            priced: Option.isSome(price)
+            chatCostMicrocents: charge.totals.costMicrocents,
+            priced: charge.priced
           }
           const text = streamed.text
           const failure = streamed.failure !== undefined
             ? ModelCall.llmFailure(streamed.failure)
-            : stop.stopReason === "content_filter"
+            : streamed.stopReason === "content_filter"
               ? { code: "content_filter", message: `${provider}/${model} stopped: its content filter blocked the answer` }
               : undefined
           const finished = { ...base, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, costMicrocents: cost, updatedAt: now() }

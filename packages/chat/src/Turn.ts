@@ -27,13 +27,24 @@ import type { Recovery } from "./Recovery.js"
 import { type ChatToolCall, makeToolRunner } from "./ToolRunner.js"
 import { pendingOf, type Views } from "./Views.js"
 
+/** What a chat's stored messages used and cost. */
+const costOf = (messages: ReadonlyArray<ChatMessage>): AgentLoop.Totals =>
+  messages.reduce(
+    (sum, m) => ({
+      inputTokens: sum.inputTokens + m.inputTokens,
+      outputTokens: sum.outputTokens + m.outputTokens,
+      costMicrocents: sum.costMicrocents + m.costMicrocents
+    }),
+    { inputTokens: 0, outputTokens: 0, costMicrocents: 0 }
+  )
+
 const titleOf = (text: string): string => {
   const line = text.trim().split("\n")[0] ?? ""
   return line.length > 60 ? `${line.slice(0, 59)}…` : line
 }
 
 export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, settle }: Recovery, { follow }: Follow) => {
-  const { commit, llm, options, owner, serviceScope, store, tools } = ctx
+  const { commit, llm, options, owner, pricing, serviceScope, store, tools } = ctx
   const { load, loadMessages } = views
   const { prepareCall } = makeModelStep(ctx)
   const { approve, deny, runTool } = makeToolRunner(ctx, views)
@@ -65,6 +76,13 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         let prepared: PreparedModelCall | undefined
         return yield* AgentLoop.run<ChatToolCall, ChatMessage | undefined, TurnOutcome, UnknownChat | ChatStorageError, never>({
           llm,
+          // The chat's cost so far is what its stored messages cost; the loop adds each call to it.
+          metering: {
+            pricing,
+            provider: loaded.settings.provider,
+            model: loaded.settings.model,
+            from: Effect.map(loadMessages(chatId), costOf)
+          },
           turnLimit: { modelCalls: maxModelCalls, runToolsOfLastCall: true },
           // The stored messages say where the turn stands; a tools step settles its first call, then they are read again.
           position: Effect.map(loadMessages(chatId), (stored): AgentLoop.Position<ChatToolCall, ChatMessage | undefined> => {
@@ -84,8 +102,8 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
               prepared = call
               return Either.right(call)
             }),
-          completeCall: (_turn, streamed) =>
-            Effect.map(prepared!.complete(streamed), (result) => (result === Continue ? Option.none() : Option.some(result as TurnOutcome))),
+          completeCall: (_turn, streamed, charge) =>
+            Effect.map(prepared!.complete(streamed, charge), (result) => (result === Continue ? Option.none() : Option.some(result as TurnOutcome))),
           approve: (call) => approve(loaded, call),
           deny: (call) => deny(loaded, call),
           runTool: (call) => runTool(loaded, call, router),

@@ -1,15 +1,18 @@
 /**
  * The agent node: the shared `AgentLoop` with a workflow's hooks. Call the
- * model with the conversation and the tools; route each tool call through
- * DaemonRouter (which applies the workflow's tool policy); feed the results
- * back and checkpoint each completed turn (`agent:turn_completed`); stop when
- * the model answers without tool calls, or fail at the turn limit. Budgets are
- * checked before every model call.
+ * model with the conversation and the tools; the approval hook follows the
+ * workflow (a tool the agent was not given, or a call its tool policy refuses,
+ * is denied without reaching a daemon); route the other tool calls through
+ * DaemonRouter (whose daemon enforces the policy again, with what only its
+ * host can check); feed the results back and checkpoint each completed turn
+ * (`agent:turn_completed`); stop when the model answers without tool calls, or
+ * fail at the turn limit. Budgets are checked before every model call; usage
+ * and cost are counted by the loop.
  */
 import { Effect, Either, Option } from "effect"
 import type { FileSystem } from "@effect/platform"
-import { Cost, type Llm, RunError, type RunEvent as RE, type Workflow } from "@relavium/domain"
-import { DaemonRouter } from "@relavium/ports"
+import { Cost, type Llm, RunError, type RunEvent as RE, type Tool, ToolPolicyCheck, type Workflow } from "@relavium/domain"
+import { DaemonRouter, ToolError } from "@relavium/ports"
 import { interpolate } from "./Interpolate.js"
 import { validateJson } from "./JsonValidation.js"
 import { LlmProvider, ModelPricing } from "@relavium/ports"
@@ -22,6 +25,14 @@ import { nodeState } from "./RunState.js"
 export const TURN_LIMIT = 16
 /** Assumed completion size for budget checks when the agent sets no max_tokens. */
 const DEFAULT_MAX_TOKENS = 4096
+/** What a settled tool call gives the model: its output, or why it failed. */
+interface ToolOutcome {
+  readonly ok: boolean
+  readonly code: string | undefined
+  readonly text: string
+}
+const failedOutcome = (error: Tool.ToolError): ToolOutcome => ({ ok: false, code: error.code, text: error.message })
+
 export const budgetGateId = (runId: string, nodeId: string) => `${runId}:${nodeId}:budget`
 
 const parseStructured = (text: string, schema: Readonly<Record<string, unknown>>) =>
@@ -73,40 +84,35 @@ export const runAgent = (
         ? []
         : yield* router.tools(toolNames).pipe(Effect.mapError((e) => RunError.nodeFailure(e.code, e.message)))
 
-    const price = yield* pricing.priceOf(provider, model)
     const budget = plan.spec.budget
     const timestamp = context.timestamp
-    let spent = context.state.costMicrocents
     let budgetWarned = context.state.budgetWarned
     // Continue after the node's last completed turn, if an earlier attempt (or the same one, before
     // a crash or a budget gate) made any: their calls are paid for and their tools have run.
     const checkpoints = nodeState(context.state, node.id).turns ?? []
     const last = checkpoints.at(-1)
-    let inputTokens = last?.inputTokens ?? 0
-    let outputTokens = last?.outputTokens ?? 0
     const messages: Array<Llm.LlmMessage> = [
       { role: "user", content: [{ type: "text", text: prompt }] },
       ...checkpoints.flatMap((c) => c.messages)
     ]
-    /** Prices one call's usage and reports it (cost:updated carries the run's running total). */
-    const account = (usage: Llm.Usage) => {
-      const cost = Option.isSome(price) ? Cost.costOf(price.value, usage) : 0
-      spent += cost
-      return context.emit([
+    /** Reports one call as the loop counted it (cost:updated carries the run's running total). */
+    const account = (charge: AgentLoop.Charge) =>
+      context.emit([
         {
           type: "cost:updated",
           runId,
           timestamp: timestamp(),
           nodeId: node.id,
           model,
-          inputTokens: usage.inputTokens,
-          outputTokens: usage.outputTokens,
-          costMicrocents: cost,
-          cumulativeCostMicrocents: spent,
-          priced: Option.isSome(price)
+          inputTokens: charge.usage.inputTokens,
+          outputTokens: charge.usage.outputTokens,
+          costMicrocents: charge.costMicrocents,
+          cumulativeCostMicrocents: charge.totals.costMicrocents,
+          priced: charge.priced
         }
       ])
-    }
+    /** What the workflow grants this agent: the tools it was given and the workflow's allowlists. */
+    const grant: ToolPolicyCheck.Grant = { tools: toolNames, policy: plan.spec.tools }
 
     /** The tool calls of the last model call, while they are being settled. */
     let toolsOf: { readonly turn: number; readonly calls: ReadonlyArray<ModelCall.StreamedToolCall> } | undefined
@@ -115,8 +121,52 @@ export const runAgent = (
     const assistant: Array<Llm.ContentPart> = []
     const toolResults: Array<Llm.ContentPart> = []
 
+    /** Reports a tool call and its outcome (agent:tool_call, agent:tool_result) and keeps both for the turn's checkpoint. */
+    const settle = (call: ModelCall.StreamedToolCall, outcome: Effect.Effect<ToolOutcome>) =>
+      Effect.gen(function* () {
+        const args = ModelCall.parseArgs(call.argsJson)
+        assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
+        yield* context.emit([
+          {
+            type: "agent:tool_call",
+            runId,
+            timestamp: timestamp(),
+            nodeId: node.id,
+            model,
+            toolId: call.id,
+            toolName: call.name,
+            toolInput: args ?? call.argsJson
+          }
+        ])
+        const { code, ok, text } = yield* outcome
+        yield* context.emit([
+          {
+            type: "agent:tool_result",
+            runId,
+            timestamp: timestamp(),
+            nodeId: node.id,
+            toolId: call.id,
+            success: ok,
+            outputSummary: text.length > 500 ? `${text.slice(0, 500)}…` : text,
+            errorCode: code
+          }
+        ])
+        toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: text, isError: !ok })
+      })
+
     return yield* AgentLoop.run({
       llm,
+      // Tokens count from the node's last checkpoint, cost from the run's total (cost:updated reports it).
+      metering: {
+        pricing,
+        provider,
+        model,
+        from: Effect.succeed({
+          inputTokens: last?.inputTokens ?? 0,
+          outputTokens: last?.outputTokens ?? 0,
+          costMicrocents: context.state.costMicrocents
+        })
+      },
       // TURN_LIMIT tool continuations after the first call; tools asked for by the last call fail the node.
       turnLimit: { modelCalls: TURN_LIMIT + 1, runToolsOfLastCall: false },
       position: Effect.sync((): AgentLoop.Position<ModelCall.StreamedToolCall, string> =>
@@ -126,8 +176,9 @@ export const runAgent = (
             ? { _tag: "Tools", turn: toolsOf.turn, calls: toolsOf.calls }
             : { _tag: "CallModel", turn: nextTurn }
       ),
-      prepareCall: (_turn) =>
+      prepareCall: (_turn, { price, totals }) =>
         Effect.gen(function* () {
+          const spent = totals.costMicrocents
           // Budget: would this call, at its largest, take the run over its cap?
           if (budget !== undefined && Option.isSome(price)) {
             const worstCase = Math.round(((maxTokens ?? DEFAULT_MAX_TOKENS) * price.value.outputPerMTok) / 1_000_000)
@@ -214,19 +265,17 @@ export const runAgent = (
               )
           })
         }),
-      completeCall: (turn, result) =>
+      completeCall: (turn, result, charge) =>
         Effect.gen(function* () {
           if (result.failure !== undefined) {
             // A stream cut midway still consumed tokens: account for them before failing the node.
-            yield* account(result.usage)
+            yield* account(charge)
             return yield* ModelCall.llmFailure(result.failure)
           }
           if (result.stopReason === "content_filter") {
             return yield* RunError.nodeFailure("content_filter", `${provider}/${model} stopped: its content filter blocked the answer`)
           }
-          inputTokens += result.usage.inputTokens
-          outputTokens += result.usage.outputTokens
-          yield* account(result.usage)
+          yield* account(charge)
           if (result.toolCalls.length === 0) answer = result.text
           else {
             toolsOf = { turn, calls: result.toolCalls }
@@ -236,58 +285,34 @@ export const runAgent = (
           }
           return Option.none<NodeOutcome>()
         }),
-      // The router applies the workflow's tool policy when it runs the call.
-      approve: () => Effect.succeed(AgentLoop.Run),
-      deny: () => Effect.void,
-      runTool: (call) =>
-        Effect.gen(function* () {
+      // The workflow's grant decides first; a call it refuses is answered here, the daemon never sees it.
+      approve: (call) =>
+        Effect.sync(() => {
           const args = ModelCall.parseArgs(call.argsJson)
-          assistant.push({ type: "tool_call", id: call.id, name: call.name, args: args ?? {} })
-          yield* context.emit([
-            {
-              type: "agent:tool_call",
-              runId,
-              timestamp: timestamp(),
-              nodeId: node.id,
-              model,
-              toolId: call.id,
-              toolName: call.name,
-              toolInput: args ?? call.argsJson
-            }
-          ])
-          const outcome =
-            args === undefined
-              ? { ok: false as const, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` }
-              : yield* router
-                  .execute({
-                    runId,
-                    nodeId: node.id,
-                    callId: call.id,
-                    name: call.name,
-                    args,
-                    policy: plan.spec.tools
-                  })
-                  .pipe(
-                    Effect.flatMap((r) =>
-                      Effect.map(ModelCall.toolOutput(r.output), (text) => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
-                    ),
-                    Effect.catchAll((e) => Effect.succeed({ ok: false as const, code: e.code, text: e.message }))
-                  )
-          yield* context.emit([
-            {
-              type: "agent:tool_result",
-              runId,
-              timestamp: timestamp(),
-              nodeId: node.id,
-              toolId: call.id,
-              success: outcome.ok,
-              outputSummary: outcome.text.length > 500 ? `${outcome.text.slice(0, 500)}…` : outcome.text,
-              errorCode: outcome.code
-            }
-          ])
-          toolResults.push({ type: "tool_result", id: call.id, name: call.name, result: outcome.text, isError: !outcome.ok })
+          // Arguments that are not JSON never reach a tool (runTool says so), unless the tool was not given at all.
+          const refused = ToolPolicyCheck.denial(grant, call.name, args)
+          return refused !== undefined && (args !== undefined || refused.code === "tool_unavailable")
+            ? AgentLoop.refuse(refused)
+            : AgentLoop.Run
         }),
-      checkpoint: (turn) =>
+      deny: (call, reason) =>
+        settle(call, Effect.succeed(failedOutcome(reason ?? new ToolError({ code: "tool_denied", message: `${call.name} was denied` })))),
+      runTool: (call) =>
+        settle(
+          call,
+          Effect.suspend(() => {
+            const args = ModelCall.parseArgs(call.argsJson)
+            return args === undefined
+              ? Effect.succeed({ ok: false, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` })
+              : router.execute({ runId, nodeId: node.id, callId: call.id, name: call.name, args, policy: plan.spec.tools }).pipe(
+                  Effect.flatMap((r) =>
+                    Effect.map(ModelCall.toolOutput(r.output), (text): ToolOutcome => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
+                  ),
+                  Effect.catchAll((e) => Effect.succeed(failedOutcome(e)))
+                )
+          })
+        ),
+      checkpoint: (turn, totals) =>
         Effect.gen(function* () {
           const added: Array<Llm.LlmMessage> = [
             { role: "assistant", content: [...assistant] },
@@ -297,12 +322,21 @@ export const runAgent = (
           toolsOf = undefined
           nextTurn = turn + 1
           yield* context.emit([
-            { type: "agent:turn_completed", runId, timestamp: timestamp(), nodeId: node.id, turn, messages: added, inputTokens, outputTokens }
+            {
+              type: "agent:turn_completed",
+              runId,
+              timestamp: timestamp(),
+              nodeId: node.id,
+              turn,
+              messages: added,
+              inputTokens: totals.inputTokens,
+              outputTokens: totals.outputTokens
+            }
           ])
         }),
-      answered: (text) =>
+      answered: (text, totals) =>
         Effect.map(outputSchema !== undefined ? parseStructured(text, outputSchema) : Effect.succeed<unknown>(text), (output) =>
-          completed(output, { tokensUsed: { input: inputTokens, output: outputTokens, model } })
+          completed(output, { tokensUsed: { input: totals.inputTokens, output: totals.outputTokens, model } })
         ),
       turnLimitReached: RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
     })

@@ -6,14 +6,14 @@
 import { Effect, JSONSchema, Option, Schema, Stream } from "effect"
 import { ArrayFormatter } from "effect/ParseResult"
 import { ToolError } from "@relavium/ports"
-import type { Llm } from "@relavium/domain"
+import { type Llm, ToolPolicyCheck } from "@relavium/domain"
 import { boundOutput, HeadCapture, MAX_OUTPUT_BYTES } from "./Bounding.js"
 import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpEgress.js"
 import * as Process from "./Process.js"
 import * as Search from "./Search.js"
 import { type ExecuteChunk, OutputChunk, ResultChunk } from "./ToolCall.js"
 import { authorize } from "./CommandPolicy.js"
-import { domainAllowed, type ToolPolicy } from "./ToolPolicy.js"
+import type { ToolPolicy } from "./ToolPolicy.js"
 import * as Workspace from "./Workspace.js"
 
 export interface ToolContext {
@@ -382,15 +382,10 @@ const httpRequest = define(
           try: () => new URL(args.url),
           catch: () => Workspace.failed(`bad arguments for http_request: url: '${args.url}' is not an absolute URL`)
         })
-        if (url.protocol !== "https:") return yield* Workspace.denied(`http_request only uses HTTPS; '${url.protocol}' URLs are refused`)
-        if (url.username !== "" || url.password !== "") return yield* Workspace.denied("http_request refuses URLs with embedded credentials")
-        const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "")
-        if ((context.policy.allowedDomains ?? []).length === 0) {
-          return yield* Workspace.denied("http_request is denied: the workflow allows no domains (set tools.allowedDomains)")
-        }
-        if (!domainAllowed(context.policy, hostname)) {
-          return yield* Workspace.denied(`the host '${hostname}' is not in the workflow's allowedDomains`)
-        }
+        // Scheme, credentials and allowedDomains: the same rule a workflow agent applies before calling.
+        const refused = ToolPolicyCheck.httpDenial(context.policy, url)
+        if (refused !== undefined) return yield* Workspace.denied(refused)
+        const hostname = ToolPolicyCheck.hostOf(url)
         const addresses = yield* context.resolver(hostname)
         if (addresses.length === 0) return yield* Workspace.failed(`${hostname} resolved to no address`)
         for (const a of addresses) {

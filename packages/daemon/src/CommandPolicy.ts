@@ -14,7 +14,7 @@
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { Effect, Either } from "effect"
-import { CommandDenyList, CommandPattern } from "@relavium/domain"
+import { CommandDenyList, CommandPattern, ToolPolicyCheck } from "@relavium/domain"
 import { ToolError } from "@relavium/ports"
 import type { ToolPolicy } from "./ToolPolicy.js"
 
@@ -102,9 +102,7 @@ export const authorize = (
     const exact = policy.allowedCommands ?? []
     const globs = policy.allowedCommandGlobs ?? []
     const line = CommandPattern.display(command, args)
-    if (exact.length === 0 && globs.length === 0) {
-      return Effect.fail(denied("run_command is denied: the workflow allows no commands (set tools.allowedCommands or tools.allowedCommandGlobs)"))
-    }
+    if (!ToolPolicyCheck.allowsCommands(policy)) return Effect.fail(denied(ToolPolicyCheck.NO_COMMANDS))
     const resolve = (program: string) => resolveProgram(program, options.searchPath, options.cwd)
     const executable = resolve(command)
     const entries = [

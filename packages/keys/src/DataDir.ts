@@ -57,3 +57,6 @@ export const dataDir = (flag: Option.Option<string> = Option.none()) =>
     }
     return resolveDataDir({ flag: Option.getOrUndefined(flag), env })
   }).pipe(Effect.orDie)
+
+/** Where chat worktrees are created in the data directory `dataDir`. */
+export const worktreesDir = (dataDir: string): string => path.join(dataDir, "worktrees")

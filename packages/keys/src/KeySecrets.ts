@@ -8,6 +8,7 @@
 import * as Path from "node:path"
 import { Duration, Effect, Layer, Option } from "effect"
 import { KeyStore, KnownSecrets } from "@relavium/ports"
+import { worktreesDir } from "./DataDir.js"
 import { keyFilePath } from "./KeyStores.js"
 
 export interface KeySecretsOptions {
@@ -33,18 +34,16 @@ export const layer = (options: KeySecretsOptions = {}): Layer.Layer<KnownSecrets
     })
   )
 
-/** The paths a daemon must keep out of its file tools' reach (`DaemonOptions.excludedPaths`): the data directory and the key file. */
-export const excludedPaths = (dataDir: string): ReadonlyArray<string> => [dataDir, keyFilePath(dataDir)]
-
 /**
- * The excluded paths of a daemon serving `workspace`. A chat worktree lives inside the data
- * directory (`<dataDir>/worktrees/…`) and holds only the user's repository: the rest of the data
- * directory lies outside that workspace, where no file tool reaches anyway, so nothing is excluded
- * (excluding the data directory would exclude the whole worktree). Any other workspace gets
- * `excludedPaths(dataDir)`.
+ * The paths a daemon serving `workspace` keeps out of its file tools' reach
+ * (`DaemonOptions.excludedPaths`): the data directory and the key file. A chat
+ * worktree lives inside the data directory (`DataDir.worktreesDir`) and holds
+ * only the user's repository: the rest of the data directory lies outside that
+ * workspace, where no file tool reaches anyway, so nothing is excluded
+ * (excluding the data directory would exclude the whole worktree).
  */
-export const excludedPathsFor = (dataDir: string, workspace: string, worktreesDir: string): ReadonlyArray<string> => {
-  const inside = Path.relative(Path.resolve(worktreesDir), Path.resolve(workspace))
+export const excludedPaths = (dataDir: string, workspace: string): ReadonlyArray<string> => {
+  const inside = Path.relative(Path.resolve(worktreesDir(dataDir)), Path.resolve(workspace))
   const isWorktree = inside !== "" && !inside.startsWith("..") && !Path.isAbsolute(inside)
-  return isWorktree ? [] : excludedPaths(dataDir)
+  return isWorktree ? [] : [dataDir, keyFilePath(dataDir)]
 }

@@ -58,7 +58,7 @@ export const listen = (options: { readonly root: string; readonly port: number; 
     const generated = Option.isNone(token)
     const secret = Option.getOrElse(token, () => Redacted.make(Crypto.randomBytes(32).toString("base64url")))
     const { serveDaemon } = yield* Effect.promise(loadDaemon)
-    const excludedPaths = KeySecrets.excludedPaths(yield* Settings.dataDir())
+    const excludedPaths = KeySecrets.excludedPaths(yield* Settings.dataDir(), root)
     const server = yield* serveDaemon({ workspace: root, port, host: "127.0.0.1", token: secret, excludedPaths })
     yield* Console.log(`relavium daemon: serving ${root} at ${server.url}`)
     if (generated) {
@@ -95,7 +95,7 @@ export const dialOut = (options: {
     const name = Option.getOrElse(options.name, () => "default")
     const { dialGateway } = yield* Effect.promise(loadDaemon)
     // The data directory and the key file are never reachable by the file tools.
-    const excludedPaths = KeySecrets.excludedPaths(yield* Settings.dataDir())
+    const excludedPaths = KeySecrets.excludedPaths(yield* Settings.dataDir(), options.root)
     const dialed = yield* dialGateway({ url, token: token.value, name, ca: ca.right, workspace: options.root, excludedPaths })
     let lastReason: string | undefined
     yield* dialed.changes.pipe(

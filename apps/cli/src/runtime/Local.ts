@@ -12,7 +12,7 @@ import { join, resolve } from "node:path"
 import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { layerLocal as localDaemon } from "@relavium/daemon"
-import { KeySecrets, KeyStores } from "@relavium/keys"
+import { DataDir, KeySecrets, KeyStores } from "@relavium/keys"
 import { Pricing } from "@relavium/llm"
 import { type DaemonRouter, KeyStore, RunQueue, UpdateHub } from "@relavium/ports"
 import { Store } from "@relavium/store"
@@ -81,7 +81,7 @@ export const localLayer = (options: LocalOptions) =>
         (options.daemonRouter ?? ((inProcess) => inProcess))(localDaemon({
           workspace: resolve(options.workspace ?? process.cwd()),
           // The data directory and the key file are never reachable by the file tools.
-          excludedPaths: KeySecrets.excludedPaths(options.dataDir)
+          excludedPaths: KeySecrets.excludedPaths(options.dataDir, resolve(options.workspace ?? process.cwd()))
         }))
       )
     ),
@@ -89,17 +89,15 @@ export const localLayer = (options: LocalOptions) =>
     Layer.provideMerge(NodeContext.layer)
   )
 
-const worktreesDir = (dataDir: string) => join(dataDir, "worktrees")
-
 /**
  * The chat service on the store, model and prices it is given (the CLI's own, or the monolith's):
  * live events in memory, the in-process daemon per workspace, worktrees in the data directory.
  */
 export const chatServices = (options: { readonly dataDir: string }) =>
-  chatServiceLayer({ worktreesDir: worktreesDir(options.dataDir) }).pipe(
+  chatServiceLayer({ worktreesDir: DataDir.worktreesDir(options.dataDir) }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) =>
-          localDaemon({ workspace, excludedPaths: KeySecrets.excludedPathsFor(options.dataDir, workspace, worktreesDir(options.dataDir)) })
+          localDaemon({ workspace, excludedPaths: KeySecrets.excludedPaths(options.dataDir, workspace) })
         ), Worktrees.layerGit)
     )
   )
