@@ -11,8 +11,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ndjson, relavium, relaviumAsync, root } from "../apps/cli/test/relavium.js"
 
-// Each busy node spins for a few milliseconds so a kill can land inside it.
-const busy = (value: string) => `'(() => { let x = 0; for (let i = 0; i < 2000000; i++) x += i % 7; return ${value} })()'`
+// Each busy node spins for a few tens of milliseconds so a kill can land inside it, and stays far
+// below the sandbox's 1 s limit on an expression even on a loaded machine.
+const busy = (value: string) => `'(() => { let x = 0; for (let i = 0; i < 300000; i++) x += i % 7; return ${value} })()'`
 const workflow = `schema_version: '1.0'
 workflow:
   id: crash-chain
