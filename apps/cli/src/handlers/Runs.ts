@@ -162,11 +162,6 @@ export const prune = ({ dataDir, json, olderThan }: RunsArgs["prune"]) =>
       yield* Console.log(json ? JSON.stringify({ deleted }) : `deleted ${deleted} ended run${deleted === 1 ? "" : "s"} last updated before ${cutoff.toISOString()}`)
     }), { dataDir }).pipe(Effect.catchIf(isUsageProblem, report(json)))
 
-export const runs = Command.make("runs").pipe(
-  Command.withDescription("Look after stored runs"),
-  Command.withSubcommands([list, show, logs, cancel, prune])
-)
-
 const alreadyEnded = (runId: string, status: string) =>
   new UsageProblem(`run ${runId} has already ended (${status}); nothing to resume`, "conflict")
 
