@@ -1,87 +1,65 @@
-// Bundles the CLI into one ESM file so `relavium` starts by loading one module.
+// Bundles the CLI into dist/: the entry (relavium.mjs) holds the command definitions, and each
+// command's implementation is a chunk loaded by dynamic import only when that command runs, so a
+// `relavium run` never loads the HTTP server, the tools daemon's RPC or the distributed mode.
+// bin/relavium.mjs answers `--version` and `--help` from dist/answers.json, written here by
+// running the real CLI, without loading the bundle at all.
 import { build } from "esbuild"
-import { copyFileSync, mkdirSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
+import { common } from "./esbuild.options.mjs"
+import { fastArguments } from "./bin/fast.mjs"
 
 const here = dirname(fileURLToPath(import.meta.url))
+const dist = join(here, "dist")
+const { version } = JSON.parse(readFileSync(join(here, "package.json"), "utf8"))
 
-// Start-up is module loading (see the performance notes): @effect/platform-node's index re-exports
-// undici with `export *`, which forces that large CommonJS package to evaluate on every start even
-// though the CLI never touches it through the index. Nothing imports `Undici` from the index, so
-// the re-export is dropped; a future import of it fails this build rather than slowing start-up.
-const dropUndiciReexport = {
-  name: "drop-undici-reexport",
-  setup(b) {
-    b.onLoad({ filter: /@effect[\\/]platform-node[\\/]dist[\\/]esm[\\/]index\.js$/ }, async (args) => {
-      const { readFile } = await import("node:fs/promises")
-      const source = await readFile(args.path, "utf8")
-      return { contents: source.replace(/^export \* as Undici from "\.\/Undici\.js";?$/m, ""), loader: "js", resolveDir: dirname(args.path) }
-    })
-  }
-}
+// Chunks from an earlier build would otherwise pile up beside the new ones.
+rmSync(dist, { recursive: true, force: true })
+mkdirSync(dist, { recursive: true })
 
-// The workspace packages' modules only define things (schemas, tags, layers, functions), so a module
-// the CLI never uses (an LLM adapter, the Postgres layer) is left out with everything it imports,
-// even though a class built from a Schema counts as a side effect to the bundler.
-const workspaceSideEffectFree = {
-  name: "workspace-side-effect-free",
-  setup(b) {
-    const workspace = join(here, "../../packages")
-    b.onResolve({ filter: /.*/ }, async (args) => {
-      if (args.pluginData === "resolving" || !(args.path.startsWith("@relavium/") || args.importer.startsWith(workspace))) return undefined
-      const { errors, external, path, sideEffects } = await b.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: "resolving"
-      })
-      if (errors.length > 0) return { errors }
-      return { path, external, sideEffects: path.startsWith(workspace) ? false : sideEffects }
-    })
-  }
-}
-
-/** What the CLI bundle and the worker bundles share: ESM for Node 20, with `require` for CommonJS dependencies. */
-const common = {
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: "linked",
-  logLevel: "warning",
-  // Less text for V8 to scan on every start.
-  minifyWhitespace: true,
-  minifySyntax: true,
-  banner: { js: "import { createRequire as __relaviumCreateRequire } from 'node:module'; const require = __relaviumCreateRequire(import.meta.url);" }
-}
-
-await build({
+const cli = await build({
   ...common,
-  entryPoints: [join(here, "src/main.ts")],
-  outfile: join(here, "dist/relavium.mjs"),
-  keepNames: false,
-  plugins: [dropUndiciReexport, workspaceSideEffectFree],
-  // Native addons load their .node binary relative to their own files: keep them as packages.
-  external: ["better-sqlite3", "@napi-rs/keyring"]
+  entryPoints: { relavium: join(here, "src/main.ts") },
+  outdir: dist,
+  outExtension: { ".js": ".mjs" },
+  splitting: true,
+  // Flat beside the entry: code in a chunk finds the worker bundles and the .wasm with
+  // `new URL("./x", import.meta.url)`, as it did in the single-file bundle.
+  chunkNames: "chunk-[hash]",
+  metafile: true,
+  define: { __RELAVIUM_VERSION__: JSON.stringify(version) }
 })
+// What each output imports statically and dynamically (test/… checks what `run` loads).
+writeFileSync(join(dist, "meta.json"), JSON.stringify(cli.metafile))
 
 // Worker-thread entries (expressions, search tools) are separate bundles beside the CLI bundle, where
 // the pools look for them (packages/ports/src/WorkerPool.ts): `new URL("./x-worker.mjs", import.meta.url)`
 // inside the CLI bundle points into dist/.
 await build({
+  ...common,
   entryPoints: {
     "quickjs-worker": join(here, "../../packages/core/src/QuickJsWorker.ts"),
     "search-worker": join(here, "../../packages/daemon/src/SearchWorker.ts")
   },
-  ...common,
-  outdir: join(here, "dist"),
+  outdir: dist,
   outExtension: { ".js": ".mjs" }
 })
 
 // The expression sandbox loads QuickJS from a .wasm file beside the bundle.
 const require = createRequire(join(here, "../../packages/core/package.json"))
 const variant = dirname(require.resolve("@jitl/quickjs-wasmfile-release-sync"))
-mkdirSync(join(here, "dist"), { recursive: true })
-copyFileSync(join(variant, "emscripten-module.wasm"), join(here, "dist/emscripten-module.wasm"))
+copyFileSync(join(variant, "emscripten-module.wasm"), join(dist, "emscripten-module.wasm"))
+
+// The answers bin/relavium.mjs gives without loading the bundle: exactly what the real CLI prints.
+const answers = {}
+for (const argument of fastArguments) {
+  const real = spawnSync(process.execPath, [join(dist, "relavium.mjs"), argument], { encoding: "utf8", timeout: 120_000 })
+  if (real.status !== 0 || real.stderr !== "") {
+    throw new Error(`relavium ${argument} exited ${real.status}: ${real.stderr}`)
+  }
+  answers[argument] = real.stdout
+}
+writeFileSync(join(dist, "answers.json"), JSON.stringify({ version, answers }))

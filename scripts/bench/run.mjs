@@ -1,13 +1,14 @@
-// `pnpm bench`: bundles the benchmarks with esbuild (as apps/cli/build.mjs bundles
-// the CLI, so the measured engine is the code that ships, with no TypeScript
-// loader in the way), builds the CLI they start, then runs the bundle in a
-// fresh Node with --expose-gc. Env: see BENCHMARKS.md (BENCH_QUICK=1 for a smoke run).
+// `pnpm bench`: bundles the benchmarks with esbuild, with the options apps/cli/build.mjs
+// bundles the CLI with (apps/cli/esbuild.options.mjs, so the measured engine is built as
+// the code that ships, with no TypeScript loader in the way), builds the CLI they start,
+// then runs the bundle in a fresh Node with --expose-gc. Env: see BENCHMARKS.md (BENCH_QUICK=1 for a smoke run).
 import { build } from "esbuild"
 import { spawnSync } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { common } from "../../apps/cli/esbuild.options.mjs"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, "../..")
@@ -21,15 +22,9 @@ if (process.env.BENCH_CLI_BUILT !== "1") {
   if (cli.status !== 0) process.exit(cli.status ?? 1)
 }
 
-const options = {
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: "linked",
-  logLevel: "warning",
-  banner: { js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);" }
-}
+// The bundles live in bench/.build, where only the workspace root's packages resolve: better-sqlite3
+// (a root dev dependency) stays external, the rest is bundled.
+const options = { ...common, external: [] }
 await build({ ...options, entryPoints: [join(here, "main.ts")], outfile: join(out, "bench.mjs") })
 
 // The benchmarks on the durable stores, the server + hubs and the distributed mode are separate

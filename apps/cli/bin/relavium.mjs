@@ -1,2 +1,7 @@
 #!/usr/bin/env node
-import "../dist/relavium.mjs"
+import { answer, enableCompileCache } from "./fast.mjs"
+
+if (!answer(process.argv.slice(2))) {
+  enableCompileCache()
+  await import("../dist/relavium.mjs")
+}

@@ -10,7 +10,6 @@
  * else the system's CAs. Token: `--token`, else `RELAVIUM_TOKEN`, else
  * `<dataDir>/monolith.token`.
  */
-import { Options } from "@effect/cli"
 import { HttpApiClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import Undici from "@effect/platform-node/Undici"
@@ -25,25 +24,6 @@ import { exitCodeFor } from "./Follow.js"
 import * as Settings from "./runtime/Settings.js"
 import { UsageProblem } from "./Problem.js"
 import { colors, makeRenderer, plain } from "./Render.js"
-
-// ---------------------------------------------------------------------------
-// Options shared by every command that can talk to a monolith
-// ---------------------------------------------------------------------------
-
-export const serverOption = Options.text("server").pipe(
-  Options.optional,
-  Options.withDescription("talk to a running `relavium monolith` at this URL (e.g. https://127.0.0.1:7430) instead of the local database")
-)
-
-export const tokenOption = Options.redacted("token").pipe(
-  Options.optional,
-  Options.withDescription("with --server: the bearer token (default: $RELAVIUM_TOKEN, else <data-dir>/monolith.token)")
-)
-
-export const caOption = Options.file("ca", { exists: "yes" }).pipe(
-  Options.optional,
-  Options.withDescription("with --server: a PEM certificate to trust (default for a loopback URL: <data-dir>/monolith-cert.pem)")
-)
 
 export interface RemoteOptions {
   readonly server: string

@@ -5,7 +5,7 @@
  * (Postgres has a connect timeout, SQLite a busy timeout).
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Cause, Context, Data, Duration, Effect, Layer, Redacted, Schedule } from "effect"
@@ -460,13 +460,17 @@ const findCode = (cause: unknown): string | undefined => {
   return undefined
 }
 
+/** The Postgres client, loaded only by a process that opens Postgres (a local CLI run never does). */
+const loadPg = () => import("@effect/sql-pg/PgClient")
+
 /** A Postgres pool in the current scope, connected (or failed) within the connect timeout. */
 const openPg = (options: PgOptions) =>
   Effect.gen(function* () {
+    const Pg = yield* Effect.promise(loadPg)
     const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
     const plain = Redacted.value(url)
     const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
-    const client = yield* PgClient.make({
+    const client = yield* Pg.make({
       url,
       connectTimeout,
       maxConnections: Math.max(2, options.maxConnections ?? 10),
@@ -479,7 +483,7 @@ const openPg = (options: PgOptions) =>
         onTimeout: () => pgOpenError(plain, new Error(`no answer within ${Duration.format(connectTimeout)}`))
       })
     )
-    return { client, database: `Postgres at ${redactUrl(plain)}` }
+    return { client, database: `Postgres at ${redactUrl(plain)}`, tag: Pg.PgClient }
   })
 
 /**
@@ -489,11 +493,11 @@ const openPg = (options: PgOptions) =>
 export const layerPg = (options: PgOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError> =>
   Layer.scopedContext(
     Effect.gen(function* () {
-      const { client, database } = yield* openPg(options)
+      const { client, database, tag } = yield* openPg(options)
       yield* (options.migrate === "verify" ? verifySchema(database) : migrate(database, options)).pipe(
         Effect.provideService(SqlClient.SqlClient, client)
       )
-      return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+      return Context.make(tag, client).pipe(Context.add(SqlClient.SqlClient, client))
     })
   ).pipe(Layer.provide(Reactivity.layer))
 

@@ -17,436 +17,102 @@
  * With `--cassette FILE`, call N of the chat replays `calls[N]` of the file,
  * counting the calls made by earlier `send`/`resume` processes of the chat.
  *
- * The chat service these commands run on is composed in runtime/Local.ts
+ * The chat service these commands run on is composed in runtime/LocalChat.ts
  * (`chatLayer`); exit codes of chat errors are in ExitCodes.ts.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option, Stream } from "effect"
-import { writeFileSync } from "node:fs"
-import { ChatStore, KeyStore } from "@relavium/ports"
-import { Cost } from "@relavium/domain"
-import { type ApprovalMode, ChatService, ChatSettings, isRest, type TurnOutcome } from "@relavium/chat"
-import type { ChatEvent, ChatSummary, Turn } from "@relavium/chat"
-import { KeyStores } from "@relavium/keys"
-import { Providers } from "@relavium/llm"
-import * as ChatRepl from "../ChatRepl.js"
-import { chatErrors, endingOf, ExitCode } from "../ExitCodes.js"
-import { isUsageProblem, report, UsageProblem } from "../Problem.js"
-import { type LocalFlags, toUsageProblem, withChatService, withStore } from "../runtime/Local.js"
+import { ChatSettings } from "@relavium/chat"
+import { lazy } from "../Lazy.js"
 import { cassetteOption, dataDirOption, tokenDelayOption } from "./Flags.js"
-
-// ---------------------------------------------------------------------------
-// Running on the local chat service
-
-/** How many model calls the chat has made (its answers, finished or not); 0 for an unknown chat. */
-const modelCallsOf = (chatId: string, dataDir: string | undefined) =>
-  withStore(
-    Effect.flatMap(ChatStore, (store) => store.messages(chatId)).pipe(Effect.map((messages) => messages.filter((m) => m.role === "assistant").length)),
-    dataDir
-  ).pipe(Effect.orElseSucceed(() => 0))
-
-/** The most recently used chat of the data directory, if any. */
-const mostRecentChat = (dataDir: string | undefined) =>
-  withStore(
-    Effect.flatMap(ChatStore, (store) => store.listChats({ limit: 1 })).pipe(Effect.map((chats) => Option.fromNullable(chats[0]?.chatId))),
-    dataDir
-  ).pipe(Effect.orElseSucceed(() => Option.none<string>()))
-
-/**
- * Runs `effect` on the local chat service (with a cassette, call N of the chat replays `calls[N]`,
- * counting the `skipCalls` made in earlier processes); errors end the command as ExitCodes.ts says.
- */
-const withChat = <A, E, R>(effect: Effect.Effect<A, E, R>, options: LocalFlags & { readonly json: boolean }) =>
-  withChatService(effect, options).pipe(
-    Effect.catchAll((e: unknown) => {
-      if (isUsageProblem(e)) return Effect.fail(e)
-      const ending = endingOf(chatErrors, e)
-      const message = String((e as { readonly message?: unknown }).message)
-      if (ending?.exit === ExitCode.paused) {
-        return Effect.sync(() => {
-          process.stderr.write(options.json ? `${JSON.stringify({ type: "error", code: ending.code, message })}\n` : `relavium: ${message}\n`)
-          process.exitCode = ending.exit
-        })
-      }
-      if (ending !== undefined) return Effect.fail(new UsageProblem(message, ending.code))
-      const problem = toUsageProblem(e)
-      return isUsageProblem(problem) ? Effect.fail(problem) : Effect.die(e)
-    }),
-    Effect.catchIf(isUsageProblem, report(options.json))
-  )
-
-// ---------------------------------------------------------------------------
-// Printing
 
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("print chat events (or the result) as JSON, one object per line"))
 const chatArg = Args.text({ name: "chat" }).pipe(Args.withDescription("the chat's id (see `relavium chat list`)"))
 
-const usd = (microcents: number) => Cost.formatUsd(microcents)
-
-const firstLine = (text: string, max = 160) => {
-  const line = text.split("\n").find((l) => l.trim() !== "") ?? ""
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line
+const listConfig = {
+  json: jsonOption,
+  dataDir: dataDirOption,
+  limit: Options.integer("limit").pipe(Options.withDefault(20), Options.withDescription("show at most this many chats, most recent first"))
 }
 
-/** Renders a turn's events as text: the answer as it streams, one line per tool call, result and patch. */
-const makeRenderer = (chatId: string) => {
-  let atLineStart = true
-  let cost: { model: string; turn: number; chat: number } | undefined
-  const line = (text: string) => {
-    const out = `${atLineStart ? "" : "\n"}${text}\n`
-    atLineStart = true
-    return out
-  }
-  return (event: ChatEvent): string => {
-    switch (event.type) {
-      case "message:delta":
-        if (event.text === "") return ""
-        atLineStart = event.text.endsWith("\n")
-        return event.text
-      case "tool:call":
-        return line(`▸ ${event.name}${event.approval === "required" ? " (needs approval)" : ""}: ${firstLine(JSON.stringify(event.args))}`)
-      case "tool:result":
-        return line(`  ${event.outcome === "ok" ? "✓" : "✗"} ${event.outcome}${event.output.trim() === "" ? "" : `: ${firstLine(event.output)}`}`)
-      case "file:patch":
-        return line(`  ✎ ${event.operation} ${event.path}`)
-      case "cost:updated":
-        cost = { model: event.model, turn: (cost?.turn ?? 0) + event.costMicrocents, chat: event.chatCostMicrocents }
-        return ""
-      case "turn:paused":
-        return line(
-          [
-            `⏸ waiting for approval of ${event.pending.length === 1 ? "a tool call" : `${event.pending.length} tool calls`}:`,
-            ...event.pending.map((p) => `  relavium chat approve ${chatId} ${p.toolCallId} --allow|--deny   (${p.name})`),
-            `then continue: relavium chat resume ${chatId}`
-          ].join("\n")
-        )
-      case "turn:failed":
-        return line(`✗ failed: ${event.code}: ${event.message}`)
-      case "turn:interrupted":
-        return line(`⚠ interrupted: ${event.reason}; continue with: relavium chat resume ${chatId}`)
-      case "turn:completed":
-        return line(cost === undefined ? "" : `[${cost.model} · ${usd(cost.turn)} · chat total ${usd(cost.chat)}]`)
-      default:
-        return ""
-    }
-  }
+const list = Command.make("list", listConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.list)).pipe(Command.withDescription("List chats, most recent first"))
+
+const exportCommandConfig = {
+  chatId: chatArg,
+  format: Options.choice("format", ["markdown", "yaml"]).pipe(Options.withDefault("markdown" as const), Options.withDescription("markdown (for people) or yaml (a workflow that reproduces the chat)")),
+  output: Options.file("output").pipe(Options.withAlias("o"), Options.optional, Options.withDescription("write to this file instead of stdout")),
+  dataDir: dataDirOption
 }
 
-const exitCodeOf = (outcome: TurnOutcome): number =>
-  outcome.status === "completed" ? ExitCode.ok : outcome.status === "awaiting_approval" ? ExitCode.paused : ExitCode.failed
-
-/** Prints the turn's events until it rests and returns the exit code. */
-const printTurn = (turn: Turn, json: boolean) =>
-  Effect.gen(function* () {
-    const render = makeRenderer(turn.chatId)
-    yield* turn.events.pipe(
-      Stream.runForEach((event) =>
-        Effect.sync(() => {
-          process.stdout.write(json ? `${JSON.stringify(event)}\n` : render(event))
-        })
-      )
-    )
-    return exitCodeOf(yield* turn.outcome)
-  })
-
-/** Before a live model is called: its provider has a key, or the user is told how to set one. */
-const checkKey = (provider: string, cassette: string | undefined) =>
-  Effect.gen(function* () {
-    if (cassette !== undefined || Providers.builtinProviders[provider]?.keyRequired === false) return
-    const keys = yield* KeyStore
-    const key = yield* keys.get(provider).pipe(Effect.orElseSucceed(() => Option.none()))
-    if (Option.isNone(key)) {
-      return yield* Effect.fail(new UsageProblem(`no API key for ${provider}: ${KeyStores.howToSet(provider)} — or pass --cassette FILE to replay a recorded model`, "provider_auth"))
-    }
-  })
-
-const summaryLine = (c: ChatSummary) =>
-  [
-    `${c.chatId}  ${c.turnStatus}${c.pendingApprovals > 0 ? ` (${c.pendingApprovals} waiting for approval)` : ""}  ${c.provider}/${c.model}  ${c.approvalMode}  ${usd(c.costMicrocents)}`,
-    `  ${c.title === "" ? "(no messages yet)" : c.title}`,
-    `  ${c.projectPath}${c.worktree !== undefined ? `  worktree ${c.worktree.path} (${c.worktree.branch}${c.worktree.status === "removed" ? ", removed" : ""})` : ""}`
-  ].join("\n")
-
-// ---------------------------------------------------------------------------
-// Commands
-
-const list = Command.make(
-  "list",
-  {
-    json: jsonOption,
-    dataDir: dataDirOption,
-    limit: Options.integer("limit").pipe(Options.withDefault(20), Options.withDescription("show at most this many chats, most recent first"))
-  },
-  ({ dataDir, json, limit }) =>
-    withChat(
-      Effect.gen(function* () {
-        const chat = yield* ChatService
-        const chats = yield* chat.list({ limit })
-        if (json) return yield* Console.log(JSON.stringify(chats))
-        if (chats.length === 0) return yield* Console.log("no chats yet: relavium chat send --project DIR \"message\"")
-        for (const c of chats) yield* Console.log(summaryLine(c))
-      }),
-      { dataDir: Option.getOrUndefined(dataDir), json }
-    )
-).pipe(Command.withDescription("List chats, most recent first"))
-
-const exportCommand = Command.make(
-  "export",
-  {
-    chatId: chatArg,
-    format: Options.choice("format", ["markdown", "yaml"]).pipe(Options.withDefault("markdown" as const), Options.withDescription("markdown (for people) or yaml (a workflow that reproduces the chat)")),
-    output: Options.file("output").pipe(Options.withAlias("o"), Options.optional, Options.withDescription("write to this file instead of stdout")),
-    dataDir: dataDirOption
-  },
-  ({ chatId, dataDir, format, output }) =>
-    withChat(
-      Effect.gen(function* () {
-        const chat = yield* ChatService
-        const text = format === "yaml" ? yield* chat.exportWorkflowYaml(chatId) : yield* chat.exportMarkdown(chatId)
-        if (Option.isSome(output)) {
-          yield* Effect.try({
-            try: () => writeFileSync(output.value, text),
-            catch: (e) => new UsageProblem(`cannot write ${output.value}: ${String(e)}`)
-          })
-          return yield* Console.error(`wrote ${output.value}`)
-        }
-        process.stdout.write(text)
-      }),
-      { dataDir: Option.getOrUndefined(dataDir), json: false }
-    )
-).pipe(Command.withDescription("Export a chat as Markdown, or as a workflow YAML that reproduces it"))
+const exportCommand = Command.make("export", exportCommandConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.exportCommand)).pipe(Command.withDescription("Export a chat as Markdown, or as a workflow YAML that reproduces it"))
 
 const approvalModeOption = Options.choice("approval-mode", ["ask", "accept-edits", "auto"]).pipe(
   Options.optional,
   Options.withDescription("ask (default: every change waits for approval), accept-edits (file edits run, commands ask) or auto (everything runs)")
 )
 
-const send = Command.make(
-  "send",
-  {
-    first: Args.text({ name: "chat" }).pipe(Args.withDescription("the chat's id, or (with --project) the message")),
-    message: Args.text({ name: "message" }).pipe(Args.optional, Args.withDescription("what to ask")),
-    project: Options.directory("project", { exists: "either" }).pipe(Options.optional, Options.withDescription("start a new chat in this project directory")),
-    worktree: Options.boolean("worktree").pipe(Options.withDescription("with --project: work in a new git worktree on its own branch")),
-    model: Options.text("model").pipe(Options.optional, Options.withDescription(`with --project: provider/model (default ${ChatSettings.defaultModel})`)),
-    approvalMode: approvalModeOption,
-    json: jsonOption,
-    cassette: cassetteOption,
-    tokenDelayMs: tokenDelayOption,
-    dataDir: dataDirOption
-  },
-  ({ approvalMode, cassette, dataDir, first, json, message, model, project, tokenDelayMs, worktree }) => {
-    const cassetteFile = Option.getOrUndefined(cassette)
-    const skip = cassetteFile === undefined || Option.isSome(project) ? Effect.succeed(0) : modelCallsOf(first, Option.getOrUndefined(dataDir))
-    return Effect.flatMap(skip, (cassetteSkip) => withChat(
-      Effect.gen(function* () {
-        const chat = yield* ChatService
-        yield* chat.recover()
-        const mode = Option.getOrUndefined(approvalMode)
-        let chatId: string
-        let text: string
-        let afterSeq: number | undefined
-        if (Option.isSome(project)) {
-          if (Option.isSome(message)) return yield* Effect.fail(new UsageProblem("with --project, give only the message: relavium chat send --project DIR \"message\""))
-          text = first
-          const created = yield* chat.createProject(project.value).pipe(
-            Effect.flatMap((p) =>
-              chat.createChat({ projectId: p.projectId, worktree, model: Option.getOrUndefined(model), approvalMode: mode })
-            )
-          )
-          chatId = created.chatId
-          afterSeq = -1
-          if (!json) {
-            yield* Console.log(
-              `chat ${chatId} · ${created.provider}/${created.model} · ${created.approvalMode}${created.worktree !== undefined ? ` · worktree ${created.worktree.path} (${created.worktree.branch})` : ""}`
-            )
-          }
-        } else {
-          if (Option.isNone(message)) return yield* Effect.fail(new UsageProblem("say what to send: relavium chat send CHAT \"message\" (or --project DIR \"message\" for a new chat)"))
-          if (worktree || Option.isSome(model)) return yield* Effect.fail(new UsageProblem("--worktree and --model apply to a new chat (--project DIR)"))
-          chatId = first
-          text = message.value
-          if (mode !== undefined) yield* chat.setApprovalMode(chatId, mode)
-        }
-        const detail = yield* chat.get(chatId)
-        yield* checkKey(detail.provider, cassetteFile)
-        const turn = yield* chat.send(chatId, text)
-        // A new chat's stream starts at its creation (the `chat:created` event names its id).
-        const shown = afterSeq === undefined
-          ? turn
-          : { ...turn, events: chat.events(chatId, afterSeq).pipe(Stream.takeUntil(isRest), Stream.interruptWhen(Effect.zipRight(turn.outcome, Effect.never))) }
-        process.exitCode = yield* printTurn(shown, json)
-      }),
-      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, skipCalls: cassetteSkip, tokenDelayMs, json }
-    ))
-  }
-).pipe(Command.withDescription("Send a message to a chat (or start one with --project DIR) and stream the answer"))
-
-const approve = Command.make(
-  "approve",
-  {
-    chatId: chatArg,
-    callId: Args.text({ name: "call" }).pipe(Args.withDescription("the tool call's id (as printed when the chat paused)")),
-    allow: Options.boolean("allow").pipe(Options.withDescription("let the tool call run")),
-    deny: Options.boolean("deny").pipe(Options.withDescription("do not run it; the agent is told it was denied")),
-    json: jsonOption,
-    dataDir: dataDirOption
-  },
-  ({ allow, callId, chatId, dataDir, deny, json }) =>
-    withChat(
-      Effect.gen(function* () {
-        if (allow === deny) return yield* Effect.fail(new UsageProblem("say exactly one of --allow or --deny"))
-        const chat = yield* ChatService
-        yield* chat.recover()
-        const decision = allow ? ("allow" as const) : ("deny" as const)
-        const { pending } = yield* chat.approve(chatId, callId, decision, { decidedBy: "cli" })
-        if (json) return yield* Console.log(JSON.stringify({ chatId, toolCallId: callId, decision, pending }))
-        yield* Console.log(`${decision === "allow" ? "allowed" : "denied"} ${callId} in chat ${chatId}`)
-        if (pending.length > 0) {
-          yield* Console.log(`still waiting:\n${pending.map((p) => `  relavium chat approve ${chatId} ${p.toolCallId} --allow|--deny   (${p.preview})`).join("\n")}`)
-        } else {
-          yield* Console.log(`continue: relavium chat resume ${chatId}`)
-        }
-      }),
-      { dataDir: Option.getOrUndefined(dataDir), json }
-    )
-).pipe(Command.withDescription("Allow or deny a tool call a chat waits for (then `chat resume` continues)"))
-
-const resume = Command.make(
-  "resume",
-  {
-    chatId: chatArg.pipe(Args.optional, Args.withDescription("the chat's id (see `relavium chat list`); without it, the most recent chat opens interactively")),
-    json: jsonOption,
-    cassette: cassetteOption,
-    tokenDelayMs: tokenDelayOption,
-    dataDir: dataDirOption
-  },
-  ({ cassette, chatId: chatIdArg, dataDir, json, tokenDelayMs }) => {
-    const cassetteFile = Option.getOrUndefined(cassette)
-    if (Option.isNone(chatIdArg)) {
-      if (json) return report(json)(new UsageProblem("--json needs the chat's id: relavium chat resume CHAT --json"))
-      return Effect.flatMap(mostRecentChat(Option.getOrUndefined(dataDir)), (recent) =>
-        Option.isNone(recent)
-          ? report(false)(new UsageProblem("no chats yet: start one with relavium chat --project DIR"))
-          : interactive({ chatId: recent.value, cassette: cassetteFile, tokenDelayMs, dataDir: Option.getOrUndefined(dataDir) })
-      )
-    }
-    const chatId = chatIdArg.value
-    const skip = cassetteFile === undefined ? Effect.succeed(0) : modelCallsOf(chatId, Option.getOrUndefined(dataDir))
-    return Effect.flatMap(skip, (cassetteSkip) => withChat(
-      Effect.gen(function* () {
-        const chat = yield* ChatService
-        const recovered = yield* chat.recover()
-        const mine = recovered.chats.find((c) => c.chatId === chatId)
-        if (mine !== undefined && !json) {
-          yield* Console.log(
-            `recovered chat ${chatId}: ${mine.interruptedMessages} interrupted answer${mine.interruptedMessages === 1 ? "" : "s"} kept, ${mine.interruptedToolCalls} interrupted tool call${mine.interruptedToolCalls === 1 ? "" : "s"}`
-          )
-        }
-        const detail = yield* chat.get(chatId)
-        yield* checkKey(detail.provider, cassetteFile)
-        yield* chat.resume(chatId).pipe(
-          Effect.flatMap((turn) => printTurn(turn, json)),
-          Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),
-          Effect.catchTag("NothingToResume", (e) =>
-            Console.log(json ? JSON.stringify({ chatId, resumed: false, message: e.message }) : e.message)
-          )
-        )
-      }),
-      { dataDir: Option.getOrUndefined(dataDir), cassette: cassetteFile, skipCalls: cassetteSkip, tokenDelayMs, json }
-    ))
-  }
-).pipe(Command.withDescription("Continue a chat's turn after approvals, an interruption or a crash"))
-
-// ---------------------------------------------------------------------------
-// Interactive
-
-interface InteractiveOptions {
-  /** Continue this chat; else a new one in `project`. */
-  readonly chatId?: string | undefined
-  readonly project?: string | undefined
-  readonly worktree?: boolean | undefined
-  readonly model?: string | undefined
-  readonly approvalMode?: ApprovalMode | undefined
-  readonly cassette: string | undefined
-  readonly tokenDelayMs: number
-  readonly dataDir: string | undefined
+const sendConfig = {
+  first: Args.text({ name: "chat" }).pipe(Args.withDescription("the chat's id, or (with --project) the message")),
+  message: Args.text({ name: "message" }).pipe(Args.optional, Args.withDescription("what to ask")),
+  project: Options.directory("project", { exists: "either" }).pipe(Options.optional, Options.withDescription("start a new chat in this project directory")),
+  worktree: Options.boolean("worktree").pipe(Options.withDescription("with --project: work in a new git worktree on its own branch")),
+  model: Options.text("model").pipe(Options.optional, Options.withDescription(`with --project: provider/model (default ${ChatSettings.defaultModel})`)),
+  approvalMode: approvalModeOption,
+  json: jsonOption,
+  cassette: cassetteOption,
+  tokenDelayMs: tokenDelayOption,
+  dataDir: dataDirOption
 }
 
-/** The terminal conversation with a new chat, or a chat continued (chats interrupted by a crash are recovered first). */
-const interactive = (options: InteractiveOptions) => {
-  const existing = options.chatId
-  const skip = options.cassette === undefined || existing === undefined ? Effect.succeed(0) : modelCallsOf(existing, options.dataDir)
-  return Effect.flatMap(skip, (cassetteSkip) =>
-    withChat(
-      Effect.scoped(
-        Effect.gen(function* () {
-          const chat = yield* ChatService
-          const recovered = yield* chat.recover()
-          let chatId: string
-          if (existing !== undefined) {
-            if (options.project !== undefined || options.worktree === true || options.model !== undefined) {
-              return yield* Effect.fail(new UsageProblem("--project, --worktree and --model apply to a new chat; give either them or a chat's id"))
-            }
-            chatId = existing
-            const mine = recovered.chats.find((c) => c.chatId === chatId)
-            if (mine !== undefined) {
-              yield* Console.log(
-                `recovered chat ${chatId}: ${mine.interruptedMessages} interrupted answer${mine.interruptedMessages === 1 ? "" : "s"} kept, ${mine.interruptedToolCalls} interrupted tool call${mine.interruptedToolCalls === 1 ? "" : "s"}`
-              )
-            }
-            if (options.approvalMode !== undefined) yield* chat.setApprovalMode(chatId, options.approvalMode)
-            yield* checkKey((yield* chat.get(chatId)).provider, options.cassette)
-          } else {
-            // The key is checked before anything is created, so a missing key leaves no empty chat behind.
-            const model = ChatSettings.parseModel(options.model ?? ChatSettings.defaultModel)
-            if (model._tag === "Right") yield* checkKey(model.right.provider, options.cassette)
-            const project = yield* chat.createProject(options.project ?? process.cwd())
-            const created = yield* chat.createChat({
-              projectId: project.projectId,
-              worktree: options.worktree,
-              model: options.model,
-              approvalMode: options.approvalMode
-            })
-            chatId = created.chatId
-          }
-          yield* ChatRepl.run(chatId)
-        })
-      ),
-      { dataDir: options.dataDir, cassette: options.cassette, skipCalls: cassetteSkip, tokenDelayMs: options.tokenDelayMs, json: false }
-    )
-  )
+const send = Command.make("send", sendConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.send)).pipe(Command.withDescription("Send a message to a chat (or start one with --project DIR) and stream the answer"))
+
+const approveConfig = {
+  chatId: chatArg,
+  callId: Args.text({ name: "call" }).pipe(Args.withDescription("the tool call's id (as printed when the chat paused)")),
+  allow: Options.boolean("allow").pipe(Options.withDescription("let the tool call run")),
+  deny: Options.boolean("deny").pipe(Options.withDescription("do not run it; the agent is told it was denied")),
+  json: jsonOption,
+  dataDir: dataDirOption
 }
 
-export const chat = Command.make(
-  "chat",
-  {
-    chatId: Args.text({ name: "chat" }).pipe(Args.optional, Args.withDescription("continue this chat (see `relavium chat list`); without it, a new chat")),
-    project: Options.directory("project", { exists: "either" }).pipe(
-      Options.optional,
-      Options.withDescription("a new chat in this project directory (default: the current directory)")
-    ),
-    worktree: Options.boolean("worktree").pipe(Options.withDescription("a new chat works in its own git worktree, on its own branch")),
-    model: Options.text("model").pipe(Options.optional, Options.withDescription(`a new chat's provider/model (default ${ChatSettings.defaultModel})`)),
-    approvalMode: approvalModeOption,
-    cassette: cassetteOption,
-    tokenDelayMs: tokenDelayOption,
-    dataDir: dataDirOption
-  },
-  ({ approvalMode, cassette, chatId, dataDir, model, project, tokenDelayMs, worktree }) =>
-    interactive({
-      chatId: Option.getOrUndefined(chatId),
-      project: Option.getOrUndefined(project),
-      worktree,
-      model: Option.getOrUndefined(model),
-      approvalMode: Option.getOrUndefined(approvalMode),
-      cassette: Option.getOrUndefined(cassette),
-      tokenDelayMs,
-      dataDir: Option.getOrUndefined(dataDir)
-    })
-).pipe(
+const approve = Command.make("approve", approveConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.approve)).pipe(Command.withDescription("Allow or deny a tool call a chat waits for (then `chat resume` continues)"))
+
+const resumeConfig = {
+  chatId: chatArg.pipe(Args.optional, Args.withDescription("the chat's id (see `relavium chat list`); without it, the most recent chat opens interactively")),
+  json: jsonOption,
+  cassette: cassetteOption,
+  tokenDelayMs: tokenDelayOption,
+  dataDir: dataDirOption
+}
+
+const resume = Command.make("resume", resumeConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.resume)).pipe(Command.withDescription("Continue a chat's turn after approvals, an interruption or a crash"))
+
+const chatConfig = {
+  chatId: Args.text({ name: "chat" }).pipe(Args.optional, Args.withDescription("continue this chat (see `relavium chat list`); without it, a new chat")),
+  project: Options.directory("project", { exists: "either" }).pipe(
+    Options.optional,
+    Options.withDescription("a new chat in this project directory (default: the current directory)")
+  ),
+  worktree: Options.boolean("worktree").pipe(Options.withDescription("a new chat works in its own git worktree, on its own branch")),
+  model: Options.text("model").pipe(Options.optional, Options.withDescription(`a new chat's provider/model (default ${ChatSettings.defaultModel})`)),
+  approvalMode: approvalModeOption,
+  cassette: cassetteOption,
+  tokenDelayMs: tokenDelayOption,
+  dataDir: dataDirOption
+}
+
+export const chat = Command.make("chat", chatConfig, lazy(() => import("../handlers/Chat.js"), (m) => m.chat)).pipe(
   Command.withDescription(
     "Talk with the coding agent in a project directory: streamed answers, tool calls and inline approvals (Ctrl-C stops a turn, Ctrl-D or /exit quits); or list, send, approve, resume, export"
   ),
   Command.withSubcommands([list, send, approve, resume, exportCommand])
 )
+
+/** What each command's handler gets (handlers/Chat.ts). */
+export interface ChatArgs {
+  readonly list: Command.Command.ParseConfig<typeof listConfig>
+  readonly exportCommand: Command.Command.ParseConfig<typeof exportCommandConfig>
+  readonly send: Command.Command.ParseConfig<typeof sendConfig>
+  readonly approve: Command.Command.ParseConfig<typeof approveConfig>
+  readonly resume: Command.Command.ParseConfig<typeof resumeConfig>
+  readonly chat: Command.Command.ParseConfig<typeof chatConfig>
+}

@@ -3,11 +3,9 @@
  * process (runtime/Daemon.ts): listening on 127.0.0.1 (default), or dialed
  * out to a monolith or gateway with `--gateway URL`.
  */
-import * as NodePath from "node:path"
 import { Command, Options } from "@effect/cli"
-import { Option } from "effect"
-import { ExitCode } from "../ExitCodes.js"
-import { DAEMON_PATH, DEFAULT_DAEMON_PORT, dialOut, fail, listen } from "../runtime/Daemon.js"
+import { lazy } from "../Lazy.js"
+import { DAEMON_PATH, DEFAULT_DAEMON_PORT } from "../runtime/Daemon.js"
 
 const workspaceOption = Options.directory("workspace", { exists: "yes" }).pipe(
   Options.withDefault("."),
@@ -38,19 +36,9 @@ const caOption = Options.file("ca", { exists: "yes" }).pipe(
   Options.withDescription("with --gateway: a PEM certificate to trust (the monolith's monolith-cert.pem); default: the system's CAs")
 )
 
-const start = Command.make(
-  "start",
-  { workspace: workspaceOption, port: portOption, token: tokenOption, gateway: gatewayOption, name: nameOption, ca: caOption },
-  ({ ca, gateway, name, port, token, workspace }) => {
-    const root = NodePath.resolve(workspace)
-    if (Option.isSome(gateway)) {
-      if (Option.isSome(port)) return fail("--port is for listening; with --gateway the daemon dials out and listens on no port", ExitCode.invalid)
-      return dialOut({ root, gateway: gateway.value, token, name, ca })
-    }
-    if (Option.isSome(name) || Option.isSome(ca)) return fail("--name and --ca go with --gateway URL", ExitCode.invalid)
-    return listen({ root, port: Option.getOrElse(port, () => DEFAULT_DAEMON_PORT), token })
-  }
-).pipe(
+const startConfig = { workspace: workspaceOption, port: portOption, token: tokenOption, gateway: gatewayOption, name: nameOption, ca: caOption }
+
+const start = Command.make("start", startConfig, lazy(() => import("../handlers/Daemon.js"), (m) => m.start)).pipe(
   Command.withDescription(
     "Run the tools daemon for a workspace: websocket RPC on 127.0.0.1 (token required), or dialed in to a monolith with --gateway URL"
   )
@@ -60,3 +48,8 @@ export const daemon = Command.make("daemon").pipe(
   Command.withDescription("The machine-local tools daemon (files, commands, git, HTTPS, MCP) confined to a workspace"),
   Command.withSubcommands([start])
 )
+
+/** What each command's handler gets (handlers/Daemon.ts). */
+export interface DaemonArgs {
+  readonly start: Command.Command.ParseConfig<typeof startConfig>
+}

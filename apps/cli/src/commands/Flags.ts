@@ -43,3 +43,19 @@ export const textFlag = (flag: string, setting: Settings.Setting<string>, fallba
     Options.withDefault(fallback),
     Options.withDescription(`${description} (else ${setting.name}; default ${fallback})`)
   )
+
+/** Every command that can talk to a monolith: where it is, its token and the certificate to trust. */
+export const serverOption = Options.text("server").pipe(
+  Options.optional,
+  Options.withDescription("talk to a running `relavium monolith` at this URL (e.g. https://127.0.0.1:7430) instead of the local database")
+)
+
+export const tokenOption = Options.redacted("token").pipe(
+  Options.optional,
+  Options.withDescription("with --server: the bearer token (default: $RELAVIUM_TOKEN, else <data-dir>/monolith.token)")
+)
+
+export const caOption = Options.file("ca", { exists: "yes" }).pipe(
+  Options.optional,
+  Options.withDescription("with --server: a PEM certificate to trust (default for a loopback URL: <data-dir>/monolith-cert.pem)")
+)

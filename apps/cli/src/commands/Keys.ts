@@ -11,7 +11,8 @@
 import { Args, Command, Options, Prompt } from "@effect/cli"
 import { KeyStore } from "@relavium/ports"
 import { KeyStores } from "@relavium/keys"
-import { Console, Effect, Redacted } from "effect"
+import { Console, Effect, Layer, Redacted } from "effect"
+import { keysLayer } from "../runtime/Keys.js"
 import * as Settings from "../runtime/Settings.js"
 
 const envVarFor = KeyStores.envVarFor
@@ -86,6 +87,7 @@ const rmCommand = Command.make("rm", { provider: providerArg }, ({ provider }) =
 
 export const keys = Command.make("keys").pipe(
   Command.withDescription("Manage provider API keys (OS keychain, or a 0600 file where no keychain runs)"),
-  Command.withSubcommands([setCommand, listCommand, rmCommand])
+  Command.withSubcommands([setCommand, listCommand, rmCommand]),
+  Command.provide(Layer.unwrapEffect(Effect.map(Settings.dataDir(), keysLayer)))
 )
 

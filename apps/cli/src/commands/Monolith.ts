@@ -5,7 +5,6 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { endingOf, ExitCode, monolithErrors, type MonolithProcessError } from "../ExitCodes.js"
-import { monolithLayer } from "../runtime/Monolith.js"
 import * as Settings from "../runtime/Settings.js"
 import { cassetteOption, dataDirOption, tokenDelayOption, workspaceOption } from "./Flags.js"
 
@@ -42,7 +41,8 @@ export const monolith = Command.make(
   },
   ({ cassette, dataDir, headersTimeoutMs, host, port, projectsRoot, requestTimeoutMs, tokenDelayMs, workspace }) =>
     Effect.flatMap(Settings.dataDir(dataDir), (dir) =>
-      Layer.launch(
+      // The HTTP stack, certificates and API docs are loaded only for this command.
+      Effect.flatMap(Effect.promise(() => import("../runtime/Monolith.js")), ({ monolithLayer }) => Layer.launch(
         monolithLayer({
           dataDir: dir,
           host,
@@ -53,7 +53,7 @@ export const monolith = Command.make(
           projectsRoot: Option.getOrUndefined(projectsRoot),
           timeouts: { requestTimeoutMs, headersTimeoutMs }
         })
-      )
+      ))
     ).pipe(
       // SIGTERM/SIGINT interrupt the server: closing it in order is a clean stop.
       Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = 0))),

@@ -3,22 +3,22 @@
  * which layer backs each component tag when the CLI works on this machine.
  * Runs and chats are durable: their events go to SQLite in the data directory
  * (created 0700), so a run killed at any point is continued by `relavium resume`
- * and a chat by `relavium chat resume`. The tools daemon runs in this process
- * and starts on the first tool call.
+ * and a chat by `relavium chat resume` (runtime/LocalChat.ts). The tools daemon
+ * runs in this process and is loaded and started on the first tool call.
  */
 import { NodeContext } from "@effect/platform-node"
 import { Context, Effect, Layer, Option } from "effect"
 import { join, resolve } from "node:path"
-import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
-import { layerLocal as localDaemon } from "@relavium/daemon"
-import { DataDir, KeySecrets, KeyStores } from "@relavium/keys"
+import { KeySecrets } from "@relavium/keys"
 import { Pricing } from "@relavium/llm"
 import { type DaemonRouter, KeyStore, RunQueue, UpdateHub } from "@relavium/ports"
 import { Store } from "@relavium/store"
 import { endingOf, localErrors, type LocalError } from "../ExitCodes.js"
 import { UsageProblem } from "../Problem.js"
 import * as DataDirectory from "./DataDirectory.js"
+import * as InProcessDaemon from "./InProcessDaemon.js"
+import { keysLayer } from "./Keys.js"
 import * as Models from "./Models.js"
 import * as Settings from "./Settings.js"
 
@@ -30,10 +30,6 @@ export interface LocalOptions extends Models.ModelOptions {
   /** Wraps the in-process daemon's router (the monolith prefers a daemon dialed in over it). */
   readonly daemonRouter?: ((inProcess: Layer.Layer<DaemonRouter>) => Layer.Layer<DaemonRouter>) | undefined
 }
-
-/** Provider keys: the OS keychain (or the 0600 file in the data directory), environment first. */
-export const keysLayer = (dataDir: string) =>
-  KeyStores.layerKeychain({ dataDir }).pipe(Layer.provide(NodeContext.layer))
 
 /** The same keys, opened on first use: a run that needs no key never touches the keychain. */
 const lazyKeysLayer = (dataDir: string) =>
@@ -54,7 +50,7 @@ const lazyKeysLayer = (dataDir: string) =>
   )
 
 /** The model (a cassette, else the live providers) with the user's keys. */
-const modelLayer = (options: LocalOptions) => Models.layerWithKeys(options, lazyKeysLayer(options.dataDir))
+export const modelLayer = (options: LocalOptions) => Models.layerWithKeys(options, lazyKeysLayer(options.dataDir))
 
 /** The user's price file (`RELAVIUM_PRICES`, else `prices.json` in the data directory) over the shipped prices. */
 export const pricingLayer = (dataDir: string) => Layer.unwrapEffect(Effect.map(Settings.pricesFile(dataDir), Pricing.layerFile))
@@ -78,34 +74,13 @@ export const localLayer = (options: LocalOptions) =>
         modelLayer(options),
         pricingLayer(options.dataDir),
         // The tools daemon runs in this process and starts on the first tool call.
-        (options.daemonRouter ?? ((inProcess) => inProcess))(localDaemon({
+        (options.daemonRouter ?? ((inProcess) => inProcess))(InProcessDaemon.layer({
           workspace: resolve(options.workspace ?? process.cwd()),
           // The data directory and the key file are never reachable by the file tools.
           excludedPaths: KeySecrets.excludedPaths(options.dataDir, resolve(options.workspace ?? process.cwd()))
         }))
       )
     ),
-    Layer.provideMerge(storeLayer(options.dataDir)),
-    Layer.provideMerge(NodeContext.layer)
-  )
-
-/**
- * The chat service on the store, model and prices it is given (the CLI's own, or the monolith's):
- * live events in memory, the in-process daemon per workspace, worktrees in the data directory.
- */
-export const chatServices = (options: { readonly dataDir: string }) =>
-  chatServiceLayer({ worktreesDir: DataDir.worktreesDir(options.dataDir) }).pipe(
-    Layer.provideMerge(
-      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) =>
-          localDaemon({ workspace, excludedPaths: KeySecrets.excludedPaths(options.dataDir, workspace) })
-        ), Worktrees.layerGit)
-    )
-  )
-
-/** The chat service on this machine: SQLite, the in-process daemon per workspace, worktrees in the data directory. */
-export const chatLayer = (options: LocalOptions) =>
-  chatServices(options).pipe(
-    Layer.provideMerge(Layer.merge(modelLayer(options), pricingLayer(options.dataDir))),
     Layer.provideMerge(storeLayer(options.dataDir)),
     Layer.provideMerge(NodeContext.layer)
   )
@@ -136,10 +111,6 @@ export const toUsageProblem = <E>(e: E): UsageProblem | Exclude<E, LocalError> =
 /** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
 export const withLocal = <A, E, R>(effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
   Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(Effect.mapError(toUsageProblem))
-
-/** Runs `effect` on the local chat service. */
-export const withChatService = <A, E, R>(effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
-  Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(chatLayer(options))))
 
 /** Runs `effect` on the local SQLite store alone. */
 export const withStore = <A, E, R>(effect: Effect.Effect<A, E, R>, dataDir: Option.Option<string> | string | undefined) =>

@@ -3,12 +3,12 @@
  * a recorded cassette (no key, no network) when one is given, else the live
  * providers with keys from the `KeyStore` the deployment provides.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { NodeContext } from "@effect/platform-node"
+import { Context, Effect, Layer, Stream } from "effect"
 import { KeySecrets } from "@relavium/keys"
-import type { KnownSecrets, LlmProvider } from "@relavium/ports"
-import { KeyStore } from "@relavium/ports"
-import { Cassette, Providers } from "@relavium/llm"
+import type { KnownSecrets } from "@relavium/ports"
+import { KeyStore, LlmProvider } from "@relavium/ports"
+import { Cassette, type Providers } from "@relavium/llm"
 
 export interface ModelOptions {
   /** Replay model calls from this cassette file instead of calling providers (tests, demos). */
@@ -36,11 +36,29 @@ const cassetteLayer = (file: string, options: ModelOptions): Layer.Layer<LlmProv
   ).pipe(Layer.provide(NodeContext.layer))
 }
 
+/**
+ * The live providers, loaded on the first model call (runtime/LiveModels.ts): a workflow without
+ * agents never loads the provider adapters or the HTTP client.
+ */
+const liveLayer = (options: ModelOptions): Layer.Layer<LlmProvider, never, KeyStore> =>
+  Layer.scoped(
+    LlmProvider,
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const keys = yield* KeyStore
+      const open = yield* Effect.cached(
+        Effect.promise(() => import("./LiveModels.js")).pipe(
+          Effect.flatMap((live) => Layer.buildWithScope(live.layer(options.providers).pipe(Layer.provide(Layer.succeed(KeyStore, keys))), scope)),
+          Effect.map((context) => Context.get(context, LlmProvider))
+        )
+      )
+      return LlmProvider.of({ stream: (request) => Stream.unwrap(Effect.map(open, (provider) => provider.stream(request))) })
+    })
+  )
+
 /** The model: a cassette, or the live providers (which read keys from the `KeyStore`). */
 export const layer = (options: ModelOptions): Layer.Layer<LlmProvider, Cassette.CassetteError, KeyStore> =>
-  options.cassette === undefined
-    ? Providers.layer(options.providers).pipe(Layer.provide(NodeHttpClient.layerUndici))
-    : cassetteLayer(options.cassette, options)
+  options.cassette === undefined ? liveLayer(options) : cassetteLayer(options.cassette, options)
 
 /**
  * The model with its keys: with a cassette no key is needed, so `keys` is never opened (an empty

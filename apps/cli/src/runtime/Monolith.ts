@@ -21,7 +21,8 @@ import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, h
 import { type HttpGuard, Monolith, Server } from "@relavium/server"
 import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
-import { chatServices, localLayer } from "./Local.js"
+import { localLayer } from "./Local.js"
+import { chatServices } from "./LocalChat.js"
 
 export interface MonolithOptions {
   readonly dataDir: string

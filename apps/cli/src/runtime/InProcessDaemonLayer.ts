@@ -1,0 +1,2 @@
+/** What InProcessDaemon.ts loads on the first tool call. */
+export { layerLocal } from "@relavium/daemon"
