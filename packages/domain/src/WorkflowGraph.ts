@@ -326,18 +326,21 @@ export const compileWorkflow = (doc: WorkflowDocument): Either.Either<WorkflowPl
     }
   })
 
-  const seenAuthored = new Map<string, number>()
+  // from → to → the first authored edge between them (nested maps: no key strings to build per edge).
+  const seenAuthored = new Map<string, Map<string, number>>()
   spec.edges.forEach((edge, j) => {
     const colon = edge.from.indexOf(":")
     const fromId = colon === -1 ? edge.from : edge.from.slice(0, colon)
     const handle = colon === -1 ? undefined : edge.from.slice(colon + 1)
     const from = nodes.get(fromId)
-    const duplicateOf = seenAuthored.get(`${edge.from}\u0000${edge.to}`)
+    const targets = seenAuthored.get(edge.from) ?? new Map<string, number>()
+    const duplicateOf = targets.get(edge.to)
     if (duplicateOf !== undefined) {
       report(W("edges", j), `duplicate edge from "${edge.from}" to "${edge.to}" (same as workflow.edges[${duplicateOf}])`)
       return
     }
-    seenAuthored.set(`${edge.from}\u0000${edge.to}`, j)
+    if (targets.size === 0) seenAuthored.set(edge.from, targets)
+    targets.set(edge.to, j)
     if (from === undefined) report(W("edges", j, "from"), unknownNode(fromId))
     if (!nodes.has(edge.to)) report(W("edges", j, "to"), unknownNode(edge.to))
     if (from === undefined || !nodes.has(edge.to)) return
@@ -392,7 +395,8 @@ export const compileWorkflow = (doc: WorkflowDocument): Either.Either<WorkflowPl
 
   // --- data edges and outputRefs -------------------------------------------
   // A flow edge already orders its ends, so a data edge alongside it would add nothing.
-  const flowPairs = new Set(traced.map((t) => `${t.edge.from}\u0000${t.edge.to}`))
+  // Built on the first read: most nodes read no other node's output.
+  let flowPairs: Set<string> | undefined
   const outputRefs = new Map<string, Array<string> | "all">()
   const noteReads = (
     nodeId: string,
@@ -404,6 +408,7 @@ export const compileWorkflow = (doc: WorkflowDocument): Either.Either<WorkflowPl
     const next = dynamic || current === "all" ? "all" : current
     for (const read of reads) {
       if (next !== "all" && !next.includes(read.nodeId)) next.push(read.nodeId)
+      flowPairs ??= new Set(traced.map((t) => `${t.edge.from}\u0000${t.edge.to}`))
       if (!flowPairs.has(`${read.nodeId}\u0000${nodeId}`)) addEdge({ from: read.nodeId, to: nodeId, kind: "data" }, origin, read.offset)
     }
     outputRefs.set(nodeId, next)

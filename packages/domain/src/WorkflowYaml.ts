@@ -79,7 +79,7 @@ const readPlain = (text: string): WorkflowDocument | undefined => {
   if (tooLarge(text)) return undefined
   const read = readPlainYaml(text)
   if (read === undefined) return undefined
-  const decoded = decode(read.value)
+  const decoded = decodeOrGiveUp(read.value)
   return Either.isRight(decoded) ? decoded.right : undefined
 }
 
@@ -124,6 +124,8 @@ const utf8Length = (text: string): number => {
 const tooLarge = (text: string): boolean => text.length > MAX_WORKFLOW_BYTES || utf8Length(text) > MAX_WORKFLOW_BYTES
 
 const decode = Schema.decodeUnknownEither(WorkflowDocument, { errors: "all", onExcessProperty: "error" })
+/** The same decoding, stopping at the first problem: the full loader then reports them all. */
+const decodeOrGiveUp = Schema.decodeUnknownEither(WorkflowDocument, { errors: "first", onExcessProperty: "error" })
 
 const loadDocument = (text: string, file: string): Either.Either<Loaded, WorkflowLoadError> => {
   const at1 = (message: string): LoadIssue => ({ path: "", line: 1, column: 1, message })

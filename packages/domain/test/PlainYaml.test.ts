@@ -134,6 +134,6 @@ describe("readPlainYaml", () => {
       if (readPlainYaml(text) !== undefined) read++
     }
     // Many edits leave a file the fast reader still takes, so the comparison is not vacuous.
-    assert.isAbove(read, 400)
+    assert.isAbove(read, 300)
   })
 })

@@ -246,7 +246,7 @@ class Reader {
       if (!isSeqItem(line.text)) break
       const column = skipSpaces(line.text, 1)
       const rest = line.text.slice(column)
-      if (rest !== "" && (isSeqItem(rest) || startsWithKey(rest))) {
+      if (rest !== "" && (isSeqItem(rest) || keyAt(rest) !== undefined)) {
         // "- key: value" or "- - item": the rest of the line is a node indented to its column.
         this.lines[this.at] = { indent: indent + column, text: rest }
         out.push(this.node(indent + column, depth + 1))
@@ -345,33 +345,28 @@ class Reader {
 
 const isSeqItem = (text: string): boolean => text[0] === "-" && (text.length === 1 || text[1] === " ")
 
-/** `key: …` or `key:` at the start of `text`: the key and where its value starts. */
-const keyOf = (text: string): { readonly key: string; readonly rest: number } => {
+/** `key: …` or `key:` at the start of `text`: the key and where its value starts; undefined if it is not one. */
+const keyAt = (text: string): { readonly key: string; readonly rest: number } | undefined => {
   let key: string
   let i: number
-  if (text[0] === "'" || text[0] === "\"") {
+  const first = text[0]
+  if (first === "'" || first === "\"") {
     const k = quoted(text, 0)
     key = k.value
     i = k.end
   } else {
+    // Cheap refusals first: a flow collection or a scalar in a list is far more common than a key.
+    if (first === "{" || first === "[" || first === undefined) return undefined
     i = text.indexOf(":")
-    if (i === -1) return unsupported()
+    if (i === -1) return undefined
     key = text.slice(0, i)
-    if (!PLAIN_KEY.test(key) || SPECIAL_KEY.test(key)) return unsupported()
+    if (!PLAIN_KEY.test(key) || SPECIAL_KEY.test(key)) return undefined
   }
-  if (text[i] !== ":" || (i + 1 < text.length && text[i + 1] !== " ")) return unsupported()
+  if (text[i] !== ":" || (i + 1 < text.length && text[i + 1] !== " ")) return undefined
   return { key, rest: i + 1 }
 }
 
-const startsWithKey = (text: string): boolean => {
-  try {
-    keyOf(text)
-    return true
-  } catch (error) {
-    if (error instanceof Unsupported) return false
-    throw error
-  }
-}
+const keyOf = (text: string): { readonly key: string; readonly rest: number } => keyAt(text) ?? unsupported()
 
 /** The value the YAML library would read from `text`, or undefined when the full loader must read it. */
 export const readPlainYaml = (text: string): { readonly value: unknown } | undefined => {
