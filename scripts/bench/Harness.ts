@@ -44,8 +44,21 @@ export interface BenchConfig {
   readonly root: string
 }
 
+/** A table a benchmark prints below the main one (e.g. the side-by-side ratios), with the same rows as JSON. */
+export interface Section {
+  readonly title: string
+  readonly header: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<string>>
+  readonly json: unknown
+}
+
 export type Outcome =
-  | { readonly _tag: "Measured"; readonly measurements: ReadonlyArray<Measurement>; readonly notes: ReadonlyArray<string> }
+  | {
+    readonly _tag: "Measured"
+    readonly measurements: ReadonlyArray<Measurement>
+    readonly notes: ReadonlyArray<string>
+    readonly sections?: ReadonlyArray<Section>
+  }
   | { readonly _tag: "Skipped"; readonly reason: string }
 
 /**
@@ -60,11 +73,11 @@ export interface Benchmark {
   readonly run: (config: BenchConfig) => Promise<Outcome>
 }
 
-export const measured = (measurements: ReadonlyArray<Measurement>, notes: ReadonlyArray<string> = []): Outcome => ({
-  _tag: "Measured",
-  measurements,
-  notes
-})
+export const measured = (
+  measurements: ReadonlyArray<Measurement>,
+  notes: ReadonlyArray<string> = [],
+  sections: ReadonlyArray<Section> = []
+): Outcome => ({ _tag: "Measured", measurements, notes, sections })
 export const skipped = (reason: string): Outcome => ({ _tag: "Skipped", reason })
 
 const envNumber = (name: string, fallback: number): number => {
@@ -150,7 +163,7 @@ export const settle = (): void => {
   if (gc !== undefined) gc()
 }
 
-const format = (value: number): string =>
+export const format = (value: number): string =>
   value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2)
 
 export interface Row {
@@ -173,11 +186,17 @@ export const table = (rows: ReadonlyArray<Row>): string => {
       lines.push([m.label, m.unit, String(f.count), format(f.median), format(f.p99), format(f.min), format(f.max)])
     }
   }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)))
+  const sections = rows.flatMap(({ outcome }) => (outcome._tag === "Measured" ? (outcome.sections ?? []) : []))
+  const extra = sections.flatMap((section) => ["", section.title, "", ...aligned([section.header, ...section.rows])])
+  return [...aligned(lines), ...extra, ...(notes.length > 0 ? ["", ...notes] : [])].join("\n")
+}
+
+/** Header, a rule, then the rows: the first column left-aligned, the others right-aligned. */
+const aligned = (lines: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => {
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length)))
   const render = (l: ReadonlyArray<string>) =>
     l.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
-  const out = [render(lines[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...lines.slice(1).map(render)]
-  return [...out, ...(notes.length > 0 ? ["", ...notes] : [])].join("\n")
+  return [render(lines[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...lines.slice(1).map(render)]
 }
 
 /** The JSON written under bench/results: the same figures as the table, plus the raw samples. */
@@ -194,6 +213,9 @@ export const report = (config: BenchConfig, rows: ReadonlyArray<Row>, startedAt:
       ? { skipped: outcome.reason }
       : {
           notes: outcome.notes,
+          ...(outcome.sections !== undefined && outcome.sections.length > 0
+            ? { sections: outcome.sections.map((section) => ({ title: section.title, rows: section.json })) }
+            : {}),
           figures: outcome.measurements.map((m) => ({
             id: m.id,
             label: m.label,

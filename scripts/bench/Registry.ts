@@ -6,12 +6,16 @@
  *   (3) SSE fan-out, memory and NATS hubs: ServerBench.ts (server.mjs);
  *   (4) distributed throughput on BullMQ: DistributedBench.ts (distributed.mjs);
  *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
- *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs).
+ *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs);
+ *   (8) loading a workflow file (YAML → compiled plan): ParseBench.ts;
+ *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts.
  */
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, expressionChainCase, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
 import { monolithMemory } from "./MemoryBench.js"
+import { workflowParse } from "./ParseBench.js"
+import { sideBySide } from "./SideBySide.js"
 import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
@@ -83,5 +87,17 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
       const chat = await loadChatBench(config)
       return chat._tag === "Missing" ? skipped(chat.reason) : chat.bench.chatTurn(config)
     }
+  },
+  {
+    id: "workflow.parse",
+    number: 8,
+    title: "loading a workflow: YAML text → decoded, compiled plan, a 10,000-node chain and a 1,000-way fan-out",
+    run: workflowParse
+  },
+  {
+    id: "versus",
+    number: 9,
+    title: "side by side with another CLI (BENCH_VERSUS): the same workflows and cold starts, interleaved",
+    run: (config) => sideBySide(config)
   }
 ]

@@ -79,8 +79,12 @@ const ID_AFTER_RUN = /^\s*(?:\?\.|\.)\s*id(?![\w$])/
 const BRACKET_KEY = /^\s*(?:\?\.)?\s*\[\s*(["'`])([^"'`\\$]*)\1\s*\]/
 const DOT_KEY = /^\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)/
 
+const NO_READS: ExpressionReads = { nodes: [], dynamic: false }
+
 /** The node outputs a JS expression (condition, transform, merge_fn, edge condition) reads. */
 export const expressionReads = (expression: string): ExpressionReads => {
+  // Most expressions (`'1'`, `inputs.x + 1`) never mention `run`: nothing to scan for.
+  if (!expression.includes("run")) return NO_READS
   const code = codeOnly(expression)
   const nodes: Array<{ nodeId: string; offset: number }> = []
   let dynamic = false

@@ -11,7 +11,8 @@ export const kahn = (
   outgoing: ReadonlyMap<string, ReadonlyArray<PlanEdge>>
 ): Array<string> => {
   const position = new Map(nodeIds.map((id, i) => [id, i]))
-  const remaining = new Map(nodeIds.map((id) => [id, incoming.get(id)?.length ?? 0]))
+  // Unordered predecessors of each node, by authored position.
+  const remaining = Int32Array.from(nodeIds, (id) => incoming.get(id)?.length ?? 0)
   // A binary min-heap of authored positions: a 2 MiB file can hold tens of thousands of nodes.
   const heap: Array<number> = []
   const push = (value: number) => {
@@ -43,17 +44,16 @@ export const kahn = (
     }
     return top
   }
-  nodeIds.forEach((id, i) => {
-    if (remaining.get(id) === 0) push(i)
+  remaining.forEach((count, i) => {
+    if (count === 0) push(i)
   })
   const order: Array<string> = []
   while (heap.length > 0) {
     const id = nodeIds[pop()] as string
     order.push(id)
     for (const edge of outgoing.get(id) ?? []) {
-      const left = (remaining.get(edge.to) ?? 0) - 1
-      remaining.set(edge.to, left)
-      if (left === 0) push(position.get(edge.to) ?? 0)
+      const at = position.get(edge.to)
+      if (at !== undefined && --remaining[at]! === 0) push(at)
     }
   }
   return order

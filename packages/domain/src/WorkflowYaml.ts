@@ -5,11 +5,12 @@
  * with a document path, because a workflow file is the thing users edit by hand and a parse error
  * is the first thing they see.
  */
-import { Either, ParseResult, Schema, SchemaAST } from "effect"
+import { Either, Schema } from "effect"
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar } from "yaml"
 import type { Document } from "yaml"
 import { documentDepth, scanNesting } from "./internal/nesting.js"
-import { didYouMean, kindOf, orList, showValue, withArticle } from "./internal/text.js"
+import { readPlainYaml } from "./internal/plainYaml.js"
+import { schemaIssues, type Target } from "./internal/schemaMessages.js"
 import { MAX_NESTING_DEPTH } from "./Limits.js"
 import type { WorkflowPlan } from "./Plan.js"
 import { WorkflowDocument } from "./Workflow.js"
@@ -42,8 +43,21 @@ export class WorkflowLoadError extends Schema.TaggedError<WorkflowLoadError>()("
   }
 }
 
-/** Parse, decode and compile a workflow file. */
-export const parseWorkflow = (text: string, file: string): Either.Either<WorkflowPlan, WorkflowLoadError> =>
+/**
+ * Parse, decode and compile a workflow file. A file in the plain shape most workflows have is read
+ * by the fast reader first (internal/plainYaml.ts); any problem at all, and any other shape, goes
+ * through the full loader, which finds and locates every issue.
+ */
+export const parseWorkflow = (text: string, file: string): Either.Either<WorkflowPlan, WorkflowLoadError> => {
+  const plain = readPlain(text)
+  if (plain !== undefined) {
+    const plan = compileWorkflow(plain)
+    if (Either.isRight(plan)) return Either.right(plan.right)
+  }
+  return parseFully(text, file)
+}
+
+const parseFully = (text: string, file: string): Either.Either<WorkflowPlan, WorkflowLoadError> =>
   Either.flatMap(loadDocument(text, file), ({ document, yaml, lines }) =>
     Either.mapLeft(compileWorkflow(document), (error) =>
       failure(
@@ -55,8 +69,19 @@ export const parseWorkflow = (text: string, file: string): Either.Either<Workflo
   )
 
 /** Parse and decode only — no semantic or graph checks. For tools that inspect broken workflows. */
-export const decodeWorkflow = (text: string, file: string): Either.Either<WorkflowDocument, WorkflowLoadError> =>
-  Either.map(loadDocument(text, file), ({ document }) => document)
+export const decodeWorkflow = (text: string, file: string): Either.Either<WorkflowDocument, WorkflowLoadError> => {
+  const plain = readPlain(text)
+  return plain !== undefined ? Either.right(plain) : Either.map(loadDocument(text, file), ({ document }) => document)
+}
+
+/** The decoded document of a file within the size limit that the fast reader takes and that decodes; else undefined. */
+const readPlain = (text: string): WorkflowDocument | undefined => {
+  if (tooLarge(text)) return undefined
+  const read = readPlainYaml(text)
+  if (read === undefined) return undefined
+  const decoded = decodeOrGiveUp(read.value)
+  return Either.isRight(decoded) ? decoded.right : undefined
+}
 
 // ---------------------------------------------------------------------------
 // Stages
@@ -96,11 +121,15 @@ const utf8Length = (text: string): number => {
   return bytes
 }
 
+const tooLarge = (text: string): boolean => text.length > MAX_WORKFLOW_BYTES || utf8Length(text) > MAX_WORKFLOW_BYTES
+
 const decode = Schema.decodeUnknownEither(WorkflowDocument, { errors: "all", onExcessProperty: "error" })
+/** The same decoding, stopping at the first problem: the full loader then reports them all. */
+const decodeOrGiveUp = Schema.decodeUnknownEither(WorkflowDocument, { errors: "first", onExcessProperty: "error" })
 
 const loadDocument = (text: string, file: string): Either.Either<Loaded, WorkflowLoadError> => {
   const at1 = (message: string): LoadIssue => ({ path: "", line: 1, column: 1, message })
-  if (text.length > MAX_WORKFLOW_BYTES || utf8Length(text) > MAX_WORKFLOW_BYTES) {
+  if (tooLarge(text)) {
     return Either.left(
       failure(file, [at1(`the file is larger than ${MAX_WORKFLOW_BYTES / 1024 / 1024} MiB; workflow files must be smaller`)])
     )
@@ -299,201 +328,6 @@ const keyPathAt = (doc: Document.Parsed, offset: number): IssuePath | undefined 
     return undefined
   }
   return search(doc.contents, [])
-}
-
-// ---------------------------------------------------------------------------
-// Schema issues → messages
-// ---------------------------------------------------------------------------
-
-/** Where in the YAML an issue points: a mapping key, a value, or the mapping that lacks a key. */
-type Target = "key" | "value" | "container"
-
-interface RawIssue {
-  readonly path: IssuePath
-  readonly message: string
-  readonly at: Target
-}
-
-const toSegment = (key: PropertyKey): PathSegment => (typeof key === "number" ? key : String(key))
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-const subIssues = (composite: ParseResult.Composite): ReadonlyArray<ParseResult.ParseIssue> =>
-  Array.isArray(composite.issues) ? composite.issues : [composite.issues as ParseResult.ParseIssue]
-
-const propertyNames = (ast: SchemaAST.AST): ReadonlyArray<string> =>
-  SchemaAST.isTypeLiteral(ast) ? ast.propertySignatures.map((p) => String(p.name)) : []
-
-/** "an agent node", "a condition node": how to name the mapping at `path` in a message. */
-const containerLabel = (path: IssuePath, actual: unknown): string | undefined => {
-  const parent = path[path.length - 2]
-  if (parent === "nodes" && isRecord(actual) && typeof actual["type"] === "string") {
-    return `${withArticle(actual["type"])} node`
-  }
-  if (parent === "agents") return "an agent"
-  if (parent === "edges") return "an edge"
-  if (parent === "inputs") return "an input"
-  if (parent === "context") return "a context entry"
-  return undefined
-}
-
-const literalList = (ast: SchemaAST.AST): ReadonlyArray<SchemaAST.LiteralValue> | undefined => {
-  if (SchemaAST.isLiteral(ast)) return [ast.literal]
-  if (SchemaAST.isUnion(ast)) {
-    const values: Array<SchemaAST.LiteralValue> = []
-    for (const member of ast.types) {
-      if (!SchemaAST.isLiteral(member)) return undefined
-      values.push(member.literal)
-    }
-    return values
-  }
-  return undefined
-}
-
-/** How to name what a schema expects, e.g. "a string", "one of manual, webhook". */
-const expectation = (ast: SchemaAST.AST): string => {
-  const literals = literalList(ast)
-  if (literals !== undefined) {
-    return literals.length === 1 ? JSON.stringify(literals[0]) : `one of ${literals.map(String).join(", ")}`
-  }
-  switch (ast._tag) {
-    case "StringKeyword":
-      return "a string"
-    case "NumberKeyword":
-      return "a number"
-    case "BooleanKeyword":
-      return "true or false"
-    case "TypeLiteral":
-      return "a mapping (key: value)"
-    case "TupleType":
-      return "a list"
-    case "Refinement":
-      return expectation(ast.from)
-    case "Transformation":
-      return expectation(ast.to)
-    case "Union":
-      return orList(ast.types.filter((t) => t._tag !== "UndefinedKeyword").map(expectation))
-    default:
-      return String(ast)
-  }
-}
-
-const typeMessage = (ast: SchemaAST.AST, actual: unknown, path: IssuePath): string => {
-  const last = path[path.length - 1]
-  const literals = literalList(ast)
-  if (literals !== undefined && last === "type" && path[path.length - 3] === "nodes") {
-    return `unknown node type ${showValue(actual)} (expected one of ${literals.join(", ")})${
-      typeof actual === "string" ? didYouMean(actual, literals.map(String)) : ""
-    }`
-  }
-  if (literals !== undefined && literals.length === 1 && typeof literals[0] === "string" && typeof actual === "number") {
-    return `expected the string ${JSON.stringify(literals[0])}, got the number ${actual} — quote it: '${literals[0]}'`
-  }
-  if (literals !== undefined && literals.length > 1) {
-    return `invalid value ${showValue(actual)} (expected one of ${literals.map(String).join(", ")})${
-      typeof actual === "string" ? didYouMean(actual, literals.map(String)) : ""
-    }`
-  }
-  if (ast._tag === "TupleType" && Array.isArray(actual)) {
-    const required = ast.elements.filter((e) => !e.isOptional).length
-    return `must list at least ${required} item${required === 1 ? "" : "s"}`
-  }
-  return `expected ${expectation(ast)}, got ${kindOf(actual)}`
-}
-
-/** A refinement's own message (e.g. "must be kebab-case …"), followed by the offending value. */
-const refinementMessage = (issue: ParseResult.Refinement): string => {
-  const formatted = ParseResult.ArrayFormatter.formatIssueSync(issue)[0]?.message ?? "invalid value"
-  const actual = issue.actual
-  return /^Expected /.test(formatted) ? formatted : `${formatted}, got ${showValue(actual)}`
-}
-
-/** Which union member the author most likely meant: most keys in common, then fewest problems. */
-const pickMember = (
-  members: ReadonlyArray<ParseResult.ParseIssue>,
-  actual: unknown
-): ParseResult.ParseIssue | undefined => {
-  if (!isRecord(actual)) return undefined
-  const keys = Object.keys(actual)
-  let best: ParseResult.ParseIssue | undefined
-  let bestScore = -Infinity
-  for (const member of members) {
-    if (member._tag !== "Composite" || !SchemaAST.isTypeLiteral(member.ast)) continue
-    const names = propertyNames(member.ast)
-    const overlap = keys.filter((k) => names.includes(k)).length
-    const score = overlap * 1000 - subIssues(member).length
-    if (score > bestScore) {
-      best = member
-      bestScore = score
-    }
-  }
-  return best
-}
-
-const schemaIssues = (issue: ParseResult.ParseIssue, path: IssuePath): Array<RawIssue> => {
-  switch (issue._tag) {
-    case "Pointer": {
-      const keys: ReadonlyArray<PropertyKey> = Array.isArray(issue.path) ? issue.path : [issue.path as PropertyKey]
-      return schemaIssues(issue.issue, [...path, ...keys.map(toSegment)])
-    }
-    case "Composite": {
-      const children = subIssues(issue)
-      if (SchemaAST.isTypeLiteral(issue.ast)) {
-        const allowed = propertyNames(issue.ast)
-        const label = containerLabel(path, issue.actual)
-        return children.flatMap((child): Array<RawIssue> => {
-          if (child._tag === "Pointer" && (child.issue._tag === "Unexpected" || child.issue._tag === "Missing")) {
-            const key = String(child.path)
-            return child.issue._tag === "Unexpected"
-              ? [{
-                path: [...path, key],
-                at: "key",
-                message: `unknown key "${key}"${didYouMean(key, allowed)} (${label ?? (path.length === 0 ? "the top level" : formatPath(path))} allows: ${
-                  allowed.join(", ")
-                })`
-              }]
-              : [{ path, at: "container", message: `missing required key "${key}"${label ? ` for ${label}` : ""}` }]
-          }
-          return schemaIssues(child, path)
-        })
-      }
-      if (SchemaAST.isUnion(issue.ast)) {
-        // Optional fields decode as `T | undefined`; the undefined branch only adds noise.
-        const members = children.filter((c) => !(c._tag === "Type" && c.ast._tag === "UndefinedKeyword"))
-        if (members.length === 1) return schemaIssues(members[0] as ParseResult.ParseIssue, path)
-        const chosen = pickMember(members, issue.actual)
-        if (chosen !== undefined) return schemaIssues(chosen, path)
-        return [{ path, at: "value", message: typeMessage(issue.ast, issue.actual, path) }]
-      }
-      return children.flatMap((child) => schemaIssues(child, path))
-    }
-    case "Refinement":
-      return issue.kind === "From"
-        ? schemaIssues(issue.issue, path)
-        : [{ path, at: "value", message: refinementMessage(issue) }]
-    case "Transformation":
-      return schemaIssues(issue.issue, path)
-    case "Type":
-      return [{
-        path,
-        at: "value",
-        message: issue.message ?? typeMessage(issue.ast, issue.actual, path)
-      }]
-    case "Missing": {
-      const last = path[path.length - 1]
-      return [{
-        path: path.slice(0, -1),
-        at: "container",
-        message: typeof last === "number"
-          ? `must list at least ${last + 1} item${last === 0 ? "" : "s"}`
-          : `missing required key "${String(last)}"`
-      }]
-    }
-    case "Unexpected":
-      return [{ path, at: "key", message: `unknown key "${String(path[path.length - 1])}"` }]
-    case "Forbidden":
-      return [{ path, at: "value", message: ParseResult.TreeFormatter.formatIssueSync(issue) }]
-  }
 }
 
 // ---------------------------------------------------------------------------
