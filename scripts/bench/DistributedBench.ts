@@ -121,6 +121,18 @@ const batch = (workflowId: string, runs: number) =>
     return steps / ((performance.now() - started) / 1000)
   })
 
+const positive = (name: string, raw: string): number => {
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: ${JSON.stringify(raw)} is not a positive integer`)
+  return n
+}
+
+/** A positive integer from the environment, else `fallback`. */
+const envCount = (name: string, fallback: number): number => {
+  const raw = process.env[name]?.trim()
+  return raw === undefined || raw === "" ? fallback : positive(name, raw)
+}
+
 const deleteRedisKeys = async (prefix: string) => {
   const client = new Redis(redisUrl(), { maxRetriesPerRequest: 1, lazyConnect: true })
   try {
@@ -141,8 +153,8 @@ const measureWorkers = async (workers: number, config: BenchConfig, runPrefix: s
   const name = `relavium_bench_dist_${id}`
   await Effect.runPromise(onPgAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name}`)))
   const d: Deployment = { database: `${pgServer()}/${name}`, prefix: `${runPrefix}:${id}`, subjectPrefix: `relavium-bench.${id}` }
-  const chain = config.quick ? 5 : 50
-  const runs = config.quick ? 4 : 40
+  const chain = envCount("BENCH_DIST_CHAIN", config.quick ? 5 : 50)
+  const runs = envCount("BENCH_DIST_RUNS", config.quick ? 4 : 40)
   const repetitions = Math.max(1, Math.round((config.quick ? 1 : 3) * (config.quick ? 1 : config.repeat)))
   try {
     return await Effect.runPromise(
@@ -182,7 +194,8 @@ export const distributedThroughput = async (config: BenchConfig): Promise<Outcom
   const out: Array<Measurement> = []
   const notes: Array<string> = []
   try {
-    for (const workers of [1, 2]) {
+    const counts = (process.env.BENCH_DIST_WORKERS ?? "1,2").split(",").map((s) => positive("BENCH_DIST_WORKERS", s.trim()))
+    for (const workers of counts) {
       const r = await measureWorkers(workers, config, runPrefix)
       const what = `${r.runs} concurrent runs × ${r.chain}-node no-op chain`
       out.push({

@@ -11,10 +11,11 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer, Option } from "effect"
+import { Cause, Effect, Layer, Option, type Scope } from "effect"
 import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, statusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import * as Database from "./Database.js"
+import * as GroupCommit from "./internal/GroupCommit.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
@@ -89,7 +90,30 @@ const planBatch = (drafts: ReadonlyArray<RE.RunEventDraft>) => {
   return { count, status, updatedAt }
 }
 
-export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = Effect.gen(function* () {
+type AppendError = StoreError | RunClosed | RunNotFound | SequenceConflict
+type Append = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, options?: AppendOptions) => Effect.Effect<ReadonlyArray<RE.RunEvent>, AppendError>
+
+/** How appends reach the database: `appendIn` is an append's statements, to run inside a transaction. */
+type Committer<R> = (sql: SqlClient.SqlClient, database: string, appendIn: Append) => Effect.Effect<Append, never, R>
+
+/** Each append in a transaction of its own. */
+const ownTransaction: Committer<never> = (sql, _, appendIn) =>
+  Effect.succeed((runId, drafts, options) => sql.withTransaction(appendIn(runId, drafts, options)))
+
+/** Appends arriving together share a transaction (see GroupCommit.ts). */
+const sharedTransaction =
+  (options: GroupCommit.GroupCommitOptions): Committer<Scope.Scope> =>
+  (sql, database, appendIn) =>
+    Effect.map(
+      GroupCommit.make(
+        options,
+        (cause): AppendError =>
+          new StoreError({ message: `${database}: committing appended events failed: ${Database.describeCause(Cause.squash(cause))}`, cause })
+      ),
+      (grouped): Append => (runId, drafts, appendOptions) => grouped(runId, appendIn(runId, drafts, appendOptions))
+    ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+
+const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | R> => Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const database = Database.describeDatabase(sql)
   const storeError = (action: string) => (cause: SqlError) =>
@@ -233,15 +257,10 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
         updated_at = excluded.updated_at`
   }
 
-  const append = (
-    runId: string,
-    drafts: ReadonlyArray<RE.RunEventDraft>,
-    options?: AppendOptions
-  ): Effect.Effect<ReadonlyArray<RE.RunEvent>, StoreError | RunClosed | RunNotFound | SequenceConflict> => {
+  /** An append's statements, to run inside a transaction (its own, or a savepoint of a shared one). */
+  const appendIn: Append = (runId, drafts, options) => {
     const plan = planBatch(drafts)
-    return sql
-      .withTransaction(
-        Effect.gen(function* () {
+    return Effect.gen(function* () {
           // First statement a write: takes the run's row lock (Postgres) or the write lock (SQLite).
           const rows = yield* sql<{ last_seq: number | string; workflow_id: string; workflow_name: string; created_at: string }>`
             UPDATE runs SET last_seq = last_seq + ${plan.count},
@@ -278,10 +297,10 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
           }
           yield* addUsage(events)
           return events
-        })
-      )
-      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
+    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
   }
+
+  const append = yield* committer(sql, database, appendIn)
 
   return RunStore.of({
     create: (run) =>
@@ -343,8 +362,24 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
   })
 })
 
+export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = makeWith(ownTransaction)
+
+/** The same store with group commit: appends arriving together share one transaction (see GroupCommit.ts). */
+export const makeGrouped = (options: GroupCommit.GroupCommitOptions): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | Scope.Scope> =>
+  makeWith(sharedTransaction(options))
+
 /** `RunStore` on whatever `SqlClient` is provided (already migrated: see `Database`). */
 export const layer: Layer.Layer<RunStore, never, SqlClient.SqlClient> = Layer.effect(RunStore, make)
+
+/**
+ * The same with group commit, for a server database taking appends from many runs at once
+ * (Postgres): a burst of appends costs one commit. `writers` transactions run at once.
+ */
+export const layerGrouped = (options: GroupCommit.GroupCommitOptions = defaultGroupCommit): Layer.Layer<RunStore, never, SqlClient.SqlClient> =>
+  Layer.scoped(RunStore, makeGrouped(options))
+
+/** Two transactions in flight: one commits while the next fills. */
+export const defaultGroupCommit: GroupCommit.GroupCommitOptions = { writers: 2, maxBatch: 64 }
 
 /** `RunStore` on a SQLite file: WAL, busy timeout, foreign keys, migrated. */
 export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunStore, StoreError> =>
@@ -352,4 +387,4 @@ export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunSto
 
 /** `RunStore` on Postgres, migrated; fails within the connect timeout if the server is unreachable. */
 export const layerPg = (options: Database.PgOptions): Layer.Layer<RunStore, StoreError> =>
-  layer.pipe(Layer.provide(Database.layerPg(options)))
+  layerGrouped().pipe(Layer.provide(Database.layerPg(options)))
