@@ -16,6 +16,7 @@ import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, Ru
 import type { RunEvent as RE } from "@relavium/domain"
 import * as Database from "./Database.js"
 import * as GroupCommit from "./internal/GroupCommit.js"
+import * as PgAppend from "./PgAppend.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
@@ -100,8 +101,12 @@ type Committer<R> = (sql: SqlClient.SqlClient, database: string, appendIn: Appen
 const ownTransaction: Committer<never> = (sql, _, appendIn) =>
   Effect.succeed((runId, drafts, options) => sql.withTransaction(appendIn(runId, drafts, options)))
 
-/** Appends arriving together share a transaction (see GroupCommit.ts). */
-const sharedTransaction =
+/**
+ * Postgres: the engine's usual append (an expected sequence number, node events) in one statement
+ * of its own (PgAppend.ts); any other shares a transaction with the appends arriving meanwhile
+ * (GroupCommit.ts).
+ */
+const serverCommitter =
   (options: GroupCommit.GroupCommitOptions): Committer<Scope.Scope> =>
   (sql, database, appendIn) =>
     Effect.map(
@@ -110,7 +115,17 @@ const sharedTransaction =
         (cause): AppendError =>
           new StoreError({ message: `${database}: committing appended events failed: ${Database.describeCause(Cause.squash(cause))}`, cause })
       ),
-      (grouped): Append => (runId, drafts, appendOptions) => grouped(runId, appendIn(runId, drafts, appendOptions))
+      (grouped): Append => (runId, drafts, appendOptions) => {
+        const expected = appendOptions?.expectedLastSequenceNumber
+        const plan = PgAppend.fastPlan(runId, drafts, expected)
+        return plan === undefined || expected === undefined
+          ? grouped(runId, appendIn(runId, drafts, appendOptions))
+          : PgAppend.appendFast(sql, runId, expected, plan).pipe(
+              Effect.catchTag("SqlError", (cause) =>
+                Effect.fail(new StoreError({ message: `${database}: appending to run ${runId} failed: ${Database.describeCause(cause)}`, cause }))
+              )
+            )
+      }
     ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
 const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | R> => Effect.gen(function* () {
@@ -364,19 +379,19 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
 
 export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = makeWith(ownTransaction)
 
-/** The same store with group commit: appends arriving together share one transaction (see GroupCommit.ts). */
-export const makeGrouped = (options: GroupCommit.GroupCommitOptions): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | Scope.Scope> =>
-  makeWith(sharedTransaction(options))
+/** The same store for Postgres: one-statement appends and group commit (see `serverCommitter`). */
+export const makeServer = (options: GroupCommit.GroupCommitOptions): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | Scope.Scope> =>
+  makeWith(serverCommitter(options))
 
 /** `RunStore` on whatever `SqlClient` is provided (already migrated: see `Database`). */
 export const layer: Layer.Layer<RunStore, never, SqlClient.SqlClient> = Layer.effect(RunStore, make)
 
 /**
- * The same with group commit, for a server database taking appends from many runs at once
- * (Postgres): a burst of appends costs one commit. `writers` transactions run at once.
+ * The same for Postgres taking appends from many runs at once: the engine's usual append in one
+ * statement, others in transactions shared by a burst of appends. `writers` transactions run at once.
  */
-export const layerGrouped = (options: GroupCommit.GroupCommitOptions = defaultGroupCommit): Layer.Layer<RunStore, never, SqlClient.SqlClient> =>
-  Layer.scoped(RunStore, makeGrouped(options))
+export const layerServer = (options: GroupCommit.GroupCommitOptions = defaultGroupCommit): Layer.Layer<RunStore, never, SqlClient.SqlClient> =>
+  Layer.scoped(RunStore, makeServer(options))
 
 /** Two transactions in flight: one commits while the next fills. */
 export const defaultGroupCommit: GroupCommit.GroupCommitOptions = { writers: 2, maxBatch: 64 }
@@ -387,4 +402,4 @@ export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunSto
 
 /** `RunStore` on Postgres, migrated; fails within the connect timeout if the server is unreachable. */
 export const layerPg = (options: Database.PgOptions): Layer.Layer<RunStore, StoreError> =>
-  layerGrouped().pipe(Layer.provide(Database.layerPg(options)))
+  layerServer().pipe(Layer.provide(Database.layerPg(options)))

@@ -15,8 +15,8 @@ export type Services = RunStore | WorkflowStore | ChatStore | SqlClient.SqlClien
 
 const repositories = Layer.mergeAll(SqlRunStore.layer, SqlWorkflowStore.layer, SqlChatStore.layer)
 
-/** On a server database, run appends from many runs at once share transactions (group commit). */
-const serverRepositories = Layer.mergeAll(SqlRunStore.layerGrouped(), SqlWorkflowStore.layer, SqlChatStore.layer)
+/** On Postgres, the run store's appends take fewer round trips and share commits (SqlRunStore.layerServer). */
+const serverRepositories = Layer.mergeAll(SqlRunStore.layerServer(), SqlWorkflowStore.layer, SqlChatStore.layer)
 
 /** Every repository on a SQLite file (WAL, busy timeout, foreign keys), migrated. */
 export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<Services, StoreError> =>
