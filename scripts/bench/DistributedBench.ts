@@ -100,11 +100,12 @@ const chainYaml = (k: number): string => {
   return lines.join("")
 }
 
-/** R runs of the chain at once; resolves with steps/s of the batch. */
+/** R runs of the chain at once; resolves with steps/s of the batch and this process's CPU time per step. */
 const batch = (workflowId: string, runs: number) =>
   Effect.gen(function* () {
     const engine = yield* WorkflowEngine
     const started = performance.now()
+    const cpu = process.cpuUsage()
     const counts = yield* Effect.forEach(
       Array.from({ length: runs }),
       () =>
@@ -118,8 +119,21 @@ const batch = (workflowId: string, runs: number) =>
       { concurrency: "unbounded" }
     )
     const steps = counts.reduce((a, b) => a + b, 0)
-    return steps / ((performance.now() - started) / 1000)
+    const used = process.cpuUsage(cpu)
+    return { rate: steps / ((performance.now() - started) / 1000), cpuMsPerStep: (used.user + used.system) / 1000 / steps }
   })
+
+const positive = (name: string, raw: string): number => {
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: ${JSON.stringify(raw)} is not a positive integer`)
+  return n
+}
+
+/** A positive integer from the environment, else `fallback`. */
+const envCount = (name: string, fallback: number): number => {
+  const raw = process.env[name]?.trim()
+  return raw === undefined || raw === "" ? fallback : positive(name, raw)
+}
 
 const deleteRedisKeys = async (prefix: string) => {
   const client = new Redis(redisUrl(), { maxRetriesPerRequest: 1, lazyConnect: true })
@@ -141,8 +155,8 @@ const measureWorkers = async (workers: number, config: BenchConfig, runPrefix: s
   const name = `relavium_bench_dist_${id}`
   await Effect.runPromise(onPgAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name}`)))
   const d: Deployment = { database: `${pgServer()}/${name}`, prefix: `${runPrefix}:${id}`, subjectPrefix: `relavium-bench.${id}` }
-  const chain = config.quick ? 5 : 50
-  const runs = config.quick ? 4 : 40
+  const chain = envCount("BENCH_DIST_CHAIN", config.quick ? 5 : 50)
+  const runs = envCount("BENCH_DIST_RUNS", config.quick ? 4 : 40)
   const repetitions = Math.max(1, Math.round((config.quick ? 1 : 3) * (config.quick ? 1 : config.repeat)))
   try {
     return await Effect.runPromise(
@@ -160,13 +174,16 @@ const measureWorkers = async (workers: number, config: BenchConfig, runPrefix: s
             // Warm-up: JIT, connections, QuickJS, BullMQ scripts loaded.
             yield* batch(workflowId, Math.max(2, runs / 4))
             const rates: Array<number> = []
+            const cpuMs: Array<number> = []
             dispatch = []
             offered.clear()
             for (let i = 0; i < repetitions; i++) {
               settle()
-              rates.push(yield* batch(workflowId, runs))
+              const measured = yield* batch(workflowId, runs)
+              rates.push(measured.rate)
+              cpuMs.push(measured.cpuMsPerStep)
             }
-            return { rates, dispatch: dispatch.map((ms) => ms), chain, runs, repetitions }
+            return { rates, cpuMs, dispatch: dispatch.map((ms) => ms), chain, runs, repetitions }
           }).pipe(Effect.provide(api))
         })
       )
@@ -182,7 +199,8 @@ export const distributedThroughput = async (config: BenchConfig): Promise<Outcom
   const out: Array<Measurement> = []
   const notes: Array<string> = []
   try {
-    for (const workers of [1, 2]) {
+    const counts = (process.env.BENCH_DIST_WORKERS ?? "1,2").split(",").map((s) => positive("BENCH_DIST_WORKERS", s.trim()))
+    for (const workers of counts) {
       const r = await measureWorkers(workers, config, runPrefix)
       const what = `${r.runs} concurrent runs × ${r.chain}-node no-op chain`
       out.push({
@@ -191,6 +209,14 @@ export const distributedThroughput = async (config: BenchConfig): Promise<Outcom
         unit: "steps/s",
         samples: r.rates,
         sampleIs: `node:completed events / wall time of one batch (${what}), api + workers on Postgres, BullMQ, NATS`,
+        warmups: 1
+      })
+      out.push({
+        id: `distributed.bullmq.${workers}w.cpu-per-step`,
+        label: `BullMQ, ${workers} worker${workers > 1 ? "s" : ""}: bench process CPU per step`,
+        unit: "ms",
+        samples: r.cpuMs,
+        sampleIs: `user + system CPU time of the bench process (api + workers) over one batch / its node:completed events; Postgres, Redis and NATS not included`,
         warmups: 1
       })
       out.push({

@@ -168,7 +168,17 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
       // Settle the node only while this attempt is still its running one: a job can be taken over
       // while its first worker still runs it (a lock that lapsed under load), and both would
       // otherwise commit. The loser of that race leaves the node as the winner settled it.
-      let expected = (yield* runs.current(runId)).state.lastSequenceNumber
+      // The same job may have run twice in this process (its lock lapsed and it was taken again):
+      // the cached run then already has the other run's settlement, and committing after it would
+      // settle the node twice.
+      const before = (yield* runs.current(runId)).state
+      if (isTerminalState(before)) return
+      const atSettle = nodeState(before, nodeId)
+      if (atSettle.status !== "running" || atSettle.attempt !== attempt) {
+        yield* advanceCoalesced(runId)
+        return
+      }
+      let expected = before.lastSequenceNumber
       for (let tries = 0; ; tries++) {
         const committed = yield* runs.commit(runId, drafts, expected).pipe(Effect.either)
         if (Either.isRight(committed)) break

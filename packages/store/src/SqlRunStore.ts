@@ -11,10 +11,12 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer, Option } from "effect"
+import { Cause, Effect, Layer, Option, type Scope } from "effect"
 import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, statusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import * as Database from "./Database.js"
+import * as GroupCommit from "./internal/GroupCommit.js"
+import * as PgAppend from "./PgAppend.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
@@ -89,7 +91,44 @@ const planBatch = (drafts: ReadonlyArray<RE.RunEventDraft>) => {
   return { count, status, updatedAt }
 }
 
-export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = Effect.gen(function* () {
+type AppendError = StoreError | RunClosed | RunNotFound | SequenceConflict
+type Append = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, options?: AppendOptions) => Effect.Effect<ReadonlyArray<RE.RunEvent>, AppendError>
+
+/** How appends reach the database: `appendIn` is an append's statements, to run inside a transaction. */
+type Committer<R> = (sql: SqlClient.SqlClient, database: string, appendIn: Append) => Effect.Effect<Append, never, R>
+
+/** Each append in a transaction of its own. */
+const ownTransaction: Committer<never> = (sql, _, appendIn) =>
+  Effect.succeed((runId, drafts, options) => sql.withTransaction(appendIn(runId, drafts, options)))
+
+/**
+ * Postgres: the engine's usual append (an expected sequence number, node events) in one statement
+ * of its own (PgAppend.ts); any other shares a transaction with the appends arriving meanwhile
+ * (GroupCommit.ts).
+ */
+const serverCommitter =
+  (options: GroupCommit.GroupCommitOptions): Committer<Scope.Scope> =>
+  (sql, database, appendIn) =>
+    Effect.map(
+      GroupCommit.make(
+        options,
+        (cause): AppendError =>
+          new StoreError({ message: `${database}: committing appended events failed: ${Database.describeCause(Cause.squash(cause))}`, cause })
+      ),
+      (grouped): Append => (runId, drafts, appendOptions) => {
+        const expected = appendOptions?.expectedLastSequenceNumber
+        const plan = PgAppend.fastPlan(runId, drafts, expected)
+        return plan === undefined || expected === undefined
+          ? grouped(runId, appendIn(runId, drafts, appendOptions))
+          : PgAppend.appendFast(sql, runId, expected, plan).pipe(
+              Effect.catchTag("SqlError", (cause) =>
+                Effect.fail(new StoreError({ message: `${database}: appending to run ${runId} failed: ${Database.describeCause(cause)}`, cause }))
+              )
+            )
+      }
+    ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+
+const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | R> => Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const database = Database.describeDatabase(sql)
   const storeError = (action: string) => (cause: SqlError) =>
@@ -233,15 +272,10 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
         updated_at = excluded.updated_at`
   }
 
-  const append = (
-    runId: string,
-    drafts: ReadonlyArray<RE.RunEventDraft>,
-    options?: AppendOptions
-  ): Effect.Effect<ReadonlyArray<RE.RunEvent>, StoreError | RunClosed | RunNotFound | SequenceConflict> => {
+  /** An append's statements, to run inside a transaction (its own, or a savepoint of a shared one). */
+  const appendIn: Append = (runId, drafts, options) => {
     const plan = planBatch(drafts)
-    return sql
-      .withTransaction(
-        Effect.gen(function* () {
+    return Effect.gen(function* () {
           // First statement a write: takes the run's row lock (Postgres) or the write lock (SQLite).
           const rows = yield* sql<{ last_seq: number | string; workflow_id: string; workflow_name: string; created_at: string }>`
             UPDATE runs SET last_seq = last_seq + ${plan.count},
@@ -278,10 +312,10 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
           }
           yield* addUsage(events)
           return events
-        })
-      )
-      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
+    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
   }
+
+  const append = yield* committer(sql, database, appendIn)
 
   return RunStore.of({
     create: (run) =>
@@ -343,8 +377,24 @@ export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> =
   })
 })
 
+export const make: Effect.Effect<RunStore.Service, never, SqlClient.SqlClient> = makeWith(ownTransaction)
+
+/** The same store for Postgres: one-statement appends and group commit (see `serverCommitter`). */
+export const makeServer = (options: GroupCommit.GroupCommitOptions): Effect.Effect<RunStore.Service, never, SqlClient.SqlClient | Scope.Scope> =>
+  makeWith(serverCommitter(options))
+
 /** `RunStore` on whatever `SqlClient` is provided (already migrated: see `Database`). */
 export const layer: Layer.Layer<RunStore, never, SqlClient.SqlClient> = Layer.effect(RunStore, make)
+
+/**
+ * The same for Postgres taking appends from many runs at once: the engine's usual append in one
+ * statement, others in transactions shared by a burst of appends. `writers` transactions run at once.
+ */
+export const layerServer = (options: GroupCommit.GroupCommitOptions = defaultGroupCommit): Layer.Layer<RunStore, never, SqlClient.SqlClient> =>
+  Layer.scoped(RunStore, makeServer(options))
+
+/** Two transactions in flight: one commits while the next fills. */
+export const defaultGroupCommit: GroupCommit.GroupCommitOptions = { writers: 2, maxBatch: 64 }
 
 /** `RunStore` on a SQLite file: WAL, busy timeout, foreign keys, migrated. */
 export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunStore, StoreError> =>
@@ -352,4 +402,4 @@ export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<RunSto
 
 /** `RunStore` on Postgres, migrated; fails within the connect timeout if the server is unreachable. */
 export const layerPg = (options: Database.PgOptions): Layer.Layer<RunStore, StoreError> =>
-  layer.pipe(Layer.provide(Database.layerPg(options)))
+  layerServer().pipe(Layer.provide(Database.layerPg(options)))

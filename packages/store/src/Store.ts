@@ -15,10 +15,13 @@ export type Services = RunStore | WorkflowStore | ChatStore | SqlClient.SqlClien
 
 const repositories = Layer.mergeAll(SqlRunStore.layer, SqlWorkflowStore.layer, SqlChatStore.layer)
 
+/** On Postgres, the run store's appends take fewer round trips and share commits (SqlRunStore.layerServer). */
+const serverRepositories = Layer.mergeAll(SqlRunStore.layerServer(), SqlWorkflowStore.layer, SqlChatStore.layer)
+
 /** Every repository on a SQLite file (WAL, busy timeout, foreign keys), migrated. */
 export const layerSqlite = (options: Database.SqliteOptions): Layer.Layer<Services, StoreError> =>
   Layer.provideMerge(repositories, Database.layerSqlite(options))
 
 /** Every repository on Postgres, migrated; fails within the connect timeout if unreachable. */
 export const layerPg = (options: Database.PgOptions): Layer.Layer<Services, StoreError> =>
-  Layer.provideMerge(repositories, Database.layerPg(options))
+  Layer.provideMerge(serverRepositories, Database.layerPg(options))

@@ -6,7 +6,7 @@
 import { assert, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, type Layer, Option } from "effect"
-import { RunStore, type StoreError } from "@relavium/ports"
+import { RunStore, SequenceConflict, type StoreError } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import { Database, Migrations, type Store } from "../src/index.js"
 import {
@@ -94,6 +94,40 @@ export const sqlContract = (name: string, layer: Layer.Layer<Store.Services, Sto
         // The store is still usable and numbering continues where it was.
         const next = yield* store.append(runId, [nodeCompleted(runId, "a")])
         assert.strictEqual(next[0]?.sequenceNumber, 2)
+      }))
+
+    it.effect("an engine step's append (expected sequence number, node events) writes its events, node rows and run row, or nothing", () =>
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const sql = yield* SqlClient.SqlClient
+        const runId = newRunId()
+        yield* createRun(runId)
+        yield* store.append(runId, [started(runId), nodeStarted(runId, "a")], { expectedLastSequenceNumber: -1 })
+        const skipped: RE.RunEventDraft = { type: "node:skipped", runId, timestamp: new Date().toISOString(), nodeId: "c", reason: "branch_not_taken" }
+        const step = yield* store.append(runId, [nodeCompleted(runId, "a", { answer: 42 }), skipped, nodeStarted(runId, "b", 2)], {
+          expectedLastSequenceNumber: 1
+        })
+        assert.deepStrictEqual(step.map((e) => [e.sequenceNumber, e.type]), [[2, "node:completed"], [3, "node:skipped"], [4, "node:started"]])
+        assert.deepStrictEqual(yield* store.events(runId, 1), step)
+        const nodes = yield* sql<{ node_id: string; status: string; attempt: number; output: unknown; last_seq: unknown }>`
+          SELECT node_id, status, attempt, output, last_seq FROM node_executions WHERE run_id = ${runId} ORDER BY node_id`
+        assert.deepStrictEqual(
+          nodes.map((n) => [n.node_id, n.status, Number(n.attempt), json(n.output), Number(n.last_seq)]),
+          [["a", "completed", 1, { answer: 42 }, 2], ["b", "running", 2, null, 4], ["c", "skipped", 0, null, 3]]
+        )
+        // A stale expected number: a conflict naming the actual one, and nothing written.
+        const conflict = yield* failure(store.append(runId, [nodeCompleted(runId, "b")], { expectedLastSequenceNumber: 1 }))
+        assert.instanceOf(conflict, SequenceConflict)
+        if (conflict._tag === "SequenceConflict") assert.deepStrictEqual([conflict.expected, conflict.actual], [1, 4])
+        assert.strictEqual((yield* store.events(runId)).length, 5)
+        const [b] = yield* sql<{ status: string }>`SELECT status FROM node_executions WHERE run_id = ${runId} AND node_id = 'b'`
+        assert.strictEqual(b?.status, "running")
+        yield* store.append(runId, [nodeCompleted(runId, "b"), completed(runId)], { expectedLastSequenceNumber: 4 })
+        const run = Option.getOrThrow(yield* store.get(runId))
+        assert.deepStrictEqual([run.status, run.lastSequenceNumber], ["completed", 6])
+        // A closed run refuses before any sequence check; an unknown run is not found.
+        assert.strictEqual((yield* failure(store.append(runId, [nodeStarted(runId, "d")], { expectedLastSequenceNumber: 0 })))._tag, "RunClosed")
+        assert.strictEqual((yield* failure(store.append(newRunId(), [nodeStarted(runId, "d")], { expectedLastSequenceNumber: -1 })))._tag, "RunNotFound")
       }))
 
     it.effect("migrations are idempotent and recorded once", () =>

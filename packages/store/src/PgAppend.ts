@@ -1,0 +1,159 @@
+/**
+ * The engine's usual append on Postgres in one statement, one round trip and
+ * no explicit transaction: an append that names the sequence number it
+ * expects (so its events can be numbered before it is sent) and whose events
+ * touch at most the run row, the event log and node executions (one row per
+ * node). One statement of data-modifying CTEs is atomic on its own: the run row
+ * is advanced only while it is open and at the expected number, and the
+ * events and node rows are written only with it. When no row was advanced a
+ * second read says why (not found, closed, or a conflict), as the general
+ * append does.
+ *
+ * Anything else (gates, usage, a node twice, no expected number) goes the
+ * general way (`fastPlan` answers undefined).
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import type { RunEvent as RE } from "@relavium/domain"
+import { numberDrafts, RunClosed, RunNotFound, SequenceConflict, statusAfter, type RunStatus, TerminalStatuses } from "@relavium/ports"
+
+/** A node row as one event leaves it, and what an existing row keeps (the same as SqlRunStore's projection). */
+interface NodeRow {
+  readonly nodeId: string
+  readonly attempt: number
+  readonly status: string
+  readonly startedAt: string | null
+  readonly finishedAt: string | null
+  readonly output: string | null
+  readonly error: string | null
+  readonly seq: number
+  readonly onConflict: string
+}
+
+const toJson = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
+
+const nodeRow = (e: RE.RunEvent): NodeRow | "none" | "other" => {
+  const base = { startedAt: null, finishedAt: null, output: null, error: null, seq: e.sequenceNumber }
+  switch (e.type) {
+    case "node:started":
+      return {
+        ...base,
+        nodeId: e.nodeId,
+        attempt: e.attemptNumber ?? 1,
+        status: "running",
+        startedAt: e.timestamp,
+        onConflict:
+          "attempt = excluded.attempt, status = 'running', started_at = excluded.started_at, finished_at = NULL, output = NULL, error = NULL"
+      }
+    case "node:retrying":
+      return { ...base, nodeId: e.nodeId, attempt: e.attemptNumber, status: "pending", onConflict: "attempt = excluded.attempt" }
+    case "node:completed":
+      return {
+        ...base,
+        nodeId: e.nodeId,
+        attempt: 0,
+        status: "completed",
+        finishedAt: e.timestamp,
+        output: toJson(e.output),
+        onConflict: "status = 'completed', finished_at = excluded.finished_at, output = excluded.output, error = NULL"
+      }
+    case "node:failed":
+      return {
+        ...base,
+        nodeId: e.nodeId,
+        attempt: 0,
+        status: "failed",
+        finishedAt: e.timestamp,
+        error: toJson(e.error),
+        onConflict: "status = 'failed', finished_at = excluded.finished_at, error = excluded.error"
+      }
+    case "node:skipped":
+      return { ...base, nodeId: e.nodeId, attempt: 0, status: "skipped", finishedAt: e.timestamp, onConflict: "status = 'skipped', finished_at = excluded.finished_at" }
+    case "human_gate:paused":
+    case "human_gate:resumed":
+    case "cost:updated":
+      return "other"
+    default:
+      return "none"
+  }
+}
+
+export interface FastPlan {
+  readonly events: ReadonlyArray<RE.RunEvent>
+  readonly nodes: ReadonlyArray<NodeRow>
+  readonly status: RunStatus | undefined
+  readonly updatedAt: string
+}
+
+/**
+ * The numbered events and node rows of an append that can go in one statement, or undefined.
+ * `expected` is the run's last sequence number the caller expects.
+ */
+export const fastPlan = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected: number | undefined): FastPlan | undefined => {
+  if (expected === undefined || drafts.length === 0) return undefined
+  const { events } = numberDrafts(
+    { runId, workflowId: "", workflowName: "", status: "running", createdAt: "", updatedAt: "", lastSequenceNumber: expected },
+    drafts
+  )
+  // Drafts after a terminal one are dropped by the general path; keep that case there.
+  if (events.length !== drafts.length) return undefined
+  const nodes: Array<NodeRow> = []
+  const seen = new Set<string>()
+  let status: RunStatus | undefined = undefined
+  for (const event of events) {
+    const row = nodeRow(event)
+    if (row === "other") return undefined
+    if (row !== "none") {
+      if (seen.has(row.nodeId)) return undefined
+      seen.add(row.nodeId)
+      nodes.push(row)
+    }
+    // An event that leads both open statuses to the same status sets it outright.
+    const fromRunning = statusAfter("running", event)
+    if (fromRunning === statusAfter("waiting", event)) status = fromRunning
+  }
+  return { events, nodes, status, updatedAt: events[events.length - 1]!.timestamp }
+}
+
+const terminalList = [...TerminalStatuses].map((s) => `'${s}'`).join(", ")
+
+/** Runs the plan's one statement; fails as the general append does when the run is not open at `expected`. */
+export const appendFast = (
+  sql: SqlClient.SqlClient,
+  runId: string,
+  expected: number,
+  plan: FastPlan
+): Effect.Effect<ReadonlyArray<RE.RunEvent>, SqlError | RunClosed | RunNotFound | SequenceConflict> => {
+  const params: Array<unknown> = [runId, expected, plan.events.length, plan.status ?? null, plan.updatedAt]
+  const p = (value: unknown) => {
+    params.push(value)
+    return `$${params.length}`
+  }
+  const values = plan.events
+    .map((e) => `(${p(e.sequenceNumber)}::integer, ${p(e.type)}::text, ${p(e.timestamp)}::text, ${p(JSON.stringify(e))}::json)`)
+    .join(", ")
+  const parts = [
+    `WITH r AS (
+      UPDATE runs SET last_seq = last_seq + $3::integer, status = COALESCE($4::text, status), updated_at = $5::text
+      WHERE run_id = $1::text AND status NOT IN (${terminalList}) AND last_seq = $2::integer
+      RETURNING run_id)`,
+    `e AS (INSERT INTO run_events (run_id, seq, type, timestamp, payload)
+      SELECT r.run_id, v.seq, v.type, v.ts, v.payload FROM r, (VALUES ${values}) AS v (seq, type, ts, payload))`
+  ]
+  plan.nodes.forEach((n, i) => {
+    parts.push(`n${i} AS (INSERT INTO node_executions (run_id, node_id, attempt, status, started_at, finished_at, output, error, last_seq)
+      SELECT r.run_id, ${p(n.nodeId)}::text, ${p(n.attempt)}::integer, ${p(n.status)}::text, ${p(n.startedAt)}::text,
+        ${p(n.finishedAt)}::text, ${p(n.output)}::json, ${p(n.error)}::json, ${p(n.seq)}::integer FROM r
+      ON CONFLICT (run_id, node_id) DO UPDATE SET ${n.onConflict}, last_seq = excluded.last_seq)`)
+  })
+  const statement = `${parts.join(",\n")}\nSELECT count(*)::integer AS advanced FROM r`
+  return Effect.gen(function* () {
+    const [row] = yield* sql.unsafe<{ advanced: number }>(statement, params)
+    if (Number(row?.advanced) === 1) return plan.events
+    const [run] = yield* sql<{ status: RunStatus; last_seq: number | string }>`SELECT status, last_seq FROM runs WHERE run_id = ${runId}`
+    if (run === undefined) return yield* new RunNotFound({ runId })
+    if (TerminalStatuses.has(run.status)) return yield* new RunClosed({ runId })
+    return yield* new SequenceConflict({ runId, expected, actual: Number(run.last_seq) })
+  })
+}
