@@ -9,6 +9,7 @@ import type { Job, RunQueue } from "@relavium/ports"
 import { EngineError, now, storeError } from "./EngineError.js"
 import { offerRetry } from "./RetryPolicy.js"
 import type { Runs } from "./RunCache.js"
+import { commitThen } from "./RunLoop.js"
 import { isTerminalState, nodeState } from "./RunState.js"
 
 export interface GateResolution {
@@ -90,13 +91,8 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
           durationMs: 0
         })
       }
-      // The decision and the job that acts on it go together: a stop or a queue failure in between
-      // would leave the run waiting for a job that never comes.
-      const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(
-        Effect.tap(() => queue.offer([next]).pipe(Effect.retry(offerRetry))),
-        Effect.either,
-        Effect.uninterruptible
-      )
+      // The decision and the job that acts on it go together.
+      const result = yield* commitThen(runs, runId, drafts, state.lastSequenceNumber, queue.offer([next]).pipe(Effect.retry(offerRetry)))
       if (Either.isLeft(result)) {
         if (result.left._tag === "SequenceConflict") continue
         if (result.left._tag === "RunClosed") return

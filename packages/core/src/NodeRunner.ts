@@ -13,7 +13,8 @@ import { type NodeContext, outputsFor } from "./NodeContext.js"
 import { runNode } from "./Nodes.js"
 import { retryDelay, retryOnDefault } from "./RetryPolicy.js"
 import type { Runs } from "./RunCache.js"
-import type { Offer, RunLoop } from "./RunLoop.js"
+import * as Orchestrator from "./Orchestrator.js"
+import { commitThen, type Offer, type RunLoop, startJobs, stepDrafts } from "./RunLoop.js"
 import { isTerminalState, nodeState } from "./RunState.js"
 
 /** What node handlers may use: the services the worker's layer was built with. */
@@ -124,7 +125,8 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           )
       const endedMs = clock.unsafeCurrentTimeMillis()
       const timestamp = isoAt(endedMs)
-      const drafts: Array<RE.RunEventDraft> = []
+      let settled: RE.RunEventDraft
+      let completing: Orchestrator.Completing | undefined
       let next: ReadonlyArray<Job> = [{ _tag: "Advance", runId }]
       let delayMs: number | undefined
       if (Either.isRight(outcome)) {
@@ -134,8 +136,7 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           return
         }
         const selected = result.selected ?? (yield* edgeSelection(context, result.output))
-        const fresh = yield* runs.current(runId)
-        drafts.push({
+        settled = {
           type: "node:completed",
           runId,
           timestamp,
@@ -144,9 +145,10 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           tokensUsed: result.tokensUsed ?? { input: 0, output: 0 },
           durationMs: endedMs - startedMs,
           selected,
-          cumulativeCostMicrocents: fresh.state.costMicrocents,
+          cumulativeCostMicrocents: 0,
           attemptNumber: attempt
-        })
+        }
+        completing = { nodeId, output: result.output, selected }
       } else {
         const failure = outcome.left
         const policy = node.type === "agent" ? (node.retry ?? state.plan.agents.get(node.agent_ref)?.retry) : "retry" in node ? node.retry : undefined
@@ -159,32 +161,48 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           (policy.retry_on ?? retryOnDefault).includes(failure.code)
         ) {
           delayMs = retryDelay(policy, attemptsThisProcessLife)
-          drafts.push({ type: "node:retrying", runId, timestamp, nodeId, attemptNumber: attempt + 1, error, delayMs })
+          settled = { type: "node:retrying", runId, timestamp, nodeId, attemptNumber: attempt + 1, error, delayMs }
           next = [{ _tag: "ExecuteNode", runId, nodeId, attempt: attempt + 1 }]
         } else {
-          drafts.push({ type: "node:failed", runId, timestamp, nodeId, error, attemptNumber: attempt })
+          settled = { type: "node:failed", runId, timestamp, nodeId, error, attemptNumber: attempt }
         }
       }
       // Settle the node only while this attempt is still its running one: a job can be taken over
       // while its first worker still runs it (a lock that lapsed under load), and both would
       // otherwise commit. The loser of that race leaves the node as the winner settled it.
+      // A completion goes in one commit with the orchestrator step it makes possible (the next
+      // nodes' starts, or the run's end), and the started nodes' jobs are offered right after it.
       // The same job may have run twice in this process (its lock lapsed and it was taken again):
       // the cached run then already has the other run's settlement, and committing after it would
       // settle the node twice.
-      const before = (yield* runs.current(runId)).state
-      if (isTerminalState(before)) return
-      const atSettle = nodeState(before, nodeId)
+      let latest = (yield* runs.current(runId)).state
+      if (isTerminalState(latest)) return
+      const atSettle = nodeState(latest, nodeId)
       if (atSettle.status !== "running" || atSettle.attempt !== attempt) {
         yield* advanceCoalesced(runId)
         return
       }
-      let expected = before.lastSequenceNumber
       for (let tries = 0; ; tries++) {
-        const committed = yield* runs.commit(runId, drafts, expected).pipe(Effect.either)
-        if (Either.isRight(committed)) break
+        let drafts: Array<RE.RunEventDraft> = [settled]
+        let then: Effect.Effect<void> = Effect.void
+        let step: Orchestrator.Step | undefined
+        if (settled.type === "node:completed" && completing !== undefined) {
+          settled = { ...settled, cumulativeCostMicrocents: latest.costMicrocents }
+          step = Orchestrator.step(latest, completing)
+          drafts = [settled, ...stepDrafts(latest, step, timestamp, settled)]
+          const jobs = startJobs(runId, step)
+          if (jobs.length > 0) then = offer(jobs)
+        }
+        const committed = yield* commitThen(runs, runId, drafts, latest.lastSequenceNumber, then)
+        if (Either.isRight(committed)) {
+          if (step === undefined) break
+          // A step that only skipped nodes may leave more to decide.
+          if (step.start.length === 0 && step.settle === undefined && step.skip.length > 0) yield* advanceCoalesced(runId)
+          return
+        }
         if (committed.left._tag === "RunClosed") return
         if (committed.left._tag !== "SequenceConflict" || tries >= 100) return yield* storeError(committed.left)
-        const { state: latest } = yield* runs.load(runId)
+        latest = (yield* runs.load(runId)).state
         const mine = nodeState(latest, nodeId)
         if (isTerminalState(latest)) return
         if (mine.status !== "running" || mine.attempt !== attempt) {
@@ -192,9 +210,6 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           yield* advanceCoalesced(runId)
           return
         }
-        expected = latest.lastSequenceNumber
-        const settled = drafts[0]
-        if (settled?.type === "node:completed") drafts[0] = { ...settled, cumulativeCostMicrocents: latest.costMicrocents }
       }
       // The orchestrator step follows in this fiber rather than as a queued job: one queue hop less per node.
       if (delayMs === undefined && next.length === 1 && next[0]!._tag === "Advance") yield* advanceCoalesced(runId)

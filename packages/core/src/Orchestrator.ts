@@ -4,7 +4,7 @@
  * log can take the next step, locally or on any worker.
  */
 import type { Plan, RunEvent as RE, RunError } from "@relavium/domain"
-import { completedOutputs, isTerminalState, nodeState, pauseKey, type RunState } from "./RunState.js"
+import { completedOutputs, isSettled, isTerminalState, nodeState, pauseKey, type RunState } from "./RunState.js"
 
 export type Settlement =
   | { readonly _tag: "Completed"; readonly outputs: Record<string, unknown> }
@@ -29,7 +29,21 @@ const orderIndex = (plan: Plan.WorkflowPlan): ReadonlyMap<string, number> => {
   return index
 }
 
-type NodeView = (id: string) => { readonly status: string; readonly selected?: ReadonlyArray<string> | undefined }
+type NodeView = (id: string) => {
+  readonly status: string
+  readonly selected?: ReadonlyArray<string> | undefined
+  readonly output?: unknown
+}
+
+/**
+ * A node whose `node:completed` goes in the same commit as the step: the step is taken on the
+ * state as it will be once that event is applied, without applying it.
+ */
+export interface Completing {
+  readonly nodeId: string
+  readonly output: unknown
+  readonly selected?: ReadonlyArray<string> | undefined
+}
 
 /**
  * A node with flow in-edges runs when at least one of them is live: its source
@@ -54,9 +68,11 @@ const decide = (
   return { run: false, reason: routedAway ? "branch_not_taken" : "upstream_unreachable" }
 }
 
-export const step = (state: RunState): Step => {
+export const step = (state: RunState, completing?: Completing): Step => {
   if (isTerminalState(state)) return noStep
   const { plan } = state
+  const done = completing === undefined ? undefined : { status: "completed", selected: completing.selected, output: completing.output }
+  const doneBefore = completing === undefined ? undefined : nodeState(state, completing.nodeId).status
 
   if (state.failure !== undefined) {
     // A failure ends the run: nothing new starts, every node that never started is skipped.
@@ -66,7 +82,7 @@ export const step = (state: RunState): Step => {
     return {
       skip,
       start: [],
-      settle: { _tag: "Failed", error: state.failure.error, partialOutputs: completedOutputs(state) }
+      settle: { _tag: "Failed", error: state.failure.error, partialOutputs: completedOutputs(state, completing) }
     }
   }
 
@@ -76,8 +92,18 @@ export const step = (state: RunState): Step => {
   const unsettled = new Map<string, number>()
   const skipped = new Map<string, RE.SkipReason>()
   const ready: Array<string> = []
-  const work = [...state.frontier].sort(byOrder)
-  const view: NodeView = (id) => (skipped.has(id) ? { status: "skipped" } : nodeState(state, id))
+  const work = [...state.frontier]
+  const view: NodeView = (id) =>
+    skipped.has(id) ? { status: "skipped" } : id === completing?.nodeId ? done! : nodeState(state, id)
+  // The completing node settles: its targets may join the frontier.
+  if (completing !== undefined && !isSettled(doneBefore!)) {
+    for (const target of new Set((plan.outgoing.get(completing.nodeId) ?? []).map((e) => e.to))) {
+      const left = (state.unsettled.get(target) ?? 0) - 1
+      unsettled.set(target, left)
+      if (left === 0 && nodeState(state, target).status === "pending") work.push(target)
+    }
+  }
+  work.sort(byOrder)
   while (work.length > 0) {
     const nodeId = work.shift()!
     const decision = decide(state, nodeId, view)
@@ -97,18 +123,18 @@ export const step = (state: RunState): Step => {
   }
 
   const skip = [...skipped].map(([nodeId, reason]) => ({ nodeId, reason })).sort((a, b) => byOrder(a.nodeId, b.nodeId))
-  const capacity =
-    plan.spec.max_parallel === undefined ? Number.POSITIVE_INFINITY : plan.spec.max_parallel - state.runningCount
+  const runningCount = state.runningCount - (doneBefore === "running" ? 1 : 0)
+  const capacity = plan.spec.max_parallel === undefined ? Number.POSITIVE_INFINITY : plan.spec.max_parallel - runningCount
   const start = ready.sort(byOrder).slice(0, Math.max(0, capacity))
 
   let settle: Settlement | undefined
-  if (start.length === 0 && state.runningCount === 0) {
-    const settledAfter = state.settledCount + skip.length
+  if (start.length === 0 && runningCount === 0) {
+    const settledAfter = state.settledCount + skip.length + (doneBefore !== undefined && !isSettled(doneBefore) ? 1 : 0)
     if (settledAfter === plan.order.length) {
       const outputs: Record<string, unknown> = {}
       for (const id of plan.order) {
         const node = plan.nodes.get(id)!
-        const s = nodeState(state, id)
+        const s = view(id)
         if (node.type === "output" && s.status === "completed") outputs[id] = s.output
       }
       settle = { _tag: "Completed", outputs }

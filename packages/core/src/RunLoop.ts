@@ -10,10 +10,65 @@ import type { Job } from "@relavium/ports"
 import { type EngineError, now, storeError } from "./EngineError.js"
 import * as Orchestrator from "./Orchestrator.js"
 import type { Runs } from "./RunCache.js"
-import { isTerminalState } from "./RunState.js"
+import { isTerminalState, type RunState } from "./RunState.js"
 
 /** Offers jobs to the queue (after `delayMs`); a queue that keeps failing is a defect the job retry sees. */
 export type Offer = (jobs: ReadonlyArray<Job>, delayMs?: number) => Effect.Effect<void>
+
+/**
+ * Commits `drafts` (only while the log still ends at `expected`, when given) and then runs `then`
+ * (offering the jobs the commit calls for), uninterruptibly: a stop or a queue failure between the
+ * two would leave the run waiting for a job that never comes.
+ */
+export const commitThen = <E>(
+  runs: Runs,
+  runId: string,
+  drafts: ReadonlyArray<RE.RunEventDraft>,
+  expected: number | undefined,
+  then: Effect.Effect<void, E>
+) => runs.commit(runId, drafts, expected).pipe(Effect.tap(() => then), Effect.either, Effect.uninterruptible)
+
+/** The jobs of the nodes a step starts. */
+export const startJobs = (runId: string, step: Orchestrator.Step): ReadonlyArray<Job> =>
+  step.start.map((nodeId) => ({ _tag: "ExecuteNode" as const, runId, nodeId, attempt: 1 }))
+
+/**
+ * The events of an orchestrator step: its skips, its starts and the run's settlement. `completing`
+ * is a node whose `node:completed` (with `tokensUsed`) goes in the same commit, before these.
+ */
+export const stepDrafts = (
+  state: RunState,
+  step: Orchestrator.Step,
+  timestamp: string,
+  completing?: { readonly tokensUsed: { readonly input: number; readonly output: number } }
+): Array<RE.RunEventDraft> => {
+  const { runId } = state
+  const drafts: Array<RE.RunEventDraft> = []
+  for (const { nodeId, reason } of step.skip) drafts.push({ type: "node:skipped", runId, timestamp, nodeId, reason })
+  for (const nodeId of step.start) {
+    drafts.push({ type: "node:started", runId, timestamp, nodeId, nodeType: state.plan.nodes.get(nodeId)!.type, attemptNumber: 1 })
+  }
+  const settle = step.settle
+  if (settle?._tag === "Completed") {
+    drafts.push({
+      type: "run:completed",
+      runId,
+      timestamp,
+      outputs: settle.outputs,
+      totalTokensUsed: {
+        input: state.inputTokens + (completing?.tokensUsed.input ?? 0),
+        output: state.outputTokens + (completing?.tokensUsed.output ?? 0)
+      },
+      totalCostMicrocents: state.costMicrocents,
+      durationMs: Math.max(0, Date.parse(timestamp) - state.startedAtMs)
+    })
+  } else if (settle?._tag === "Failed") {
+    drafts.push({ type: "run:failed", runId, timestamp, error: settle.error, partialOutputs: settle.partialOutputs })
+  } else if (settle?._tag === "Paused") {
+    drafts.push({ type: "run:paused", runId, timestamp, pendingGateCount: settle.gateIds.length, gateIds: settle.gateIds })
+  }
+  return drafts
+}
 
 export const makeRunLoop = (runs: Runs, offer: Offer) => {
   const advance = (runId: string): Effect.Effect<void, EngineError> =>
@@ -22,48 +77,20 @@ export const makeRunLoop = (runs: Runs, offer: Offer) => {
         const { state } = yield* (tries === 0 ? runs.current(runId) : runs.load(runId))
         if (isTerminalState(state)) return
         const step = Orchestrator.step(state)
-        const timestamp = yield* now
-        const drafts: Array<RE.RunEventDraft> = []
-        for (const { nodeId, reason } of step.skip) drafts.push({ type: "node:skipped", runId, timestamp, nodeId, reason })
-        for (const nodeId of step.start) {
-          drafts.push({ type: "node:started", runId, timestamp, nodeId, nodeType: state.plan.nodes.get(nodeId)!.type, attemptNumber: 1 })
-        }
-        const settle = step.settle
-        if (settle?._tag === "Completed") {
-          drafts.push({
-            type: "run:completed",
-            runId,
-            timestamp,
-            outputs: settle.outputs,
-            totalTokensUsed: { input: state.inputTokens, output: state.outputTokens },
-            totalCostMicrocents: state.costMicrocents,
-            durationMs: Math.max(0, Date.parse(timestamp) - state.startedAtMs)
-          })
-        } else if (settle?._tag === "Failed") {
-          drafts.push({ type: "run:failed", runId, timestamp, error: settle.error, partialOutputs: settle.partialOutputs })
-        } else if (settle?._tag === "Paused") {
-          drafts.push({ type: "run:paused", runId, timestamp, pendingGateCount: settle.gateIds.length, gateIds: settle.gateIds })
-        }
+        const drafts = stepDrafts(state, step, yield* now)
         // Nothing to do on the cached view may only mean another process's events are missing.
         if (drafts.length === 0 && tries === 0) continue
         if (drafts.length === 0) return
         // The nodes' start and their jobs go together: a worker stopping in between would leave
         // nodes marked running that no job runs.
-        const result = yield* runs.commit(runId, drafts, state.lastSequenceNumber).pipe(
-          Effect.tap(() =>
-            step.start.length > 0
-              ? offer(step.start.map((nodeId) => ({ _tag: "ExecuteNode" as const, runId, nodeId, attempt: 1 })))
-              : Effect.void
-          ),
-          Effect.either,
-          Effect.uninterruptible
-        )
+        const jobs = startJobs(runId, step)
+        const result = yield* commitThen(runs, runId, drafts, state.lastSequenceNumber, jobs.length > 0 ? offer(jobs) : Effect.void)
         if (Either.isLeft(result)) {
           if (result.left._tag === "SequenceConflict") continue
           if (result.left._tag === "RunClosed") return
           return yield* storeError(result.left)
         }
-        if (settle !== undefined || step.start.length > 0) return
+        if (step.settle !== undefined || step.start.length > 0) return
       }
     })
 

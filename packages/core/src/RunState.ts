@@ -100,7 +100,7 @@ export const initialState = (runId: string, plan: Plan.WorkflowPlan): RunState =
 export const nodeState = (state: RunState, nodeId: string): NodeState =>
   state.nodes.get(nodeId) ?? { status: "pending", attempt: 0 }
 
-const isSettled = (status: NodeStatus) => status === "completed" || status === "failed" || status === "skipped"
+export const isSettled = (status: NodeStatus): boolean => status === "completed" || status === "failed" || status === "skipped"
 const isActive = (status: NodeStatus) => status === "running"
 
 const setNode = (state: RunState, nodeId: string, next: NodeState) => {
@@ -228,12 +228,20 @@ export const pauseKey = (gateIds: ReadonlyArray<string>): string => [...gateIds]
 
 export const isTerminalState = (state: RunState): boolean => TerminalStatuses.has(state.status)
 
-/** Outputs of every completed node, keyed by node id. */
-export const completedOutputs = (state: RunState): Record<string, unknown> => {
+/** Outputs of every completed node, keyed by node id (with `completing`'s, completed in the same commit). */
+export const completedOutputs = (
+  state: RunState,
+  completing?: { readonly nodeId: string; readonly output: unknown }
+): Record<string, unknown> => {
   const outputs: Record<string, unknown> = {}
-  for (const id of [...state.nodes.keys()].sort()) {
-    const node = state.nodes.get(id)!
-    if (node.status === "completed") outputs[id] = node.output
+  const ids = [...state.nodes.keys()]
+  if (completing !== undefined && !state.nodes.has(completing.nodeId)) ids.push(completing.nodeId)
+  for (const id of ids.sort()) {
+    if (id === completing?.nodeId) outputs[id] = completing.output
+    else {
+      const node = state.nodes.get(id)!
+      if (node.status === "completed") outputs[id] = node.output
+    }
   }
   return outputs
 }

@@ -1,7 +1,7 @@
 /**
  * `RunStore` on SQL (SQLite or Postgres, the same statements).
  *
- * An append is one transaction: it first advances the run's `last_seq` with an
+ * An append is one transaction (internal/Transaction.ts: statements prepared once): it first advances the run's `last_seq` with an
  * `UPDATE … RETURNING` (a row lock on Postgres; on SQLite the first write of the
  * transaction takes the database write lock, waiting out other connections with
  * the busy timeout, so there is no read-then-upgrade deadlock), then inserts all
@@ -14,10 +14,12 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Layer, Option, type Scope } from "effect"
 import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, statusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
+import type { Connection } from "@effect/sql/SqlConnection"
 import * as Database from "./Database.js"
 import * as GroupCommit from "./internal/GroupCommit.js"
 import * as PgAppend from "./PgAppend.js"
 import { chunks, fromJson } from "./internal/Rows.js"
+import * as Tx from "./internal/Transaction.js"
 
 /** Rows per multi-row INSERT: well under SQLite's and Postgres's bound-parameter limits. */
 const insertChunk = 1000
@@ -98,8 +100,13 @@ type Append = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, options?:
 type Committer<R> = (sql: SqlClient.SqlClient, database: string, appendIn: Append) => Effect.Effect<Append, never, R>
 
 /** Each append in a transaction of its own. */
-const ownTransaction: Committer<never> = (sql, _, appendIn) =>
-  Effect.succeed((runId, drafts, options) => sql.withTransaction(appendIn(runId, drafts, options)))
+const ownTransaction: Committer<never> = (sql, database, appendIn) =>
+  Effect.succeed((runId, drafts, options) =>
+    Tx.transaction(sql, () => appendIn(runId, drafts, options)).pipe(
+      Effect.catchTag("SqlError", (cause) =>
+        Effect.fail(new StoreError({ message: `${database}: appending to run ${runId} failed: ${Database.describeCause(cause)}`, cause }))
+      )
+    ))
 
 /**
  * Postgres: the engine's usual append (an expected sequence number, node events) in one statement
@@ -134,23 +141,37 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
   const storeError = (action: string) => (cause: SqlError) =>
     new StoreError({ message: `${database}: ${action} failed: ${Database.describeCause(cause)}`, cause })
 
-  const insertEvents = (events: ReadonlyArray<RE.RunEvent>) =>
+  // The statements of every append, compiled to this dialect's text once; see internal/Transaction.ts.
+  const advanceRun = Tx.compiled(sql`UPDATE runs SET last_seq = last_seq + ${0},
+      status = COALESCE(${null}, status),
+      updated_at = COALESCE(${null}, updated_at)
+    WHERE run_id = ${""} AND status NOT IN ${sql.in(terminal)}
+    RETURNING last_seq, workflow_id, workflow_name, created_at`)
+  const eventColumns = { run_id: "", seq: 0, type: "", timestamp: "", payload: "" }
+  const insertTexts = new Map<number, string>()
+  const insertText = (rows: number) => {
+    let text = insertTexts.get(rows)
+    if (text === undefined) {
+      text = Tx.compiled(sql`INSERT INTO run_events ${sql.insert(Array.from({ length: rows }, () => eventColumns))}`)
+      if (rows <= 16) insertTexts.set(rows, text)
+    }
+    return text
+  }
+
+  const insertEvents = (connection: Connection, events: ReadonlyArray<RE.RunEvent>) =>
     Effect.forEach(
       chunks(events, insertChunk),
-      (chunk) =>
-        sql`INSERT INTO run_events ${sql.insert(
-          chunk.map((e) => ({
-            run_id: e.runId,
-            seq: e.sequenceNumber,
-            type: e.type,
-            timestamp: e.timestamp,
-            payload: JSON.stringify(e)
-          }))
-        )}`,
+      (chunk) => {
+        const params: Array<unknown> = []
+        for (const e of chunk) params.push(e.runId, e.sequenceNumber, e.type, e.timestamp, JSON.stringify(e))
+        return Tx.run(connection, insertText(chunk.length), params)
+      },
       { discard: true }
     )
 
+  const upsertTexts = new Map<string, string>()
   const upsertNode = (
+    connection: Connection,
     e: RE.RunEvent & { readonly nodeId: string },
     values: {
       readonly attempt: number
@@ -161,37 +182,56 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
       readonly error?: string | null
     },
     onConflict: string
-  ) =>
-    sql`INSERT INTO node_executions (run_id, node_id, attempt, status, started_at, finished_at, output, error, last_seq)
-      VALUES (${e.runId}, ${e.nodeId}, ${values.attempt}, ${values.status}, ${values.startedAt ?? null},
-        ${values.finishedAt ?? null}, ${values.output ?? null}, ${values.error ?? null}, ${e.sequenceNumber})
-      ON CONFLICT (run_id, node_id) DO UPDATE SET ${sql.literal(onConflict)}, last_seq = excluded.last_seq`
+  ) => {
+    let text = upsertTexts.get(onConflict)
+    if (text === undefined) {
+      text = Tx.compiled(sql`INSERT INTO node_executions (run_id, node_id, attempt, status, started_at, finished_at, output, error, last_seq)
+        VALUES (${""}, ${""}, ${0}, ${""}, ${null}, ${null}, ${null}, ${null}, ${0})
+        ON CONFLICT (run_id, node_id) DO UPDATE SET ${sql.literal(onConflict)}, last_seq = excluded.last_seq`)
+      upsertTexts.set(onConflict, text)
+    }
+    return Tx.run(connection, text, [
+      e.runId,
+      e.nodeId,
+      values.attempt,
+      values.status,
+      values.startedAt ?? null,
+      values.finishedAt ?? null,
+      values.output ?? null,
+      values.error ?? null,
+      e.sequenceNumber
+    ])
+  }
 
   /** The statements that keep node executions and gates in step with one event. */
-  const project = (e: RE.RunEvent): Effect.Effect<unknown, SqlError> | undefined => {
+  const project = (connection: Connection, e: RE.RunEvent): Effect.Effect<unknown, SqlError> | undefined => {
     switch (e.type) {
       case "node:started":
         return upsertNode(
+          connection,
           e,
           { attempt: e.attemptNumber ?? 1, status: "running", startedAt: e.timestamp },
           "attempt = excluded.attempt, status = 'running', started_at = excluded.started_at, finished_at = NULL, output = NULL, error = NULL"
         )
       case "node:retrying":
-        return upsertNode(e, { attempt: e.attemptNumber, status: "pending" }, "attempt = excluded.attempt")
+        return upsertNode(connection, e, { attempt: e.attemptNumber, status: "pending" }, "attempt = excluded.attempt")
       case "node:completed":
         return upsertNode(
+          connection,
           e,
           { attempt: 0, status: "completed", finishedAt: e.timestamp, output: toJson(e.output) },
           "status = 'completed', finished_at = excluded.finished_at, output = excluded.output, error = NULL"
         )
       case "node:failed":
         return upsertNode(
+          connection,
           e,
           { attempt: 0, status: "failed", finishedAt: e.timestamp, error: toJson(e.error) },
           "status = 'failed', finished_at = excluded.finished_at, error = excluded.error"
         )
       case "node:skipped":
         return upsertNode(
+          connection,
           e,
           { attempt: 0, status: "skipped", finishedAt: e.timestamp },
           "status = 'skipped', finished_at = excluded.finished_at"
@@ -207,7 +247,7 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
               timeout_action = excluded.timeout_action, expires_at = excluded.expires_at, decision = NULL,
               decided_by = NULL, payload = NULL, comment = NULL, decided_at = NULL,
               paused_seq = excluded.paused_seq, created_at = excluded.created_at`,
-          upsertNode(e, { attempt: 0, status: "waiting" }, "status = 'waiting'")
+          upsertNode(connection, e, { attempt: 0, status: "waiting" }, "status = 'waiting'")
         )
       case "human_gate:resumed": {
         // The gate named, or (as the run state fold does) the node's first pending gate.
@@ -275,44 +315,45 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
   /** An append's statements, to run inside a transaction (its own, or a savepoint of a shared one). */
   const appendIn: Append = (runId, drafts, options) => {
     const plan = planBatch(drafts)
-    return Effect.gen(function* () {
-          // First statement a write: takes the run's row lock (Postgres) or the write lock (SQLite).
-          const rows = yield* sql<{ last_seq: number | string; workflow_id: string; workflow_name: string; created_at: string }>`
-            UPDATE runs SET last_seq = last_seq + ${plan.count},
-              status = COALESCE(${plan.status ?? null}, status),
-              updated_at = COALESCE(${plan.updatedAt ?? null}, updated_at)
-            WHERE run_id = ${runId} AND status NOT IN ${sql.in(terminal)}
-            RETURNING last_seq, workflow_id, workflow_name, created_at`
-          const row = rows[0]
-          if (row === undefined) {
-            const exists = yield* sql`SELECT 1 AS one FROM runs WHERE run_id = ${runId}`
-            return yield* exists.length === 0 ? new RunNotFound({ runId }) : new RunClosed({ runId })
-          }
-          const before = Number(row.last_seq) - plan.count
-          if (options?.expectedLastSequenceNumber !== undefined && options.expectedLastSequenceNumber !== before) {
-            return yield* new SequenceConflict({ runId, expected: options.expectedLastSequenceNumber, actual: before })
-          }
-          const { events } = numberDrafts(
-            {
-              runId,
-              workflowId: row.workflow_id,
-              workflowName: row.workflow_name,
-              status: "running",
-              createdAt: row.created_at,
-              updatedAt: row.created_at,
-              lastSequenceNumber: before
-            },
-            drafts
-          )
-          if (events.length === 0) return events
-          yield* insertEvents(events)
-          for (const event of events) {
-            const statement = project(event)
-            if (statement !== undefined) yield* statement
-          }
-          yield* addUsage(events)
-          return events
-    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
+    return Tx.inTransaction((connection) =>
+      Effect.gen(function* () {
+        // First statement a write: takes the run's row lock (Postgres) or the write lock (SQLite).
+        const rows = yield* Tx.run<{ last_seq: number | string; workflow_id: string; workflow_name: string; created_at: string }>(
+          connection,
+          advanceRun,
+          [plan.count, plan.status ?? null, plan.updatedAt ?? null, runId, ...terminal]
+        )
+        const row = rows[0]
+        if (row === undefined) {
+          const exists = yield* sql`SELECT 1 AS one FROM runs WHERE run_id = ${runId}`
+          return yield* exists.length === 0 ? new RunNotFound({ runId }) : new RunClosed({ runId })
+        }
+        const before = Number(row.last_seq) - plan.count
+        if (options?.expectedLastSequenceNumber !== undefined && options.expectedLastSequenceNumber !== before) {
+          return yield* new SequenceConflict({ runId, expected: options.expectedLastSequenceNumber, actual: before })
+        }
+        const { events } = numberDrafts(
+          {
+            runId,
+            workflowId: row.workflow_id,
+            workflowName: row.workflow_name,
+            status: "running",
+            createdAt: row.created_at,
+            updatedAt: row.created_at,
+            lastSequenceNumber: before
+          },
+          drafts
+        )
+        if (events.length === 0) return events
+        yield* insertEvents(connection, events)
+        for (const event of events) {
+          const statement = project(connection, event)
+          if (statement !== undefined) yield* statement
+        }
+        yield* addUsage(events)
+        return events
+      })
+    ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError(`appending to run ${runId}`)(error))))
   }
 
   const append = yield* committer(sql, database, appendIn)
