@@ -29,7 +29,14 @@ const connectionOptions = {
   redisUrl: secretFlag("redis-url", Settings.redisUrl, "Redis (the BullMQ job queues): redis://[user:password@]host:port[/db]"),
   natsUrl: secretFlag("nats-url", Settings.natsUrl, "NATS (live run events): nats://host:port, several comma-separated"),
   queuePrefix: textFlag("queue-prefix", Settings.queuePrefix, "relavium", "the Redis key prefix of this deployment's queues"),
-  subjectPrefix: textFlag("subject-prefix", Settings.subjectPrefix, "relavium", "the NATS subject prefix of this deployment's events")
+  subjectPrefix: textFlag("subject-prefix", Settings.subjectPrefix, "relavium", "the NATS subject prefix of this deployment's events"),
+  hub: Options.choice("hub", Settings.hubKinds).pipe(
+    Options.withFallbackConfig(Settings.hub.config),
+    Options.withDefault("nats" as const),
+    Options.withDescription(
+      `what carries live run events: nats, or redis (Redis Streams on --redis-url, under --queue-prefix) (else ${Settings.hub.name}; default nats)`
+    )
+  )
 }
 
 interface Connections {
@@ -38,6 +45,7 @@ interface Connections {
   readonly natsUrl: Option.Option<Redacted.Redacted<string>>
   readonly queuePrefix: string
   readonly subjectPrefix: string
+  readonly hub: Settings.HubKind
 }
 
 const required = <A>(value: Option.Option<A>, what: string) =>
@@ -56,7 +64,8 @@ const deployment = (c: Connections) =>
       redisUrl: Option.getOrThrow(c.redisUrl),
       natsUrl: Option.getOrThrow(c.natsUrl),
       queuePrefix: c.queuePrefix,
-      subjectPrefix: c.subjectPrefix
+      subjectPrefix: c.subjectPrefix,
+      hub: c.hub
     } satisfies Deployment.Deployment
   })
 
@@ -72,7 +81,8 @@ const describeKeys = (cloud: typeof Deployment, key: Option.Option<Redacted.Reda
 
 const describeServices = (cloud: typeof Deployment, d: Deployment.Deployment) => [
   `  Redis:    ${cloud.shownUrl("redis", d.redisUrl)} (queue prefix ${d.queuePrefix ?? "relavium"})`,
-  `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`
+  `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`,
+  `  events:   ${d.hub === "redis" ? "Redis Streams (on the Redis above)" : "NATS (on the NATS above)"}`
 ]
 
 /**
