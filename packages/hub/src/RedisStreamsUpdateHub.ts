@@ -147,9 +147,19 @@ const make = (options: RedisStreamsOptions): Effect.Effect<UpdateHub["Type"], Hu
         })
       )
     })
+    // Redis went away: say so once, wait a little and read again from the same ids until it is back.
+    let failing = false
     yield* readOnce.pipe(
-      // Redis went away: say so, wait a little and read again from the same ids.
-      Effect.catchAll((error) => Effect.zipRight(Effect.sync(() => warn(`cannot read run events from Redis at ${shown}`, error.error)), Effect.sleep("200 millis"))),
+      Effect.tap(() => Effect.sync(() => (failing = false))),
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Effect.sync(() => {
+            if (!failing) warn(`cannot read run events from Redis at ${shown}; retrying`, error.error)
+            failing = true
+          }),
+          Effect.sleep("200 millis")
+        )
+      ),
       Effect.forever,
       Effect.forkScoped
     )
