@@ -34,7 +34,15 @@ export const apiClient = (baseUrl: string, token: string, ca: string): ApiClient
   const url = new URL(baseUrl)
   const base = { host: url.hostname, port: Number(url.port), agent, ca }
 
+  // A kept-alive socket the server is closing as the request goes out fails with "socket hang up"
+  // before the server has read anything: that one request is sent again on a fresh socket.
   const call: ApiClient["call"] = (method, path, body) =>
+    send(method, path, body).catch((error: Error & { reusedSocket?: boolean }) => {
+      if (error.reusedSocket === true && (error as { code?: string }).code === "ECONNRESET") return send(method, path, body)
+      throw error
+    })
+
+  const send: ApiClient["call"] = (method, path, body) =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body)
       const req = request(
@@ -63,7 +71,7 @@ export const apiClient = (baseUrl: string, token: string, ca: string): ApiClient
           res.on("error", reject)
         }
       )
-      req.on("error", reject)
+      req.on("error", (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })))
       req.end(payload)
     })
 

@@ -3,7 +3,7 @@
  * run from their own bundles (StoreBenchLoader.ts) and report themselves skipped, with what
  * they wait for, when their package is missing or does not build:
  *   (1) durable chain and (2) commit cost: StoreBench.ts (store.mjs);
- *   (3) SSE fan-out, memory and NATS hubs: ServerBench.ts (server.mjs);
+ *   (3) SSE fan-out, memory, NATS and Redis Streams hubs: ServerBench.ts (server.mjs);
  *   (4) distributed throughput on BullMQ: DistributedBench.ts (distributed.mjs);
  *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
  *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs);
@@ -62,7 +62,7 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
   {
     id: "hub.fanout",
     number: 3,
-    title: "event fan-out latency engine → SSE client over HTTPS, memory and NATS hubs; events/s for one run",
+    title: "event fan-out latency engine → SSE client over HTTPS, memory, NATS and Redis Streams hubs; events/s for one run",
     run: async (config) => {
       const server = await loadServerBench(config)
       return server._tag === "Missing" ? skipped(server.reason) : server.bench.sseFanout(config)

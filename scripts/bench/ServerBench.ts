@@ -1,11 +1,12 @@
 /**
- * Benchmark 3: event fan-out from the engine to an SSE client over HTTPS, with the memory hub
- * and with the NATS hub (NATS on 127.0.0.1:4222). Bundled apart (server.mjs) by run.mjs.
+ * Benchmark 3: event fan-out from the engine to an SSE client over HTTPS, with the memory hub,
+ * the NATS hub (NATS on 127.0.0.1:4222) and the Redis Streams hub (Redis on 127.0.0.1:6379, keys
+ * under a prefix of their own, deleted afterwards). Bundled apart (server.mjs) by run.mjs.
  *
  * The monolith's layers are composed in this process, as `relavium monolith` composes them
  * (local engine on SQLite in a temporary directory, `Server.layer` on `Monolith.layerHttps`
  * with a bearer token), with the `UpdateHub` swapped: `UpdateHub.layerMemory` or
- * `NatsUpdateHub.layerNats`. The RunStore is wrapped to stamp the monotonic time each
+ * `NatsUpdateHub.layerNats` or `RedisStreamsUpdateHub.layerRedisStreams`. The RunStore is wrapped to stamp the monotonic time each
  * `append` commits; the SSE client (node:https, same process, so the same clock) stamps the
  * time each event's bytes arrive. The workflow is an approval gate followed by a chain of
  * no-op transforms: the client opens `GET /runs/:id/events` while the run waits at the gate,
@@ -16,12 +17,13 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { Context, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Redis } from "ioredis"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, KeyStore, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
-import { NatsUpdateHub } from "@relavium/hub"
+import { NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
 import { Monolith, Server } from "@relavium/server"
 import { Store } from "@relavium/store"
 import { noModel, noPricing } from "./EngineBench.js"
@@ -29,6 +31,25 @@ import { type ApiClient, apiClient } from "./HttpsClient.js"
 import { type BenchConfig, type Measurement, measured, type Outcome, settle } from "./Harness.js"
 
 const natsUrl = () => process.env.BENCH_NATS_URL ?? "nats://127.0.0.1:4222"
+const redisUrl = () => process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379"
+
+/** Deletes the keys the Redis hub made under `prefix` (the runs' streams, its wake-up stream). */
+const deleteRedisKeys = async (prefix: string) => {
+  const redis = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+  redis.on("error", () => {})
+  try {
+    await redis.connect()
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== "0")
+    await redis.quit()
+  } catch {
+    redis.disconnect()
+  }
+}
 
 /** `${runId}:${sequenceNumber}` → performance.now() when its append returned. */
 const commits = new Map<string, number>()
@@ -182,20 +203,31 @@ const measureHub = async (hubName: string, hub: Layer.Layer<UpdateHub, unknown>,
 export const sseFanout = async (config: BenchConfig): Promise<Outcome> => {
   const out: Array<Measurement> = []
   const notes: Array<string> = []
+  const redisPrefix = `relavium-bench:${crypto.randomUUID()}`
   const hubs: ReadonlyArray<readonly [string, string, Layer.Layer<UpdateHub, unknown>]> = [
     ["memory", "memory hub", UpdateHub.layerMemory],
-    ["nats", "NATS hub", NatsUpdateHub.layerNats({ servers: natsUrl(), subjectPrefix: `relavium-bench.${crypto.randomUUID().replaceAll("-", "")}` })]
+    ["nats", "NATS hub", NatsUpdateHub.layerNats({ servers: natsUrl(), subjectPrefix: `relavium-bench.${crypto.randomUUID().replaceAll("-", "")}` })],
+    ["redis", "Redis Streams hub", RedisStreamsUpdateHub.layerRedisStreams({ url: redisUrl(), keyPrefix: redisPrefix })]
   ]
+  const only = (process.env.BENCH_HUBS ?? "").split(",").filter((h) => h !== "")
   for (const [id, name, hub] of hubs) {
+    if (only.length > 0 && !only.includes(id)) continue
     let result: HubResult
     try {
       result = await measureHub(id, hub, config)
     } catch (error) {
-      if (id === "nats" && /cannot reach NATS/.test(String((error as Error)?.message ?? error))) {
+      const message = String((error as Error)?.message ?? error)
+      if (id === "nats" && /cannot reach NATS/.test(message)) {
         notes.push(`NATS hub not measured: cannot reach ${natsUrl()} (bash scripts/services.sh starts it)`)
         continue
       }
+      if (id === "redis" && /cannot reach Redis/.test(message)) {
+        notes.push(`Redis Streams hub not measured: cannot reach ${RedisStreamsUpdateHub.redactUrl(redisUrl())} (bash scripts/services.sh starts it)`)
+        continue
+      }
       throw error
+    } finally {
+      if (id === "redis") await deleteRedisKeys(redisPrefix)
     }
     const warmups = config.quick ? 1 : 3
     out.push({

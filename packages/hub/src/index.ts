@@ -1,2 +1,3 @@
 export * as NatsUpdateHub from "./NatsUpdateHub.js"
 export * as NatsDaemonRouter from "./NatsDaemonRouter.js"
+export * as RedisStreamsUpdateHub from "./RedisStreamsUpdateHub.js"

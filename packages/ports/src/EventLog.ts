@@ -33,6 +33,7 @@ export class EventLog extends Context.Tag("@relavium/ports/EventLog")<
     Effect.gen(function* () {
       const store = yield* RunStore
       const hub = yield* UpdateHub
+      const replay = hub.replay
       return EventLog.of({
         commit: (runId, drafts, options) =>
           drafts.length === 0
@@ -43,6 +44,7 @@ export class EventLog extends Context.Tag("@relavium/ports/EventLog")<
             {
               subscribe: hub.subscribe(runId),
               read: (afterSeq) => store.events(runId, afterSeq),
+              replay: replay === undefined ? undefined : (afterSeq) => replay(runId, afterSeq),
               seqOf: (event) => event.sequenceNumber,
               isLast: RE.isTerminal
             },

@@ -7,13 +7,18 @@
  * entry to reveal it. Writers store first and publish after, so whatever a
  * follower sees from the hub can always be found in the store.
  */
-import { Chunk, type Duration, Effect, Queue, type Scope, Stream } from "effect"
+import { Chunk, type Duration, Effect, Option, Queue, type Scope, Stream } from "effect"
 
 export interface NumberedSource<E, Err> {
   /** Subscribes now: entries published after this returns are seen. */
   readonly subscribe: Effect.Effect<Stream.Stream<E>, never, Scope.Scope>
   /** The stored entries numbered after `after`, in order. */
   readonly read: (after: number) => Effect.Effect<ReadonlyArray<E>, Err>
+  /**
+   * The entries after `after` the hub still keeps, when it keeps the first of them; the
+   * store is read instead on `None` (or without it), and for any gap in what it gives.
+   */
+  readonly replay?: ((after: number) => Effect.Effect<Option.Option<ReadonlyArray<E>>>) | undefined
   readonly seqOf: (entry: E) => number
   /** An entry after which nothing more is logged (the stream ends with it). */
   readonly isLast?: ((entry: E) => boolean) | undefined
@@ -35,9 +40,6 @@ export const follow = <E, Err>(source: NumberedSource<E, Err>, after: number): S
         if (fresh.length > 0) next = seqOf(fresh[fresh.length - 1]!) + 1
         return fresh
       }
-      const first = inOrder(yield* read(after))
-      const end = <R>(stream: Stream.Stream<E, Err, R>) => (isLast === undefined ? stream : Stream.takeUntil(stream, isLast))
-      if (isLast !== undefined && first.some(isLast)) return end(Stream.fromIterable(first))
       // Chunk by chunk: in the usual case (entries arrive in order) no effect runs per entry.
       const fromHub = (entries: ReadonlyArray<E>): Effect.Effect<ReadonlyArray<E>, Err> => {
         const out: Array<E> = []
@@ -55,6 +57,11 @@ export const follow = <E, Err>(source: NumberedSource<E, Err>, after: number): S
         }
         return Effect.succeed(out)
       }
+      // What the hub still keeps spares the store a read; a trimmed or missing start falls back to it.
+      const replayed = source.replay === undefined ? Option.none() : yield* source.replay(after)
+      const first = Option.isSome(replayed) ? yield* fromHub(replayed.value) : inOrder(yield* read(after))
+      const end = <R>(stream: Stream.Stream<E, Err, R>) => (isLast === undefined ? stream : Stream.takeUntil(stream, isLast))
+      if (isLast !== undefined && first.some(isLast)) return end(Stream.fromIterable(first))
       const tail = Stream.merge(
         live.pipe(Stream.chunks, Stream.map((chunk) => Chunk.toReadonlyArray(chunk))),
         Stream.tick(source.catchUpInterval ?? CATCH_UP_INTERVAL).pipe(Stream.map(() => undefined))

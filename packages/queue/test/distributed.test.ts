@@ -55,6 +55,7 @@ interface Deployment {
   readonly database: string
   readonly prefix: string
   readonly subjectPrefix: string
+  readonly hub?: "nats" | "redis"
 }
 
 /** What every process of the deployment connects to (the composition `relavium server` uses), tuned for tests. */
@@ -64,6 +65,7 @@ const cloud = (d: Deployment): Cloud.Deployment => ({
   natsUrl,
   queuePrefix: d.prefix,
   subjectPrefix: d.subjectPrefix,
+  hub: d.hub,
   maxConnections: 8,
   queue: {
     concurrency: { orchestrator: 8, node: 32, system: 2 },
@@ -203,9 +205,9 @@ const deployment = Effect.map(freshDatabase, (database): Deployment => {
 })
 
 describe("distributed deployment: api + workers over Postgres, Redis and NATS", () => {
-  const batch = (workers: number) =>
+  const batch = (workers: number, hub: "nats" | "redis" = "nats") =>
     Effect.gen(function* () {
-      const d = yield* deployment
+      const d = { ...(yield* deployment), hub }
       // The api first: it migrates the fresh database before any worker opens it.
       const api = yield* Layer.build(apiProcess(d))
       yield* Effect.forEach(Array.from({ length: workers }), () => startWorker(d).pipe(Effect.flatMap((scope) => Effect.addFinalizer(() => Scope.close(scope, Exit.void)))), { discard: true })
@@ -222,7 +224,7 @@ describe("distributed deployment: api + workers over Postgres, Redis and NATS", 
         const elapsed = (Date.now() - started) / 1000
         yield* checkRuns(runs)
         const steps = runs.reduce((n, r) => n + ofType(r.events, "node:completed").length, 0)
-        console.log(`distributed, ${workers} worker(s): ${runs.length} runs, ${steps} node steps in ${elapsed.toFixed(2)} s = ${(steps / elapsed).toFixed(0)} steps/s`)
+        console.log(`distributed, ${workers} worker(s), ${hub} hub: ${runs.length} runs, ${steps} node steps in ${elapsed.toFixed(2)} s = ${(steps / elapsed).toFixed(0)} steps/s`)
       }).pipe(Effect.provide(api))
     }).pipe(Effect.scoped)
 
@@ -231,6 +233,9 @@ describe("distributed deployment: api + workers over Postgres, Redis and NATS", 
   it.live("runs 30 workflows concurrently on one api and one worker", () => batch(1), 60_000)
 
   it.live("runs 30 workflows (linear, fan-out + merge, gates approved) concurrently on one api and two workers", () => batch(2), 60_000)
+
+  // The same, with live run events on Redis Streams (RELAVIUM_HUB=redis) instead of NATS.
+  it.live("runs 30 workflows concurrently on one api and one worker, live events on Redis Streams", () => batch(1, "redis"), 60_000)
 
   it.live("a worker that goes away mid-flight leaves its work to the other worker", () =>
     Effect.gen(function* () {

@@ -47,6 +47,8 @@ export const nodeServerOptions = (timeouts: ServerTimeouts = {}) => {
   const requestTimeout = positive(timeouts.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS)
   const headersTimeout = Math.min(positive(timeouts.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS), requestTimeout)
   return {
+    // Node's default, stated: small writes (an SSE event) leave at once instead of waiting on Nagle.
+    noDelay: true,
     requestTimeout,
     headersTimeout,
     connectionsCheckingInterval: Math.max(25, Math.min(30_000, Math.floor(headersTimeout / 4)))

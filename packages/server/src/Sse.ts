@@ -4,9 +4,15 @@
  * and `data:` the JSON event. Comments keep idle connections alive through
  * proxies; the response ends when the event stream does (a run's after its
  * terminal event; a chat's when the client leaves).
+ *
+ * Events are written as they become ready, all the ready ones at once: the
+ * events a follower gets together (one chunk of its stream: what the hub
+ * delivered in one go, or a replay from the store) go out as one write, so one
+ * chunked-encoding frame and one TLS record, instead of one per event; an
+ * event that arrives alone is written at once, so nothing waits for a batch.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { Duration, Stream } from "effect"
+import { Chunk, Duration, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
 
 export interface SseOptions {
@@ -23,6 +29,21 @@ export const formatMessage = (id: number, type: string, json: string): string =>
 export const eventStreamResponse = <E>(events: Stream.Stream<RE.RunEvent, E>, options: SseOptions = {}) =>
   sseResponse(events, formatEvent, options)
 
+/** At most this many events go in one write (a long replay is several writes, not one huge string). */
+const EVENTS_PER_WRITE = 256
+
+/** The SSE text of events that are ready together: one string per write. */
+const writes = <A>(ready: Chunk.Chunk<A>, format: (event: A) => string): Chunk.Chunk<string> => {
+  const events = Chunk.toReadonlyArray(ready)
+  const out: Array<string> = []
+  for (let i = 0; i < events.length; i += EVENTS_PER_WRITE) {
+    let text = ""
+    for (const event of events.slice(i, i + EVENTS_PER_WRITE)) text += format(event)
+    out.push(text)
+  }
+  return Chunk.unsafeFromArray(out)
+}
+
 /** Any numbered events as an SSE response, each written by `format` (see {@link formatMessage}). */
 export const sseResponse = <A, E>(events: Stream.Stream<A, E>, format: (event: A) => string, options: SseOptions = {}) => {
   const heartbeat = Stream.tick(options.heartbeat ?? Duration.seconds(15)).pipe(
@@ -33,7 +54,7 @@ export const sseResponse = <A, E>(events: Stream.Stream<A, E>, format: (event: A
     Stream.concat(
       Stream.merge(
         events.pipe(
-          Stream.map(format),
+          Stream.mapChunks((ready) => writes(ready, format)),
           // The store failed mid-stream: say so and end; the client reconnects with Last-Event-ID.
           Stream.catchAll(() => Stream.make(": the event store failed; reconnect to resume\n\n"))
         ),

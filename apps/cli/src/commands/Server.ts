@@ -21,7 +21,14 @@ const connectionOptions = {
   redisUrl: secretFlag("redis-url", Settings.redisUrl, "Redis (the BullMQ job queues): redis://[user:password@]host:port[/db]"),
   natsUrl: secretFlag("nats-url", Settings.natsUrl, "NATS (live run events): nats://host:port, several comma-separated"),
   queuePrefix: textFlag("queue-prefix", Settings.queuePrefix, "relavium", "the Redis key prefix of this deployment's queues"),
-  subjectPrefix: textFlag("subject-prefix", Settings.subjectPrefix, "relavium", "the NATS subject prefix of this deployment's events")
+  subjectPrefix: textFlag("subject-prefix", Settings.subjectPrefix, "relavium", "the NATS subject prefix of this deployment's events"),
+  hub: Options.choice("hub", Settings.hubKinds).pipe(
+    Options.withFallbackConfig(Settings.hub.config),
+    Options.withDefault("nats" as const),
+    Options.withDescription(
+      `what carries live run events: nats, or redis (Redis Streams on --redis-url, under --queue-prefix) (else ${Settings.hub.name}; default nats)`
+    )
+  )
 }
 
 const apiConfig = {

@@ -27,6 +27,7 @@ interface Connections {
   readonly natsUrl: Option.Option<Redacted.Redacted<string>>
   readonly queuePrefix: string
   readonly subjectPrefix: string
+  readonly hub: Settings.HubKind
 }
 
 const required = <A>(value: Option.Option<A>, what: string) =>
@@ -45,7 +46,8 @@ const deployment = (c: Connections) =>
       redisUrl: Option.getOrThrow(c.redisUrl),
       natsUrl: Option.getOrThrow(c.natsUrl),
       queuePrefix: c.queuePrefix,
-      subjectPrefix: c.subjectPrefix
+      subjectPrefix: c.subjectPrefix,
+      hub: c.hub
     } satisfies Deployment.Deployment
   })
 
@@ -61,7 +63,8 @@ const describeKeys = (cloud: typeof Deployment, key: Option.Option<Redacted.Reda
 
 const describeServices = (cloud: typeof Deployment, d: Deployment.Deployment) => [
   `  Redis:    ${cloud.shownUrl("redis", d.redisUrl)} (queue prefix ${d.queuePrefix ?? "relavium"})`,
-  `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`
+  `  NATS:     ${cloud.shownUrl("nats", d.natsUrl)} (subject prefix ${d.subjectPrefix ?? "relavium"})`,
+  `  events:   ${d.hub === "redis" ? "Redis Streams (on the Redis above)" : "NATS (on the NATS above)"}`
 ]
 
 /**

@@ -9,7 +9,7 @@
  */
 import { type Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { KeyStore, KeyStoreError, QueueError, RunQueue, StoreError, UpdateHub } from "@relavium/ports"
-import { NatsDaemonRouter, NatsUpdateHub } from "@relavium/hub"
+import { NatsDaemonRouter, NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
 import { KeyStores } from "@relavium/keys"
 import type { Cassette } from "@relavium/llm"
 import { BullMqRunQueue } from "@relavium/queue"
@@ -31,6 +31,12 @@ export interface Deployment {
   readonly queuePrefix?: string | undefined
   /** Namespaces the deployment's NATS subjects (default `relavium`). */
   readonly subjectPrefix?: string | undefined
+  /**
+   * What carries live run events (default `nats`): NATS subjects under `subjectPrefix`, or
+   * Redis Streams on `redisUrl` under `queuePrefix` (kept for a while, so a follower resuming
+   * with `Last-Event-ID` is answered from Redis rather than Postgres).
+   */
+  readonly hub?: "nats" | "redis" | undefined
   /** How long to wait for each of Postgres, Redis and NATS before failing (default 5 s). */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Postgres pool size per process (default 10). */
@@ -88,14 +94,20 @@ export const queue = (d: Deployment): Layer.Layer<RunQueue, QueueError> =>
     ...d.queue
   })
 
-/** Live run events on core NATS subjects; followers join them to the Postgres log. */
+/** Live run events on core NATS subjects or on Redis Streams; followers join them to the Postgres log. */
 export const hub = (d: Deployment, role: Role): Layer.Layer<UpdateHub, NatsUpdateHub.HubError> =>
-  NatsUpdateHub.layerNats({
-    servers: natsServers(d.natsUrl),
-    subjectPrefix: d.subjectPrefix,
-    connectTimeout: d.connectTimeout,
-    name: `relavium-${role}`
-  })
+  d.hub === "redis"
+    ? RedisStreamsUpdateHub.layerRedisStreams({
+      url: reveal(d.redisUrl),
+      keyPrefix: d.queuePrefix,
+      connectTimeout: d.connectTimeout
+    })
+    : NatsUpdateHub.layerNats({
+      servers: natsServers(d.natsUrl),
+      subjectPrefix: d.subjectPrefix,
+      connectTimeout: d.connectTimeout,
+      name: `relavium-${role}`
+    })
 
 /** The three, connected in parallel: the first that cannot be reached fails the start, by name. */
 export const infrastructure = (d: Deployment, role: Role, onMigrated?: Parameters<typeof store>[2]) =>

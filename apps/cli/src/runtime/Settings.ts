@@ -78,4 +78,16 @@ export const redisUrl = setting("RELAVIUM_REDIS_URL", (name) => Config.redacted(
 export const natsUrl = setting("RELAVIUM_NATS_URL", (name) => Config.redacted(name))
 export const queuePrefix = setting("RELAVIUM_QUEUE_PREFIX", Config.string)
 export const subjectPrefix = setting("RELAVIUM_SUBJECT_PREFIX", Config.string)
+
+/** What carries live run events between the processes: NATS subjects, or Redis Streams (on the queues' Redis). */
+export const hubKinds = ["nats", "redis"] as const
+export type HubKind = (typeof hubKinds)[number]
+const isHubKind = (value: string): value is HubKind => (hubKinds as ReadonlyArray<string>).includes(value)
+/** `RELAVIUM_HUB`: `nats` or `redis` (anything else is refused, naming the setting and its choices). */
+export const hub = setting("RELAVIUM_HUB", (name) =>
+  Config.string(name).pipe(
+    Config.map((value) => value.trim()),
+    Config.validate({ message: `${name} must be nats or redis`, validation: isHubKind })
+  )
+)
 export const daemonName = setting("RELAVIUM_DAEMON", Config.string)

@@ -1,11 +1,15 @@
 /**
- * The `UpdateHub` contract, run against every layer of the tag (memory, NATS).
- * `make()` gives one hub shared by the publishers and subscribers of a test;
- * delivery order is only promised per publisher.
+ * The `UpdateHub` contract, run against every layer of the tag (memory, NATS,
+ * Redis Streams). `make()` gives one hub shared by the publishers and
+ * subscribers of a test; delivery order is only promised per publisher. A hub
+ * that keeps recent events (`replay`) says about how many per run (`keeps`),
+ * and its replay is checked against the stored log.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
-import type { RunEvent as RE } from "@relavium/domain"
+import { Chunk, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { RunEvent as RE } from "@relavium/domain"
+import { EventLog } from "../EventLog.js"
+import { RunStore } from "../RunStore.js"
 import { UpdateHub } from "../UpdateHub.js"
 
 export const nodeEvent = (runId: string, sequenceNumber: number): RE.RunEvent => ({
@@ -27,7 +31,30 @@ const take = (hub: UpdateHub["Type"], runId: string, n: number) =>
 const seqs = (events: ReadonlyArray<RE.RunEvent>) => events.map((e) => e.sequenceNumber)
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
-export const updateHubContract = (name: string, make: () => Layer.Layer<UpdateHub, unknown>) =>
+export interface UpdateHubContractOptions {
+  /** About how many recent events of a run the hub keeps for `replay` (a hub with `replay` must say). */
+  readonly keeps?: number | undefined
+}
+
+const nodeDraft = (runId: string, i: number): RE.RunEventDraft => ({
+  type: "node:started",
+  runId,
+  timestamp: new Date(0).toISOString(),
+  nodeId: `n${i}`,
+  nodeType: "transform"
+})
+
+const completed = (runId: string): RE.RunEventDraft => ({
+  type: "run:completed",
+  runId,
+  timestamp: new Date(0).toISOString(),
+  outputs: {},
+  totalTokensUsed: { input: 0, output: 0 },
+  totalCostMicrocents: 0,
+  durationMs: 1
+})
+
+export const updateHubContract = (name: string, make: () => Layer.Layer<UpdateHub, unknown>, options: UpdateHubContractOptions = {}) =>
   describe(`UpdateHub contract: ${name}`, () => {
     it.scoped("gives each subscriber its own run's events only", () =>
       Effect.gen(function* () {
@@ -87,4 +114,34 @@ export const updateHubContract = (name: string, make: () => Layer.Layer<UpdateHu
         for (let i = 0; i < 200; i++) yield* Effect.scoped(hub.subscribe(runId))
         yield* hub.publish([nodeEvent(runId, 2)])
       }).pipe(Effect.provide(make()), Effect.timeout("10 seconds")))
+  
+    it.scoped("a follower from any point gets every event once, in order, whether the hub still holds that point or not", () =>
+      Effect.gen(function* () {
+        const hub = yield* UpdateHub
+        const store = yield* RunStore
+        const log = yield* EventLog
+        const runId = `replayed-${crypto.randomUUID()}`
+        const total = 3 * (options.keeps ?? 20)
+        yield* store.create({ runId, workflowId: "w", workflowName: "w", createdAt: new Date(0).toISOString() })
+        for (let i = 0; i < total - 1; i += 5) {
+          const n = Math.min(5, total - 1 - i)
+          yield* log.commit(runId, range(n).map((k) => nodeDraft(runId, i + k)))
+        }
+        yield* log.commit(runId, [completed(runId)])
+        // From the start (long trimmed on a hub that keeps a few), from the middle, from near the end.
+        for (const after of [-1, Math.floor(total / 2), total - 4]) {
+          const events = yield* Stream.runCollect(log.follow(runId, after))
+          assert.deepStrictEqual(seqs(Chunk.toReadonlyArray(events)), range(total - 1 - after).map((i) => i + after + 1))
+        }
+        if (hub.replay === undefined) return
+        const stored = yield* store.events(runId)
+        // What a hub replays is exactly the stored events after the point, or nothing when it no longer holds it.
+        const recent = yield* hub.replay(runId, total - 4)
+        assert.deepStrictEqual(Option.getOrThrow(recent), stored.slice(total - 3))
+        assert.isTrue(Option.isNone(yield* hub.replay(runId, -1)), "the hub replayed from a point it has trimmed")
+        assert.isTrue(Option.isNone(yield* hub.replay(`unknown-${crypto.randomUUID()}`, -1)))
+      }).pipe(
+        Effect.provide(EventLog.layer.pipe(Layer.provideMerge(RunStore.layerMemory), Layer.provideMerge(make()))),
+        Effect.timeout("10 seconds")
+      ))
   })
