@@ -117,7 +117,7 @@ const serverCommitter =
   (options: GroupCommit.GroupCommitOptions): Committer<Scope.Scope> =>
   (sql, database, appendIn) =>
     Effect.map(
-      GroupCommit.make(
+      GroupCommit.make<ReadonlyArray<RE.RunEvent>, AppendError>(
         options,
         (cause): AppendError =>
           new StoreError({ message: `${database}: committing appended events failed: ${Database.describeCause(Cause.squash(cause))}`, cause })

@@ -12,6 +12,7 @@
  * keyed the same way in the same order and cannot deadlock each other.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Chunk, Deferred, Effect, Exit, Queue, type Scope } from "effect"
 
 export interface GroupCommitOptions {
@@ -42,9 +43,13 @@ export const make = <A, E>(
     const sql = yield* SqlClient.SqlClient
     const pending = yield* Effect.acquireRelease(Queue.unbounded<Write<A, E>>(), Queue.shutdown)
 
-    /** A write's own failure stands; anything else (a defect, a failed COMMIT) is `lost`. */
-    const settled = (exit: Exit.Exit<A, E>): Exit.Exit<A, E> =>
-      Exit.isSuccess(exit) || Cause.isFailType(exit.cause) ? exit : Exit.fail(lost(exit.cause))
+    /** A write's own failure stands; anything else (a defect, a failed statement or COMMIT) is `lost`. */
+    const settled = (exit: Exit.Exit<A, E | SqlError>): Exit.Exit<A, E> =>
+      Exit.isSuccess(exit)
+        ? Exit.succeed(exit.value)
+        : Cause.isFailType(exit.cause) && !(exit.cause.error instanceof SqlError)
+          ? Exit.fail(exit.cause.error)
+          : Exit.fail(lost(exit.cause))
 
     const commitOne = (write: Write<A, E>) =>
       sql.withTransaction(write.body).pipe(

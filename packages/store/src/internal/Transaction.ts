@@ -71,6 +71,7 @@ export const transaction = <A, E>(
  * `withTransaction`, whose nested calls are savepoints): an append's statements, whoever commits them.
  */
 export const inTransaction = <A, E>(body: (connection: Connection) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (held) =>
-    held._tag === "Some" ? body(held.value[0]) : Effect.dieMessage("an append ran outside a transaction")
+  Effect.flatMap(
+    Effect.serviceOption(SqlClient.TransactionConnection),
+    (held): Effect.Effect<A, E> => (held._tag === "Some" ? body(held.value[0]) : Effect.dieMessage("an append ran outside a transaction"))
   )
