@@ -42,12 +42,13 @@ type Fault = "before" | "after"
 
 /** Which appends fail, per run: the first append holding `type` of `nodeId`, `times` times. */
 const plan: ReadonlyArray<{ readonly type: RE.RunEventType; readonly nodeId: string; readonly fault: Fault; readonly times: number }> = [
-  // The orchestrator step that starts b: written, then the reply lost.
+  // A node's completion and the orchestrator step it makes possible are one append.
+  // a's completion with the step that starts b: written, then the reply lost.
   { type: "node:started", nodeId: "b", fault: "after", times: 1 },
-  // The agent's checkpoint: written, then the reply lost. b must not call the model again.
+  // The agent's checkpoint (with c's start): written, then the reply lost. b must not call the model again.
   { type: "node:completed", nodeId: "b", fault: "after", times: 1 },
-  // The step that starts c, refused twice before it is written.
-  { type: "node:started", nodeId: "c", fault: "before", times: 2 },
+  // c's completion with the step that starts d, refused twice before it is written.
+  { type: "node:completed", nodeId: "c", fault: "before", times: 2 },
   // d's checkpoint, refused before it is written.
   { type: "node:completed", nodeId: "d", fault: "before", times: 1 }
 ]
