@@ -18,6 +18,17 @@ import { compileWorkflow, formatPath } from "./WorkflowGraph.js"
 import type { IssuePath, PathSegment } from "./WorkflowGraph.js"
 
 /** Larger files are rejected before parsing: workflows are small, and YAML parsing is not free. */
+/** How workflow files are read: YAML 1.2 core schema, no merge keys, no custom tags, unique string keys. */
+export const yamlOptions = {
+  version: "1.2",
+  schema: "core",
+  merge: false,
+  uniqueKeys: true,
+  stringKeys: true,
+  resolveKnownTags: false,
+  prettyErrors: false
+} as const
+
 export const MAX_WORKFLOW_BYTES = 2 * 1024 * 1024
 
 export const LoadIssue = Schema.Struct({
@@ -143,17 +154,7 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
     return Either.left(failure(file, [{ path: "", ...lineColumn(text, deep.offset), message: tooDeep }]))
   }
   const lines = new LineCounter()
-  const yaml = parseDocument(text, {
-    version: "1.2",
-    schema: "core",
-    merge: false,
-    uniqueKeys: true,
-    stringKeys: true,
-    resolveKnownTags: false,
-    prettyErrors: false,
-    logLevel: "error",
-    lineCounter: lines
-  })
+  const yaml = parseDocument(text, { ...yamlOptions, logLevel: "error", lineCounter: lines })
   const position = (offset: number) => {
     const { line, col } = lines.linePos(Math.max(0, offset))
     return { line, column: col }

@@ -11,21 +11,13 @@ import { fileURLToPath } from "node:url"
 import { isDeepStrictEqual } from "node:util"
 import { parseDocument } from "yaml"
 import { readPlainYaml } from "../src/internal/plainYaml.js"
+import { yamlOptions } from "../src/WorkflowYaml.js"
 
 const root = fileURLToPath(new URL("../../../", import.meta.url))
 
 /** What the full loader reads: the value, or undefined when it has any error or warning. */
 const library = (text: string): { readonly value: unknown } | undefined => {
-  const doc = parseDocument(text, {
-    version: "1.2",
-    schema: "core",
-    merge: false,
-    uniqueKeys: true,
-    stringKeys: true,
-    resolveKnownTags: false,
-    prettyErrors: false,
-    logLevel: "silent"
-  })
+  const doc = parseDocument(text, { ...yamlOptions, logLevel: "silent" })
   return doc.errors.length > 0 || doc.warnings.length > 0 ? undefined : { value: doc.toJS() }
 }
 
