@@ -16,72 +16,15 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
+import { type NodeRow, nodeRow } from "./internal/NodeRows.js"
 import { numberDrafts, RunClosed, RunNotFound, SequenceConflict, statusAfter, type RunStatus, TerminalStatuses } from "@relavium/ports"
 
-/** A node row as one event leaves it, and what an existing row keeps (the same as SqlRunStore's projection). */
-interface NodeRow {
-  readonly nodeId: string
-  readonly attempt: number
-  readonly status: string
-  readonly startedAt: string | null
-  readonly finishedAt: string | null
-  readonly output: string | null
-  readonly error: string | null
-  readonly seq: number
-  readonly onConflict: string
-}
-
-const toJson = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
-
-const nodeRow = (e: RE.RunEvent): NodeRow | "none" | "other" => {
-  const base = { startedAt: null, finishedAt: null, output: null, error: null, seq: e.sequenceNumber }
-  switch (e.type) {
-    case "node:started":
-      return {
-        ...base,
-        nodeId: e.nodeId,
-        attempt: e.attemptNumber ?? 1,
-        status: "running",
-        startedAt: e.timestamp,
-        onConflict:
-          "attempt = excluded.attempt, status = 'running', started_at = excluded.started_at, finished_at = NULL, output = NULL, error = NULL"
-      }
-    case "node:retrying":
-      return { ...base, nodeId: e.nodeId, attempt: e.attemptNumber, status: "pending", onConflict: "attempt = excluded.attempt" }
-    case "node:completed":
-      return {
-        ...base,
-        nodeId: e.nodeId,
-        attempt: 0,
-        status: "completed",
-        finishedAt: e.timestamp,
-        output: toJson(e.output),
-        onConflict: "status = 'completed', finished_at = excluded.finished_at, output = excluded.output, error = NULL"
-      }
-    case "node:failed":
-      return {
-        ...base,
-        nodeId: e.nodeId,
-        attempt: 0,
-        status: "failed",
-        finishedAt: e.timestamp,
-        error: toJson(e.error),
-        onConflict: "status = 'failed', finished_at = excluded.finished_at, error = excluded.error"
-      }
-    case "node:skipped":
-      return { ...base, nodeId: e.nodeId, attempt: 0, status: "skipped", finishedAt: e.timestamp, onConflict: "status = 'skipped', finished_at = excluded.finished_at" }
-    case "human_gate:paused":
-    case "human_gate:resumed":
-    case "cost:updated":
-      return "other"
-    default:
-      return "none"
-  }
-}
+/** Events that write more than the run row, the log and their node's row: they go the general way. */
+const general = new Set<RE.RunEventType>(["human_gate:paused", "human_gate:resumed", "cost:updated"])
 
 export interface FastPlan {
   readonly events: ReadonlyArray<RE.RunEvent>
-  readonly nodes: ReadonlyArray<NodeRow>
+  readonly nodes: ReadonlyArray<NodeRow & { readonly seq: number }>
   readonly status: RunStatus | undefined
   readonly updatedAt: string
 }
@@ -98,16 +41,16 @@ export const fastPlan = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>,
   )
   // Drafts after a terminal one are dropped by the general path; keep that case there.
   if (events.length !== drafts.length) return undefined
-  const nodes: Array<NodeRow> = []
+  const nodes: Array<NodeRow & { readonly seq: number }> = []
   const seen = new Set<string>()
   let status: RunStatus | undefined = undefined
   for (const event of events) {
+    if (general.has(event.type)) return undefined
     const row = nodeRow(event)
-    if (row === "other") return undefined
-    if (row !== "none") {
+    if (row !== undefined) {
       if (seen.has(row.nodeId)) return undefined
       seen.add(row.nodeId)
-      nodes.push(row)
+      nodes.push({ ...row, seq: event.sequenceNumber })
     }
     // An event that leads both open statuses to the same status sets it outright.
     const fromRunning = statusAfter("running", event)

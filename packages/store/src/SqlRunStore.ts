@@ -18,6 +18,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import * as Database from "./Database.js"
 import * as GroupCommit from "./internal/GroupCommit.js"
 import * as PgAppend from "./PgAppend.js"
+import { type NodeRow, nodeRow, toJson, waitingRow } from "./internal/NodeRows.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 import * as Tx from "./internal/Transaction.js"
 
@@ -67,8 +68,6 @@ const toGate = (row: GateRow): PendingGateRecord => ({
   ...(row.timeout_action !== null ? { timeoutAction: row.timeout_action } : {}),
   pausedAt: row.created_at
 })
-
-const toJson = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
 
 const terminal = [...TerminalStatuses]
 const active = ["running", "waiting"]
@@ -170,72 +169,32 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
     )
 
   const upsertTexts = new Map<string, string>()
-  const upsertNode = (
-    connection: Connection,
-    e: RE.RunEvent & { readonly nodeId: string },
-    values: {
-      readonly attempt: number
-      readonly status: string
-      readonly startedAt?: string | null
-      readonly finishedAt?: string | null
-      readonly output?: string | null
-      readonly error?: string | null
-    },
-    onConflict: string
-  ) => {
-    let text = upsertTexts.get(onConflict)
+  const upsertNode = (connection: Connection, e: RE.RunEvent, row: NodeRow) => {
+    let text = upsertTexts.get(row.onConflict)
     if (text === undefined) {
       text = Tx.compiled(sql`INSERT INTO node_executions (run_id, node_id, attempt, status, started_at, finished_at, output, error, last_seq)
         VALUES (${""}, ${""}, ${0}, ${""}, ${null}, ${null}, ${null}, ${null}, ${0})
-        ON CONFLICT (run_id, node_id) DO UPDATE SET ${sql.literal(onConflict)}, last_seq = excluded.last_seq`)
-      upsertTexts.set(onConflict, text)
+        ON CONFLICT (run_id, node_id) DO UPDATE SET ${sql.literal(row.onConflict)}, last_seq = excluded.last_seq`)
+      upsertTexts.set(row.onConflict, text)
     }
     return Tx.run(connection, text, [
       e.runId,
-      e.nodeId,
-      values.attempt,
-      values.status,
-      values.startedAt ?? null,
-      values.finishedAt ?? null,
-      values.output ?? null,
-      values.error ?? null,
+      row.nodeId,
+      row.attempt,
+      row.status,
+      row.startedAt,
+      row.finishedAt,
+      row.output,
+      row.error,
       e.sequenceNumber
     ])
   }
 
   /** The statements that keep node executions and gates in step with one event. */
   const project = (connection: Connection, e: RE.RunEvent): Effect.Effect<unknown, SqlError> | undefined => {
+    const row = nodeRow(e)
+    if (row !== undefined) return upsertNode(connection, e, row)
     switch (e.type) {
-      case "node:started":
-        return upsertNode(
-          connection,
-          e,
-          { attempt: e.attemptNumber ?? 1, status: "running", startedAt: e.timestamp },
-          "attempt = excluded.attempt, status = 'running', started_at = excluded.started_at, finished_at = NULL, output = NULL, error = NULL"
-        )
-      case "node:retrying":
-        return upsertNode(connection, e, { attempt: e.attemptNumber, status: "pending" }, "attempt = excluded.attempt")
-      case "node:completed":
-        return upsertNode(
-          connection,
-          e,
-          { attempt: 0, status: "completed", finishedAt: e.timestamp, output: toJson(e.output) },
-          "status = 'completed', finished_at = excluded.finished_at, output = excluded.output, error = NULL"
-        )
-      case "node:failed":
-        return upsertNode(
-          connection,
-          e,
-          { attempt: 0, status: "failed", finishedAt: e.timestamp, error: toJson(e.error) },
-          "status = 'failed', finished_at = excluded.finished_at, error = excluded.error"
-        )
-      case "node:skipped":
-        return upsertNode(
-          connection,
-          e,
-          { attempt: 0, status: "skipped", finishedAt: e.timestamp },
-          "status = 'skipped', finished_at = excluded.finished_at"
-        )
       case "human_gate:paused":
         return Effect.zipRight(
           sql`INSERT INTO gates (run_id, gate_id, node_id, gate_type, status, message, assignee, timeout_action,
@@ -247,7 +206,7 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
               timeout_action = excluded.timeout_action, expires_at = excluded.expires_at, decision = NULL,
               decided_by = NULL, payload = NULL, comment = NULL, decided_at = NULL,
               paused_seq = excluded.paused_seq, created_at = excluded.created_at`,
-          upsertNode(connection, e, { attempt: 0, status: "waiting" }, "status = 'waiting'")
+          upsertNode(connection, e, waitingRow(e.nodeId))
         )
       case "human_gate:resumed": {
         // The gate named, or (as the run state fold does) the node's first pending gate.
