@@ -6,6 +6,7 @@
  */
 export * from "./Api.js"
 export * as Auth from "./Auth.js"
+export * from "./Authorize.js"
 export * as ChatHandlers from "./ChatHandlers.js"
 export * as Handlers from "./Handlers.js"
 export * as HttpGuard from "./HttpGuard.js"

@@ -233,6 +233,22 @@ const chatTurns = (t: Types): ReadonlyArray<string> => [
   )`
 ]
 
+/**
+ * Row-level security for a table with `org_id` (Postgres only): enabled and forced (the table's
+ * owner is filtered too), one policy that reads and writes only rows of the org the transaction
+ * set with `set_config('app.org_id', …, true)` (an unset or empty setting matches nothing), and
+ * `org_id` defaulting to that org so inserts need not name it. Every migration that creates a
+ * table with `org_id` applies this to it.
+ */
+export const rowLevelSecurity = (table: string): ReadonlyArray<string> => [
+  `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`,
+  `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`,
+  `CREATE POLICY ${table}_by_org ON ${table}
+    USING (org_id = nullif(current_setting('app.org_id', true), ''))
+    WITH CHECK (org_id = nullif(current_setting('app.org_id', true), ''))`,
+  `ALTER TABLE ${table} ALTER COLUMN org_id SET DEFAULT nullif(current_setting('app.org_id', true), '')`
+]
+
 const run = (ddl: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient

@@ -1,0 +1,22 @@
+/**
+ * The permission check every handler makes before it acts: the caller's role
+ * (from the `Authorization` middleware) must allow the route's action in the
+ * permission table (`permissions` in @relavium/ports, printed in
+ * docs/permissions.md). Fails closed: a request with no principal is refused.
+ */
+import { type Action, can, CurrentPrincipal } from "@relavium/ports"
+import { Effect, Option } from "effect"
+import { Forbidden } from "./Api.js"
+
+export const authorize = (action: Action): Effect.Effect<void, Forbidden> =>
+  Effect.flatMap(Effect.serviceOption(CurrentPrincipal), (principal) =>
+    Option.isSome(principal) && can(principal.value.role, action)
+      ? Effect.void
+      : Effect.fail(
+          new Forbidden({
+            message: Option.isSome(principal)
+              ? `the ${principal.value.role} role may not do ${action}`
+              : `${action} needs an authenticated caller`
+          })
+        )
+  )
