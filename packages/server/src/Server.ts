@@ -2,7 +2,8 @@
  * The HTTP server of the API: routes, OpenAPI document (`/openapi.json`), a
  * browsable reference (`/docs`), all behind the bearer token but `/health`,
  * and the request limits of HttpGuard.ts.
- * Needs an `HttpServer` (plain or TLS) and the component tags.
+ * Needs an `HttpServer` (plain or TLS) and the component tags (`Tenancy` and
+ * `AuditLog` for the tenancy routes).
  */
 import { type HttpApi, HttpApiBuilder, HttpApiScalar, type HttpApp, type HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, type Redacted } from "effect"
@@ -11,6 +12,7 @@ import { layerBearer } from "./Auth.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
+import * as TenancyHandlers from "./TenancyHandlers.js"
 import type { SseOptions } from "./Sse.js"
 
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./HttpGuard.js"
@@ -38,7 +40,11 @@ export interface ExtraRoute {
 
 /** The API implementation (no server): for tests with `HttpApiBuilder.toWebHandler` or any `HttpServer`. */
 export const layerApi = (options: ServerOptions) =>
-  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(layerBearer(options.token)))
+  HttpApiBuilder.api(RelaviumApi).pipe(
+    Layer.provide(layerHandlers(options)),
+    Layer.provide(TenancyHandlers.layer),
+    Layer.provide(layerBearer(options.token))
+  )
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
   HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
@@ -51,6 +57,7 @@ export const layerMonolithApi = (options: ServerOptions) =>
   HttpApiBuilder.api(MonolithApi).pipe(
     Layer.provide(layerHandlers(options)),
     Layer.provide(ChatHandlers.layer(options)),
+    Layer.provide(TenancyHandlers.layer),
     Layer.provide(layerBearer(options.token))
   )
 

@@ -10,7 +10,7 @@ import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, type Option, type Redacted } from "effect"
 import { createServer } from "node:http"
 import { layerEngine } from "@relavium/core"
-import type { RunQueue, UpdateHub } from "@relavium/ports"
+import { layerTenancyMemory, type RunQueue, type UpdateHub } from "@relavium/ports"
 import { HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
@@ -59,6 +59,9 @@ export const serverUrl = (tls: boolean) =>
 export const layerApi = (options: ApiOptions) => {
   const engine = apiEngine(options, options.onMigrated)
   return Server.layer({ ...options.http, token: options.token }).pipe(
+    // The tenancy routes' stores. Placeholder until the merge with the SQL tenancy store
+    // (`SqlTenancy.layer` on this Postgres database replaces it there).
+    Layer.provide(layerTenancyMemory),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)

@@ -16,6 +16,7 @@
  */
 import { Console, Context, Effect, Layer, Stream } from "effect"
 import { ChatService } from "@relavium/chat"
+import { layerTenancyMemory } from "@relavium/ports"
 import { recoverAtStart } from "@relavium/core"
 import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
 import { type HttpGuard, Monolith, Server } from "@relavium/server"
@@ -63,7 +64,11 @@ export const monolithLayer = (options: MonolithOptions) =>
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      })
+      }).pipe(
+        // The tenancy routes' stores. Placeholder until the merge with the SQL tenancy store
+        // (`SqlTenancy.layer` on this SQLite database replaces it there).
+        Layer.provide(layerTenancyMemory)
+      )
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe
