@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
-import { DaemonRouter, KeyStore, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
+import { DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
 import { Monolith, Server } from "@relavium/server"
 import { Store } from "@relavium/store"
@@ -96,6 +96,7 @@ const monolithInProcess = (dataDir: string, hub: Layer.Layer<UpdateHub, unknown>
     Layer.provideMerge(NodeContext.layer)
   )
   return Server.layer({ token: Redacted.make(token) }).pipe(
+    Layer.provide(layerTenancyMemory),
     Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls })),
     Layer.provideMerge(engine)
   )

@@ -17,6 +17,8 @@ import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import type * as Remote from "../Remote.js"
 import * as TenancyDb from "../runtime/TenancyDb.js"
 
+const problem = (...args: ConstructorParameters<typeof UsageProblem>) => Effect.fail(new UsageProblem(...args))
+
 type TokenRow = typeof TenancyApi.TokenView.Type
 type MemberRow = typeof TenancyApi.MemberInfo.Type
 type AuditPage = typeof TenancyApi.AuditPage.Type
@@ -102,14 +104,14 @@ const databaseAccess = (tenancy: Tenancy["Type"], log: AuditLog["Type"]): Access
       Effect.gen(function* () {
         const found = (yield* store(tenancy.tokens.list)).find((t) => t.id === tokenId)
         if (found === undefined || !(yield* store(tenancy.tokens.revoke(tokenId)))) {
-          return yield* new UsageProblem(`no token ${tokenId} in this organisation (see \`relavium token list\`)`, "not_found")
+          return yield* problem(`no token ${tokenId} in this organisation (see \`relavium token list\`)`, "not_found")
         }
         if (found.revokedAt === null) yield* audit("token.revoke", tokenId, { name: found.name, role: found.role })
       }),
     addMember: (email, role) =>
       Effect.gen(function* () {
         if ((yield* store(tenancy.members.list)).some((m) => m.email === email)) {
-          return yield* new UsageProblem(`${email} is already a member`, "conflict")
+          return yield* problem(`${email} is already a member`, "conflict")
         }
         const added = yield* store(tenancy.members.add(email, role))
         yield* audit("member.add", email, { role })
@@ -129,7 +131,7 @@ const databaseAccess = (tenancy: Tenancy["Type"], log: AuditLog["Type"]): Access
         if (role !== "owner") yield* lastOwner(member, owners, "demoted")
         if (member.role === role) return member
         const changed = yield* store(tenancy.members.setRole(email, role))
-        if (Option.isNone(changed)) return yield* new UsageProblem(`${email} is not a member of this organisation`, "not_found")
+        if (Option.isNone(changed)) return yield* problem(`${email} is not a member of this organisation`, "not_found")
         yield* audit("member.role", email, { from: member.role, to: role })
         return changed.value
       }),
@@ -168,7 +170,7 @@ const withAccess = <A>(args: AccessArgs, use: (access: Access) => Effect.Effect<
   const orgId = args.org.value
   return Effect.gen(function* () {
     const tenancy = yield* Tenancy
-    if (Option.isNone(yield* store(tenancy.org))) return yield* new UsageProblem(`no organisation ${orgId} in this database`, "not_found")
+    if (Option.isNone(yield* store(tenancy.org))) return yield* problem(`no organisation ${orgId} in this database`, "not_found")
     return yield* use(databaseAccess(tenancy, yield* AuditLog))
   }).pipe(forOrg(orgId), openDatabase(args.databaseUrl.value))
 }
@@ -226,7 +228,7 @@ const detailText = (detail: Readonly<Record<string, unknown>>) =>
 const orgCreate = (args: Extract<TenancyArgs, { readonly command: "org.create" }>) =>
   Effect.gen(function* () {
     if (Option.isNone(args.databaseUrl)) {
-      return yield* new UsageProblem("relavium org create needs the database: pass --database-url URL (or set RELAVIUM_DATABASE_URL)")
+      return yield* problem("relavium org create needs the database: pass --database-url URL (or set RELAVIUM_DATABASE_URL)")
     }
     const name = yield* check(Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200)), args.name, "NAME")
     const owner = yield* check(TenancyApi.Email, args.owner, "--owner")
