@@ -19,7 +19,7 @@ beforeAll(async () => {
 
 afterAll(() => server.close())
 
-describe("relavium token|member|audit --server", () => {
+describe("relavium token|member|audit --server", { timeout: 600_000 }, () => {
   it("token create prints the token once with a warning; token list shows only its prefix; revoke ends it", async () => {
     const created = await cli(["token", "create", "--name", "ci deploys", "--role", "admin", "--expires-in-days", "30"])
     expect(created.stderr).toMatch(/shown only this once/)
