@@ -4,7 +4,9 @@
  * revoked tokens stop working, every change lands in the audit trail — and no
  * token secret ever comes back after it is minted.
  */
+import { OpenApi } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { RelaviumApi } from "../src/Api.js"
 import { call, startTenancyServer, type TenancyServer } from "./support/tenancyServer.js"
 
 let server: TenancyServer
@@ -166,5 +168,12 @@ describe("tenancy api", () => {
     const badPath = await api("PATCH", "/members/not-an-email", owner, { role: "viewer" })
     expect(badPath.status).toBe(400)
     expect(badPath.json.issues[0].path).toEqual(["email"])
+  })
+
+  it("is described in the API's OpenAPI document, behind the bearer token", () => {
+    const spec = OpenApi.fromApi(RelaviumApi)
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/org", "/members", "/members/{email}", "/tokens", "/tokens/{tokenId}", "/audit"]))
+    expect(spec.paths["/tokens"]!.post!.security).toEqual([{ bearer: [] }])
+    expect(Object.keys(spec.paths["/audit"]!.get!.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "403"]))
   })
 })
