@@ -83,7 +83,7 @@ const databases = [
 for (const [name, fresh] of databases) {
   describe(`envelope encryption on ${name}`, () => {
     const test = (title: string, body: () => Effect.Effect<void, unknown, SqlClient.SqlClient>) =>
-      it.effect(title, () => Effect.provide(body(), fresh()), { timeout: 60_000 })
+      it.live(title, () => Effect.provide(body(), fresh()), { timeout: 60_000 })
 
     test("each org gets its own data key; secrets round-trip and rows hold neither secrets nor data keys", () =>
       Effect.gen(function* () {
@@ -278,6 +278,7 @@ for (const [name, fresh] of databases) {
               yield* Ref.update(wrong, (list) => [...list, `${orgId}/${provider}: ${what}`])
             }
             yield* Ref.update(reads, (n) => n + 1)
+            yield* Effect.yieldNow()
           })
         const loops = Object.entries(orgs).flatMap(([orgId, entries]) =>
           Object.entries(entries).flatMap(([provider, expected]) => [0, 1].map(() => ({ orgId: orgId as keyof typeof orgs, provider, expected })))
