@@ -278,7 +278,9 @@ for (const [name, fresh] of databases) {
               yield* Ref.update(wrong, (list) => [...list, `${orgId}/${provider}: ${what}`])
             }
             yield* Ref.update(reads, (n) => n + 1)
-            yield* Effect.yieldNow()
+            // A pause between reads, as between model calls: SQLite's one connection is handed
+            // out unfairly, and readers that never pause would starve the rotation's transaction.
+            yield* Effect.sleep(Duration.millis(1))
           })
         const loops = Object.entries(orgs).flatMap(([orgId, entries]) =>
           Object.entries(entries).flatMap(([provider, expected]) => [0, 1].map(() => ({ orgId: orgId as keyof typeof orgs, provider, expected })))
