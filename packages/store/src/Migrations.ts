@@ -249,6 +249,29 @@ export const rowLevelSecurity = (table: string): ReadonlyArray<string> => [
   `ALTER TABLE ${table} ALTER COLUMN org_id SET DEFAULT nullif(current_setting('app.org_id', true), '')`
 ]
 
+/**
+ * Envelope encryption of the cloud key store (`SqlKeyStore`): each org's data keys, by version,
+ * each wrapped (AES-256-GCM) under a master key held outside the database (the row records the
+ * master key's id and the nonce; `wrapped` is the sealed data key, never the key). The version
+ * not retired is the one new secrets are sealed under; a rotation issues a new version and
+ * retires the old. `provider_keys.data_key_version` names the data key a secret is sealed
+ * under; it is null for rows written before this migration, sealed directly under the master
+ * key, which still open and are re-sealed under a data key by the next write or rotation.
+ */
+const orgDataKeys: ReadonlyArray<string> = [
+  `CREATE TABLE org_data_keys (
+    org_id text NOT NULL,
+    version integer NOT NULL,
+    master_key_id text NOT NULL,
+    nonce text NOT NULL,
+    wrapped text NOT NULL,
+    created_at text NOT NULL,
+    retired_at text,
+    PRIMARY KEY (org_id, version)
+  )`,
+  `ALTER TABLE provider_keys ADD COLUMN data_key_version integer`
+]
+
 const run = (ddl: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -268,6 +291,12 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
     sql.onDialectOrElse({
       pg: () => run(chatTurns(pgTypes)),
       orElse: () => run(chatTurns(sqliteTypes))
+    })
+  ),
+  "6_org_data_keys": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run([...orgDataKeys, ...rowLevelSecurity("org_data_keys")]),
+      orElse: () => run(orgDataKeys)
     })
   )
 }

@@ -14,6 +14,7 @@ import { layerTenancyMemory, type RunQueue, type UpdateHub } from "@relavium/por
 import { HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
+import type { MasterKeySettings } from "./Settings.js"
 
 /**
  * The engine of an api replica on the given services: it writes events and enqueues jobs, and
@@ -36,7 +37,7 @@ export interface ApiOptions extends Deployment {
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
   /** Body size and JSON depth limits, the price file of `GET /models` (see `Server.ServerOptions`). */
   readonly http?: Omit<Server.ServerOptions, "token"> | undefined
-  readonly masterKey: Option.Option<Redacted.Redacted<string>>
+  readonly masterKey: Option.Option<MasterKeySettings>
   readonly onMigrated?: Parameters<typeof store>[2] | undefined
 }
 
