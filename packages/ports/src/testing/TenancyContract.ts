@@ -3,8 +3,8 @@
  * packages/store). The layer is shared by the suite's tests: each test makes orgs of its own
  * (their ids are random), so tests never see each other's data. Time is the `TestClock`.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, type Layer, Option, Redacted, TestClock } from "effect"
+import { assert, describe, layer as sharedLayer } from "@effect/vitest"
+import { Cause, Effect, Exit, type Layer, Option, Redacted, TestClock, TestContext } from "effect"
 import {
   AuditLog,
   forOrg,
@@ -36,7 +36,13 @@ const newOrg = (name = "Acme") =>
 
 export const tenancyContract = (name: string, layer: Layer.Layer<Tenancy | AuditLog, unknown>) =>
   describe(`Tenancy contract: ${name}`, () => {
-    it.layer(layer, { timeout: "60 seconds" })((it) => {
+    // The layer is built on the live clock (a store may run timers of its own); each test gets a
+    // TestClock of its own, which is what the ports read their time from.
+    sharedLayer(layer, { timeout: "60 seconds", excludeTestServices: true })((shared) => {
+      const it = {
+        effect: (name: string, body: () => Effect.Effect<void, unknown, Tenancy | AuditLog>) =>
+          shared.effect(name, () => Effect.provide(body(), TestContext.TestContext))
+      }
       it.effect("createOrg makes an org with its owner, and a token that resolves to that owner", () =>
         Effect.gen(function* () {
           const tenancy = yield* Tenancy
