@@ -268,7 +268,8 @@ export const rowLevelSecurity = (table: string): ReadonlyArray<string> => [
  *   opens, as a SECURITY DEFINER lookup would, without running code as the table's owner.
  * - `audit_log` is append-only: a trigger refuses UPDATE and DELETE on both dialects, and on
  *   Postgres those privileges are revoked from PUBLIC and from the `relavium_app` role when it
- *   exists (it is to be granted only SELECT and INSERT on this table).
+ *   exists (granted only SELECT and INSERT on this table, and what `SqlTenancy` needs on the
+ *   others).
  */
 const tenancy = (t: Types): ReadonlyArray<string> => [
   `CREATE TABLE orgs (
@@ -347,8 +348,14 @@ const tenancyPg: ReadonlyArray<string> = [
     USING (token_hash = nullif(current_setting('app.token_hash', true), ''))
     WITH CHECK (token_hash = nullif(current_setting('app.token_hash', true), ''))`,
   `REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC`,
+  // The app role (made by an earlier migration or by the operator) gets what SqlTenancy uses, and
+  // on audit_log only SELECT and INSERT, whatever default privileges it may have.
   `DO $$ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'relavium_app') THEN
+      GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens TO relavium_app;
+      GRANT SELECT, INSERT ON users TO relavium_app;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO relavium_app;
+      GRANT SELECT, INSERT ON audit_log TO relavium_app;
       REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM relavium_app;
     END IF;
   END $$`,

@@ -108,6 +108,30 @@ for (const [name, database] of databases) {
         }))
 
       if (name === "Postgres") {
+        it.effect("the app role, present when migrating, may read and append audit entries but not change them", () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            // The role is shared by the cluster (the app's); make it only if no one has.
+            yield* sql.unsafe(`DO $$ BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'relavium_app') THEN CREATE ROLE relavium_app NOLOGIN; END IF;
+              EXCEPTION WHEN duplicate_object THEN NULL; END $$`)
+            const dbName = `relavium_tenancy_${crypto.randomUUID().replaceAll("-", "")}`
+            yield* Effect.acquireRelease(onAdmin((admin) => admin.unsafe(`CREATE DATABASE ${dbName}`)), () =>
+              onAdmin((admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`))
+            )
+            yield* Database.migratePg({ url: `${server}/${dbName}` })
+            const privileges = yield* Effect.scoped(
+              Effect.flatMap(PgClient.make({ url: Redacted.make(`${server}/${dbName}`) }), (db) =>
+                db<{ privilege: string; granted: boolean }>`SELECT p AS privilege, has_table_privilege('relavium_app', 'audit_log', p) AS granted
+                  FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p`
+              )
+            ).pipe(Effect.provide(Reactivity.layer))
+            assert.deepStrictEqual(
+              Object.fromEntries(privileges.map((r) => [r.privilege, r.granted])),
+              { SELECT: true, INSERT: true, UPDATE: false, DELETE: false, TRUNCATE: false }
+            )
+          }).pipe(Effect.scoped))
+
         it.effect("row level security: an app role sees only the current org's rows, and a token's row by its hash", () =>
           Effect.gen(function* () {
             const sql = yield* SqlClient.SqlClient
