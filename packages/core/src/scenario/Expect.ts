@@ -133,6 +133,8 @@ export const show = (value: unknown): string => {
 /** The lines of a readable diff: the path, then what was expected and what the run gave. */
 export const diffLines = (mismatch: Mismatch): Array<string> => {
   const lines = [`${mismatch.path}: ${mismatch.message}`]
+  // A mismatch with no values (a model call nothing answered, an expression that threw) is its sentence alone.
+  if (!("expected" in mismatch) && !("actual" in mismatch)) return lines
   if (mismatch.message !== "not expected") lines.push(`  - expected: ${show(mismatch.expected)}`)
   if (mismatch.message !== "missing") lines.push(`  + actual:   ${show(mismatch.actual)}`)
   return lines
