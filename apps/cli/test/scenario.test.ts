@@ -194,7 +194,7 @@ describe("relavium run --record-cassette", () => {
       assert.isTrue(scenario.passed)
       const liveNodes = ndjson(live.stdout)
         .filter((e) => e.type === "node:completed" || e.type === "node:failed" || e.type === "node:skipped")
-        .map((e) => ({ id: e.nodeId, status: (e.type as string).slice("node:".length), ...(e.type === "node:completed" ? { output: e.output } : {}) }))
+        .map((e) => ({ id: e.nodeId as string, status: (e.type as string).slice("node:".length), ...(e.type === "node:completed" ? { output: e.output } : {}) }))
       assert.deepStrictEqual(scenario.nodes, liveNodes)
       assert.deepStrictEqual(liveNodes.at(-1), { id: "release-notes", status: "completed", output: "v0.2: the replay is done." })
       // The replay made no request: the server answered the live run's two calls only.
