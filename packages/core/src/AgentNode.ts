@@ -341,7 +341,9 @@ export const runAgent = (
       turnLimitReached: RunError.nodeFailure("turn_limit", `the agent still asked for tools after ${TURN_LIMIT} tool continuations`)
     })
   }).pipe(
-    node_timeout(context.node.timeout_ms)
+    node_timeout(context.node.timeout_ms),
+    // The node's logs (and a model provider that answers per node, as a scenario's script does) know which node calls.
+    Effect.annotateLogs({ runId: context.runId, nodeId: context.node.id })
   )
 
 const node_timeout =

@@ -138,20 +138,35 @@ const decode = Schema.decodeUnknownEither(WorkflowDocument, { errors: "all", onE
 /** The same decoding, stopping at the first problem: the full loader then reports them all. */
 const decodeOrGiveUp = Schema.decodeUnknownEither(WorkflowDocument, { errors: "first", onExcessProperty: "error" })
 
-const loadDocument = (text: string, file: string): Either.Either<Loaded, WorkflowLoadError> => {
+interface ParsedYaml {
+  readonly yaml: Document.Parsed
+  readonly lines: LineCounter
+  readonly raw: unknown
+}
+
+/**
+ * The YAML stage every hand-edited file of ours goes through: size limit, nesting limit, YAML 1.2
+ * core syntax, no anchors, aliases, merge keys or custom tags; every problem located. `what` names
+ * the document in messages ("a workflow needs …").
+ */
+const parseYaml = (
+  text: string,
+  file: string,
+  what: { readonly noun: string; readonly needs: string }
+): Either.Either<ParsedYaml, WorkflowLoadError> => {
   const at1 = (message: string): LoadIssue => ({ path: "", line: 1, column: 1, message })
   if (tooLarge(text)) {
     return Either.left(
-      failure(file, [at1(`the file is larger than ${MAX_WORKFLOW_BYTES / 1024 / 1024} MiB; workflow files must be smaller`)])
+      failure(file, [at1(`the file is larger than ${MAX_WORKFLOW_BYTES / 1024 / 1024} MiB; ${what.noun} files must be smaller`)])
     )
   }
   if (text.trim() === "") {
-    return Either.left(failure(file, [at1(`the file is empty — a workflow needs schema_version: '1.0' and workflow:`)]))
+    return Either.left(failure(file, [at1(`the file is empty — ${what.needs}`)]))
   }
   // Before parsing: the YAML library recurses once per level and slows down with depth.
   const deep = scanNesting(text, 2 * MAX_NESTING_DEPTH + 1)
   if (deep !== undefined) {
-    return Either.left(failure(file, [{ path: "", ...lineColumn(text, deep.offset), message: tooDeep }]))
+    return Either.left(failure(file, [{ path: "", ...lineColumn(text, deep.offset), message: tooDeep(what.noun) }]))
   }
   const lines = new LineCounter()
   const yaml = parseDocument(text, { ...yamlOptions, logLevel: "error", lineCounter: lines })
@@ -172,7 +187,7 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
   const deepNode = documentDepth(yaml, MAX_NESTING_DEPTH)
   if (deepNode !== undefined) {
     return Either.left(
-      failure(file, [{ path: formatPath(deepNode.path), ...position(deepNode.offset), message: tooDeep }])
+      failure(file, [{ path: formatPath(deepNode.path), ...position(deepNode.offset), message: tooDeep(what.noun) }])
     )
   }
 
@@ -183,7 +198,21 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
   }))
   if (forbidden.length > 0) return Either.left(failure(file, forbidden))
 
-  const raw: unknown = yaml.toJS()
+  return Either.right({ yaml, lines, raw: yaml.toJS() })
+}
+
+const loadDocument = (text: string, file: string): Either.Either<Loaded, WorkflowLoadError> =>
+  Either.flatMap(parseYaml(text, file, workflowNoun), ({ yaml, lines, raw }) => decodeParsed(text, file, yaml, lines, raw))
+
+const workflowNoun = { noun: "workflow", needs: "a workflow needs schema_version: '1.0' and workflow:" }
+
+const decodeParsed = (
+  text: string,
+  file: string,
+  yaml: Document.Parsed,
+  lines: LineCounter,
+  raw: unknown
+): Either.Either<Loaded, WorkflowLoadError> => {
   const decoded = decode(raw)
   if (Either.isRight(decoded)) return Either.right({ document: decoded.right, yaml, lines })
 
@@ -206,8 +235,44 @@ const loadDocument = (text: string, file: string): Either.Either<Loaded, Workflo
   return Either.left(failure(file, issues))
 }
 
-const tooDeep =
-  `mappings and lists are nested more than ${MAX_NESTING_DEPTH} levels deep here — a workflow needs far fewer; flatten this value`
+/**
+ * Problems found after decoding (a name that is not in the workflow, say), located in `text` the
+ * way decoding problems are: `file:line:column path: message`. `text` must already parse.
+ */
+export const locateIssues = (
+  text: string,
+  file: string,
+  issues: ReadonlyArray<{ readonly path: IssuePath; readonly message: string; readonly at?: "key" | "value" }>
+): WorkflowLoadError => {
+  const lines = new LineCounter()
+  const yaml = parseDocument(text, { ...yamlOptions, logLevel: "silent", lineCounter: lines })
+  return failure(file, issues.map((issue) => locate(text, yaml, lines, issue.path, issue.at ?? "value", issue.message)))
+}
+
+const tooDeep = (noun: string) =>
+  `mappings and lists are nested more than ${MAX_NESTING_DEPTH} levels deep here — a ${noun} needs far fewer; flatten this value`
+
+/**
+ * Decodes another YAML document of ours (a scenario file, say) exactly as a workflow is read: the
+ * same YAML rules and limits, strict mappings (an unknown key is an error with a "did you mean"),
+ * and every problem reported as `file:line:column path: message`.
+ */
+export const decodeYaml = <A, I>(
+  schema: Schema.Schema<A, I>,
+  text: string,
+  file: string,
+  what: { readonly noun: string; readonly needs: string }
+): Either.Either<A, WorkflowLoadError> =>
+  Either.flatMap(parseYaml(text, file, what), ({ yaml, lines, raw }) => {
+    const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(raw)
+    if (Either.isRight(decoded)) return Either.right(decoded.right)
+    return Either.left(
+      failure(
+        file,
+        schemaIssues(decoded.left.issue, []).map((issue) => locate(text, yaml, lines, issue.path, issue.at, issue.message))
+      )
+    )
+  })
 
 /** 1-based line and column of `offset`, for problems found before the YAML is parsed. */
 const lineColumn = (text: string, offset: number): { line: number; column: number } => {

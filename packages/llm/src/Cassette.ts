@@ -9,7 +9,7 @@
  * replayed anyway unless `strict` is set.
  */
 import { FileSystem } from "@effect/platform"
-import { LlmProvider } from "@relavium/ports"
+import { KnownSecrets, LlmProvider, makeScrubber } from "@relavium/ports"
 import { Llm } from "@relavium/domain"
 import { Duration, Effect, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
 
@@ -263,3 +263,76 @@ export const layerCassetteFile = (
   options: ReplayOptions = {}
 ): Layer.Layer<LlmProvider, CassetteError, FileSystem.FileSystem> =>
   Layer.unwrapEffect(Effect.map(readCassetteFile(path), (cassette) => layerCassette(cassette, options)))
+
+// ---------------------------------------------------------------------------
+// Recording
+
+/**
+ * The cassette text for `calls`: the format {@link loadCassette} reads, one chunk per line.
+ * `provider` and `model` are those of the first call (replay stands in for any model anyway).
+ */
+export const formatCassette = (
+  first: { readonly provider: string; readonly model: string } | undefined,
+  calls: ReadonlyArray<ReadonlyArray<Llm.StreamChunk>>
+): string => {
+  const head = [
+    `  "schema_version": "1.0",`,
+    `  "provider": ${JSON.stringify(first?.provider ?? "unknown")},`,
+    ...(first === undefined ? [] : [`  "model": ${JSON.stringify(first.model)},`])
+  ]
+  const body = calls.map((chunks) => `    [\n${chunks.map((chunk) => `      ${JSON.stringify(chunk)}`).join(",\n")}\n    ]`)
+  return `{\n${head.join("\n")}\n  "calls": [\n${body.join(",\n")}\n  ]\n}\n`
+}
+
+/** A provider error as the chunk that makes a replay fail the same way. */
+const errorChunk = (error: Llm.LlmError): Llm.StreamChunk => ({
+  type: "error",
+  error: { kind: error.kind, retryable: error.retryable, provider: error.provider, message: error.message }
+})
+
+/**
+ * Records the model calls of the `LlmProvider` below it into a cassette at `file`: call N is the
+ * N-th stream that runs (as replay numbers them), with every chunk it streamed and, when it failed,
+ * the error as its last chunk. The file is rewritten after each call ends and when the layer closes,
+ * so a run that stops midway leaves the calls it made. Only what the model streamed is kept — never
+ * a request, a header or a key — and every known secret in it is replaced as it is in events.
+ */
+export const layerRecording = (
+  file: string
+): Layer.Layer<LlmProvider, never, LlmProvider | FileSystem.FileSystem | KnownSecrets> =>
+  Layer.scoped(
+    LlmProvider,
+    Effect.gen(function*() {
+      const inner = yield* LlmProvider
+      const fs = yield* FileSystem.FileSystem
+      const secrets = yield* KnownSecrets
+      const calls: Array<Array<Llm.StreamChunk>> = []
+      let first: { provider: string; model: string } | undefined
+      const lock = yield* Effect.makeSemaphore(1)
+      const write = lock.withPermits(1)(
+        Effect.gen(function*() {
+          const scrubber = makeScrubber(yield* secrets.values)
+          const text = scrubber.scrub(formatCassette(first, calls))
+          yield* fs.writeFileString(file, text).pipe(
+            Effect.catchAll((error) => Effect.logWarning(`cannot write the cassette ${file}: ${error.message}`))
+          )
+        })
+      )
+      yield* Effect.addFinalizer(() => write)
+      return LlmProvider.of({
+        stream: (request) =>
+          Stream.unwrap(
+            Effect.sync(() => {
+              first ??= { provider: request.provider, model: request.model }
+              const chunks: Array<Llm.StreamChunk> = []
+              calls.push(chunks)
+              return inner.stream(request).pipe(
+                Stream.tap((chunk) => Effect.sync(() => void chunks.push(chunk))),
+                Stream.tapError((error) => Effect.sync(() => void chunks.push(errorChunk(error)))),
+                Stream.ensuring(write)
+              )
+            })
+          )
+      })
+    })
+  )

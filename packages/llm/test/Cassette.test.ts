@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { describe, it, assert } from "@effect/vitest"
-import { LlmProvider } from "@relavium/ports"
+import { KnownSecrets, LlmProvider } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { Chunk, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
 import { readFileSync } from "node:fs"
@@ -275,5 +275,45 @@ describe("example cassettes", () => {
       assert.isTrue(firstStop?.type === "stop" && firstStop.stopReason === "tool_use")
       const secondStop = lastOf(cassette.calls[1])
       assert.isTrue(secondStop?.type === "stop" && secondStop.stopReason === "stop")
+    }))
+})
+
+describe("layerRecording", () => {
+  it.effect("writes each call's chunks, an error as its last chunk, and no known secret; the file replays the same", () =>
+    Effect.gen(function*() {
+      const written: Array<string> = []
+      const files = FileSystem.layerNoop({
+        writeFileString: (_path, text) => Effect.sync(() => void written.push(text))
+      })
+      const secret = "sk-recorded-secret-0123456789"
+      const live: Llm.Cassette = {
+        ...twoCalls,
+        calls: [
+          [{ type: "text_delta", text: `the key is ${secret}` }, { type: "stop", stopReason: "stop", usage }],
+          [{ type: "error", error: { kind: "overloaded", retryable: false, provider: "anthropic", message: "busy" } }]
+        ]
+      }
+      const recording = Cassette.layerRecording("out.cassette.json").pipe(
+        Layer.provide(Layer.mergeAll(Cassette.layerCassette(live), files, KnownSecrets.layerMemory([secret])))
+      )
+      const [first, second] = yield* Effect.gen(function*() {
+        const a = yield* runCall()
+        const b = yield* Effect.either(runCall())
+        return [a, b] as const
+      }).pipe(Effect.provide(recording))
+      assert.strictEqual(textOf(first), `the key is ${secret}`)
+      assert.isTrue(Either.isLeft(second))
+      const text = written.at(-1)!
+      assert.notInclude(text, secret)
+      const replayed = yield* Cassette.loadCassette(text, "out.cassette.json")
+      assert.strictEqual(replayed.provider, "anthropic")
+      assert.strictEqual(replayed.model, "claude-sonnet-4")
+      assert.deepStrictEqual(replayed.calls[0], [
+        { type: "text_delta", text: "the key is [redacted secret]" },
+        { type: "stop", stopReason: "stop", usage }
+      ])
+      assert.deepStrictEqual(replayed.calls[1], [
+        { type: "error", error: { kind: "overloaded", retryable: false, provider: "anthropic", message: "busy" } }
+      ])
     }))
 })

@@ -17,6 +17,10 @@ const runConfig = {
     Options.withDescription("print only run events, one JSON object per line (NDJSON), on stdout")
   ),
   cassette: cassetteOption,
+  recordCassette: Options.file("record-cassette").pipe(
+    Options.optional,
+    Options.withDescription("record the run's model calls into this cassette file, for --cassette or a scenario to replay (no key or header is recorded)")
+  ),
   tokenDelayMs: tokenDelayOption,
   dataDir: dataDirOption,
   workspace: workspaceOption,

@@ -88,20 +88,25 @@ const runRemote = (
     )
   })
 
-export const run = ({ ca, cassette, dataDir, file, input, json, server, token, tokenDelayMs, workspace }: RunArgs) =>
+export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, server, token, tokenDelayMs, workspace }: RunArgs) =>
   Effect.gen(function* () {
     const { plan, text } = yield* loadWorkflow(file)
     const inputs = Option.match(input, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
     if (Option.isSome(server)) {
-      if (Option.isSome(cassette) || Option.isSome(workspace)) {
+      if (Option.isSome(cassette) || Option.isSome(workspace) || Option.isSome(recordCassette)) {
         return yield* Effect.fail(
-          new UsageProblem("--cassette and --workspace apply to local runs; with --server, give them to `relavium monolith`")
+          new UsageProblem(
+            "--cassette, --record-cassette and --workspace apply to local runs; with --server, give --cassette and --workspace to `relavium monolith`"
+          )
         )
       }
       process.exitCode = yield* runRemote({ file, inputs, json, plan, text }, { server: server.value, token, ca, dataDir })
       return
     }
     const cassetteFile = Option.getOrUndefined(cassette)
+    if (cassetteFile !== undefined && Option.isSome(recordCassette)) {
+      return yield* Effect.fail(new UsageProblem("--record-cassette records the live providers; it cannot be combined with --cassette"))
+    }
     process.exitCode = yield* withLocal(
       Effect.gen(function* () {
         if (cassetteFile === undefined) yield* checkKeys(plan, file)
@@ -113,6 +118,6 @@ export const run = ({ ca, cassette, dataDir, file, input, json, server, token, t
           .pipe(Effect.mapError((e) => new UsageProblem(e.message, e.reason === "invalid_input" ? "validation" : e.reason)))
         return yield* followRun(handle.runId, { json, workflowName: plan.spec.name ?? plan.spec.id })
       }),
-      { dataDir, cassette: cassetteFile, tokenDelayMs, workspace }
+      { dataDir, cassette: cassetteFile, recordCassette: Option.getOrUndefined(recordCassette), tokenDelayMs, workspace }
     )
   }).pipe(Effect.catchIf(isUsageProblem, report(json)))

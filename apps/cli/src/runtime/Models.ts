@@ -20,6 +20,8 @@ export interface ModelOptions {
    * skipped, so that call N replays `calls[N]` across `chat send` and `chat resume`.
    */
   readonly skipCalls?: number | undefined
+  /** Live providers only: record every model call into this cassette file (`run --record-cassette`). */
+  readonly recordCassette?: string | undefined
   /** Provider overrides (base URLs, extra providers); env `RELAVIUM_<PROVIDER>_BASE_URL` works too. */
   readonly providers?: Providers.ProvidersConfig | undefined
 }
@@ -72,4 +74,15 @@ export const layerWithKeys = <E, R>(
   (options.cassette === undefined
     ? layer(options).pipe(Layer.provideMerge(keys))
     : Layer.merge(cassetteLayer(options.cassette, options), KeyStore.layerMemory())
-  ).pipe((base) => Layer.provideMerge(KeySecrets.layer(), base))
+  ).pipe((base) => Layer.provideMerge(KeySecrets.layer(), base), recording(options))
+
+/**
+ * With `recordCassette`, the model calls are recorded (what the model streamed, with known secrets
+ * replaced) into a cassette that `--cassette` or a scenario replays; else the layer as it is.
+ */
+const recording =
+  (options: ModelOptions) =>
+  <E, R>(base: Layer.Layer<LlmProvider | KeyStore | KnownSecrets, E, R>): Layer.Layer<LlmProvider | KeyStore | KnownSecrets, E, R> =>
+    options.recordCassette === undefined || options.cassette !== undefined
+      ? base
+      : Cassette.layerRecording(options.recordCassette).pipe(Layer.provide(NodeContext.layer), Layer.provideMerge(base))
