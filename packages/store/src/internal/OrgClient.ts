@@ -47,7 +47,11 @@ const savepointText = (name: string) => `SAVEPOINT ${name}`
 
 /** A transaction's connection: its BEGIN and each SAVEPOINT also set the org of the fiber issuing them. */
 const transactionConnection = (connection: Connection): Connection => ({
-  ...connection,
+  // The driver's connection is a class instance: its methods are bound, not spread.
+  execute: (text, params, transformRows) => connection.execute(text, params, transformRows),
+  executeRaw: (text, params) => connection.executeRaw(text, params),
+  executeValues: (text, params) => connection.executeValues(text, params),
+  executeStream: (text, params, transformRows) => connection.executeStream(text, params, transformRows),
   executeUnprepared: (text, params, transformRows) =>
     text === beginText || text.startsWith("SAVEPOINT ")
       ? Effect.flatMap(checkedOrg, (orgId) => Effect.as(connection.executeRaw(`${text}; ${setOrg(orgId)}`, []), []))
