@@ -520,14 +520,20 @@ export const isOperator = (database: string): Effect.Effect<boolean, StoreError,
 
 /**
  * Opens Postgres, brings it to this build's schema under the migration lock, closes it, and
- * says what it applied: `relavium db migrate`.
+ * says what it applied: `relavium db migrate`. Connected as a role that cannot migrate (the
+ * application role), it fails saying to use the operator's URL; with `ifNotOperator: "verify"` (an
+ * api replica starting) it only checks the schema instead, failing when it is behind.
  */
-export const migratePg = (options: PgOptions): Effect.Effect<MigrationReport & { readonly database: string }, StoreError> =>
+export const migratePg = (options: PgOptions, ifNotOperator: "fail" | "verify" = "fail"): Effect.Effect<MigrationReport & { readonly database: string }, StoreError> =>
   Effect.scoped(
     Effect.gen(function* () {
       const { client, database } = yield* openPg({ ...options, maxConnections: 2 })
       const report = yield* Effect.gen(function* () {
         if (!(yield* isOperator(database))) {
+          if (ifNotOperator === "verify") {
+            yield* verifySchema(database)
+            return { applied: [], version: Migrations.schemaVersion }
+          }
           return yield* new StoreError({
             message: `${database}: this role cannot migrate (it is neither superuser nor BYPASSRLS, as the application role ${Migrations.appRole} is): pass the operator role's URL`
           })
