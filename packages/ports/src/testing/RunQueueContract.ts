@@ -84,7 +84,7 @@ export const runQueueContract = (name: string, namespace: () => Namespace, capab
 
     it.live("runs each job for the org that offered it (a job naming none, as older payloads, for local)", () =>
       Effect.gen(function* () {
-        const handled: Array<readonly [string, string, string | undefined]> = []
+        const handled: Array<Array<string | undefined>> = []
         const { queue, scope } = yield* start(namespace().instance(all), (job) =>
           Effect.map(currentOrgId, (org) => void handled.push([job.runId, org, job.orgId]))
         )
@@ -102,7 +102,7 @@ export const runQueueContract = (name: string, namespace: () => Namespace, capab
           ].sort()
         )
         // A payload written before jobs carried an org decodes as `local`.
-        assert.deepStrictEqual(Schema.decodeUnknownSync(JobSchema)({ _tag: "Advance", runId: "old" }), { _tag: "Advance", runId: "old", orgId: "local" })
+        assert.deepStrictEqual(yield* Schema.decodeUnknown(JobSchema)({ _tag: "Advance", runId: "old" }), { _tag: "Advance", runId: "old", orgId: "local" })
         yield* Scope.close(scope, Exit.void)
       }))
 
