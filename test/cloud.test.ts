@@ -13,8 +13,6 @@ import type { AddressInfo } from "node:net"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect } from "effect"
-import * as Cloud from "../apps/cli/src/runtime/Cloud.js"
 import { openAiChat } from "../packages/llm/test/fixtures/wire.js"
 import {
   type ApiProcess,
@@ -148,8 +146,8 @@ describe("relavium server api + 2 workers", () => {
   beforeAll(async () => {
     await timed("api + 2 workers up", async () => {
       ;[d, provider] = await Promise.all([createDeployment("procs"), fakeOpenAi()])
-      // Workers only check the schema: migrate first (as `relavium db migrate` does), then start all three at once.
-      await Effect.runPromise(Cloud.migrate({ databaseUrl: d.databaseUrl }))
+      // The deployment is migrated by the operator role (as `relavium db migrate` does); the api and
+      // the workers connect as relavium_app and only check the schema: start all three at once.
       const env = { RELAVIUM_MASTER_KEY: masterKey, RELAVIUM_OPENAI_BASE_URL: provider.baseUrl }
       ;[api, ...workers] = await Promise.all([
         startApi(d, { env: { RELAVIUM_MASTER_KEY: masterKey } }),
@@ -167,7 +165,7 @@ describe("relavium server api + 2 workers", () => {
 
   it("says where it listens and what it connected to", () => {
     expect(api.output()).toMatch(/relavium server api: listening on http:\/\/127\.0\.0\.1:\d+ \(pid \d+\)/)
-    expect(api.output()).toMatch(new RegExp(`Postgres: Postgres at ${d.databaseUrl} \\(schema \\d+; up to date\\)`))
+    expect(api.output()).toMatch(new RegExp(`Postgres: Postgres at ${d.appDatabaseUrl} \\(schema \\d+; up to date\\)`))
     expect(api.output()).toContain(`Redis:    ${redisUrl} (queue prefix ${d.queuePrefix})`)
     expect(api.output()).toContain(`NATS:     ${natsUrl} (subject prefix ${d.subjectPrefix})`)
     expect(api.output()).toMatch(/keys: +AES-256-GCM encrypted in Postgres \(master key [0-9a-f]{16}\)/)
@@ -276,7 +274,7 @@ describe("relavium server worker --cassette", () => {
   )
 
   beforeAll(async () => {
-    d = await createDeployment("cassette")
+    d = await createDeployment("cassette", { migrated: false })
   })
 
   afterAll(async () => {
@@ -287,7 +285,8 @@ describe("relavium server worker --cassette", () => {
 
   it("the api migrates a fresh database and only enqueues: a run waits for a worker, which replays the cassette offline", async () => {
     await timed("api alone, then a cassette worker", async () => {
-      api = await startApi(d)
+      // An api connected as the operator role migrates on start; the worker connects as relavium_app.
+      api = await startApi(d, { env: { RELAVIUM_DATABASE_URL: d.databaseUrl } })
       expect(api.output()).toMatch(new RegExp(`Postgres: Postgres at ${d.databaseUrl} \\(schema \\d+; applied 1_initial, 2_provider_keys[^)]*\\)`))
       const runId = await startRun(api, await upload(api, workflows.agent))
       // No worker yet: the run is accepted and stays at its start, however long we look.
@@ -381,7 +380,7 @@ describe("a server that cannot start says why, on one line", () => {
       const result = await runRelavium(["server", "worker"], { ...good, RELAVIUM_DATABASE_URL: fresh.url })
       expect(result.status).toBe(1)
       expect(result.output).toMatch(
-        new RegExp(`^relavium server worker: Postgres at ${fresh.url} has schema version 0; this build needs \\d+: run \`relavium db migrate\` \\(or start \`relavium server api\`, which migrates\\)\\n$`)
+        new RegExp(`^relavium server worker: Postgres at ${fresh.url} has schema version 0; this build needs \\d+: run \`relavium db migrate --database-url URL\` with the operator role's URL \\(or start \`relavium server api\` connected as it, which migrates\\)\\n$`)
       )
     } finally {
       await dropDatabase(fresh.name)

@@ -239,7 +239,8 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
     await timed("deployment up (2 api, 2 workers, gateway, daemon)", async () => {
       d = await createDeployment("e2e")
       workspace = freshDir("relavium-e2e-daemon-ws-")
-      // The first api migrates the database; the workers only check it, so they start after.
+      // The deployment's database is migrated by the operator role; every server connects as
+      // relavium_app and only checks the schema (the first api still starts alone, as before).
       apiA = await startApi(d)
       ;[apiB, gateway, ...workers] = await Promise.all([
         startApi(d),

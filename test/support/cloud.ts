@@ -45,6 +45,14 @@ export const createDatabase = async (label = "cloud"): Promise<{ readonly name: 
   return { name, url: `${pgServer}/${name}` }
 }
 
+/** The same database as the application role `relavium_app` (trust auth on the test server), as servers connect. */
+export const asAppRole = (url: string): string => {
+  const parsed = new URL(url)
+  parsed.username = "relavium_app"
+  parsed.password = ""
+  return parsed.toString()
+}
+
 export const dropDatabase = (name: string) => onAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
 
 /** Runs `f` with a Redis client, disconnected afterwards. */
@@ -110,10 +118,18 @@ export const dumpRedis = (prefix: string) =>
     return { keys: parts.length, text: parts.join("\n") }
   })
 
-/** Where one deployment's processes meet: a fresh database and prefixes of its own. */
+/**
+ * Where one deployment's processes meet: a fresh database and prefixes of its own. The database
+ * is migrated by the operator role (`databaseUrl`, the `postgres` superuser; unless `migrated:
+ * false`), and the servers connect as the application role (`appDatabaseUrl`, in `env`), under
+ * row-level security, as in production.
+ */
 export interface Deployment {
   readonly databaseName: string
+  /** The operator role's URL: migrations, and reading every org's rows in checks. */
   readonly databaseUrl: string
+  /** The application role's URL, which the servers get. */
+  readonly appDatabaseUrl: string
   readonly queuePrefix: string
   readonly subjectPrefix: string
   /** The environment a `relavium server` process of this deployment gets. */
@@ -122,18 +138,24 @@ export interface Deployment {
   readonly dispose: () => Promise<void>
 }
 
-export const createDeployment = async (label = "cloud"): Promise<Deployment> => {
+export const createDeployment = async (label = "cloud", options: { readonly migrated?: boolean } = {}): Promise<Deployment> => {
   const { name, url } = await createDatabase(label)
+  if (options.migrated !== false) {
+    const migrated = await runRelavium(["db", "migrate", "--database-url", url])
+    if (migrated.status !== 0) throw new Error(`cannot migrate ${url}: ${migrated.output}`)
+  }
+  const appUrl = asAppRole(url)
   const id = crypto.randomUUID().replaceAll("-", "")
   const queuePrefix = `relavium-test-${label}-${id}`
   const subjectPrefix = `relavium-test.${label}.${id}`
   return {
     databaseName: name,
     databaseUrl: url,
+    appDatabaseUrl: appUrl,
     queuePrefix,
     subjectPrefix,
     env: {
-      RELAVIUM_DATABASE_URL: url,
+      RELAVIUM_DATABASE_URL: appUrl,
       RELAVIUM_REDIS_URL: redisUrl,
       RELAVIUM_NATS_URL: natsUrl,
       RELAVIUM_QUEUE_PREFIX: queuePrefix,

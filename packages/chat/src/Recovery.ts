@@ -7,7 +7,7 @@
  */
 import { Clock, Effect, Option } from "effect"
 import * as Fs from "node:fs"
-import type { ChatRecord, ContentBlockRecord, MessageWrite } from "@relavium/ports"
+import { type ChatRecord, type ContentBlockRecord, forOrg, type MessageWrite } from "@relavium/ports"
 import type { ChatEventBody } from "./ChatEvent.js"
 import { ChatBusy, ChatStorageError, UnknownChat } from "./ChatError.js"
 import { nextStep, textOf } from "./Conversation.js"
@@ -114,16 +114,23 @@ export const makeRecovery = ({ commit, host, owner, store }: ChatContext, { load
       const candidates = yield* storage(store.chatsToRecover())
       const chats: Array<RecoveryReport["chats"][number]> = []
       for (const record of candidates) {
-        if (record.turnOwner !== undefined && !(yield* isStale(record))) continue
-        const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: yield* clockNow }))
-        if (!claimed) continue
-        const settled = yield* settle(record.chatId, "the process answering this chat stopped (it was killed or crashed)").pipe(
-          Effect.catchTag("UnknownChat", () => Effect.void),
-          Effect.ensuring(release(record.chatId))
-        )
+        // A multi-tenant store lists the chats of every org: each is recovered for its own.
+        const one = recoverOne(record)
+        const settled = yield* record.orgId === undefined ? one : forOrg(record.orgId)(one)
         if (settled !== undefined) chats.push(settled)
       }
       return { chats }
+    })
+
+  const recoverOne = (record: ChatRecord) =>
+    Effect.gen(function* () {
+        if (record.turnOwner !== undefined && !(yield* isStale(record))) return undefined
+        const claimed = yield* storage(store.claimTurn(record.chatId, { owner, expectedOwner: record.turnOwner, at: yield* clockNow }))
+        if (!claimed) return undefined
+        return yield* settle(record.chatId, "the process answering this chat stopped (it was killed or crashed)").pipe(
+          Effect.catchTag("UnknownChat", () => Effect.void),
+          Effect.ensuring(release(record.chatId))
+        )
     })
 
   return { isStale, release, claim, settle, recover }

@@ -5,7 +5,7 @@
  * is failed as a poison run instead of being resumed again (Recover.ts).
  */
 import { Effect } from "effect"
-import { RunStore } from "@relavium/ports"
+import { forOrg, RunStore } from "@relavium/ports"
 import { WorkflowEngine } from "./Engine.js"
 
 export interface RunRecoveryReport {
@@ -37,7 +37,9 @@ export const recoverAtStart: Effect.Effect<RunRecoveryReport, never, WorkflowEng
   }
   const records = listed.right
   for (const record of records) {
-    const outcome = yield* engine.recover(record.runId).pipe(Effect.either)
+    // A multi-tenant store lists the runs of every org: each is recovered for its own.
+    const recover = engine.recover(record.runId)
+    const outcome = yield* Effect.either(record.orgId === undefined ? recover : forOrg(record.orgId)(recover))
     if (outcome._tag === "Left") {
       failed.push({ runId: record.runId, message: outcome.left.message })
       yield* Effect.logError(`could not resume run ${record.runId}: ${outcome.left.message}`)

@@ -5,7 +5,7 @@
  * the jobs of runs whose jobs were lost.
  */
 import { Cause, Clock, Duration, Effect, Schedule } from "effect"
-import { type Job, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
+import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
 import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { gateDecision } from "./Gates.js"
 import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
@@ -124,8 +124,16 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
     const nowMs = yield* Clock.currentTimeMillis
     for (const record of records) {
       if (record.status !== "running" || nowMs - Date.parse(record.updatedAt) < staleMs) continue
+      // The store lists the runs of every org; each is looked at, and its jobs offered, for its own.
+      const look = sweepRun(record, staleMs, nowMs)
+      yield* record.orgId === undefined ? look : forOrg(record.orgId)(look)
+    }
+  }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("the sweep for runs with lost jobs failed; it runs again later", cause)))
+
+  const sweepRun = (record: RecoverableRun, staleMs: number, nowMs: number) =>
+    Effect.gen(function* () {
       const { state } = yield* runs.load(record.runId)
-      if (isTerminalState(state)) continue
+      if (isTerminalState(state)) return
       const running = [...state.nodes].filter(([, node]) => node.status === "running")
       const events = running.length > 0 ? yield* store.events(record.runId).pipe(Effect.mapError(storeError)) : []
       yield* offer([{ _tag: "Advance", runId: record.runId }])
@@ -135,8 +143,7 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
         yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
       }
       yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
-    }
-  }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("the sweep for runs with lost jobs failed; it runs again later", cause)))
+    })
 
   const sweepMs = Duration.toMillis(Duration.decode(options.sweepEvery ?? "15 seconds"))
   if (sweepMs > 0) yield* sweep.pipe(Effect.delay(Duration.millis(sweepMs)), Effect.forever, Effect.forkScoped)

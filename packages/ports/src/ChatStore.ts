@@ -151,8 +151,11 @@ export class ChatStore extends Context.Tag("@relavium/ports/ChatStore")<
     readonly usage: (chatId?: string) => Effect.Effect<ReadonlyArray<ChatUsageRecord>, StoreError>
     /** Tool calls waiting for a decision (of one chat, or of all), in chat and message order. */
     readonly pendingToolCalls: (chatId?: string) => Effect.Effect<ReadonlyArray<PendingToolCallRecord>, StoreError>
-    /** Chats whose turn is `running`: a process works on them, or died doing so. */
-    readonly chatsToRecover: () => Effect.Effect<ReadonlyArray<ChatRecord>, StoreError>
+    /**
+     * Chats whose turn is `running`: a process works on them, or died doing so. A multi-tenant
+     * store (Postgres) lists those of every org, each with its `orgId`: act on each for that org.
+     */
+    readonly chatsToRecover: () => Effect.Effect<ReadonlyArray<ChatRecord & { readonly orgId?: string | undefined }>, StoreError>
     /**
      * Makes `owner` the process working on the chat's turn if the current owner is still
      * `expectedOwner` (undefined: nobody). False when another process got there first.

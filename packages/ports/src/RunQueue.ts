@@ -5,20 +5,44 @@
  * waits is a no-op, and a job never runs beside another of its id (an offer
  * while it runs is held until that run ends).
  */
-import { Context, Data, Effect, FiberSet, Layer, Queue, Schema } from "effect"
+import { Context, Data, Effect, FiberSet, Layer, Option, Queue, Schema } from "effect"
 import type { Scope } from "effect"
+import { currentOrgId, forOrg, LOCAL_ORG } from "./Tenancy.js"
+
+/**
+ * The org a job acts for. Left out where a job is made (the engine never names it): the queue
+ * stamps the offering fiber's `CurrentOrg` on every job it stores, and a payload written before
+ * jobs carried an org decodes as `local`.
+ */
+const orgId = Schema.optionalToOptional(Schema.String, Schema.String, {
+  decode: (org) => Option.orElse(org, () => Option.some(LOCAL_ORG)),
+  encode: (org) => org
+})
 
 export const Job = Schema.Union(
   /** Run the orchestrator step for a run: start ready nodes, skip dead ones, settle the run. */
-  Schema.TaggedStruct("Advance", { runId: Schema.String }),
+  Schema.TaggedStruct("Advance", { runId: Schema.String, orgId }),
   /** Execute one attempt of one node. */
-  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int }),
+  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int, orgId }),
   /** A human gate's timeout elapsed. */
-  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String }),
+  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId }),
   /** The run's `timeout_ms` elapsed. */
-  Schema.TaggedStruct("RunDeadline", { runId: Schema.String })
+  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId })
 )
 export type Job = typeof Job.Type
+
+/** The org a job acts for (`local` for a job that names none). */
+export const orgOf = (job: Job): string => job.orgId ?? LOCAL_ORG
+
+/** The jobs as a queue stores them: each names an org, the offering fiber's `CurrentOrg` when it named none. */
+export const withOrg = (jobs: ReadonlyArray<Job>): Effect.Effect<ReadonlyArray<Job>> =>
+  Effect.map(currentOrgId, (current) => jobs.map((job) => (job.orgId === undefined ? { ...job, orgId: current } : job)))
+
+/** A consumer's handler run for the org of its job: every store statement of it acts for that org. */
+export const forJobOrg =
+  (handler: (job: Job) => Effect.Effect<void>) =>
+  (job: Job): Effect.Effect<void> =>
+    forOrg(orgOf(job))(handler(job))
 
 export type Pool = "orchestrator" | "node" | "system"
 
@@ -108,7 +132,7 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
         }
 
         return RunQueue.of({
-          offer: (jobs, options) => admit(jobs, options?.delayMs),
+          offer: (jobs, options) => Effect.flatMap(withOrg(jobs), (stamped) => admit(stamped, options?.delayMs)),
           consume: (handler) =>
             Effect.forEach(
               ["orchestrator", "node", "system"] as const,
@@ -116,7 +140,7 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
                 Effect.forkScoped(
                   Effect.forEach(
                     Array.from({ length: concurrency[pool] }),
-                    () => Queue.take(queues[pool]).pipe(Effect.flatMap(work(handler)), Effect.forever),
+                    () => Queue.take(queues[pool]).pipe(Effect.flatMap(work(forJobOrg(handler))), Effect.forever),
                     { concurrency: "unbounded", discard: true }
                   )
                 ),

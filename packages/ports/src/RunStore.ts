@@ -19,6 +19,9 @@ export const ActiveStatuses: ReadonlySet<RunStatus> = new Set<RunStatus>(["runni
 /** A run as stored (the shape is `Run.RunRecord` in @relavium/domain). */
 export type RunRecord = Run.RunRecord
 
+/** A run a recovery sweep found, with the org it belongs to when the store holds several. */
+export type RecoverableRun = RunRecord & { readonly orgId?: string | undefined }
+
 /** A gate that waits for a decision, in a run that has not ended (`Run.PendingGate`). */
 export type PendingGateRecord = Run.PendingGate
 
@@ -113,8 +116,12 @@ export class RunStore extends Context.Tag("@relavium/ports/RunStore")<
      * ordered by the run's creation, then by when each gate paused.
      */
     readonly pendingGates: (runId?: string) => Effect.Effect<ReadonlyArray<PendingGateRecord>, StoreError>
-    /** Runs still `running` or `waiting`, oldest first: what a restarted process must continue. */
-    readonly runsToRecover: () => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
+    /**
+     * Runs still `running` or `waiting`, oldest first: what a restarted process must continue.
+     * A multi-tenant store (Postgres) lists the runs of every org, each with its `orgId`: act on
+     * each for that org (`forOrg`). Single-user stores leave `orgId` out (their one org).
+     */
+    readonly runsToRecover: () => Effect.Effect<ReadonlyArray<RecoverableRun>, StoreError>
   }
 >() {
   static readonly layerMemory: Layer.Layer<RunStore> = Layer.sync(RunStore, () => {

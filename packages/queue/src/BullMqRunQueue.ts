@@ -15,7 +15,7 @@
 import { Queue, Worker, type Job as BullJob, type JobsOptions } from "bullmq"
 import { Redis, type RedisOptions } from "ioredis"
 import { Cause, Duration, Effect, Either, Exit, FiberSet, Layer, Schema } from "effect"
-import { Job, jobId, type Pool, poolOf, QueueError, RunQueue } from "@relavium/ports"
+import { forJobOrg, Job, jobId, type Pool, poolOf, QueueError, RunQueue, withOrg } from "@relavium/ports"
 
 export interface BullMqOptions {
   /** `redis://[user:password@]host:port[/db]`; the password never appears in an error. */
@@ -157,8 +157,12 @@ export const layerBullMq = (options: BullMqOptions): Layer.Layer<RunQueue, Queue
         return { name: job._tag, data: encodeJob(job), opts }
       }
 
-      const offer: RunQueue["Type"]["offer"] = (jobs, offerOptions) => {
-        if (jobs.length === 0) return Effect.void
+      const offer: RunQueue["Type"]["offer"] = (offered, offerOptions) => {
+        if (offered.length === 0) return Effect.void
+        return Effect.flatMap(withOrg(offered), (jobs) => offerStamped(jobs, offerOptions))
+      }
+
+      const offerStamped: RunQueue["Type"]["offer"] = (jobs, offerOptions) => {
         const byPool = new Map<Pool, Array<ReturnType<typeof toBulk>>>()
         for (const job of jobs) {
           const pool = poolOf(job)
@@ -199,7 +203,8 @@ export const layerBullMq = (options: BullMqOptions): Layer.Layer<RunQueue, Queue
             }
             return new Promise<void>((resolve) => {
               inflight[pool]++
-              const fiber = run(handler(decoded.right))
+              // The handler acts for the job's org: its store statements see only that org's rows.
+              const fiber = run(forJobOrg(handler)(decoded.right))
               fiber.addObserver((exit) => {
                 inflight[pool]--
                 // An interrupted handler means this worker is going away: leave the promise

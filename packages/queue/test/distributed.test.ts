@@ -30,15 +30,23 @@ const onAdmin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) 
     Effect.provide(Reactivity.layer)
   )
 
-/** A database of its own for one test, dropped with the test's scope. */
+/**
+ * A database of its own for one test, dropped with the test's scope: migrated by the operator role
+ * (`postgres`, as `relavium db migrate` does), and used by every process as the application role
+ * `relavium_app` (its URL is what this returns), under row-level security.
+ */
 const freshDatabase = Effect.acquireRelease(
   Effect.gen(function* () {
     const name = `relavium_dist_${crypto.randomUUID().replaceAll("-", "")}`
     yield* onAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name}`))
-    return `${pgServer}/${name}`
+    yield* Cloud.migrate({ databaseUrl: `${pgServer}/${name}` })
+    return name
   }),
-  (url) => onAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${url.slice(pgServer.length + 1)} WITH (FORCE)`)).pipe(Effect.orDie)
-).pipe(Effect.orDie)
+  (name) => onAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.orDie)
+).pipe(
+  Effect.map((name) => `postgres://relavium_app@127.0.0.1:5432/${name}`),
+  Effect.orDie
+)
 
 afterAll(async () => {
   const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
@@ -208,7 +216,7 @@ describe("distributed deployment: api + workers over Postgres, Redis and NATS", 
   const batch = (workers: number, hub: "nats" | "redis" = "nats") =>
     Effect.gen(function* () {
       const d = { ...(yield* deployment), hub }
-      // The api first: it migrates the fresh database before any worker opens it.
+      // The api first (it only verifies the schema, as relavium_app), then the workers.
       const api = yield* Layer.build(apiProcess(d))
       yield* Effect.forEach(Array.from({ length: workers }), () => startWorker(d).pipe(Effect.flatMap((scope) => Effect.addFinalizer(() => Scope.close(scope, Exit.void)))), { discard: true })
       return yield* Effect.gen(function* () {

@@ -12,6 +12,7 @@ import { Cause, Context, Data, Duration, Effect, Layer, Redacted, Schedule } fro
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { StoreError } from "@relavium/ports"
+import * as OrgClient from "./internal/OrgClient.js"
 import * as Migrations from "./Migrations.js"
 
 export interface SqliteOptions {
@@ -241,7 +242,7 @@ export const verifySchema = (database: string): Effect.Effect<void, StoreError, 
     }
     if (version < Migrations.schemaVersion) {
       return yield* new StoreError({
-        message: `${database} has schema version ${version}; this build needs ${Migrations.schemaVersion}: run \`relavium db migrate\` (or start \`relavium server api\`, which migrates)`
+        message: `${database} has schema version ${version}; this build needs ${Migrations.schemaVersion}: run \`relavium db migrate --database-url URL\` with the operator role's URL (or start \`relavium server api\` connected as it, which migrates)`
       })
     }
   }).pipe(
@@ -470,7 +471,7 @@ const openPg = (options: PgOptions) =>
     const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
     const plain = Redacted.value(url)
     const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
-    const client = yield* Pg.make({
+    const driver = yield* Pg.make({
       url,
       connectTimeout,
       maxConnections: Math.max(2, options.maxConnections ?? 10),
@@ -483,6 +484,8 @@ const openPg = (options: PgOptions) =>
         onTimeout: () => pgOpenError(plain, new Error(`no answer within ${Duration.format(connectTimeout)}`))
       })
     )
+    // Every statement and transaction runs for the fiber's CurrentOrg (row-level security).
+    const client = yield* OrgClient.make(driver, Pg.makeCompiler())
     return { client, database: `Postgres at ${redactUrl(plain)}`, tag: Pg.PgClient }
   })
 
@@ -494,22 +497,49 @@ export const layerPg = (options: PgOptions): Layer.Layer<PgClient.PgClient | Sql
   Layer.scopedContext(
     Effect.gen(function* () {
       const { client, database, tag } = yield* openPg(options)
-      yield* (options.migrate === "verify" ? verifySchema(database) : migrate(database, options)).pipe(
-        Effect.provideService(SqlClient.SqlClient, client)
-      )
+      yield* Effect.gen(function* () {
+        // Only the operator role changes the schema; the application role (relavium_app) verifies it.
+        const operator = options.migrate !== "verify" && (yield* isOperator(database))
+        yield* operator ? migrate(database, options) : verifySchema(database)
+      }).pipe(Effect.provideService(SqlClient.SqlClient, client))
       return Context.make(tag, client).pipe(Context.add(SqlClient.SqlClient, client))
     })
   ).pipe(Layer.provide(Reactivity.layer))
 
 /**
- * Opens Postgres, brings it to this build's schema under the migration lock, closes it, and
- * says what it applied: `relavium db migrate`.
+ * Whether the connected role may migrate: a superuser or a role with BYPASSRLS (the operator role
+ * that owns the schema). The application role `relavium_app` is neither, and only verifies.
  */
-export const migratePg = (options: PgOptions): Effect.Effect<MigrationReport & { readonly database: string }, StoreError> =>
+export const isOperator = (database: string): Effect.Effect<boolean, StoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ operator: boolean }>`SELECT rolsuper OR rolbypassrls AS operator FROM pg_roles WHERE rolname = current_user`.pipe(
+      Effect.map((rows) => rows[0]?.operator === true),
+      Effect.mapError((cause) => new StoreError({ message: `${database}: cannot read the connected role: ${describeCause(cause)}`, cause }))
+    )
+  )
+
+/**
+ * Opens Postgres, brings it to this build's schema under the migration lock, closes it, and
+ * says what it applied: `relavium db migrate`. Connected as a role that cannot migrate (the
+ * application role), it fails saying to use the operator's URL; with `ifNotOperator: "verify"` (an
+ * api replica starting) it only checks the schema instead, failing when it is behind.
+ */
+export const migratePg = (options: PgOptions, ifNotOperator: "fail" | "verify" = "fail"): Effect.Effect<MigrationReport & { readonly database: string }, StoreError> =>
   Effect.scoped(
     Effect.gen(function* () {
       const { client, database } = yield* openPg({ ...options, maxConnections: 2 })
-      const report = yield* migrate(database, options).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      const report = yield* Effect.gen(function* () {
+        if (!(yield* isOperator(database))) {
+          if (ifNotOperator === "verify") {
+            yield* verifySchema(database)
+            return { applied: [], version: Migrations.schemaVersion }
+          }
+          return yield* new StoreError({
+            message: `${database}: this role cannot migrate (it is neither superuser nor BYPASSRLS, as the application role ${Migrations.appRole} is): pass the operator role's URL`
+          })
+        }
+        return yield* migrate(database, options)
+      }).pipe(Effect.provideService(SqlClient.SqlClient, client))
       return { ...report, database }
     })
   ).pipe(Effect.provide(Reactivity.layer))

@@ -391,6 +391,70 @@ const tenancyPg: ReadonlyArray<string> = [
     FOR EACH STATEMENT EXECUTE FUNCTION relavium_audit_log_append_only()`
 ]
 
+/** The role the api, workers and gateway connect as on Postgres: no superuser, no BYPASSRLS, owns nothing. */
+export const appRole = "relavium_app"
+
+/** The tables of migrations 1–3, every one with `org_id`. */
+export const orgTables = [
+  "projects",
+  "workflows",
+  "workflow_versions",
+  "runs",
+  "run_events",
+  "node_executions",
+  "gates",
+  "usage",
+  "worktrees",
+  "chats",
+  "messages",
+  "content_blocks",
+  "provider_keys",
+  "chat_events"
+] as const
+
+/**
+ * Postgres tenancy: row-level security on every table with `org_id`, the application role and
+ * its grants, and the two functions the cross-org recovery sweeps call.
+ *
+ * - `relavium_app` is created once per cluster (roles are cluster-wide); a concurrent migration of
+ *   another database may create it first, which the DO block tolerates.
+ * - It may read and write rows (RLS filters them), never change the schema, and only read the
+ *   migrations table (so a process connected as it can verify the schema version).
+ * - Default privileges grant it the tables and sequences later migrations create.
+ * - The sweeps that find lost work across every org (`relavium_runs_to_recover`,
+ *   `relavium_chats_to_recover`) are SECURITY DEFINER functions owned by the migrating (operator)
+ *   role, which bypasses RLS: they return only the rows a sweep needs, each with its `org_id`, and
+ *   the sweep then acts on each row for that org (`forOrg`), under RLS again.
+ */
+const rowLevelSecurityMigration = (database: string): ReadonlyArray<string> => [
+  ...orgTables.flatMap(rowLevelSecurity),
+  `DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${appRole}') THEN
+      CREATE ROLE ${appRole} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
+    END IF;
+  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+  END $$`,
+  `GRANT CONNECT ON DATABASE "${database.replaceAll('"', '""')}" TO ${appRole}`,
+  `GRANT USAGE ON SCHEMA public TO ${appRole}`,
+  `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${appRole}`,
+  `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${appRole}`,
+  `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${appRole}`,
+  `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${appRole}`,
+  `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${migrationsTable} FROM ${appRole}`,
+  `CREATE FUNCTION relavium_runs_to_recover()
+    RETURNS TABLE (org_id text, run_id text, workflow_id text, workflow_name text, status text,
+      created_at text, updated_at text, last_seq integer)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+    $$ SELECT org_id, run_id, workflow_id, workflow_name, status, created_at, updated_at, last_seq
+       FROM runs WHERE status IN ('running', 'waiting') ORDER BY created_at, run_id $$`,
+  `CREATE FUNCTION relavium_chats_to_recover()
+    RETURNS TABLE (org_id text, chat_id text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+    $$ SELECT org_id, chat_id FROM chats WHERE turn_status = 'running' ORDER BY updated_at, chat_id $$`,
+  `REVOKE ALL ON FUNCTION relavium_runs_to_recover(), relavium_chats_to_recover() FROM PUBLIC`,
+  `GRANT EXECUTE ON FUNCTION relavium_runs_to_recover(), relavium_chats_to_recover() TO ${appRole}`
+]
+
 const run = (ddl: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -410,6 +474,13 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
     sql.onDialectOrElse({
       pg: () => run(chatTurns(pgTypes)),
       orElse: () => run(chatTurns(sqliteTypes))
+    })
+  ),
+  "4_row_level_security": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () =>
+        Effect.flatMap(sql<{ db: string }>`SELECT current_database() AS db`, (rows) => run(rowLevelSecurityMigration(rows[0]!.db))),
+      orElse: () => Effect.void
     })
   ),
   "5_tenancy": Effect.flatMap(SqlClient.SqlClient, (sql) =>

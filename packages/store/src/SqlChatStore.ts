@@ -10,7 +10,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option } from "effect"
-import { type ChatEventDraft, type ChatEventRecord, ChatNotFound, type ChatRecord, ChatStore, type ContentBlockRecord, type MessageRecord, type MessageWrite, type ProjectRecord, StoreError, type TurnStatus, type WorktreeRecord } from "@relavium/ports"
+import { type ChatEventDraft, type ChatEventRecord, ChatNotFound, type ChatRecord, ChatStore, type ContentBlockRecord, forOrg, type MessageRecord, type MessageWrite, type ProjectRecord, StoreError, type TurnStatus, type WorktreeRecord } from "@relavium/ports"
 import * as Database from "./Database.js"
 import { chunks, fromJson } from "./internal/Rows.js"
 
@@ -413,9 +413,26 @@ export const make: Effect.Effect<ChatStore.Service, never, SqlClient.SqlClient> 
         ),
         Effect.mapError(storeError("reading pending tool calls"))
       ),
+    // Postgres: the (org, chat) pairs of every org through the operator's SECURITY DEFINER
+    // function (Migrations.ts), then each chat read for its org, under row-level security.
     chatsToRecover: () =>
-      sql<ChatRow>`SELECT ${sql.literal(chatColumns)} FROM chats WHERE turn_status = 'running' ORDER BY updated_at, chat_id`.pipe(
-        Effect.map((rows) => rows.map(toChat)),
+      sql.onDialectOrElse({
+        pg: () =>
+          Effect.flatMap(sql<{ org_id: string; chat_id: string }>`SELECT org_id, chat_id FROM relavium_chats_to_recover()`, (pairs) =>
+            Effect.map(
+              Effect.forEach(pairs, (pair) =>
+                forOrg(pair.org_id)(sql<ChatRow>`SELECT ${sql.literal(chatColumns)} FROM chats WHERE chat_id = ${pair.chat_id} AND turn_status = 'running'`).pipe(
+                  Effect.map((rows) => rows.map((row) => ({ ...toChat(row), orgId: pair.org_id })))
+                )
+              ),
+              (found) => found.flat()
+            )
+          ),
+        orElse: () =>
+          Effect.map(sql<ChatRow>`SELECT ${sql.literal(chatColumns)} FROM chats WHERE turn_status = 'running' ORDER BY updated_at, chat_id`, (rows) =>
+            rows.map(toChat)
+          )
+      }).pipe(
         Effect.mapError(storeError("listing chats to recover"))
       ),
     claimTurn: (chatId, claim) =>

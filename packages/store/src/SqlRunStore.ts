@@ -369,9 +369,15 @@ const makeWith = <R>(committer: Committer<R>): Effect.Effect<RunStore.Service, n
         Effect.map((rows) => rows.map(toGate)),
         Effect.mapError(storeError("reading pending gates"))
       ),
+    // Postgres: every org's runs, through the operator's SECURITY DEFINER function (Migrations.ts).
     runsToRecover: () =>
-      sql<RunRow>`SELECT * FROM runs WHERE status IN ${sql.in(active)} ORDER BY created_at, run_id`.pipe(
-        Effect.map((rows) => rows.map(toRecord)),
+      sql.onDialectOrElse({
+        pg: () =>
+          Effect.map(sql<RunRow & { org_id: string }>`SELECT * FROM relavium_runs_to_recover()`, (rows) =>
+            rows.map((row) => ({ ...toRecord(row), orgId: row.org_id }))
+          ),
+        orElse: () => Effect.map(sql<RunRow>`SELECT * FROM runs WHERE status IN ${sql.in(active)} ORDER BY created_at, run_id`, (rows) => rows.map(toRecord))
+      }).pipe(
         Effect.mapError(storeError("listing runs to recover"))
       )
   })

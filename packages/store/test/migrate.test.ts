@@ -110,7 +110,7 @@ describe("Postgres migrations", () => {
       const error = yield* Layer.build(Store.layerPg({ url, migrate: "verify" })).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(
         error.message,
-        `Postgres at ${url} has schema version 0; this build needs ${Migrations.schemaVersion}: run \`relavium db migrate\` (or start \`relavium server api\`, which migrates)`
+        `Postgres at ${url} has schema version 0; this build needs ${Migrations.schemaVersion}: run \`relavium db migrate --database-url URL\` with the operator role's URL (or start \`relavium server api\` connected as it, which migrates)`
       )
       yield* Database.migratePg({ url })
       yield* Layer.build(Store.layerPg({ url, migrate: "verify" })).pipe(Effect.scoped)

@@ -68,9 +68,11 @@ export const migrate = (d: Pick<Deployment, "databaseUrl" | "connectTimeout">) =
   Database.migratePg({ url: Redacted.make(reveal(d.databaseUrl)), connectTimeout: d.connectTimeout })
 
 /**
- * Postgres with every repository. The api migrates it first (under the advisory lock, so
- * replicas starting together take turns) and reports what it applied to `onMigrated`; a worker
- * only checks the schema and refuses one that is behind, saying to run `relavium db migrate`.
+ * Postgres with every repository. The api connected as the operator role migrates it first
+ * (under the advisory lock, so replicas starting together take turns) and reports what it applied
+ * to `onMigrated`; connected as the application role (`relavium_app`, which cannot change the
+ * schema) it only checks it, as a worker does: both refuse a schema that is behind, saying to run
+ * `relavium db migrate` with the operator's URL.
  */
 export const store = (
   d: Deployment,
@@ -83,7 +85,9 @@ export const store = (
     maxConnections: d.maxConnections,
     migrate: "verify"
   })
-  return role === "api" ? pool.pipe(Layer.provide(Layer.effectDiscard(Effect.flatMap(migrate(d), onMigrated)))) : pool
+  // The operator role migrates; the application role only verifies.
+  const migrateOrVerify = Database.migratePg({ url: Redacted.make(reveal(d.databaseUrl)), connectTimeout: d.connectTimeout }, "verify")
+  return role === "api" ? pool.pipe(Layer.provide(Layer.effectDiscard(Effect.flatMap(migrateOrVerify, onMigrated)))) : pool
 }
 
 /** BullMQ on Redis; the api only enqueues on it, workers consume its three pools. */

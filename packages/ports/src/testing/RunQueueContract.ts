@@ -4,8 +4,9 @@
  * consumer process's view of it (for BullMQ, its own connections and workers).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Scope, TestClock } from "effect"
-import { type Job, jobId, type Pool, type QueueError, RunQueue } from "../RunQueue.js"
+import { Deferred, Effect, Exit, Layer, Schema, Scope, TestClock } from "effect"
+import { type Job, Job as JobSchema, jobId, type Pool, type QueueError, RunQueue } from "../RunQueue.js"
+import { currentOrgId, forOrg } from "../Tenancy.js"
 
 export interface Namespace {
   readonly instance: (concurrency?: Readonly<Record<Pool, number>>) => Layer.Layer<RunQueue, QueueError>
@@ -78,6 +79,30 @@ export const runQueueContract = (name: string, namespace: () => Namespace, capab
         yield* Effect.sleep("200 millis")
         assert.strictEqual(total(), jobs.length)
         assert.strictEqual(seen.size, jobs.length)
+        yield* Scope.close(scope, Exit.void)
+      }))
+
+    it.live("runs each job for the org that offered it (a job naming none, as older payloads, for local)", () =>
+      Effect.gen(function* () {
+        const handled: Array<Array<string | undefined>> = []
+        const { queue, scope } = yield* start(namespace().instance(all), (job) =>
+          Effect.map(currentOrgId, (org) => void handled.push([job.runId, org, job.orgId]))
+        )
+        yield* forOrg("org-a")(queue.offer([{ _tag: "Advance", runId: "run-of-a" }, { _tag: "RunDeadline", runId: "run-of-a" }]))
+        yield* forOrg("org-b")(queue.offer([{ _tag: "ExecuteNode", runId: "run-of-b", nodeId: "n", attempt: 1 }]))
+        yield* queue.offer([{ _tag: "Advance", runId: "run-of-nobody" }])
+        yield* eventually("every job", () => handled.length >= 4)
+        assert.deepStrictEqual(
+          [...handled].sort(),
+          [
+            ["run-of-a", "org-a", "org-a"],
+            ["run-of-a", "org-a", "org-a"],
+            ["run-of-b", "org-b", "org-b"],
+            ["run-of-nobody", "local", "local"]
+          ].sort()
+        )
+        // A payload written before jobs carried an org decodes as `local`.
+        assert.deepStrictEqual(yield* Schema.decodeUnknown(JobSchema)({ _tag: "Advance", runId: "old" }), { _tag: "Advance", runId: "old", orgId: "local" })
         yield* Scope.close(scope, Exit.void)
       }))
 

@@ -10,10 +10,15 @@
  * reported written. Writes are taken in key order (a stable sort, so two
  * writes of one key keep their order): two transactions in flight lock rows
  * keyed the same way in the same order and cannot deadlock each other.
+ *
+ * Writes run in the writer fibers, not their callers': each runs for its caller's org (`forOrg`),
+ * so on Postgres its savepoint scopes it to that org, and writes of several orgs can share one
+ * transaction without seeing each other's rows.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Chunk, Deferred, Effect, Exit, Queue, type Scope } from "effect"
+import { currentOrgId, forOrg } from "@relavium/ports"
 
 export interface GroupCommitOptions {
   /** Transactions in flight at once; each holds a pooled connection while it runs. */
@@ -24,6 +29,8 @@ export interface GroupCommitOptions {
 
 interface Write<A, E> {
   readonly key: string
+  /** The org of the caller: the write runs for it (its savepoint sets it; see OrgClient.ts). */
+  readonly orgId: string
   readonly body: Effect.Effect<A, E>
   readonly done: Deferred.Deferred<A, E>
 }
@@ -52,14 +59,14 @@ export const make = <A, E>(
           : Exit.fail(lost(exit.cause))
 
     const commitOne = (write: Write<A, E>) =>
-      sql.withTransaction(write.body).pipe(
+      forOrg(write.orgId)(sql.withTransaction(write.body)).pipe(
         Effect.exit,
         Effect.flatMap((exit) => Deferred.done(write.done, settled(exit)))
       )
 
     const commitMany = (writes: ReadonlyArray<Write<A, E>>) =>
       sql
-        .withTransaction(Effect.forEach(writes, (write) => Effect.exit(sql.withTransaction(write.body))))
+        .withTransaction(Effect.forEach(writes, (write) => Effect.exit(forOrg(write.orgId)(sql.withTransaction(write.body)))))
         .pipe(
           Effect.exit,
           Effect.flatMap((outer) =>
@@ -84,7 +91,7 @@ export const make = <A, E>(
     yield* Effect.forkScoped(Effect.all(Array.from({ length: Math.max(1, options.writers) }, () => writer), { concurrency: "unbounded", discard: true }))
 
     return (key: string, body: Effect.Effect<A, E>) =>
-      Effect.flatMap(Deferred.make<A, E>(), (done) =>
-        Queue.offer(pending, { key, body, done }).pipe(Effect.zipRight(Deferred.await(done)))
+      Effect.flatMap(Effect.zip(Deferred.make<A, E>(), currentOrgId), ([done, orgId]) =>
+        Queue.offer(pending, { key, orgId, body, done }).pipe(Effect.zipRight(Deferred.await(done)))
       )
   })
