@@ -261,10 +261,12 @@ interface MemoryOrg {
 
 const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms).toISOString())
 
-/** Both ports in memory, sharing one state. */
+/** Both ports in memory, sharing one state; the org `local` (of the single-user deployments) exists from the start. */
 export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectContext(
   Effect.gen(function* () {
-    const state = yield* Ref.make(new Map<string, MemoryOrg>())
+    // The org `local` exists from the start, as on SQL: the single-user deployments act for it.
+    const local: MemoryOrg = { org: new Org({ id: LOCAL_ORG, name: LOCAL_ORG, createdAt: yield* now }), members: new Map(), tokens: new Map(), audit: [] }
+    const state = yield* Ref.make(new Map<string, MemoryOrg>([[LOCAL_ORG, local]]))
     const current = Effect.gen(function* () {
       const orgId = yield* currentOrgId
       const orgs = yield* Ref.get(state)
