@@ -9,7 +9,7 @@ import type { HttpServerError } from "@effect/platform"
 import type { ChatError } from "@relavium/chat"
 import type { DaemonServeError, DialError } from "@relavium/daemon"
 import type { Cassette, Pricing } from "@relavium/llm"
-import type { StoreError } from "@relavium/ports"
+import type { KeyStoreError, StoreError } from "@relavium/ports"
 import type { Monolith } from "@relavium/server"
 import type { Misconfigured } from "./Problem.js"
 import type { DataDirectoryError } from "./runtime/DataDirectory.js"
@@ -112,6 +112,13 @@ export const monolithErrors: Endings<MonolithProcessError> = {
 
 /** `relavium db migrate`: the database could not be migrated. */
 export const migrateErrors: Endings<StoreError> = { StoreError: failed("store") }
+
+/** `relavium keys rotate-master | rotate`: a missing or malformed setting (2), the database or a key that does not open (1). */
+export const keyRotationErrors: Endings<Misconfigured | StoreError | KeyStoreError> = {
+  Misconfigured: invalid(),
+  StoreError: failed("store"),
+  KeyStoreError: failed("keys")
+}
 
 /** `relavium daemon start`: it could not listen (1), or the gateway refused it or could not be dialed (2). */
 export const daemonErrors: Endings<DaemonServeError | DialError> = {

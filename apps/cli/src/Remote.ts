@@ -143,6 +143,8 @@ export const describeError = (baseUrl: string) => (error: unknown): UsageProblem
         .map((i) => `${i.path}${i.line !== undefined ? ` (line ${i.line}, column ${i.column})` : ""}: ${i.message}`)
       return new UsageProblem([tagged.message ?? "bad request", ...located].join("\n"), "validation")
     }
+    case "Forbidden":
+      return new UsageProblem(`${baseUrl}: refused (403): ${tagged.message ?? "the token's role may not do this"}`, "forbidden")
     case "NotFound":
       return new UsageProblem(tagged.message ?? "not found", "not_found")
     case "Conflict":

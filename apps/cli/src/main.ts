@@ -17,6 +17,7 @@ import { monolith } from "./commands/Monolith.js"
 import { run, validate } from "./commands/Run.js"
 import { resume, runs } from "./commands/Runs.js"
 import { server } from "./commands/Server.js"
+import { audit, member, org, token } from "./commands/Tenancy.js"
 import { ExitCode } from "./ExitCodes.js"
 
 /** apps/cli/package.json's version, put in by build.mjs. */
@@ -24,7 +25,7 @@ declare const __RELAVIUM_VERSION__: string
 
 const relavium = Command.make("relavium").pipe(
   Command.withDescription("Relavium — local-first engine for LLM agent workflows"),
-  Command.withSubcommands([run, validate, resume, runs, gate, chat, keys, models, daemon, monolith, server, db])
+  Command.withSubcommands([run, validate, resume, runs, gate, chat, keys, models, daemon, monolith, server, db, org, token, member, audit])
 )
 
 const cli = Command.run(relavium, { name: "relavium", version: __RELAVIUM_VERSION__ })

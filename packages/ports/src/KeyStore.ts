@@ -4,8 +4,19 @@
  */
 import { Context, Data, Effect, Layer, Option, Redacted, Ref } from "effect"
 
+/**
+ * Why a stored key does not open (the cloud key store's envelope, SqlKeyStore):
+ * - `tampered`: the ciphertext, its nonce or its wrapped data key was altered (or a row
+ *   refers to a data key the org does not have);
+ * - `wrong_org`: the row was sealed for another organisation (copied or moved between orgs);
+ * - `unknown_master`: it is wrapped under a master key this process does not hold.
+ */
+export type KeyStoreFailure = "tampered" | "wrong_org" | "unknown_master"
+
 export class KeyStoreError extends Data.TaggedError("KeyStoreError")<{
   readonly message: string
+  /** Set when a stored key exists but does not open; absent for every other failure. */
+  readonly reason?: KeyStoreFailure | undefined
 }> {}
 
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/

@@ -196,6 +196,42 @@ export const looksLikeToken = (token: Redacted.Redacted<string>): boolean =>
 /** Org ids are random, so one org cannot guess another's. */
 export const newOrgId = (): string => `org_${randomUUID().replaceAll("-", "")}`
 
+export const newUserId = (): string => `usr_${randomUUID().replaceAll("-", "")}`
+
+export const newTokenId = (): string => `tok_${randomUUID().replaceAll("-", "")}`
+
+/**
+ * An email as members are keyed by: trimmed and lower case; a `TenancyError` for anything that
+ * is not `local@domain` (one `@`, no spaces, at most 254 characters).
+ */
+export const normaliseEmail = (email: string): Effect.Effect<string, TenancyError> => {
+  const normal = email.trim().toLowerCase()
+  return normal.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(normal)
+    ? Effect.succeed(normal)
+    : Effect.fail(new TenancyError({ message: `${JSON.stringify(email.slice(0, 80))} is not an email address` }))
+}
+
+/** An org's name: trimmed, not empty, at most 200 characters. */
+export const checkOrgName = (name: string): Effect.Effect<string, TenancyError> => {
+  const trimmed = name.trim()
+  return trimmed.length > 0 && trimmed.length <= 200
+    ? Effect.succeed(trimmed)
+    : Effect.fail(new TenancyError({ message: "an organisation's name must be 1 to 200 characters" }))
+}
+
+/** A token's expiry as stored (ISO-8601 UTC, so it compares in time order as text); none when absent. */
+export const normaliseExpiry = (expiresAt: string | undefined): Effect.Effect<string | null, TenancyError> => {
+  if (expiresAt === undefined) return Effect.succeed(null)
+  const ms = Date.parse(expiresAt)
+  return Number.isNaN(ms)
+    ? Effect.fail(new TenancyError({ message: `a token's expiry must be an ISO-8601 timestamp, not ${JSON.stringify(expiresAt.slice(0, 80))}` }))
+    : Effect.succeed(new Date(ms).toISOString())
+}
+
+/** How many audit entries a list returns: 100 unless asked, never more than 1000. */
+export const auditLimit = (limit: number | undefined): number =>
+  limit === undefined || !Number.isFinite(limit) ? 100 : Math.min(1000, Math.max(0, Math.trunc(limit)))
+
 export interface CreateTokenInput {
   readonly name: string
   readonly role: Role
@@ -254,6 +290,7 @@ export class AuditLog extends Context.Tag("@relavium/ports/AuditLog")<
 
 interface MemoryOrg {
   readonly org: Org
+  /** By normalised email. */
   readonly members: Map<string, Member>
   readonly tokens: Map<string, { readonly hash: string; info: TokenInfo }>
   readonly audit: Array<AuditEntry>
@@ -261,12 +298,25 @@ interface MemoryOrg {
 
 const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms).toISOString())
 
+/** Members in the order they joined (then by email); tokens in the order they were made (then by id). */
+const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
+const byCreated = (a: TokenInfo, b: TokenInfo) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
+
 /** Both ports in memory, sharing one state; the org `local` (of the single-user deployments) exists from the start. */
 export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectContext(
   Effect.gen(function* () {
     // The org `local` exists from the start, as on SQL: the single-user deployments act for it.
     const local: MemoryOrg = { org: new Org({ id: LOCAL_ORG, name: LOCAL_ORG, createdAt: yield* now }), members: new Map(), tokens: new Map(), audit: [] }
     const state = yield* Ref.make(new Map<string, MemoryOrg>([[LOCAL_ORG, local]]))
+    // People are global: one user id per email, whichever orgs it belongs to.
+    const users = new Map<string, string>()
+    const userIdOf = (email: string) => {
+      const known = users.get(email)
+      if (known !== undefined) return known
+      const id = newUserId()
+      users.set(email, id)
+      return id
+    }
     const current = Effect.gen(function* () {
       const orgId = yield* currentOrgId
       const orgs = yield* Ref.get(state)
@@ -275,63 +325,72 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
       return found
     })
     const createToken = (entry: MemoryOrg, input: CreateTokenInput) =>
-      Effect.map(now, (at): CreatedToken => {
+      Effect.gen(function* () {
+        const expiresAt = yield* normaliseExpiry(input.expiresAt)
+        const at = yield* now
         const token = mintToken()
         const info = new TokenInfo({
-          id: `tok_${randomUUID().replaceAll("-", "")}`,
+          id: newTokenId(),
           name: input.name,
           prefix: visiblePrefix(token),
           role: input.role,
           createdAt: at,
           createdBy: input.createdBy,
-          expiresAt: input.expiresAt ?? null,
+          expiresAt,
           lastUsedAt: null,
           revokedAt: null
         })
         entry.tokens.set(info.id, { hash: hashToken(token), info })
-        return { token, info }
+        return { token, info } satisfies CreatedToken
       })
     const tenancy = Tenancy.of({
       createOrg: (name, ownerOf) =>
         Effect.gen(function* () {
+          const orgName = yield* checkOrgName(name)
+          const email = yield* normaliseEmail(ownerOf.email)
           const at = yield* now
-          const org = new Org({ id: newOrgId(), name, createdAt: at })
+          const org = new Org({ id: newOrgId(), name: orgName, createdAt: at })
           const entry: MemoryOrg = { org, members: new Map(), tokens: new Map(), audit: [] }
-          entry.members.set(ownerOf.email, new Member({ userId: `usr_${randomUUID()}`, email: ownerOf.email, role: "owner", createdAt: at }))
+          entry.members.set(email, new Member({ userId: userIdOf(email), email, role: "owner", createdAt: at }))
+          const token = yield* createToken(entry, { name: "first owner token", role: "owner", createdBy: email })
           yield* Ref.update(state, (orgs) => new Map(orgs).set(org.id, entry))
-          const token = yield* createToken(entry, { name: "first owner token", role: "owner", createdBy: ownerOf.email })
           return { org, token }
         }),
       org: Effect.map(Effect.option(current), Option.map((entry) => entry.org)),
       members: {
         add: (email, role) =>
           Effect.gen(function* () {
+            const normal = yield* normaliseEmail(email)
             const entry = yield* current
-            if (entry.members.has(email)) return yield* new TenancyError({ message: `${email} is already a member` })
-            const added = new Member({ userId: `usr_${randomUUID()}`, email, role, createdAt: yield* now })
-            entry.members.set(email, added)
+            if (entry.members.has(normal)) return yield* new TenancyError({ message: `${normal} is already a member` })
+            const added = new Member({ userId: userIdOf(normal), email: normal, role, createdAt: yield* now })
+            entry.members.set(normal, added)
             return added
           }),
-        list: Effect.map(current, (entry) => [...entry.members.values()]),
-        remove: (email) => Effect.map(current, (entry) => entry.members.delete(email)),
+        list: Effect.map(current, (entry) => [...entry.members.values()].sort(byJoined)),
+        remove: (email) =>
+          Effect.flatMap(normaliseEmail(email), (normal) => Effect.map(current, (entry) => entry.members.delete(normal))),
         setRole: (email, role) =>
-          Effect.map(current, (entry) => {
-            const found = entry.members.get(email)
-            if (found === undefined) return Option.none()
-            const changed = new Member({ ...found, role })
-            entry.members.set(email, changed)
-            return Option.some(changed)
-          })
+          Effect.flatMap(normaliseEmail(email), (normal) =>
+            Effect.map(current, (entry) => {
+              const found = entry.members.get(normal)
+              if (found === undefined) return Option.none()
+              const changed = new Member({ ...found, role })
+              entry.members.set(normal, changed)
+              return Option.some(changed)
+            })
+          )
       },
       tokens: {
         create: (input) => Effect.flatMap(current, (entry) => createToken(entry, input)),
-        list: Effect.map(current, (entry) => [...entry.tokens.values()].map((t) => t.info)),
+        list: Effect.map(current, (entry) => [...entry.tokens.values()].map((t) => t.info).sort(byCreated)),
         revoke: (tokenId) =>
           Effect.flatMap(current, (entry) =>
             Effect.map(now, (at) => {
               const found = entry.tokens.get(tokenId)
-              if (found === undefined || found.info.revokedAt !== null) return found !== undefined
-              found.info = new TokenInfo({ ...found.info, revokedAt: at })
+              if (found === undefined) return false
+              // Revoking a revoked token keeps the time it was first revoked.
+              if (found.info.revokedAt === null) found.info = new TokenInfo({ ...found.info, revokedAt: at })
               return true
             })
           ),
@@ -374,7 +433,7 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
                 (query.before === undefined || e.seq < query.before)
             )
             .reverse()
-            .slice(0, query.limit ?? 100)
+            .slice(0, auditLimit(query.limit))
         )
     })
     return Context.make(Tenancy, tenancy).pipe(Context.add(AuditLog, audit))

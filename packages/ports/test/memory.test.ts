@@ -8,6 +8,7 @@ import {
   DaemonRouter,
   KeyStore,
   RunQueue,
+  layerTenancyMemory,
   RunStore,
   UpdateHub,
   WorkflowStore
@@ -18,6 +19,7 @@ import {
   keyStoreContract,
   runQueueContract,
   runStoreContract,
+  tenancyContract,
   updateHubContract,
   workflowStoreContract,
   workspaceReadFile
@@ -29,5 +31,6 @@ chatStoreContract("memory", ChatStore.layerMemory)
 updateHubContract("memory", () => UpdateHub.layerMemory)
 runQueueContract("memory", () => ({ instance: (concurrency) => RunQueue.layerMemory(concurrency) }), { distributed: false, delaysOnClock: true })
 keyStoreContract("memory", (seed) => KeyStore.layerMemory(seed))
+tenancyContract("memory", layerTenancyMemory)
 
 daemonRouterContract("in-process", (workspace) => DaemonRouter.layerInProcess([workspaceReadFile(workspace)]))

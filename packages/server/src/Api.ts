@@ -16,6 +16,7 @@ import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
+import { tenancyGroups } from "./TenancyApi.js"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -526,6 +527,9 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
   .annotate(OpenApi.Description, "Coding-agent chats in project directories on the monolith's machine, with approvals and live events (SSE)")
   .middleware(Authorization) {}
 
+/** The tenancy routes (TenancyApi.ts): the caller's org, members, API tokens, audit trail. */
+export const { audit: AuditGroup, members: MembersGroup, org: OrgGroup, tokens: TokensGroup } = tenancyGroups({ Authorization, BadRequest, Conflict, Forbidden, InternalError, NotFound })
+
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
   .add(SystemGroup)
@@ -533,6 +537,10 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(RunsGroup)
   .add(GatesGroup)
   .add(KeysGroup)
+  .add(OrgGroup)
+  .add(MembersGroup)
+  .add(TokensGroup)
+  .add(AuditGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
 

@@ -2,9 +2,10 @@
  * The HTTP server of the API: routes, OpenAPI document (`/openapi.json`), a
  * browsable reference (`/docs`), all behind the bearer token but `/health`,
  * and the request limits of HttpGuard.ts.
- * Needs an `HttpServer` (plain or TLS), the component tags, `AuditLog`, and who
- * may call: `Auth.layerSingleUser(token)` (the monolith) or `Auth.layerTenancy()`
- * (tokens of orgs, through the `Tenancy` port), chosen by the composition root.
+ * Needs an `HttpServer` (plain or TLS), the component tags, `Tenancy` and
+ * `AuditLog`, and who may call: `Auth.layerSingleUser(token)` (the monolith) or
+ * `Auth.layerTenancy()` (tokens of orgs, through the `Tenancy` port), chosen by
+ * the composition root.
  */
 import { type HttpApi, HttpApiBuilder, HttpApiScalar, type HttpApp, type HttpServerRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
@@ -12,6 +13,7 @@ import { MonolithApi, RelaviumApi } from "./Api.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
+import * as TenancyHandlers from "./TenancyHandlers.js"
 import type { SseOptions } from "./Sse.js"
 
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./HttpGuard.js"
@@ -39,7 +41,8 @@ export interface ExtraRoute {
  * The API implementation (no server). Serve it behind `HttpGuard.guard` (as `layer` does): the guard
  * resolves the caller, without which the `Authorization` middleware refuses every request.
  */
-export const layerApi = (options: ServerOptions) => HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)))
+export const layerApi = (options: ServerOptions) =>
+  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(TenancyHandlers.layer))
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
   HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
@@ -49,7 +52,11 @@ export const layer = (options: ServerOptions) => serve(options, layerApi(options
 
 /** `MonolithApi` (every route of the API and the chats; needs `ChatService` too). */
 export const layerMonolithApi = (options: ServerOptions) =>
-  HttpApiBuilder.api(MonolithApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(ChatHandlers.layer(options)))
+  HttpApiBuilder.api(MonolithApi).pipe(
+    Layer.provide(layerHandlers(options)),
+    Layer.provide(ChatHandlers.layer(options)),
+    Layer.provide(TenancyHandlers.layer)
+  )
 
 /** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */
 export const layerMonolith = (options: ServerOptions) => serve(options, layerMonolithApi(options))

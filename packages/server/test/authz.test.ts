@@ -68,6 +68,15 @@ const requests: Record<Routes.RouteKey, (ids: Ids) => Request> = {
   "keys.list": () => ({ method: "GET", path: "/keys" }),
   "keys.set": () => ({ method: "PUT", path: "/keys/anthropic", body: { key: "sk-ant-authz-test-secret" } }),
   "keys.remove": () => ({ method: "DELETE", path: "/keys/openai" }),
+  "org.get": () => ({ method: "GET", path: "/org" }),
+  "members.list": () => ({ method: "GET", path: "/members" }),
+  "members.add": () => ({ method: "POST", path: "/members", body: { email: "new@acme.test", role: "viewer" } }),
+  "members.setRole": () => ({ method: "PATCH", path: `/members/${encodeURIComponent("new@acme.test")}`, body: { role: "member" } }),
+  "members.remove": () => ({ method: "DELETE", path: `/members/${encodeURIComponent("new@acme.test")}` }),
+  "tokens.list": () => ({ method: "GET", path: "/tokens" }),
+  "tokens.create": () => ({ method: "POST", path: "/tokens", body: { name: "made in the test", role: "viewer" } }),
+  "tokens.revoke": () => ({ method: "DELETE", path: "/tokens/tok_unknown" }),
+  "audit.list": () => ({ method: "GET", path: "/audit" }),
   "chats.createProject": (ids) => ({ method: "POST", path: "/projects", body: { dir: ids.projectDir } }),
   "chats.listProjects": () => ({ method: "GET", path: "/projects" }),
   "chats.create": (ids) => ({ method: "POST", path: "/chats", body: { projectId: ids.projectId, model: "openai/gpt-4o" } }),
@@ -134,6 +143,9 @@ const snapshot = async () => {
     keys: await read("/keys"),
     projects: await read("/projects"),
     chats: await read("/chats"),
+    members: await read("/members"),
+    // A token's last use changes with every request; which tokens exist and are live does not.
+    tokens: ((await read("/tokens")) as Array<{ id: string; revokedAt: string | null }>).map((t) => `${t.id} ${t.revokedAt}`),
     audit: (await auditOf(orgId)).length
   }
 }

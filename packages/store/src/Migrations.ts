@@ -249,6 +249,148 @@ export const rowLevelSecurity = (table: string): ReadonlyArray<string> => [
   `ALTER TABLE ${table} ALTER COLUMN org_id SET DEFAULT nullif(current_setting('app.org_id', true), '')`
 ]
 
+/**
+ * Envelope encryption of the cloud key store (`SqlKeyStore`): each org's data keys, by version,
+ * each wrapped (AES-256-GCM) under a master key held outside the database (the row records the
+ * master key's id and the nonce; `wrapped` is the sealed data key, never the key). The version
+ * not retired is the one new secrets are sealed under; a rotation issues a new version and
+ * retires the old. `provider_keys.data_key_version` names the data key a secret is sealed
+ * under; it is null for rows written before this migration, sealed directly under the master
+ * key, which still open and are re-sealed under a data key by the next write or rotation.
+ */
+const orgDataKeys: ReadonlyArray<string> = [
+  `CREATE TABLE org_data_keys (
+    org_id text NOT NULL,
+    version integer NOT NULL,
+    master_key_id text NOT NULL,
+    nonce text NOT NULL,
+    wrapped text NOT NULL,
+    created_at text NOT NULL,
+    retired_at text,
+    PRIMARY KEY (org_id, version)
+  )`,
+  `ALTER TABLE provider_keys ADD COLUMN data_key_version integer`
+]
+
+/**
+ * Tenancy (`SqlTenancy`): organisations, the people in them, their API tokens and the audit trail.
+ *
+ * - `orgs` holds each org's name and `audit_seq`, the counter its audit entries are numbered
+ *   from: an append increments it in the entry's transaction, so concurrent appends wait on the
+ *   org's row and never draw the same number.
+ * - `users` is global (one row per person, whatever orgs they belong to) and has no `org_id`.
+ *   On Postgres a user row is visible only through a membership of the current org (the policy's
+ *   subquery is itself filtered by the memberships policy), so one org never reads another's
+ *   member emails; adding a member names the email in `app.user_email` for its transaction,
+ *   which lets it find (or insert) that one person's row, and no other.
+ * - `api_tokens` stores a token's SHA-256 and its visible prefix, never the token. A token is
+ *   resolved before any org is known, so besides the org policy a row is readable, and its
+ *   `last_used_at` writable, when the transaction names its hash in `app.token_hash`
+ *   (`set_config(…, true)`, transaction-local). Naming a hash requires knowing the token (the
+ *   hash is of 256 random bits), so the policy lets a caller see exactly the row its token
+ *   opens, as a SECURITY DEFINER lookup would, without running code as the table's owner.
+ * - `audit_log` is append-only: a trigger refuses UPDATE and DELETE on both dialects, and on
+ *   Postgres those privileges are revoked from PUBLIC and from the `relavium_app` role when it
+ *   exists (granted only SELECT and INSERT on this table, and what `SqlTenancy` needs on the
+ *   others).
+ */
+const tenancy = (t: Types): ReadonlyArray<string> => [
+  `CREATE TABLE orgs (
+    org_id text PRIMARY KEY,
+    name text NOT NULL,
+    created_at text NOT NULL,
+    audit_seq ${t.bigint} NOT NULL DEFAULT 0
+  )`,
+  `CREATE TABLE users (
+    user_id text PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    created_at text NOT NULL
+  )`,
+  `CREATE TABLE memberships (
+    org_id text NOT NULL DEFAULT 'local' REFERENCES orgs (org_id),
+    user_id text NOT NULL REFERENCES users (user_id),
+    role text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+    created_at text NOT NULL,
+    PRIMARY KEY (org_id, user_id)
+  )`,
+  `CREATE INDEX memberships_by_user ON memberships (user_id)`,
+  `CREATE TABLE api_tokens (
+    org_id text NOT NULL DEFAULT 'local' REFERENCES orgs (org_id),
+    token_id text PRIMARY KEY,
+    name text NOT NULL,
+    prefix text NOT NULL,
+    token_hash text NOT NULL UNIQUE,
+    role text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+    created_by text NOT NULL,
+    created_at text NOT NULL,
+    expires_at text,
+    last_used_at text,
+    revoked_at text
+  )`,
+  `CREATE INDEX api_tokens_by_org ON api_tokens (org_id, created_at)`,
+  `CREATE TABLE audit_log (
+    org_id text NOT NULL DEFAULT 'local' REFERENCES orgs (org_id),
+    seq ${t.bigint} NOT NULL,
+    at text NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    detail ${t.json} NOT NULL,
+    PRIMARY KEY (org_id, seq)
+  )`,
+  `CREATE INDEX audit_log_by_action ON audit_log (org_id, action, seq)`
+]
+
+const appendOnlyMessage = "audit_log is append-only: its entries are never changed or removed"
+
+const tenancySqlite: ReadonlyArray<string> = [
+  ...tenancy(sqliteTypes),
+  `CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, '${appendOnlyMessage}'); END`,
+  `CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, '${appendOnlyMessage}'); END`
+]
+
+const tenancyPg: ReadonlyArray<string> = [
+  ...tenancy(pgTypes),
+  ...rowLevelSecurity("orgs"),
+  ...rowLevelSecurity("memberships"),
+  ...rowLevelSecurity("api_tokens"),
+  ...rowLevelSecurity("audit_log"),
+  `ALTER TABLE users ENABLE ROW LEVEL SECURITY`,
+  `ALTER TABLE users FORCE ROW LEVEL SECURITY`,
+  `CREATE POLICY users_by_membership ON users FOR SELECT
+    USING (EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.user_id))`,
+  `CREATE POLICY users_by_email ON users FOR SELECT
+    USING (email = nullif(current_setting('app.user_email', true), ''))`,
+  `CREATE POLICY users_insert_by_email ON users FOR INSERT
+    WITH CHECK (email = nullif(current_setting('app.user_email', true), ''))`,
+  `CREATE POLICY api_tokens_by_hash ON api_tokens FOR SELECT
+    USING (token_hash = nullif(current_setting('app.token_hash', true), ''))`,
+  `CREATE POLICY api_tokens_use_by_hash ON api_tokens FOR UPDATE
+    USING (token_hash = nullif(current_setting('app.token_hash', true), ''))
+    WITH CHECK (token_hash = nullif(current_setting('app.token_hash', true), ''))`,
+  `REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC`,
+  // The app role (made by an earlier migration or by the operator) gets what SqlTenancy uses, and
+  // on audit_log only SELECT and INSERT, whatever default privileges it may have.
+  `DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'relavium_app') THEN
+      GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens TO relavium_app;
+      GRANT SELECT, INSERT ON users TO relavium_app;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO relavium_app;
+      GRANT SELECT, INSERT ON audit_log TO relavium_app;
+      REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM relavium_app;
+    END IF;
+  END $$`,
+  `CREATE FUNCTION relavium_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '${appendOnlyMessage}'; END
+  $$`,
+  `CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION relavium_audit_log_append_only()`,
+  `CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION relavium_audit_log_append_only()`
+]
+
 const run = (ddl: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -268,6 +410,18 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
     sql.onDialectOrElse({
       pg: () => run(chatTurns(pgTypes)),
       orElse: () => run(chatTurns(sqliteTypes))
+    })
+  ),
+  "5_tenancy": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run(tenancyPg),
+      orElse: () => run(tenancySqlite)
+    })
+  ),
+  "6_org_data_keys": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run([...orgDataKeys, ...rowLevelSecurity("org_data_keys")]),
+      orElse: () => run(orgDataKeys)
     })
   )
 }

@@ -1,151 +1,295 @@
 /**
- * The cloud `KeyStore`: provider API keys in the `provider_keys` table, each
- * sealed with AES-256-GCM under a master key that never touches the database
- * (`RELAVIUM_MASTER_KEY` in the api and worker processes). Every write draws a
- * random 96-bit nonce; the org and the provider are bound in as additional
- * data, so a row copied onto another provider does not open; the id of the
- * master key that sealed a row is stored beside it, so a process holding
- * another master key says so instead of returning garbage. `list` returns
- * provider names; no value is ever logged or put in an error.
+ * The cloud `KeyStore`: provider API keys in the `provider_keys` table under envelope
+ * encryption (see `Envelope` for the cryptography, `MasterKeys` for the master key settings).
+ *
+ * - Each org has a data key (32 random bytes) in `org_data_keys`, wrapped under the current
+ *   master key; each provider secret is sealed under its org's current data key. Master keys
+ *   never touch the database.
+ * - The org is `CurrentOrg`, read on every call, so a worker acting for an org uses that org's
+ *   key. On Postgres every operation is one transaction that sets `app.org_id` (row-level
+ *   security) to that org.
+ * - A key that does not open fails with a `KeyStoreError` whose `reason` says why:
+ *   `tampered`, `wrong_org` or `unknown_master`; no value is ever logged or put in an error.
+ * - Rotation (`KeyRotation`): `rotateMaster` re-wraps every data key under the current master,
+ *   `rotateOrg` issues a new data key for an org and re-seals its secrets under it.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Either, Layer, Option, Redacted } from "effect"
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
-import { checkKeyEntry, KeyStore, KeyStoreError } from "@relavium/ports"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer, Option, type Redacted } from "effect"
+import { checkKeyEntry, CurrentOrg, forOrg, KeyStore, KeyStoreError, type KeyStoreFailure } from "@relavium/ports"
 import * as Database from "./Database.js"
+import * as Envelope from "./Envelope.js"
+import {
+  describeKeyring,
+  describeMasterKey,
+  findMasterKey,
+  type MasterKey,
+  type MasterKeyring,
+  masterKeyring,
+  type MasterKeySettings
+} from "./MasterKeys.js"
 
-/** A parsed master key: 32 bytes, and the id rows record. */
-export interface MasterKey {
-  readonly id: string
-  readonly bytes: Redacted.Redacted<Uint8Array>
-}
+export {
+  type MasterKey,
+  masterKeyHelp,
+  type MasterKeyring,
+  masterKeyring,
+  type MasterKeySettings,
+  masterKeysHelp,
+  parseMasterKey,
+  parseMasterKeyList
+} from "./MasterKeys.js"
 
-export const masterKeyHelp = "32 random bytes in base64 or hex (make one with `openssl rand -base64 32`)"
+/** Where the master keys come from: `RELAVIUM_MASTER_KEY` or `RELAVIUM_MASTER_KEYS` (see `MasterKeys`). */
+export type EncryptedOptions = MasterKeySettings
 
-/** Reads a master key given as base64 (or base64url) or hex; the value is never echoed. */
-export const parseMasterKey = (value: Redacted.Redacted<string>, name = "RELAVIUM_MASTER_KEY"): Either.Either<MasterKey, KeyStoreError> => {
-  const text = Redacted.value(value).trim()
-  const bytes = /^[0-9a-fA-F]{64}$/.test(text)
-    ? Buffer.from(text, "hex")
-    : /^[A-Za-z0-9+/_-]{42,44}={0,2}$/.test(text)
-      ? Buffer.from(text.replaceAll("-", "+").replaceAll("_", "/"), "base64")
-      : undefined
-  if (bytes === undefined || bytes.length !== 32) {
-    return Either.left(new KeyStoreError({ message: `${name} must be ${masterKeyHelp}` }))
-  }
-  const id = createHash("sha256").update("relavium master key id\u0000").update(bytes).digest("hex").slice(0, 16)
-  return Either.right({ id, bytes: Redacted.make(new Uint8Array(bytes)) })
-}
-
-
-const additionalData = (orgId: string, provider: string) => Buffer.from(`relavium provider key\u0000${orgId}\u0000${provider}`, "utf8")
-
-interface Sealed {
+/** A row of `org_data_keys`. */
+export interface DataKeyRow {
+  readonly version: number
+  readonly master_key_id: string
   readonly nonce: string
-  readonly ciphertext: string
+  readonly wrapped: string
+  readonly retired_at: string | null
 }
 
-/** AES-256-GCM with a fresh nonce; the ciphertext carries the 16-byte tag at its end. */
-export const seal = (master: MasterKey, orgId: string, provider: string, key: Redacted.Redacted<string>): Sealed => {
-  const nonce = randomBytes(12)
-  const cipher = createCipheriv("aes-256-gcm", Redacted.value(master.bytes), nonce)
-  cipher.setAAD(additionalData(orgId, provider))
-  const body = Buffer.concat([cipher.update(Redacted.value(key), "utf8"), cipher.final(), cipher.getAuthTag()])
-  return { nonce: nonce.toString("base64"), ciphertext: body.toString("base64") }
-}
-
-/** The key, or `undefined` when the row does not open under this master key (tampered or foreign). */
-export const open = (master: MasterKey, orgId: string, provider: string, sealed: Sealed): Redacted.Redacted<string> | undefined => {
-  try {
-    const body = Buffer.from(sealed.ciphertext, "base64")
-    if (body.length < 16) return undefined
-    const decipher = createDecipheriv("aes-256-gcm", Redacted.value(master.bytes), Buffer.from(sealed.nonce, "base64"))
-    decipher.setAAD(additionalData(orgId, provider))
-    decipher.setAuthTag(body.subarray(body.length - 16))
-    return Redacted.make(Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString("utf8"))
-  } catch {
-    return undefined
-  }
-}
-
-export interface EncryptedOptions {
-  /** The master key (`RELAVIUM_MASTER_KEY`): {@link masterKeyHelp}. */
-  readonly masterKey: Redacted.Redacted<string>
-  /** The tenant whose keys these are (default `local`, the single-tenant deployment). */
-  readonly orgId?: string | undefined
-}
-
-interface KeyRow {
+/** A row of `provider_keys`. */
+export interface SecretRow {
+  readonly provider: string
   readonly master_key_id: string
   readonly nonce: string
   readonly ciphertext: string
+  readonly data_key_version: number | null
 }
 
-/** The encrypted key store on the `SqlClient` provided (migrated: see `Database`). */
+/** What `provider_keys.master_key_id` holds for a row sealed under a data key (legacy rows: the master key's id). */
+export const dataKeyMarker = (version: number) => `data-key:${version}`
+
+const now = () => new Date().toISOString()
+
+const lockFor = (sql: SqlClient.SqlClient, mode: "share" | "update") =>
+  sql.onDialectOrElse({ pg: () => sql.literal(mode === "share" ? "FOR SHARE" : "FOR UPDATE"), orElse: () => sql.literal("") })
+
+/**
+ * Runs `effect` as one transaction for `orgId`: `CurrentOrg` is that org and, on Postgres,
+ * `app.org_id` is set for row-level security.
+ */
+export const inOrg = <A, E, R>(sql: SqlClient.SqlClient, orgId: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+  forOrg(orgId)(
+    sql.withTransaction(
+      Effect.zipRight(
+        sql.onDialectOrElse({
+          pg: () => Effect.asVoid(sql`SELECT set_config('app.org_id', ${orgId}, true)`),
+          orElse: () => Effect.void
+        }),
+        effect
+      )
+    )
+  )
+
+const refused = (message: string, reason: KeyStoreFailure) => new KeyStoreError({ message, reason })
+
+/** The master key that wrapped a data key, or why the process cannot use it. */
+const masterFor = (ring: MasterKeyring, orgId: string, row: DataKeyRow): Effect.Effect<MasterKey, KeyStoreError> => {
+  const master = findMasterKey(ring, row.master_key_id)
+  return master !== undefined
+    ? Effect.succeed(master)
+    : Effect.fail(
+        refused(
+          `the data key (version ${row.version}) of org ${orgId} is wrapped under master key ${row.master_key_id}, which this process does not hold (it holds ${describeKeyring(ring)}): add that key to RELAVIUM_MASTER_KEYS`,
+          "unknown_master"
+        )
+      )
+}
+
+/** A data key in the clear, or a typed refusal. */
+export const openDataKey = (ring: MasterKeyring, orgId: string, row: DataKeyRow): Effect.Effect<Envelope.DataKey, KeyStoreError> =>
+  Effect.flatMap(masterFor(ring, orgId, row), (master) => {
+    const opened = Envelope.unwrapDataKey(master, orgId, row.version, { nonce: row.nonce, ciphertext: row.wrapped })
+    if (opened.ok) return Effect.succeed(opened.value)
+    return Effect.fail(
+      opened.reason === "wrong_org"
+        ? refused(`the data key (version ${row.version}) stored for org ${orgId} was wrapped for another organisation (the row was copied or moved): rotate the org's keys with \`relavium keys rotate ${orgId}\` after restoring its own row`, "wrong_org")
+        : refused(`the data key (version ${row.version}) of org ${orgId} does not unwrap under master key ${describeMasterKey(master)}: it was altered in the database`, "tampered")
+    )
+  })
+
+/**
+ * A secret in the clear, or a typed refusal. `dataKeys` gives the org's data key rows by
+ * version (legacy rows need none).
+ */
+export const openRow = (
+  ring: MasterKeyring,
+  orgId: string,
+  row: SecretRow,
+  dataKey: (version: number) => Effect.Effect<Envelope.DataKey | undefined, KeyStoreError>
+): Effect.Effect<Redacted.Redacted<string>, KeyStoreError> =>
+  Effect.gen(function* () {
+    const { provider } = row
+    const sealed = { nonce: row.nonce, ciphertext: row.ciphertext }
+    if (row.data_key_version === null) {
+      const master = findMasterKey(ring, row.master_key_id)
+      if (master === undefined) {
+        return yield* refused(
+          `the stored key for ${provider} was sealed under master key ${row.master_key_id}, which this process does not hold (it holds ${describeKeyring(ring)}): give every api and worker process the same master keys (RELAVIUM_MASTER_KEYS)`,
+          "unknown_master"
+        )
+      }
+      const opened = Envelope.openLegacy(master, orgId, provider, sealed)
+      if (opened.ok) return opened.value
+      return yield* refused(`the stored key for ${provider} does not decrypt (it was altered in the database); set it again`, "tampered")
+    }
+    const version = row.data_key_version
+    // Checked first: a row copied from another org names a data key of that org's, not of this one.
+    if (Envelope.sealedForAnotherOrg(orgId, sealed)) {
+      return yield* refused(`the stored key for ${provider} was sealed for another organisation (the row was copied or moved): set it again`, "wrong_org")
+    }
+    const key = yield* dataKey(version)
+    if (key === undefined) {
+      return yield* refused(`the stored key for ${provider} refers to data key version ${version}, which org ${orgId} does not have: set it again`, "tampered")
+    }
+    const opened = Envelope.openSecret(key, orgId, provider, version, sealed)
+    if (opened.ok) return opened.value
+    return yield* refused(
+      opened.reason === "wrong_org"
+        ? `the stored key for ${provider} was sealed for another organisation (the row was copied or moved): set it again`
+        : `the stored key for ${provider} does not decrypt (it was altered in the database); set it again`,
+      opened.reason
+    )
+  })
+
+/** The org's current data key (the newest not retired), locked against rotation until the transaction ends. */
+export const currentDataKey = (sql: SqlClient.SqlClient, orgId: string, lock: "share" | "update") =>
+  Effect.map(
+    sql<DataKeyRow>`SELECT version, master_key_id, nonce, wrapped, retired_at FROM org_data_keys
+      WHERE org_id = ${orgId} AND retired_at IS NULL ORDER BY version DESC LIMIT 1 ${lockFor(sql, lock)}`,
+    (rows) => Option.fromNullable(rows[0])
+  )
+
+/** Stores a new data key of `version`, wrapped under the current master; returns it with its row. */
+export const insertDataKey = (sql: SqlClient.SqlClient, ring: MasterKeyring, orgId: string, version: number, onConflict: "ignore" | "fail") =>
+  Effect.gen(function* () {
+    const key = Envelope.newDataKey()
+    const wrapped = Envelope.wrapDataKey(ring.current, orgId, version, key)
+    const row = { org_id: orgId, version, master_key_id: ring.current.id, nonce: wrapped.nonce, wrapped: wrapped.ciphertext, created_at: now() }
+    const inserted = yield* (onConflict === "ignore"
+      ? sql<{ version: number }>`INSERT INTO org_data_keys ${sql.insert(row)} ON CONFLICT (org_id, version) DO NOTHING RETURNING version`
+      : sql<{ version: number }>`INSERT INTO org_data_keys ${sql.insert(row)} RETURNING version`)
+    return inserted.length > 0 ? Option.some({ key, version }) : Option.none()
+  })
+
+/** The org's current data key in the clear, made (version 1) when the org has none yet. */
+export const ensureDataKey = (sql: SqlClient.SqlClient, ring: MasterKeyring, orgId: string) =>
+  Effect.gen(function* () {
+    const found = yield* currentDataKey(sql, orgId, "share")
+    if (Option.isSome(found)) return { key: yield* openDataKey(ring, orgId, found.value), version: found.value.version }
+    const made = yield* insertDataKey(sql, ring, orgId, 1, "ignore")
+    if (Option.isSome(made)) return made.value
+    // Another writer made it first: use theirs.
+    const theirs = yield* currentDataKey(sql, orgId, "share")
+    if (Option.isNone(theirs)) return yield* new KeyStoreError({ message: `org ${orgId} has only retired data keys: run \`relavium keys rotate ${orgId}\`` })
+    return { key: yield* openDataKey(ring, orgId, theirs.value), version: theirs.value.version }
+  })
+
+/** Seals `secret` under the data key and writes the row (insert or replace). */
+export const writeSecret = (
+  sql: SqlClient.SqlClient,
+  orgId: string,
+  provider: string,
+  data: { readonly key: Envelope.DataKey; readonly version: number },
+  secret: Redacted.Redacted<string>
+) => {
+  const sealed = Envelope.sealSecret(data.key, orgId, provider, data.version, secret)
+  const at = now()
+  return sql`INSERT INTO provider_keys ${sql.insert({
+    org_id: orgId,
+    provider,
+    master_key_id: dataKeyMarker(data.version),
+    nonce: sealed.nonce,
+    ciphertext: sealed.ciphertext,
+    data_key_version: data.version,
+    created_at: at,
+    updated_at: at
+  })} ON CONFLICT (org_id, provider) DO UPDATE SET master_key_id = excluded.master_key_id, nonce = excluded.nonce,
+    ciphertext = excluded.ciphertext, data_key_version = excluded.data_key_version, updated_at = excluded.updated_at`
+}
+
+interface JoinedRow extends SecretRow {
+  readonly dk_version: number | null
+  readonly dk_master_key_id: string | null
+  readonly dk_nonce: string | null
+  readonly dk_wrapped: string | null
+  readonly dk_retired_at: string | null
+}
+
+/** The key store on the `SqlClient` provided (migrated: see `Database`), for `CurrentOrg`. */
 export const make = (options: EncryptedOptions): Effect.Effect<KeyStore["Type"], KeyStoreError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
-    const master = yield* parseMasterKey(options.masterKey)
-    const orgId = options.orgId ?? "local"
+    const ring = yield* masterKeyring(options)
     const sql = yield* SqlClient.SqlClient
     const database = Database.describeDatabase(sql)
-    const failed = (what: string) => (cause: unknown) =>
+    const failed = (what: string) => (cause: SqlError) =>
       new KeyStoreError({ message: `${database}: ${what} failed: ${Database.describeCause(cause)}` })
+    /** Runs `f` for the current org in one transaction; SQL failures become a `KeyStoreError` saying what failed. */
+    const forCurrentOrg = <A>(what: string, f: (orgId: string) => Effect.Effect<A, KeyStoreError | SqlError>) =>
+      Effect.flatMap(CurrentOrg, ({ orgId }) =>
+        inOrg(sql, orgId, f(orgId)).pipe(
+          Effect.catchTag("SqlError", (cause) => Effect.fail(failed(what)(cause)))
+        )
+      )
 
     return KeyStore.of({
       get: (provider) =>
-        sql<KeyRow>`SELECT master_key_id, nonce, ciphertext FROM provider_keys WHERE org_id = ${orgId} AND provider = ${provider}`.pipe(
-          Effect.mapError(failed(`reading the key for ${provider}`)),
-          Effect.flatMap((rows) => {
+        forCurrentOrg(`reading the key for ${provider}`, (orgId) =>
+          Effect.gen(function* () {
+            // One statement: the secret and its data key from the same snapshot, so a rotation
+            // committing meanwhile is seen entirely or not at all.
+            const rows = yield* sql<JoinedRow>`SELECT p.provider, p.master_key_id, p.nonce, p.ciphertext, p.data_key_version,
+                d.version AS dk_version, d.master_key_id AS dk_master_key_id, d.nonce AS dk_nonce, d.wrapped AS dk_wrapped,
+                d.retired_at AS dk_retired_at
+              FROM provider_keys p LEFT JOIN org_data_keys d ON d.org_id = p.org_id AND d.version = p.data_key_version
+              WHERE p.org_id = ${orgId} AND p.provider = ${provider}`
             const row = rows[0]
-            if (row === undefined) return Effect.succeed(Option.none())
-            if (row.master_key_id !== master.id) {
-              return Effect.fail(
-                new KeyStoreError({
-                  message: `the stored key for ${provider} was sealed with master key ${row.master_key_id}, but this process has master key ${master.id}: give every api and worker process the same RELAVIUM_MASTER_KEY`
-                })
-              )
-            }
-            const key = open(master, orgId, provider, row)
-            return key === undefined
-              ? Effect.fail(
-                  new KeyStoreError({
-                    message: `the stored key for ${provider} does not decrypt (it was altered in the database); set it again`
+            if (row === undefined) return Option.none()
+            const key = yield* openRow(ring, orgId, row, () =>
+              row.dk_version === null
+                ? Effect.succeed(undefined)
+                : openDataKey(ring, orgId, {
+                    version: row.dk_version,
+                    master_key_id: row.dk_master_key_id!,
+                    nonce: row.dk_nonce!,
+                    wrapped: row.dk_wrapped!,
+                    retired_at: row.dk_retired_at
                   })
-                )
-              : Effect.succeed(Option.some(key))
+            )
+            return Option.some(key)
           })
         ),
       set: (provider, key) =>
-        Effect.gen(function* () {
-          yield* checkKeyEntry(provider, key)
-          const sealed = seal(master, orgId, provider, key)
-          const now = new Date().toISOString()
-          yield* sql`INSERT INTO provider_keys ${sql.insert({
-            org_id: orgId,
-            provider,
-            master_key_id: master.id,
-            nonce: sealed.nonce,
-            ciphertext: sealed.ciphertext,
-            created_at: now,
-            updated_at: now
-          })} ON CONFLICT (org_id, provider) DO UPDATE SET master_key_id = excluded.master_key_id, nonce = excluded.nonce,
-            ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`.pipe(Effect.mapError(failed(`storing the key for ${provider}`)))
-        }),
+        Effect.zipRight(
+          checkKeyEntry(provider, key),
+          forCurrentOrg(`storing the key for ${provider}`, (orgId) =>
+            Effect.flatMap(ensureDataKey(sql, ring, orgId), (data) => writeSecret(sql, orgId, provider, data, key))
+          )
+        ).pipe(Effect.asVoid),
       remove: (provider) =>
-        sql<{ provider: string }>`DELETE FROM provider_keys WHERE org_id = ${orgId} AND provider = ${provider} RETURNING provider`.pipe(
-          Effect.map((rows) => rows.length > 0),
-          Effect.mapError(failed(`removing the key for ${provider}`))
+        forCurrentOrg(`removing the key for ${provider}`, (orgId) =>
+          Effect.map(
+            sql<{ provider: string }>`DELETE FROM provider_keys WHERE org_id = ${orgId} AND provider = ${provider} RETURNING provider`,
+            (rows) => rows.length > 0
+          )
         ),
-      list: sql<{ provider: string }>`SELECT provider FROM provider_keys WHERE org_id = ${orgId} ORDER BY provider`.pipe(
-        Effect.map((rows) => rows.map((r) => r.provider)),
-        Effect.mapError(failed("listing keys"))
+      list: forCurrentOrg("listing keys", (orgId) =>
+        Effect.map(
+          sql<{ provider: string }>`SELECT provider FROM provider_keys WHERE org_id = ${orgId} ORDER BY provider`,
+          (rows) => rows.map((r) => r.provider)
+        )
       )
     })
   })
 
 /**
- * `KeyStore` as AES-256-GCM rows in Postgres (plain SQL: it runs on any migrated `SqlClient`).
- * Fails to build, naming the variable, when the master key is malformed.
+ * `KeyStore` under envelope encryption in Postgres (plain SQL: it runs on any migrated `SqlClient`).
+ * Fails to build, naming the variable, when the master keys are missing or malformed.
  */
 export const layerPgEncrypted = (options: EncryptedOptions): Layer.Layer<KeyStore, KeyStoreError, SqlClient.SqlClient> =>
   Layer.effect(KeyStore, make(options))

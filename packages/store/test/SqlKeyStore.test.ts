@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { KeyStore } from "@relavium/ports"
+import { forOrg, KeyStore } from "@relavium/ports"
 import { keyStoreContract } from "@relavium/ports/testing"
 import { Database, SqlKeyStore } from "../src/index.js"
 
@@ -52,12 +52,22 @@ const databases = [
 const withStore = <A, E>(key: Redacted.Redacted<string>, use: (keys: KeyStore["Type"]) => Effect.Effect<A, E>) =>
   Effect.flatMap(SqlKeyStore.make({ masterKey: key }), use)
 
+/** The store acting for `orgId` on every call (as a worker acting for that org does). */
+const actingFor = (keys: KeyStore["Type"], orgId: string): KeyStore["Type"] =>
+  KeyStore.of({
+    get: (provider) => forOrg(orgId)(keys.get(provider)),
+    set: (provider, key) => forOrg(orgId)(keys.set(provider, key)),
+    remove: (provider) => forOrg(orgId)(keys.remove(provider)),
+    list: forOrg(orgId)(keys.list)
+  })
+
 /** A store of its own organisation (so tests sharing a database do not meet), holding `seed`. */
 const seeded = (database: Layer.Layer<SqlClient.SqlClient, unknown>) => (seed: Readonly<Record<string, string>>) =>
   Layer.effect(
     KeyStore,
-    Effect.tap(SqlKeyStore.make({ masterKey, orgId: `org-${crypto.randomUUID()}` }), (keys) =>
-      Effect.forEach(Object.entries(seed), ([provider, key]) => keys.set(provider, Redacted.make(key)), { discard: true })
+    Effect.tap(
+      Effect.map(SqlKeyStore.make({ masterKey }), (keys) => actingFor(keys, `org-${crypto.randomUUID()}`)),
+      (keys) => Effect.forEach(Object.entries(seed), ([provider, key]) => keys.set(provider, Redacted.make(key)), { discard: true })
     )
   ).pipe(Layer.provide(database))
 
@@ -102,14 +112,16 @@ for (const [name, database] of databases) {
           const mine = Either.getOrThrow(SqlKeyStore.parseMasterKey(masterKey)).id
           const theirs = Either.getOrThrow(SqlKeyStore.parseMasterKey(otherMasterKey)).id
           const foreign = yield* withStore(otherMasterKey, (keys) => keys.get("gemini")).pipe(Effect.flip)
+          assert.strictEqual(foreign.reason, "unknown_master")
           assert.strictEqual(
             foreign.message,
-            `the stored key for gemini was sealed with master key ${mine}, but this process has master key ${theirs}: give every api and worker process the same RELAVIUM_MASTER_KEY`
+            `the data key (version 1) of org local is wrapped under master key ${mine}, which this process does not hold (it holds master (${theirs})): add that key to RELAVIUM_MASTER_KEYS`
           )
           // Copy the sealed gemini row onto deepseek: the provider is bound in, so it does not open.
-          yield* sql`INSERT INTO provider_keys (org_id, provider, master_key_id, nonce, ciphertext, created_at, updated_at)
-            SELECT org_id, 'deepseek', master_key_id, nonce, ciphertext, created_at, updated_at FROM provider_keys WHERE provider = 'gemini'`
+          yield* sql`INSERT INTO provider_keys (org_id, provider, master_key_id, nonce, ciphertext, data_key_version, created_at, updated_at)
+            SELECT org_id, 'deepseek', master_key_id, nonce, ciphertext, data_key_version, created_at, updated_at FROM provider_keys WHERE provider = 'gemini'`
           const moved = yield* withStore(masterKey, (keys) => keys.get("deepseek")).pipe(Effect.flip)
+          assert.strictEqual(moved.reason, "tampered")
           assert.strictEqual(moved.message, "the stored key for deepseek does not decrypt (it was altered in the database); set it again")
           assert.notInclude(`${foreign.message}${moved.message}`, KEY)
         }))

@@ -1,5 +1,8 @@
 /**
- * `relavium keys set <provider> | list | rm <provider>` — provider API keys.
+ * `relavium keys set <provider> | list | rm <provider>` — provider API keys on this machine;
+ * `relavium keys rotate-master | rotate <org> --database-url URL` — rotation of the
+ * distributed mode's encrypted keys in Postgres (handlers/Keys.ts, loaded when they run; see
+ * docs/security/keys.md).
  *
  * Layers needed: `KeyStore` (locally `KeyStores.layerKeychain()` from
  * @relavium/keys, which itself needs `FileSystem`) and `Terminal` for the
@@ -9,6 +12,8 @@
  * `Redacted` from there to the store. `list` prints names, never values.
  */
 import { Args, Command, Options, Prompt } from "@effect/cli"
+import { lazy } from "../Lazy.js"
+import { secretFlag } from "./Flags.js"
 import { KeyStore } from "@relavium/ports"
 import { KeyStores } from "@relavium/keys"
 import { Console, Effect, Layer, Redacted } from "effect"
@@ -85,9 +90,42 @@ const rmCommand = Command.make("rm", { provider: providerArg }, ({ provider }) =
   })
 ).pipe(Command.withDescription("Remove a stored provider API key"))
 
+const local = Layer.unwrapEffect(Effect.map(Settings.dataDir(), keysLayer))
+
+const rotationOptions = {
+  databaseUrl: secretFlag("database-url", Settings.databaseUrl, "Postgres: postgres://user[:password]@host:port/database"),
+  json: jsonOption
+}
+
+export type RotateMasterArgs = Command.Command.ParseConfig<typeof rotationOptions>
+export type RotateOrgArgs = RotateMasterArgs & { readonly org: string }
+
+const rotateMasterCommand = Command.make(
+  "rotate-master",
+  rotationOptions,
+  lazy(() => import("../handlers/Keys.js"), (m) => m.rotateMaster)
+).pipe(
+  Command.withDescription(
+    "Re-wrap every org's data keys under the current master key (the first of RELAVIUM_MASTER_KEYS; list the old one after it until this is done). Run as the database operator"
+  )
+)
+
+const rotateOrgCommand = Command.make(
+  "rotate",
+  { ...rotationOptions, org: Args.text({ name: "org" }).pipe(Args.withDescription("the org id")) },
+  lazy(() => import("../handlers/Keys.js"), (m) => m.rotateOrg)
+).pipe(Command.withDescription("Issue a new data key for an org, re-seal its provider keys under it and retire the old one. Run as the database operator"))
+
 export const keys = Command.make("keys").pipe(
-  Command.withDescription("Manage provider API keys (OS keychain, or a 0600 file where no keychain runs)"),
-  Command.withSubcommands([setCommand, listCommand, rmCommand]),
-  Command.provide(Layer.unwrapEffect(Effect.map(Settings.dataDir(), keysLayer)))
+  Command.withDescription(
+    "Manage provider API keys (OS keychain, or a 0600 file where no keychain runs); rotate the distributed mode's encrypted keys"
+  ),
+  Command.withSubcommands([
+    setCommand.pipe(Command.provide(local)),
+    listCommand.pipe(Command.provide(local)),
+    rmCommand.pipe(Command.provide(local)),
+    rotateMasterCommand,
+    rotateOrgCommand
+  ])
 )
 

@@ -51,14 +51,14 @@ const deployment = (c: Connections) =>
     } satisfies Deployment.Deployment
   })
 
-/** `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
+/** `RELAVIUM_MASTER_KEYS` or `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
 const masterKey = Settings.masterKey
 
 /** What a process says about its keys at start. */
-const describeKeys = (cloud: typeof Deployment, key: Option.Option<Redacted.Redacted<string>>) =>
+const describeKeys = (cloud: typeof Deployment, key: Option.Option<Settings.MasterKeySettings>) =>
   Option.match(key, {
-    onNone: () => "from this process's environment (RELAVIUM_<PROVIDER>_API_KEY); set RELAVIUM_MASTER_KEY to store keys through the API",
-    onSome: (k) => `AES-256-GCM encrypted in Postgres (master key ${cloud.masterKeyId(k)})`
+    onNone: () => "from this process's environment (RELAVIUM_<PROVIDER>_API_KEY); set RELAVIUM_MASTER_KEYS to store keys through the API",
+    onSome: (k) => cloud.describeMasterKeys(k)
   })
 
 const describeServices = (cloud: typeof Deployment, d: Deployment.Deployment) => [

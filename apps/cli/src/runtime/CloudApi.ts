@@ -18,6 +18,7 @@ import type { RunQueue, UpdateHub } from "@relavium/ports"
 import { Auth, HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
+import type { MasterKeySettings } from "./Settings.js"
 import { tenancyLayer } from "./Tenancy.js"
 
 /**
@@ -41,7 +42,7 @@ export interface ApiOptions extends Deployment {
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
   /** Body size and JSON depth limits, the price file of `GET /models` (see `Server.ServerOptions`). */
   readonly http?: Server.ServerOptions | undefined
-  readonly masterKey: Option.Option<Redacted.Redacted<string>>
+  readonly masterKey: Option.Option<MasterKeySettings>
   readonly onMigrated?: Parameters<typeof store>[2] | undefined
 }
 

@@ -7,7 +7,7 @@
  * daemon; it only checks the Postgres schema.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Layer, type Option, type Redacted } from "effect"
+import { Layer, type Option } from "effect"
 import { layerWorker, layerWorkerWith, type WorkerOptions as EngineWorkerOptions, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, type LlmProvider, type ModelPricing, type RunQueue, type UpdateHub } from "@relavium/ports"
 import { NatsDaemonRouter } from "@relavium/hub"
@@ -15,6 +15,7 @@ import { Pricing } from "@relavium/llm"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, natsServers, type StartupError } from "./Deployment.js"
 import * as Models from "./Models.js"
+import type { MasterKeySettings } from "./Settings.js"
 
 /** The models a worker calls (see Models.ts) and the price table. */
 export const models = (options: Models.ModelOptions) => Layer.merge(Models.layer(options), Pricing.layerStatic)
@@ -53,7 +54,7 @@ export const workerOn = <E1, R1, E2, R2>(
 }
 
 export interface WorkerOptions extends Deployment, Models.ModelOptions {
-  readonly masterKey: Option.Option<Redacted.Redacted<string>>
+  readonly masterKey: Option.Option<MasterKeySettings>
   /** The tools daemon (its `--name`) agents' tool calls go to, through a gateway (default `default`). */
   readonly daemon?: string | undefined
   /** Where agents' tool calls go (default {@link tools}: over NATS to a gateway). */

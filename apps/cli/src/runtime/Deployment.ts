@@ -14,6 +14,7 @@ import { KeyStores } from "@relavium/keys"
 import type { Cassette } from "@relavium/llm"
 import { BullMqRunQueue } from "@relavium/queue"
 import { Database, SqlKeyStore, Store } from "@relavium/store"
+import type { MasterKeySettings } from "./Settings.js"
 
 export type Secret = string | Redacted.Redacted<string>
 
@@ -130,27 +131,39 @@ export const shownUrl = (service: "postgres" | "redis" | "nats", url: Secret): s
 // Provider keys
 // ---------------------------------------------------------------------------
 
-/** Fails, naming RELAVIUM_MASTER_KEY (never showing it), when a master key is given but malformed. */
-export const checkMasterKey = (masterKey: Option.Option<Redacted.Redacted<string>>): Effect.Effect<void, KeyStoreError> =>
+/** Fails, naming the variable (never showing a key), when master keys are given but malformed. */
+export const checkMasterKey = (masterKey: Option.Option<MasterKeySettings>): Effect.Effect<void, KeyStoreError> =>
   Option.match(masterKey, {
     onNone: () => Effect.void,
-    onSome: (key) => Effect.asVoid(SqlKeyStore.parseMasterKey(key))
+    onSome: (settings) => Effect.asVoid(SqlKeyStore.masterKeyring(settings))
   })
 
-/** The id rows sealed under this master key record (a hash; the key cannot be recovered from it). */
-export const masterKeyId = (masterKey: Redacted.Redacted<string>): string =>
-  Either.match(SqlKeyStore.parseMasterKey(masterKey), { onLeft: () => "(malformed)", onRight: (key) => key.id })
+/**
+ * How a process describes its master keys: the id of the current one (a hash; the key cannot be
+ * recovered from it) and the older ones it can still unwrap with.
+ */
+export const describeMasterKeys = (masterKey: MasterKeySettings): string =>
+  Either.match(SqlKeyStore.masterKeyring(masterKey), {
+    onLeft: () => "AES-256-GCM encrypted in Postgres (master keys malformed)",
+    onRight: (ring) => {
+      const older = ring.keys.slice(1).map((key) => `${key.label} (${key.id})`)
+      return `AES-256-GCM encrypted in Postgres (master key ${ring.current.id}) under a data key per org${
+        older.length > 0 ? `; older master keys still unwrapping: ${older.join(", ")}` : ""
+      }`
+    }
+  })
 
 /**
- * Provider keys. With a master key (`RELAVIUM_MASTER_KEY`), AES-256-GCM rows in Postgres that the
- * api's `/keys` routes write and workers read; without one, `RELAVIUM_<PROVIDER>_API_KEY` from
- * each process's environment (read-only: the `/keys` routes say how to set them). Either way a
- * key is read where a model is called and never travels in a job.
+ * Provider keys. With master keys (`RELAVIUM_MASTER_KEYS` or `RELAVIUM_MASTER_KEY`), envelope
+ * encrypted rows in Postgres (a data key per org, wrapped under the master key) that the api's
+ * `/keys` routes write and workers read; without, `RELAVIUM_<PROVIDER>_API_KEY` from each
+ * process's environment (read-only: the `/keys` routes say how to set them). Either way a key is
+ * read where a model is called and never travels in a job.
  */
-export const keys = (masterKey: Option.Option<Redacted.Redacted<string>>) =>
+export const keys = (masterKey: Option.Option<MasterKeySettings>) =>
   Option.match(masterKey, {
     onNone: (): Layer.Layer<KeyStore, KeyStoreError, Store.Services> => KeyStores.layerEnv,
-    onSome: (key) => SqlKeyStore.layerPgEncrypted({ masterKey: key })
+    onSome: (settings) => SqlKeyStore.layerPgEncrypted(settings)
   })
 
 /** The servers of a NATS URL setting (several, comma-separated). */

@@ -66,8 +66,28 @@ export const clientToken = optionalSecret(tokenName).pipe(Effect.orElseSucceed((
 /** `RELAVIUM_DAEMON_TOKEN`: the token clients of a listening tools daemon must present. */
 export const daemonToken = optionalSecret("RELAVIUM_DAEMON_TOKEN").pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
 
-/** `RELAVIUM_MASTER_KEY`, when set (never a flag: argv is visible to every user of the machine). */
-export const masterKey = optionalSecret("RELAVIUM_MASTER_KEY").pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+/** Where the cloud key store's master keys come from (exactly one of the two; see docs/security/keys.md). */
+export interface MasterKeySettings {
+  /** `RELAVIUM_MASTER_KEY`: one key. */
+  readonly masterKey?: Redacted.Redacted<string> | undefined
+  /** `RELAVIUM_MASTER_KEYS`: `label:key,label:key,…`, the current key first. */
+  readonly masterKeys?: Redacted.Redacted<string> | undefined
+}
+
+const optionalSecretSetting = (name: string) =>
+  optionalSecret(name).pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+
+/**
+ * `RELAVIUM_MASTER_KEYS` and `RELAVIUM_MASTER_KEY`, when either is set (never flags: argv is
+ * visible to every user of the machine); both set is refused when the keys are parsed.
+ */
+export const masterKey: Effect.Effect<Option.Option<MasterKeySettings>> = Effect.map(
+  Effect.all([optionalSecretSetting("RELAVIUM_MASTER_KEY"), optionalSecretSetting("RELAVIUM_MASTER_KEYS")]),
+  ([one, list]) =>
+    Option.isNone(one) && Option.isNone(list)
+      ? Option.none()
+      : Option.some({ masterKey: Option.getOrUndefined(one), masterKeys: Option.getOrUndefined(list) })
+)
 
 // ---------------------------------------------------------------------------
 // The distributed deployment (fallbacks of the `relavium server` and `db` flags)
