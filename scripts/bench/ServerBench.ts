@@ -24,7 +24,7 @@ import { join } from "node:path"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
-import { Monolith, Server } from "@relavium/server"
+import { Auth, Monolith, Server } from "@relavium/server"
 import { Store } from "@relavium/store"
 import { noModel, noPricing } from "./EngineBench.js"
 import { type ApiClient, apiClient } from "./HttpsClient.js"
@@ -95,7 +95,8 @@ const monolithInProcess = (dataDir: string, hub: Layer.Layer<UpdateHub, unknown>
     Layer.provideMerge(timedStores(Store.layerSqlite({ filename: join(dataDir, "relavium.db") }))),
     Layer.provideMerge(NodeContext.layer)
   )
-  return Server.layer({ token: Redacted.make(token) }).pipe(
+  return Server.layer({}).pipe(
+    Layer.provide(Auth.layerSingleUser(Redacted.make(token))),
     Layer.provide(layerTenancyMemory),
     Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls })),
     Layer.provideMerge(engine)

@@ -302,10 +302,12 @@ const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms
 const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 const byCreated = (a: TokenInfo, b: TokenInfo) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 
-/** Both ports in memory, sharing one state. */
+/** Both ports in memory, sharing one state; the org `local` (of the single-user deployments) exists from the start. */
 export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectContext(
   Effect.gen(function* () {
-    const state = yield* Ref.make(new Map<string, MemoryOrg>())
+    // The org `local` exists from the start, as on SQL: the single-user deployments act for it.
+    const local: MemoryOrg = { org: new Org({ id: LOCAL_ORG, name: LOCAL_ORG, createdAt: yield* now }), members: new Map(), tokens: new Map(), audit: [] }
+    const state = yield* Ref.make(new Map<string, MemoryOrg>([[LOCAL_ORG, local]]))
     // People are global: one user id per email, whichever orgs it belongs to.
     const users = new Map<string, string>()
     const userIdOf = (email: string) => {

@@ -3,7 +3,8 @@
  * responses and errors, described with `HttpApi` so that the server, the
  * OpenAPI document and typed clients all come from this one definition.
  *
- * Every route but `GET /health` requires `Authorization: Bearer <token>`.
+ * Every route but `GET /health` requires `Authorization: Bearer <token>`, and
+ * the token's role must allow the route's action (docs/permissions.md).
  *
  * `RelaviumApi` is what every deployment serves; `MonolithApi` adds the chat
  * routes (`ChatsGroup`), which work on directories of the machine the
@@ -14,6 +15,7 @@ import { Schema } from "effect"
 import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError } from "@relavium/domain"
+import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
 
 // ---------------------------------------------------------------------------
@@ -76,8 +78,16 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
 // Authentication
 // ---------------------------------------------------------------------------
 
+/**
+ * Who calls, and whether they may: every group but `health` passes it. It provides the caller
+ * (`CurrentPrincipal`: org, role, actor) and refuses with 403 (`Forbidden`) a role the permission
+ * table does not allow the route's action (`routeActions` in Routes.ts), before the request's body
+ * is decoded or any store is read. The token itself is checked earlier, by HttpGuard.ts (401).
+ * Implemented in Auth.ts.
+ */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@relavium/server/Authorization", {
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, Forbidden),
+  provides: CurrentPrincipal,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 

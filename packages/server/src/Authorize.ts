@@ -1,8 +1,10 @@
 /**
- * The permission check every handler makes before it acts: the caller's role
- * (from the `Authorization` middleware) must allow the route's action in the
+ * The permission check: the caller's role must allow the action in the
  * permission table (`permissions` in @relavium/ports, printed in
- * docs/permissions.md). Fails closed: a request with no principal is refused.
+ * docs/permissions.md). The `Authorization` middleware (Auth.ts) makes it for
+ * every route, with the route's action from `routeActions` (Routes.ts), before
+ * the handler runs; a handler that needs a further check calls it itself.
+ * Fails closed: a request with no principal is refused.
  */
 import { type Action, can, CurrentPrincipal } from "@relavium/ports"
 import { Effect, Option } from "effect"

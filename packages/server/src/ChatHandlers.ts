@@ -8,11 +8,14 @@
  * call → 404; a directory that is missing, or not a git repository when a
  * worktree is asked, and other bad input → 400 (located where the body says
  * which field); a chat that is busy or waits for a decision → 409.
+ *
+ * Tool call decisions are written to the audit trail (Audit.ts).
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { type ChatError, type ChatEvent, ChatService, encodeChatEventJson } from "@relavium/chat"
 import { BadRequest, Conflict, InternalError, MonolithApi, NotFound } from "./Api.js"
+import { makeAudit } from "./Audit.js"
 import { checkProjectDirectory, type ProjectDirectoryOptions } from "./ProjectDirs.js"
 import { formatMessage, type SseOptions, sseResponse } from "./Sse.js"
 
@@ -54,6 +57,7 @@ export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
   HttpApiBuilder.group(MonolithApi, "chats", (handlers) =>
     Effect.gen(function* () {
       const chats = yield* ChatService
+      const audit = yield* makeAudit
       return handlers
         .handle("createProject", ({ payload }) => {
           const checked = checkProjectDirectory(payload.dir, options)
@@ -94,6 +98,7 @@ export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
         .handle("approve", ({ path, payload }) =>
           Effect.gen(function* () {
             const { pending } = yield* chats.approve(path.chatId, path.toolCallId, payload.decision, { decidedBy: "api" })
+            yield* audit("chat.approval", path.chatId, { toolCallId: path.toolCallId, decision: payload.decision })
             const decided = { chatId: path.chatId, toolCallId: path.toolCallId, decision: payload.decision, pending }
             if (pending.length > 0) return { ...decided, resumed: false }
             // The last decision continues the turn; a repeated decision finds it running or done already.
@@ -131,7 +136,7 @@ export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
             yield* chats.get(path.chatId)
             // A reconnecting EventSource keeps its URL, so Last-Event-ID wins over `?after=`.
             const after = headers["last-event-id"] ?? urlParams.after ?? -1
-            return sseResponse(chats.events(path.chatId, after), formatChatEvent, options)
+            return yield* sseResponse(chats.events(path.chatId, after), formatChatEvent, options)
           }).pipe(Effect.mapError(fromChatError))
         )
     })

@@ -1,7 +1,12 @@
 /**
  * The API's handlers: each group of `RelaviumApi` implemented on the component
- * tags (WorkflowEngine, RunStore, WorkflowStore, KeyStore). Nothing here picks
- * an implementation; the composition root provides the layers.
+ * tags (WorkflowEngine, RunStore, WorkflowStore, KeyStore, AuditLog). Nothing
+ * here picks an implementation; the composition root provides the layers.
+ *
+ * A handler runs only for a caller whose role allows the route's action (the
+ * `Authorization` middleware, Routes.ts), for the caller's org (HttpGuard.ts):
+ * an id of another org is not found (404), never refused. Changes are written
+ * to the audit trail (Audit.ts).
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Layer, Option, Redacted } from "effect"
@@ -12,6 +17,7 @@ import { Pricing } from "@relavium/llm"
 import { readFileSync } from "node:fs"
 import { isDocument, parseDocument } from "yaml"
 import { BadRequest, Conflict, InternalError, type Issue, NotFound, NotReady, RelaviumApi } from "./Api.js"
+import { makeAudit } from "./Audit.js"
 import { eventStreamResponse, type SseOptions } from "./Sse.js"
 
 // ---------------------------------------------------------------------------
@@ -96,6 +102,7 @@ export const stripSecretDefaults = (source: string): string => {
 const WorkflowsLive = HttpApiBuilder.group(RelaviumApi, "workflows", (handlers) =>
   Effect.gen(function* () {
     const workflows = yield* WorkflowStore
+    const audit = yield* makeAudit
     const find = (workflowId: string) =>
       workflows.get(workflowId).pipe(
         Effect.mapError(internal),
@@ -111,6 +118,10 @@ const WorkflowsLive = HttpApiBuilder.group(RelaviumApi, "workflows", (handlers) 
           const stored = yield* workflows
             .put({ name: plan.spec.id, source: payload.yaml, file: payload.file ?? "upload.relavium.yaml" })
             .pipe(Effect.mapError(internal))
+          yield* audit(stored.version === 1 ? "workflow.create" : "workflow.update", stored.workflowId, {
+            name: stored.name,
+            version: stored.version
+          })
           return workflowInfo(stored)
         })
       )
@@ -168,10 +179,12 @@ const RunsLive = (sse: SseOptions) =>
     Effect.gen(function* () {
       const engine = yield* WorkflowEngine
       const { record, store, summary } = yield* makeRunLookup
+      const audit = yield* makeAudit
       return handlers
         .handle("start", ({ payload }) =>
           engine.start(payload.workflowId, payload.inputs ?? {}).pipe(
             Effect.mapError(fromEngine),
+            Effect.tap((handle) => audit("run.start", handle.runId, { workflowId: payload.workflowId })),
             Effect.map((handle) => ({ runId: handle.runId, status: "running" as const }))
           )
         )
@@ -192,6 +205,7 @@ const RunsLive = (sse: SseOptions) =>
           Effect.gen(function* () {
             yield* record(path.runId)
             yield* engine.cancel(path.runId, urlParams.reason ?? "cancelled through the API").pipe(Effect.mapError(fromEngine))
+            yield* audit("run.cancel", path.runId)
             const after = yield* record(path.runId)
             return { runId: path.runId, status: after.status }
           })
@@ -200,6 +214,7 @@ const RunsLive = (sse: SseOptions) =>
           Effect.gen(function* () {
             yield* record(path.runId)
             yield* engine.recover(path.runId).pipe(Effect.mapError(fromEngine))
+            yield* audit("run.resume", path.runId)
             const after = yield* record(path.runId)
             return { runId: path.runId, status: after.status }
           })
@@ -213,7 +228,7 @@ const RunsLive = (sse: SseOptions) =>
             if (TerminalStatuses.has(run.status) && after >= run.lastSequenceNumber) {
               return HttpServerResponse.empty({ status: 204 })
             }
-            return eventStreamResponse(engine.events(path.runId, after), sse)
+            return yield* eventStreamResponse(engine.events(path.runId, after), sse)
           })
         )
     })
@@ -227,6 +242,7 @@ const GatesLive = HttpApiBuilder.group(RelaviumApi, "gates", (handlers) =>
   Effect.gen(function* () {
     const engine = yield* WorkflowEngine
     const { record, store } = yield* makeRunLookup
+    const audit = yield* makeAudit
     const decide = (
       runId: string,
       gateId: string,
@@ -239,6 +255,8 @@ const GatesLive = HttpApiBuilder.group(RelaviumApi, "gates", (handlers) =>
         yield* engine
           .resume(runId, gateId, { decision, decidedBy: "api", payload, comment })
           .pipe(Effect.mapError(fromEngine))
+        // The decision's kind only: a comment or a given value may hold anything.
+        yield* audit("gate.decide", gateId, { runId, decision })
         return { runId, gateId, decision }
       })
     return handlers
@@ -261,18 +279,23 @@ const GatesLive = HttpApiBuilder.group(RelaviumApi, "gates", (handlers) =>
 const KeysLive = HttpApiBuilder.group(RelaviumApi, "keys", (handlers) =>
   Effect.gen(function* () {
     const keys = yield* KeyStore
+    const audit = yield* makeAudit
     return handlers
       .handle("list", () => keys.list.pipe(Effect.map((providers) => ({ providers })), Effect.mapError(keyError)))
       .handle("set", ({ path, payload }) =>
         Redacted.value(payload.key).trim() === ""
           ? Effect.fail(new BadRequest({ message: "key: must not be blank" }))
-          : keys.set(path.provider, Redacted.make(Redacted.value(payload.key).trim())).pipe(Effect.mapError(keyError))
+          : keys.set(path.provider, Redacted.make(Redacted.value(payload.key).trim())).pipe(
+              Effect.mapError(keyError),
+              // The provider only, never the key.
+              Effect.zipRight(audit("key.set", path.provider))
+            )
       )
       .handle("remove", ({ path }) =>
         keys.remove(path.provider).pipe(
           Effect.mapError(keyError),
           Effect.flatMap((removed) =>
-            removed ? Effect.void : Effect.fail(new NotFound({ message: `no stored key for ${path.provider}` }))
+            removed ? audit("key.delete", path.provider) : Effect.fail(new NotFound({ message: `no stored key for ${path.provider}` }))
           )
         )
       )
@@ -314,6 +337,6 @@ const HealthLive = HttpApiBuilder.group(RelaviumApi, "health", (handlers) =>
   handlers.handle("health", () => Effect.succeed({ status: "ok" as const }))
 )
 
-/** Every group of the API; needs the component tags and the `Authorization` middleware. */
+/** Every group of the API; needs the component tags, `AuditLog` and the `Authorization` middleware. */
 export const layerHandlers = (sse: SseOptions & { readonly pricesFile?: string | undefined }) =>
   Layer.mergeAll(HealthLive, SystemLive(sse), WorkflowsLive, RunsLive(sse), GatesLive, KeysLive)

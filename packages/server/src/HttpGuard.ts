@@ -1,17 +1,25 @@
 /**
  * What every request passes before a route sees it, in this order: the bearer
- * token (every path but `/health`, checked before a byte of the body is
- * read), the body size limit (413; a body without a Content-Length gets 411),
+ * token (every path but `/health`, resolved to the caller by `Authentication`
+ * before a byte of the body is read; any token it does not accept gets the same
+ * 401), the body size limit (413; a body without a Content-Length gets 411),
  * and for JSON bodies a nesting depth limit
  * and a syntax check (400 with a message saying why). The Node server's
  * request and header timeouts (slow or trickling clients get 408 and are
  * dropped) are set where the server is created, from {@link nodeServerOptions}.
  *
+ * The request then runs for the caller: `CurrentPrincipal` is the caller and
+ * every store statement acts for the caller's org (`forOrg`). This is the one
+ * place that scopes requests to an org; SSE bodies, written after the handler
+ * returned, keep the org they were made for (Sse.ts).
+ *
  * Documented for users in docs/security/http.md.
  */
 import { type HttpApp, HttpIncomingMessage, HttpMethod, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Option, Redacted } from "effect"
-import { tokensMatch } from "./Auth.js"
+import { CurrentPrincipal, forOrg } from "@relavium/ports"
+import { Authentication, UNAUTHORIZED_MESSAGE } from "./Auth.js"
+import { routes } from "./Routes.js"
 
 /** Larger request bodies are refused with 413. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -22,11 +30,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** The request's headers must arrive within this time, else 408 and the connection is closed. */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 
-/** The paths served without a token. */
-export const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/health"])
+/** The paths served without a token: the routes whose action is `public` in Routes.ts. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(routes.filter((route) => route.action === "public").map((route) => route.path))
 
 export interface GuardOptions {
-  readonly token: Redacted.Redacted<string>
   readonly maxBodyBytes?: number | undefined
   readonly maxJsonDepth?: number | undefined
 }
@@ -102,20 +109,30 @@ const syntaxProblem = (text: string): string | undefined => {
   }
 }
 
-/** Wraps the server's app: token first, then the body's size, depth and syntax. */
+/** Wraps the server's app: token first, then the body's size, depth and syntax; the app runs for the caller's org. */
 export const guard =
   (options: GuardOptions) =>
-  (app: HttpApp.Default): HttpApp.Default =>
+  (app: HttpApp.Default): HttpApp.Default<never, Authentication> =>
     Effect.gen(function* () {
       const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
       const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
       const request = yield* HttpServerRequest.HttpServerRequest
+      let forCaller: HttpApp.Default = app
       if (!PUBLIC_PATHS.has(pathOf(request.url))) {
         const given = bearerOf(request.headers["authorization"])
-        if (given === undefined || !tokensMatch(options.token, Redacted.make(given))) {
-          // Answered before the body is read: an unauthenticated client cannot make the server buffer or parse anything.
-          return problem(401, "Unauthorized", "missing or wrong bearer token (Authorization: Bearer <token>)")
+        const resolved =
+          given === undefined
+            ? Either.right(Option.none())
+            : yield* Effect.either((yield* Authentication).resolve(Redacted.make(given)))
+        if (Either.isLeft(resolved)) {
+          // The token store did not answer: not the caller's fault, so not a 401.
+          yield* Effect.logError(`the bearer token could not be checked: ${resolved.left.message}`)
+          return problem(503, "NotReady", "the bearer token could not be checked now; try again")
         }
+        // Answered before the body is read: an unauthenticated client cannot make the server buffer or parse anything.
+        if (Option.isNone(resolved.right)) return problem(401, "Unauthorized", UNAUTHORIZED_MESSAGE)
+        const caller = resolved.right.value
+        forCaller = app.pipe(forOrg(caller.orgId), Effect.provideService(CurrentPrincipal, caller))
       }
       const length = request.headers["content-length"]
       const tooLarge = (size: string) =>
@@ -147,5 +164,5 @@ export const guard =
           if (syntax !== undefined) return problem(400, "BadRequest", `the request body could not be read as JSON: ${syntax}`)
         }
       }
-      return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
+      return yield* HttpIncomingMessage.withMaxBodySize(forCaller, Option.some(maxBytes))
     })

@@ -2,13 +2,14 @@
  * The HTTP server of the API: routes, OpenAPI document (`/openapi.json`), a
  * browsable reference (`/docs`), all behind the bearer token but `/health`,
  * and the request limits of HttpGuard.ts.
- * Needs an `HttpServer` (plain or TLS) and the component tags (`Tenancy` and
- * `AuditLog` for the tenancy routes).
+ * Needs an `HttpServer` (plain or TLS), the component tags, `Tenancy` and
+ * `AuditLog`, and who may call: `Auth.layerSingleUser(token)` (the monolith) or
+ * `Auth.layerTenancy()` (tokens of orgs, through the `Tenancy` port), chosen by
+ * the composition root.
  */
 import { type HttpApi, HttpApiBuilder, HttpApiScalar, type HttpApp, type HttpServerRequest } from "@effect/platform"
-import { Effect, Layer, type Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import { MonolithApi, RelaviumApi } from "./Api.js"
-import { layerBearer } from "./Auth.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
@@ -18,8 +19,6 @@ import type { SseOptions } from "./Sse.js"
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./HttpGuard.js"
 
 export interface ServerOptions extends SseOptions {
-  /** Every route but `/health` (the API, `/openapi.json`, `/docs`, `options.routes`) needs it. */
-  readonly token: Redacted.Redacted<string>
   /** Larger request bodies are refused with 413 (default 1 MiB). */
   readonly maxBodyBytes?: number | undefined
   /** JSON bodies nested deeper are refused with 400 (default 64). */
@@ -32,19 +31,18 @@ export interface ServerOptions extends SseOptions {
   readonly routes?: ReadonlyArray<ExtraRoute> | undefined
 }
 
-/** A route that is not part of the API: behind the same token; it may check more itself. */
+/** A route that is not part of the API: behind the same token (any role); it may check more itself. */
 export interface ExtraRoute {
   readonly path: `/${string}`
   readonly handler: HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
 }
 
-/** The API implementation (no server): for tests with `HttpApiBuilder.toWebHandler` or any `HttpServer`. */
+/**
+ * The API implementation (no server). Serve it behind `HttpGuard.guard` (as `layer` does): the guard
+ * resolves the caller, without which the `Authorization` middleware refuses every request.
+ */
 export const layerApi = (options: ServerOptions) =>
-  HttpApiBuilder.api(RelaviumApi).pipe(
-    Layer.provide(layerHandlers(options)),
-    Layer.provide(TenancyHandlers.layer),
-    Layer.provide(layerBearer(options.token))
-  )
+  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(TenancyHandlers.layer))
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
   HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
@@ -57,8 +55,7 @@ export const layerMonolithApi = (options: ServerOptions) =>
   HttpApiBuilder.api(MonolithApi).pipe(
     Layer.provide(layerHandlers(options)),
     Layer.provide(ChatHandlers.layer(options)),
-    Layer.provide(TenancyHandlers.layer),
-    Layer.provide(layerBearer(options.token))
+    Layer.provide(TenancyHandlers.layer)
   )
 
 /** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */

@@ -10,10 +10,15 @@
  * delivered in one go, or a replay from the store) go out as one write, so one
  * chunked-encoding frame and one TLS record, instead of one per event; an
  * event that arrives alone is written at once, so nothing waits for a batch.
+ *
+ * The body is written after the handler has returned, outside the request's
+ * context: the response keeps the org it was made for (`CurrentOrg`), so the
+ * stream reads the caller's org and no other.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { Chunk, Duration, Stream } from "effect"
+import { Chunk, Duration, Effect, Stream } from "effect"
 import { RunEvent as RE } from "@relavium/domain"
+import { CurrentOrg } from "@relavium/ports"
 
 export interface SseOptions {
   /** How often an idle stream sends a comment (default 15 s). */
@@ -44,8 +49,14 @@ const writes = <A>(ready: Chunk.Chunk<A>, format: (event: A) => string): Chunk.C
   return Chunk.unsafeFromArray(out)
 }
 
-/** Any numbered events as an SSE response, each written by `format` (see {@link formatMessage}). */
-export const sseResponse = <A, E>(events: Stream.Stream<A, E>, format: (event: A) => string, options: SseOptions = {}) => {
+/**
+ * Any numbered events as an SSE response, each written by `format` (see {@link formatMessage}),
+ * read for the org of the fiber that makes the response.
+ */
+export const sseResponse = <A, E>(events: Stream.Stream<A, E>, format: (event: A) => string, options: SseOptions = {}) =>
+  Effect.map(CurrentOrg, (org) => sseBody(events.pipe(Stream.provideService(CurrentOrg, org)), format, options))
+
+const sseBody = <A, E>(events: Stream.Stream<A, E>, format: (event: A) => string, options: SseOptions) => {
   const heartbeat = Stream.tick(options.heartbeat ?? Duration.seconds(15)).pipe(
     Stream.drop(1),
     Stream.map(() => ": keep-alive\n\n")

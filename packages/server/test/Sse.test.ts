@@ -1,11 +1,14 @@
 /**
  * The SSE body as a client reads it: events that are ready together go out in
  * one write, in order and complete; an event that comes alone is written as
- * soon as it is ready, without waiting for others.
+ * soon as it is ready, without waiting for others; the events are read for the
+ * org the response was made for, though the body is written outside it.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type { HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Fiber, Queue, Stream, TestClock } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
+import { currentOrgId, forOrg } from "@relavium/ports"
 import { eventStreamResponse, formatEvent } from "../src/Sse.js"
 
 const event = (sequenceNumber: number): RE.RunEvent => ({
@@ -17,14 +20,15 @@ const event = (sequenceNumber: number): RE.RunEvent => ({
   nodeType: "transform"
 })
 
-/** The body's writes, as text, in the order the server makes them. */
-const writesOf = (events: Stream.Stream<RE.RunEvent>) => {
-  const response = eventStreamResponse(events)
+/** The response's writes, as text, in the order the server makes them. */
+const bodyOf = (response: HttpServerResponse.HttpServerResponse) => {
   assert.strictEqual(response.body._tag, "Stream")
   if (response.body._tag !== "Stream") throw new Error("not a stream")
   const decoder = new TextDecoder()
   return response.body.stream.pipe(Stream.orDie, Stream.map((bytes) => decoder.decode(bytes)))
 }
+
+const writesOf = (events: Stream.Stream<RE.RunEvent>) => Stream.unwrap(Effect.map(eventStreamResponse(events), bodyOf))
 
 describe("SSE body", () => {
   it.effect("writes the events that are ready together at once, and a lone event as soon as it comes", () =>
@@ -51,6 +55,16 @@ describe("SSE body", () => {
       assert.strictEqual(writes.join(""), `retry: 1000\n\n${all.map(formatEvent).join("")}`)
       assert.isAbove(writes.length, 2)
       assert.isBelow(writes.length, 10)
+    }))
+
+  it.effect("reads the events for the org the response was made for, though its body is written outside that org", () =>
+    Effect.gen(function* () {
+      // Each event names the org its read ran for.
+      const events = Stream.repeatEffect(Effect.map(currentOrgId, (orgId) => ({ ...event(0), runId: orgId }))).pipe(Stream.take(2))
+      const response = yield* forOrg("org_a")(eventStreamResponse(events))
+      const written = Chunk.toReadonlyArray(yield* Stream.runCollect(bodyOf(response))).join("")
+      assert.include(written, `"runId":"org_a"`)
+      assert.notInclude(written, `"runId":"local"`)
     }))
 
   it.effect("keeps an idle stream alive with comments", () =>

@@ -16,7 +16,7 @@ import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relav
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { Cassette, Pricing } from "@relavium/llm"
 import { DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, UpdateHub } from "@relavium/ports"
-import { Monolith, Server } from "@relavium/server"
+import { Auth, Monolith, Server } from "@relavium/server"
 import type { HttpGuard } from "@relavium/server"
 import { Store } from "@relavium/store"
 
@@ -63,10 +63,10 @@ export const startServer = async (options: TestServerOptions): Promise<TestServe
       Layer.provideMerge(Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer(() => DaemonRouter.layerInProcess([])), Worktrees.layerGit))
     )
     const app = Server.layerMonolith({
-      token,
       ...(options.projectsRoot === undefined ? {} : { projectsRoot: options.projectsRoot }),
       ...(options.pricesFile === undefined ? {} : { pricesFile: options.pricesFile })
     }).pipe(
+      Layer.provide(Auth.layerSingleUser(token)),
       Layer.provide(layerTenancyMemory),
       Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls: tlsMaterial, timeouts: options.timeouts })),
       Layer.provide(chats),

@@ -38,7 +38,11 @@ const apiConfig = {
     Options.withDescription("the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 behind a load balancer)")
   ),
   port: Options.integer("port").pipe(Options.withDefault(7431), Options.withDescription("the port to listen on (0: any free port; the URL is printed)")),
-  token: secretFlag("token", Settings.token, "the bearer token every request must carry (Authorization: Bearer <token>)"),
+  token: secretFlag(
+    "token",
+    Settings.token,
+    "a bearer token (Authorization: Bearer <token>) whose caller is the owner of the org local; tokens issued to orgs are accepted beside it"
+  ),
   tlsCert: Options.file("tls-cert", { exists: "yes" }).pipe(Options.optional, Options.withDescription("serve HTTPS with this PEM certificate (with --tls-key)")),
   tlsKey: Options.file("tls-key", { exists: "yes" }).pipe(Options.optional, Options.withDescription("the PEM private key of --tls-cert"))
 }

@@ -4,17 +4,22 @@
  * (it never executes one) and streams events (NATS joined to the Postgres
  * log), behind the HTTP API of @relavium/server; it migrates Postgres under
  * the advisory lock as it starts.
+ *
+ * Callers: tokens issued to orgs (the `Tenancy` port of Tenancy.ts), each for
+ * its org and role; and the shared `--token`, the owner of the org `local`
+ * (what it always was: a single-user deployment needs nothing else).
  */
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, type Option, type Redacted } from "effect"
 import { createServer } from "node:http"
 import { layerEngine } from "@relavium/core"
-import { layerTenancyMemory, type RunQueue, type UpdateHub } from "@relavium/ports"
-import { HttpGuard, Monolith, Server } from "@relavium/server"
+import type { RunQueue, UpdateHub } from "@relavium/ports"
+import { Auth, HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
 import type { MasterKeySettings } from "./Settings.js"
+import { tenancyLayer } from "./Tenancy.js"
 
 /**
  * The engine of an api replica on the given services: it writes events and enqueues jobs, and
@@ -29,14 +34,14 @@ export const apiEngine = (d: Deployment, onMigrated?: Parameters<typeof store>[2
 export interface ApiOptions extends Deployment {
   readonly host: string
   readonly port: number
-  /** The bearer token every request must carry. */
+  /** A bearer token accepted beside the tokens of orgs: its caller is the owner of the org `local`. */
   readonly token: Redacted.Redacted<string>
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
   readonly tls?: Monolith.TlsMaterial | undefined
   /** Request and header timeouts (slow clients get 408); HttpGuard's defaults when absent. */
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
   /** Body size and JSON depth limits, the price file of `GET /models` (see `Server.ServerOptions`). */
-  readonly http?: Omit<Server.ServerOptions, "token"> | undefined
+  readonly http?: Server.ServerOptions | undefined
   readonly masterKey: Option.Option<MasterKeySettings>
   readonly onMigrated?: Parameters<typeof store>[2] | undefined
 }
@@ -56,13 +61,12 @@ export const serverUrl = (tls: boolean) =>
     return `${tls ? "https" : "http"}://${host}:${address.port}`
   })
 
-/** A whole api replica: the HTTP API (bearer auth, SSE) on the engine, keys and services above. */
+/** A whole api replica: the HTTP API (bearer auth, roles, SSE) on the engine, keys and services above. */
 export const layerApi = (options: ApiOptions) => {
   const engine = apiEngine(options, options.onMigrated)
-  return Server.layer({ ...options.http, token: options.token }).pipe(
-    // The tenancy routes' stores. Placeholder until the merge with the SQL tenancy store
-    // (`SqlTenancy.layer` on this Postgres database replaces it there).
-    Layer.provide(layerTenancyMemory),
+  return Server.layer({ ...options.http }).pipe(
+    Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
+    Layer.provide(tenancyLayer()),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)

@@ -1,5 +1,6 @@
 /**
- * `relavium monolith`: one process serving the HTTP API (HTTPS, bearer token)
+ * `relavium monolith`: one process serving the HTTP API (HTTPS, bearer token:
+ * its user is the owner of the org `local`)
  * with live run events over SSE, the engine and its workers, chats, and the
  * tools daemon (started on the first tool call), on SQLite in the data
  * directory (created 0700).
@@ -11,19 +12,19 @@
  *
  * Layers: the local ones of `relavium run` (Local.ts `localLayer`, with the
  * in-process daemon behind `layerRouterGateway`) and its chat service, plus
- * the API server of @relavium/server and the daemons' endpoint on a TLS
- * `HttpServer`.
+ * the API server of @relavium/server (single-user authentication, the audit
+ * trail of Tenancy.ts) and the daemons' endpoint on a TLS `HttpServer`.
  */
 import { Console, Context, Effect, Layer, Stream } from "effect"
 import { ChatService } from "@relavium/chat"
-import { layerTenancyMemory } from "@relavium/ports"
 import { recoverAtStart } from "@relavium/core"
 import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
-import { type HttpGuard, Monolith, Server } from "@relavium/server"
+import { Auth, type HttpGuard, Monolith, Server } from "@relavium/server"
 import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
 import { localLayer } from "./Local.js"
 import { chatServices } from "./LocalChat.js"
+import { tenancyLayer } from "./Tenancy.js"
 
 export interface MonolithOptions {
   readonly dataDir: string
@@ -59,16 +60,11 @@ export const monolithLayer = (options: MonolithOptions) =>
       const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
       const registry = Context.get(daemons, DaemonRegistry)
       const serve = Server.layerMonolith({
-        token,
         // `GET /models` shows the user's prices as the engine uses them.
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      }).pipe(
-        // The tenancy routes' stores. Placeholder until the merge with the SQL tenancy store
-        // (`SqlTenancy.layer` on this SQLite database replaces it there).
-        Layer.provide(layerTenancyMemory)
-      )
+      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer()))
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe

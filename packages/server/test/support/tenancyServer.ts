@@ -28,7 +28,7 @@ const layerTestAuthorization = Layer.effect(
     Authorization.of({
       bearer: (token) =>
         Effect.flatMap(principalOf(tenancy, token), (principal) =>
-          Option.isSome(principal) ? Effect.void : Effect.fail(new Unauthorized({ message: "unknown, revoked or expired token" }))
+          Option.isSome(principal) ? Effect.succeed(principal.value) : Effect.fail(new Unauthorized({ message: "unknown, revoked or expired token" }))
         )
     })
   )
