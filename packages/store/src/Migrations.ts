@@ -494,6 +494,11 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
       pg: () => run([...orgDataKeys, ...rowLevelSecurity("org_data_keys")]),
       orElse: () => run(orgDataKeys)
     })
+  ),
+  /** The org of the single-user deployments (local CLI, monolith), which act for `local` when no caller names another. */
+  "7_local_org": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`INSERT INTO orgs (org_id, name, created_at) VALUES ('local', 'local', ${new Date().toISOString()})
+      ON CONFLICT (org_id) DO NOTHING`.pipe(Effect.asVoid)
   )
 }
 

@@ -2,15 +2,12 @@
  * The organisations, members, API tokens and audit trail of every deployment
  * that serves the HTTP API (`Tenancy` and `AuditLog` of @relavium/ports), chosen
  * in this one place: the monolith (Monolith.ts) and the api replicas
- * (CloudApi.ts) both take them from here.
- *
- * For now both ports live in memory (`layerTenancyMemory`: the org `local`
- * exists, nothing else survives a restart). The SQL layer — `SqlTenancy.layer`
- * of @relavium/store over the deployment's `SqlClient` (SQLite in the data
- * directory, Postgres in the cloud) — replaces it here; the compositions
- * provide it before their store layer, so its `SqlClient` comes from there.
+ * (CloudApi.ts) both take them from here — the SQL store over the deployment's
+ * own `SqlClient` (SQLite in the data directory, Postgres in the cloud), which
+ * the compositions provide below it. The org `local` (the single-user
+ * deployments' org) exists from migration 7 on.
  */
-import type { Layer } from "effect"
-import { type AuditLog, layerTenancyMemory, type Tenancy } from "@relavium/ports"
+import { SqlTenancy } from "@relavium/store"
 
-export const tenancyLayer = (): Layer.Layer<Tenancy | AuditLog> => layerTenancyMemory
+/** Needs the deployment's `SqlClient`. */
+export const tenancyLayer = () => SqlTenancy.layer

@@ -9,8 +9,8 @@
  * as `relavium db migrate` and the local commands do.
  */
 import { Layer, Redacted } from "effect"
-import { type AuditLog, layerTenancyMemory, type StoreError, type Tenancy } from "@relavium/ports"
-import { Database } from "@relavium/store"
+import type { AuditLog, StoreError, Tenancy } from "@relavium/ports"
+import { Database, SqlTenancy } from "@relavium/store"
 
 /** The store database behind `url`, opened and migrated. */
 const database = (url: Redacted.Redacted<string>) => {
@@ -21,6 +21,4 @@ const database = (url: Redacted.Redacted<string>) => {
 }
 
 export const layer = (url: Redacted.Redacted<string>): Layer.Layer<Tenancy | AuditLog, StoreError> =>
-  // PLACEHOLDER until the merge: the SQL tenancy store (`SqlTenancy.layer` of @relavium/store, on
-  // the database opened here) replaces `layerTenancyMemory`, which keeps nothing past this process.
-  layerTenancyMemory.pipe(Layer.provide(database(url)))
+  SqlTenancy.layer.pipe(Layer.provide(database(url)))
