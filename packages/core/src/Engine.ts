@@ -7,8 +7,9 @@
  * rebuilt on a miss.
  */
 import { Context, Effect, Either, Layer, Stream } from "effect"
-import { Inputs, type RunEvent as RE } from "@relavium/domain"
-import { EventLog, RunQueue, RunStore } from "@relavium/ports"
+import { Inputs, type Plan, type RunEvent as RE } from "@relavium/domain"
+import { EventLog, ExpressionSandbox, RunQueue, RunStore } from "@relavium/ports"
+import { planExpressions } from "./ExpressionFastPath.js"
 import { EngineError, now, storeError } from "./EngineError.js"
 import { gateDecision, type GateResolution } from "./Gates.js"
 import { makeRecover, type RecoverOutcome } from "./Recover.js"
@@ -63,8 +64,21 @@ export interface EngineOptions {
 // The engine
 // ---------------------------------------------------------------------------
 
+/** A plan's expressions, listed once per compiled plan (the sandbox's warm-up hint). */
+const expressionsOfPlan = new WeakMap<Plan.WorkflowPlan, ReadonlyArray<string>>()
+const expressionsOf = (plan: Plan.WorkflowPlan): ReadonlyArray<string> => {
+  let sources = expressionsOfPlan.get(plan)
+  if (sources === undefined) {
+    sources = planExpressions(plan)
+    expressionsOfPlan.set(plan, sources)
+  }
+  return sources
+}
+
 const makeEngine = (options: EngineOptions) =>
   Effect.gen(function* () {
+    // Optional: the api of the distributed mode evaluates nothing.
+    const sandbox = yield* Effect.serviceOption(ExpressionSandbox)
     const runs = yield* RunCache
     const store = yield* RunStore
     const log = yield* EventLog
@@ -76,6 +90,11 @@ const makeEngine = (options: EngineOptions) =>
     const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions) =>
       Effect.gen(function* () {
         const compiled = yield* runs.plan(workflowId)
+        // A sandbox that starts slowly (QuickJS workers) starts now, while the run is being written.
+        if (sandbox._tag === "Some" && sandbox.value.prepare !== undefined) {
+          const sources = expressionsOf(compiled)
+          if (sources.length > 0) yield* sandbox.value.prepare(sources)
+        }
         const spec = compiled.spec
         const inputs = Inputs.resolveInputs(spec.inputs, input, { coerceStrings: startOptions?.coerceStrings ?? false })
         if (Either.isLeft(inputs)) {

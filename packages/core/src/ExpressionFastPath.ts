@@ -8,6 +8,7 @@
  * the VM (returns undefined): a missing or null step (the VM's TypeError message), a step into
  * something that is not plain JSON data (a string's `length`, a Date), `__proto__`.
  */
+import type { Plan } from "@relavium/domain"
 import type { ExpressionScope } from "@relavium/ports"
 
 const LOOKUP = /^(inputs|ctx|run|branches)((?:\.[A-Za-z_$][\w$]*)*)$/u
@@ -39,6 +40,15 @@ const rootOf = (name: string, scope: ExpressionScope): unknown => {
   }
 }
 
+/**
+ * Whether the expression can only ever be answered by the VM (whatever the scope): it is neither a
+ * plain lookup nor a literal. A lookup may still reach the VM (a missing key), so this is a hint.
+ */
+export const needsVm = (source: string): boolean => {
+  const text = source.replace(/[\s;]+$/u, "").trim()
+  return text.length > 1000 || !(LITERAL.test(text) || LOOKUP.test(text))
+}
+
 /** `{ value }` when the expression is answered here, undefined when the VM must evaluate it. */
 export const fastPath = (source: string, scope: ExpressionScope): { readonly value: unknown } | undefined => {
   const text = source.replace(/[\s;]+$/u, "").trim()
@@ -62,4 +72,18 @@ export const fastPath = (source: string, scope: ExpressionScope): { readonly val
     // Not JSON-serialisable (a cycle, a BigInt): the VM path reports it with its own message.
     return undefined
   }
+}
+
+/** The JS expressions a plan may evaluate: transforms, conditions, merge functions and edge conditions. */
+export const planExpressions = (plan: Plan.WorkflowPlan): Array<string> => {
+  const sources: Array<string> = []
+  for (const node of plan.nodes.values()) {
+    if (node.type === "transform") sources.push(node.transform)
+    else if (node.type === "condition") sources.push(node.expression)
+    else if (node.type === "merge" && node.merge_fn !== undefined) sources.push(node.merge_fn)
+  }
+  for (const edges of plan.outgoing.values()) {
+    for (const edge of edges) if (edge.condition !== undefined) sources.push(edge.condition)
+  }
+  return sources
 }

@@ -16,7 +16,7 @@ import { RunError } from "@relavium/domain"
 import type { ExpressionScope } from "@relavium/ports"
 import { ExpressionSandbox } from "@relavium/ports"
 import * as WorkerPool from "@relavium/ports/WorkerPool"
-import { fastPath } from "./ExpressionFastPath.js"
+import { fastPath, needsVm } from "./ExpressionFastPath.js"
 import type { Request } from "./QuickJsWorker.js"
 import { type EncodedScope, formatBytes, type Outcome, type QuickJsLimits } from "./QuickJsVm.js"
 
@@ -184,9 +184,17 @@ const answeredOnMainThread = (value: unknown): Effect.Effect<unknown> => {
   })
 }
 
+/** Whether a list of expressions (one per compiled plan, see Engine.ts) needs the VM, decided once. */
+const vmNeeded = new WeakMap<ReadonlyArray<string>, boolean>()
+
 export interface SandboxOptions {
   /** Worker threads; defaults to max(2, available parallelism). */
   readonly workers?: number
+  /**
+   * Expressions known when the sandbox is built (the workflow a CLI run is about to start): if any
+   * needs the VM, one worker starts loading QuickJS at once, beside the rest of the start-up.
+   */
+  readonly warmFor?: ReadonlyArray<string>
 }
 
 /** Builds the service over a pool of workers, terminated with the scope. */
@@ -218,7 +226,18 @@ export const make = (limits: QuickJsLimits = defaultLimits, options: SandboxOpti
         )
       })
 
-    return ExpressionSandbox.of({ evaluate })
+    // One worker is enough for the first expression; a second is started only when two run at once.
+    const warmFor = (sources: ReadonlyArray<string>) => {
+      let needed = vmNeeded.get(sources)
+      if (needed === undefined) {
+        needed = sources.some(needsVm)
+        vmNeeded.set(sources, needed)
+      }
+      if (needed) pool.warm(1)
+    }
+    if (options.warmFor !== undefined) warmFor(options.warmFor)
+
+    return ExpressionSandbox.of({ evaluate, prepare: (sources) => Effect.sync(() => warmFor(sources)) })
   })
 
 /** The sandbox with custom caps, e.g. a short timeout in tests. */

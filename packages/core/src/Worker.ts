@@ -90,18 +90,28 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
           : job._tag === "GateTimeout"
             ? gateTimeout(job.runId, job.gateId)
             : deadline(job.runId)
-    return work.pipe(
+    const sandboxed = Effect.sandbox(work)
+    return sandboxed.pipe(
       // A store or queue that failed for a moment (a dropped connection, a restart) fails the step,
       // not the run: it runs again after a pause, reading the run back from the store. Checkpoints
-      // keep it safe: a node found completed is not run again.
-      Effect.sandbox,
-      Effect.retry({
-        while: isTransient,
-        schedule: jobRetry.pipe(
-          Schedule.tapInput((cause: Cause.Cause<EngineError>) =>
-            Effect.logWarning(`job ${job._tag} for run ${job.runId} failed; retrying: ${Cause.squash(cause)}`)
+      // keep it safe: a node found completed is not run again. The retry (its schedule's state) is
+      // built only after a failure: the first attempt, which nearly always succeeds, runs bare, and
+      // its failure is handed to the schedule as the first input, as `Effect.retry` would.
+      Effect.catchAll((first) => {
+        let replayed = false
+        const attempt = Effect.suspend(() => {
+          if (replayed) return sandboxed
+          replayed = true
+          return Effect.fail(first)
+        })
+        return Effect.retry(attempt, {
+          while: isTransient,
+          schedule: jobRetry.pipe(
+            Schedule.tapInput((cause: Cause.Cause<EngineError>) =>
+              Effect.logWarning(`job ${job._tag} for run ${job.runId} failed; retrying: ${Cause.squash(cause)}`)
+            )
           )
-        )
+        })
       }),
       Effect.unsandbox,
       Effect.catchAllCause((cause) =>

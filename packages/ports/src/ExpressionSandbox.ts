@@ -20,5 +20,10 @@ export class ExpressionSandbox extends Context.Tag("@relavium/ports/ExpressionSa
   {
     /** Evaluates `source` as one JS expression; the result must be JSON (undefined becomes null). */
     readonly evaluate: (source: string, scope: ExpressionScope) => Effect.Effect<unknown, RunError.NodeFailure>
+    /**
+     * A hint that these expressions (a run's) are about to be evaluated: a sandbox that starts
+     * something slowly (a worker, a VM) may start it now. Never fails, never waits for the start.
+     */
+    readonly prepare?: ((sources: ReadonlyArray<string>) => Effect.Effect<void>) | undefined
   }
 >() {}

@@ -48,6 +48,12 @@ export class WorkerFailed extends Data.TaggedError("WorkerFailed")<{
 export interface WorkerPool<I, O> {
   /** Runs one call in a worker; the limit starts when the call is handed to a ready worker. */
   readonly run: (input: I, timeoutMs: number) => Effect.Effect<O, WorkerTimeout | WorkerFailed>
+  /**
+   * Starts workers now, up to `count` (at most the pool's size) idle or starting, so a call expected
+   * soon does not wait for a cold worker. A hint: a warm worker never keeps the process alive, and
+   * one that fails to start is dropped silently (the next call starts its own and reports that).
+   */
+  readonly warm: (count?: number) => void
 }
 
 export const defaultSize = (): number => Math.max(2, availableParallelism())
@@ -207,8 +213,27 @@ export const unsafeMake = <I, O, D = undefined>(
       })
     })
 
+  const warm = (count = 1) => {
+    if (closed) return
+    const wanted = Math.min(count, size)
+    while (idle.length < wanted && all.size < size) {
+      let slot: Slot
+      try {
+        slot = newSlot()
+      } catch {
+        return
+      }
+      // Nobody may be waiting on this start: its failure must not become an unhandled rejection.
+      slot.ready.catch(() => {
+        if (!slot.dead) kill(slot)
+      })
+      idle.push(slot)
+    }
+  }
+
   return {
     run: (input, timeoutMs) => permits.withPermits(1)(call(input, timeoutMs)),
+    warm,
     shutdown: async () => {
       closed = true
       const slots = [...all]
@@ -225,4 +250,4 @@ export const make = <I, O, D = undefined>(options: PoolOptions<D>): Effect.Effec
   Effect.acquireRelease(
     Effect.sync(() => unsafeMake<I, O, D>(options)),
     (pool) => Effect.promise(() => pool.shutdown())
-  ).pipe(Effect.map((pool): WorkerPool<I, O> => ({ run: pool.run })))
+  ).pipe(Effect.map((pool): WorkerPool<I, O> => ({ run: pool.run, warm: pool.warm })))

@@ -3,7 +3,7 @@
  * follows it; with `--server`, on a running monolith (the HTTP client is loaded only then).
  */
 import { Effect, Either, HashMap, Option } from "effect"
-import { WorkflowEngine } from "@relavium/core"
+import { planExpressions, WorkflowEngine } from "@relavium/core"
 import { KeyStore, WorkflowStore } from "@relavium/ports"
 import { Inputs, type Plan } from "@relavium/domain"
 import { KeyStores } from "@relavium/keys"
@@ -107,6 +107,8 @@ export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, 
     if (cassetteFile !== undefined && Option.isSome(recordCassette)) {
       return yield* Effect.fail(new UsageProblem("--record-cassette records the live providers; it cannot be combined with --cassette"))
     }
+    // The QuickJS worker starts loading with the layers only for a run that will get past its inputs.
+    const startable = Either.isRight(Inputs.resolveInputs(plan.spec.inputs, inputs, { coerceStrings: true }))
     process.exitCode = yield* withLocal(
       Effect.gen(function* () {
         if (cassetteFile === undefined) yield* checkKeys(plan, file)
@@ -118,6 +120,13 @@ export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, 
           .pipe(Effect.mapError((e) => new UsageProblem(e.message, e.reason === "invalid_input" ? "validation" : e.reason)))
         return yield* followRun(handle.runId, { json, workflowName: plan.spec.name ?? plan.spec.id })
       }),
-      { dataDir, cassette: cassetteFile, recordCassette: Option.getOrUndefined(recordCassette), tokenDelayMs, workspace }
+      {
+        dataDir,
+        cassette: cassetteFile,
+        recordCassette: Option.getOrUndefined(recordCassette),
+        tokenDelayMs,
+        workspace,
+        expressions: startable ? planExpressions(plan) : undefined
+      }
     )
   }).pipe(Effect.catchIf(isUsageProblem, report(json)))

@@ -29,6 +29,8 @@ export interface LocalOptions extends Models.ModelOptions {
   readonly workspace?: string | undefined
   /** Wraps the in-process daemon's router (the monolith prefers a daemon dialed in over it). */
   readonly daemonRouter?: ((inProcess: Layer.Layer<DaemonRouter>) => Layer.Layer<DaemonRouter>) | undefined
+  /** The expressions of the workflow about to run: if one needs QuickJS, its worker starts loading first thing. */
+  readonly expressions?: ReadonlyArray<string> | undefined
 }
 
 /** The same keys, opened on first use: a run that needs no key never touches the keychain. */
@@ -70,7 +72,6 @@ export const localLayer = (options: LocalOptions) =>
       Layer.mergeAll(
         UpdateHub.layerMemory,
         memoryQueue,
-        QuickJsSandbox.layerQuickJs,
         modelLayer(options),
         pricingLayer(options.dataDir),
         // The tools daemon runs in this process and starts on the first tool call.
@@ -82,6 +83,10 @@ export const localLayer = (options: LocalOptions) =>
       )
     ),
     Layer.provideMerge(storeLayer(options.dataDir)),
+    // Built before the store, so a worker warmed for the run's expressions loads while SQLite opens.
+    Layer.provideMerge(
+      QuickJsSandbox.layerQuickJsWith(QuickJsSandbox.defaultLimits, options.expressions === undefined ? {} : { warmFor: options.expressions })
+    ),
     Layer.provideMerge(NodeContext.layer)
   )
 
