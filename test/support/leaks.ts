@@ -91,21 +91,23 @@ const needlesOf = (secrets: ReadonlyArray<Secret>): Array<Needle> => {
     if (needles.some((n) => n.secret === secret && n.text === key)) return
     needles.push({ secret, encoding, text: key, folded })
   }
-  for (const secret of secrets) {
-    for (const form of secret.forms) {
-      const bytes = typeof form === "string" ? Buffer.from(form, "utf8") : Buffer.from(form)
-      if (bytes.length < 8) throw new Error(`the secret ${secret.name} is too short to search for without false alarms`)
-      if (typeof form === "string") {
-        add(secret.name, "raw", form)
-        add(secret.name, "url-encoded", encodeURIComponent(form))
-        add(secret.name, "json-escaped", JSON.stringify(form).slice(1, -1))
+  // The most direct encodings first: a place holding a secret is reported once, in the first that matches.
+  const encoders: ReadonlyArray<(secret: Secret, form: string | Uint8Array, bytes: Buffer) => void> = [
+    (s, form) => typeof form === "string" && add(s.name, "raw", form),
+    (s, form) => typeof form === "string" && add(s.name, "url-encoded", encodeURIComponent(form)),
+    (s, form) => typeof form === "string" && add(s.name, "json-escaped", JSON.stringify(form).slice(1, -1)),
+    (s, _, bytes) => base64Aligned(bytes).forEach((b64) => add(s.name, "base64", b64)),
+    (s, _, bytes) => base64Aligned(bytes).forEach((b64) => add(s.name, "base64url", b64.replaceAll("+", "-").replaceAll("/", "_"))),
+    (s, _, bytes) => base64Aligned(bytes).forEach((b64) => add(s.name, "base64, url-encoded", encodeURIComponent(b64))),
+    (s, _, bytes) => add(s.name, "hex", bytes.toString("hex"), true)
+  ]
+  for (const encode of encoders) {
+    for (const secret of secrets) {
+      for (const form of secret.forms) {
+        const bytes = typeof form === "string" ? Buffer.from(form, "utf8") : Buffer.from(form)
+        if (bytes.length < 8) throw new Error(`the secret ${secret.name} is too short to search for without false alarms`)
+        encode(secret, form, bytes)
       }
-      for (const b64 of base64Aligned(bytes)) {
-        add(secret.name, "base64", b64)
-        add(secret.name, "base64url", b64.replaceAll("+", "-").replaceAll("/", "_"))
-        add(secret.name, "base64, url-encoded", encodeURIComponent(b64))
-      }
-      add(secret.name, "hex", bytes.toString("hex"), true)
     }
   }
   return needles
@@ -119,7 +121,7 @@ export class LeakScanner {
     this.needles = needlesOf(secrets)
   }
 
-  /** Findings of `text` at `where` of `surface` (one per secret and encoding). */
+  /** Findings of `text` at `where` of `surface`: one per secret found, in the most direct encoding that matches. */
   text(surface: Surface, where: string, text: string): Array<Finding> {
     if (text.length < MIN_NEEDLE) return []
     let lower: string | undefined
@@ -128,12 +130,21 @@ export class LeakScanner {
     for (const needle of this.needles) {
       const haystack = needle.folded ? (lower ??= text.toLowerCase()) : text
       if (!haystack.includes(needle.text)) continue
-      const key = `${needle.secret}\u0000${needle.encoding}`
-      if (seen.has(key)) continue
-      seen.add(key)
-      found.push({ surface, where, secret: needle.secret, encoding: needle.encoding })
+      if (seen.has(needle.secret)) continue
+      seen.add(needle.secret)
+      found.push({ surface, where: this.redact(where), secret: needle.secret, encoding: needle.encoding })
     }
     return found
+  }
+
+  /** `text` with every secret in it replaced by `<its name>`: a location built from a key or a path must not show one. */
+  redact(text: string): string {
+    let out = text
+    for (const needle of this.needles) {
+      if (needle.folded) out = out.replace(new RegExp(needle.text.replace(/[^0-9a-z]/g, "\\$&"), "gi"), `<${needle.secret}>`)
+      else out = out.replaceAll(needle.text, `<${needle.secret}>`)
+    }
+    return out
   }
 
   /** Findings in any JSON-like value (events, a response's JSON), each located by its path under `where`. */
