@@ -13,10 +13,9 @@ import type { AddressInfo } from "node:net"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import Database from "better-sqlite3"
 import { createDatabase, deleteRedisKeys, dropDatabase, redisUrl, withRedis } from "../support/cloud.js"
 import { queryDatabase } from "../support/distributed.js"
-import { describeFindings, type Finding, LeakScanner, masterKeySecret, recordFetch, textSecret } from "../support/leaks.js"
+import { describeFindings, LeakScanner, masterKeySecret, openSqlite, recordFetch, textSecret } from "../support/leaks.js"
 
 const providerKey = `sk-ant-api03-${randomBytes(18).toString("hex")}`
 // Its first bytes encode as "+/+/" in base64 ("-_-_" in base64url), so the two encodings differ.
@@ -34,10 +33,6 @@ const values = [providerKey, masterBase64, token]
 /** `text` base64-encoded inside a longer value, at byte offset `offset`. */
 const embeddedBase64 = (text: string | Buffer, offset: number) =>
   Buffer.concat([randomBytes(offset), Buffer.from(`{"k":"`), Buffer.from(text), Buffer.from(`"}`)]).toString("base64")
-
-/** The (secret, encoding) pairs found at a `where` containing `at`. */
-const at = (findings: ReadonlyArray<Finding>, where: string) =>
-  findings.filter((f) => f.where.includes(where)).map((f) => `${f.secret}/${f.encoding}`)
 
 const noSecretIn = (message: string) => {
   for (const value of values) expect(message.includes(value)).toBe(false)
@@ -152,7 +147,7 @@ describe("the leak scanner finds planted secrets", () => {
 
     it("in every table of a SQLite file, text and blobs", () => {
       const file = join(dir, "relavium.db")
-      const db = new Database(file)
+      const db = openSqlite(file)
       db.exec("CREATE TABLE runs (id TEXT, inputs TEXT); CREATE TABLE chat_events (chat_id TEXT, payload BLOB); CREATE TABLE provider_keys (ciphertext TEXT)")
       db.prepare("INSERT INTO runs VALUES (?, ?)").run("r1", JSON.stringify({ prompt: "hi" }))
       db.prepare("INSERT INTO runs VALUES (?, ?)").run("r2", JSON.stringify({ header: `Bearer ${token}` }))

@@ -16,11 +16,22 @@
  * alignment, so inside a longer encoded value too), base64url, hex (either
  * case) and URL-encoded forms. See docs/security/leaks.md.
  */
-import Database from "better-sqlite3"
+import { createRequire } from "node:module"
 import { Redis } from "ioredis"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { Duration, Effect, Redacted } from "effect"
+
+/** The part of better-sqlite3 (which ships no types) the scanner and its test use. */
+export interface SqliteDatabase {
+  readonly prepare: (sql: string) => { readonly all: () => Array<unknown>; readonly run: (...params: Array<unknown>) => unknown }
+  readonly exec: (sql: string) => void
+  readonly close: () => void
+}
+export const openSqlite: (file: string, options?: { readonly readonly?: boolean; readonly fileMustExist?: boolean }) => SqliteDatabase = (() => {
+  const Database = createRequire(import.meta.url)("better-sqlite3") as new (file: string, options?: object) => SqliteDatabase
+  return (file, options) => new Database(file, options)
+})()
 
 // ---------------------------------------------------------------------------
 // Secrets and their encodings
@@ -234,7 +245,7 @@ export class LeakScanner {
 
   /** Findings in every table of a SQLite file (text as is, blobs as text and as hex). */
   sqlite(file: string, except: ReadonlySet<string> = ENCRYPTED_COLUMNS): { readonly findings: Array<Finding>; readonly rowsByTable: Record<string, number> } {
-    const db = new Database(file, { readonly: true, fileMustExist: true })
+    const db = openSqlite(file, { readonly: true, fileMustExist: true })
     try {
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
       const findings: Array<Finding> = []
