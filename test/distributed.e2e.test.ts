@@ -281,7 +281,7 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
       expect((await apiB.api("PUT", "/keys/openai", { key: providerKeys.openai })).status).toBe(204)
       expect((await apiB.api("GET", "/keys")).json).toEqual({ providers: ["anthropic", "openai"] })
     })
-  }, 60_000)
+  }, 180_000)
 
   afterAll(async () => {
     globalThis.fetch = realFetch
