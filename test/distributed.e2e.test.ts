@@ -120,7 +120,8 @@ const upload = async (api: ApiProcess, yaml: string) => {
 
 const startRun = async (api: ApiProcess, workflowId: string, inputs?: Record<string, unknown>) => {
   const response = await api.api("POST", "/runs", inputs === undefined ? { workflowId } : { workflowId, inputs })
-  expect(response.status, response.text).toBe(201)
+  // On a failure, what the replica printed last says why.
+  expect(response.status, `${response.text}\n${api.output().slice(-3000)}`).toBe(201)
   return response.json.runId as string
 }
 
@@ -517,7 +518,7 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
     expect(sse.length, "SSE streams recorded").toBeGreaterThanOrEqual(9)
     expect(sse.some((x) => x.body.includes("event: run:completed"))).toBe(true)
     expect(recorder.exchanges.some((x) => x.url.endsWith("/keys") && x.body.includes("anthropic"))).toBe(true)
-  }, 60_000)
+  }, 180_000)
 
   it("with the gateway gone, agents get tool_unavailable (no hang); SIGTERM stops every process with exit 0", async () => {
     expect(await gateway.stop("SIGTERM")).toBe(0)
