@@ -514,6 +514,8 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
 
     const http = await scanner.http(recorder)
     expect(describeFindings(http)).toBe("no leaks")
+    const open = recorder.exchanges.filter((x) => !x.done).map((x) => `${x.method} ${x.url}`)
+    if (open.length > 0) console.log(`leak scan: ${open.length} response(s) still open, scanned as far as they came:\n  ${open.join("\n  ")}`)
     const sse = recorder.exchanges.filter((x) => x.sse)
     expect(sse.length, "SSE streams recorded").toBeGreaterThanOrEqual(9)
     expect(sse.some((x) => x.body.includes("event: run:completed"))).toBe(true)

@@ -182,7 +182,10 @@ export class LeakScanner {
     )
   }
 
-  /** Findings in recorded HTTP exchanges: every response's status line, headers and body. */
+  /**
+   * Findings in recorded HTTP exchanges: every response's status line, headers and body (waiting,
+   * a bounded while, for bodies still arriving; a stream still open is scanned as far as it came).
+   */
   async http(recorder: FetchRecorder): Promise<Array<Finding>> {
     await recorder.settled()
     return recorder.exchanges.flatMap((x) => {
@@ -366,14 +369,19 @@ export interface Exchange {
   /** The body as received so far (an SSE stream up to where its reader stopped). */
   body: string
   readonly sse: boolean
+  /** Whether the body was read to its end (or its stream was cut). */
+  done: boolean
 }
 
 export interface FetchRecorder {
   /** `fetch` recording every response (through a clone, so the caller reads the body as usual). */
   readonly fetch: typeof fetch
   readonly exchanges: Array<Exchange>
-  /** Waits until every recorded body has been read to its end (or its stream was cut). */
-  readonly settled: () => Promise<void>
+  /**
+   * Waits until every recorded body has been read to its end (or its stream was cut), for at most
+   * `maxWaitMs` (a stream its reader left open never ends); the exchanges still open then.
+   */
+  readonly settled: (maxWaitMs?: number) => Promise<ReadonlyArray<Exchange>>
 }
 
 /** Wraps `base` (default: the global fetch) so every response's headers and body are recorded. */
@@ -389,22 +397,30 @@ export const recordFetch = (base: typeof fetch = globalThis.fetch): FetchRecorde
       status: response.status,
       headers: [...response.headers.entries()],
       body: "",
-      sse: (response.headers.get("content-type") ?? "").includes("text/event-stream")
+      sse: (response.headers.get("content-type") ?? "").includes("text/event-stream"),
+      done: false
     }
     exchanges.push(exchange)
     const copy = response.clone()
     reads.push(
       (async () => {
-        if (copy.body === null) return
         const decoder = new TextDecoder()
         try {
-          for await (const chunk of copy.body as unknown as AsyncIterable<Uint8Array>) exchange.body += decoder.decode(chunk, { stream: true })
+          if (copy.body !== null) for await (const chunk of copy.body as unknown as AsyncIterable<Uint8Array>) exchange.body += decoder.decode(chunk, { stream: true })
         } catch {
           // The caller cut the stream (an SSE reader at the terminal event): keep what arrived.
+        } finally {
+          exchange.done = true
         }
       })()
     )
     return response
   }
-  return { fetch: recorded, exchanges, settled: async () => void (await Promise.all(reads)) }
+  const settled = async (maxWaitMs = 15_000) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([Promise.all(reads), new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs)))])
+    clearTimeout(timer)
+    return exchanges.filter((x) => !x.done)
+  }
+  return { fetch: recorded, exchanges, settled }
 }
