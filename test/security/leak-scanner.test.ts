@@ -99,6 +99,8 @@ describe("the leak scanner finds planted secrets", () => {
       }
       const findings = await scanner.http(recorder)
       expect(recorder.exchanges).toHaveLength(4)
+      expect(await recorder.settled(), "every body read to its end").toEqual([])
+      expect(recorder.exchanges.find((x) => x.url.endsWith("/events"))!.body).toContain("event: agent:token")
       expect(findings.map((f) => `${f.surface} ${f.where.replace(base, "")} ${f.secret}/${f.encoding}`)).toEqual([
         "http GET /header → 200 header x-debug org token/url-encoded",
         "http GET /body → 200 body org token/raw",

@@ -366,28 +366,33 @@ export interface Exchange {
   readonly url: string
   readonly status: number
   readonly headers: ReadonlyArray<readonly [string, string]>
-  /** The body as received so far (an SSE stream up to where its reader stopped). */
+  /** The body as the caller read it (an SSE stream up to where its reader stopped). */
   body: string
   readonly sse: boolean
-  /** Whether the body was read to its end (or its stream was cut). */
+  /** Whether the body was read to its end, or the caller stopped reading it. */
   done: boolean
 }
 
 export interface FetchRecorder {
-  /** `fetch` recording every response (through a clone, so the caller reads the body as usual). */
+  /** `fetch` recording every response; the caller reads the body as usual. */
   readonly fetch: typeof fetch
   readonly exchanges: Array<Exchange>
   /**
-   * Waits until every recorded body has been read to its end (or its stream was cut), for at most
-   * `maxWaitMs` (a stream its reader left open never ends); the exchanges still open then.
+   * Waits until the caller has read or left every recorded body, for at most `maxWaitMs`; the
+   * exchanges still open then.
    */
   readonly settled: (maxWaitMs?: number) => Promise<ReadonlyArray<Exchange>>
 }
 
-/** Wraps `base` (default: the global fetch) so every response's headers and body are recorded. */
+/**
+ * Wraps `base` (default: the global fetch) so every response's headers and body are recorded. The
+ * body is recorded as the caller reads it (the caller gets a pass-through stream), so a reader
+ * that stops early — an SSE client at the terminal event — closes the connection as it would
+ * without the recorder, and the recording holds exactly what the caller received.
+ */
 export const recordFetch = (base: typeof fetch = globalThis.fetch): FetchRecorder => {
   const exchanges: Array<Exchange> = []
-  const reads: Array<Promise<void>> = []
+  const ends: Array<Promise<void>> = []
   const recorded: typeof fetch = async (input, init) => {
     const response = await base(input, init)
     const request = input instanceof Request ? input : undefined
@@ -398,27 +403,45 @@ export const recordFetch = (base: typeof fetch = globalThis.fetch): FetchRecorde
       headers: [...response.headers.entries()],
       body: "",
       sse: (response.headers.get("content-type") ?? "").includes("text/event-stream"),
-      done: false
+      done: response.body === null
     }
     exchanges.push(exchange)
-    const copy = response.clone()
-    reads.push(
-      (async () => {
-        const decoder = new TextDecoder()
+    if (response.body === null) return response
+    const reader = response.body.getReader()
+    const decoder = new TextDecoder()
+    let ended!: () => void
+    ends.push(new Promise<void>((resolve) => (ended = resolve)))
+    const end = () => {
+      exchange.done = true
+      ended()
+    }
+    const body = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
         try {
-          if (copy.body !== null) for await (const chunk of copy.body as unknown as AsyncIterable<Uint8Array>) exchange.body += decoder.decode(chunk, { stream: true })
-        } catch {
-          // The caller cut the stream (an SSE reader at the terminal event): keep what arrived.
-        } finally {
-          exchange.done = true
+          const { done, value } = await reader.read()
+          if (done) {
+            end()
+            controller.close()
+            return
+          }
+          exchange.body += decoder.decode(value, { stream: true })
+          controller.enqueue(value)
+        } catch (error) {
+          // The caller aborted the request: keep what arrived.
+          end()
+          controller.error(error)
         }
-      })()
-    )
-    return response
+      },
+      cancel: (reason) => {
+        end()
+        return reader.cancel(reason)
+      }
+    })
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
   const settled = async (maxWaitMs = 15_000) => {
     let timer: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([Promise.all(reads), new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs)))])
+    await Promise.race([Promise.all(ends), new Promise((resolve) => (timer = setTimeout(resolve, maxWaitMs)))])
     clearTimeout(timer)
     return exchanges.filter((x) => !x.done)
   }
