@@ -14,8 +14,13 @@
  *   SSE client on api A sees whole streams of runs started through api B.
  * - Without a gateway, agents get `tool_unavailable`; bad tokens and an
  *   unreachable NATS are refused with one line.
+ * - No secret of the deployment (the provider keys set through the API, the
+ *   master key in each encoding the processes were given, the bearer token)
+ *   is in Postgres at rest, Redis, any HTTP response or SSE stream, the
+ *   stored events, exported YAML or any process's output (test/support/leaks.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -26,6 +31,7 @@ import {
   createDeployment,
   type Deployment,
   natsUrl,
+  redisUrl,
   root,
   runRelavium,
   type SseEvent,
@@ -47,6 +53,7 @@ import {
   takenOverJobs,
   writerCassette
 } from "./support/distributed.js"
+import { describeFindings, type FetchRecorder, LeakScanner, masterKeySecret, recordFetch, textSecret } from "./support/leaks.js"
 
 // ---------------------------------------------------------------------------
 // Workflows
@@ -113,7 +120,8 @@ const upload = async (api: ApiProcess, yaml: string) => {
 
 const startRun = async (api: ApiProcess, workflowId: string, inputs?: Record<string, unknown>) => {
   const response = await api.api("POST", "/runs", inputs === undefined ? { workflowId } : { workflowId, inputs })
-  expect(response.status, response.text).toBe(201)
+  // On a failure, what the replica printed last says why.
+  expect(response.status, `${response.text}\n${api.output().slice(-3000)}`).toBe(201)
   return response.json.runId as string
 }
 
@@ -235,25 +243,50 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
   const workerArgs = ["--cassette", cassette, "--job-lock-ms", "4000", "--stalled-check-ms", "1000", "--stale-run-ms", "5000"]
   const ids = {} as Record<Kind, string>
 
+  // The deployment's secrets: one master key, given to each process in another encoding (all three
+  // are what RELAVIUM_MASTER_KEY takes), provider keys set through the API, and the bearer token
+  // (which the daemon also presents to the gateway).
+  const master = randomBytes(32)
+  const masterKeys = { base64: master.toString("base64"), base64url: master.toString("base64url"), hex: master.toString("hex") }
+  const providerKeys = { anthropic: `sk-ant-api03-${randomBytes(24).toString("base64url")}`, openai: `sk-proj-${randomBytes(24).toString("hex")}` }
+  const scanner = new LeakScanner([
+    textSecret("anthropic key", providerKeys.anthropic),
+    textSecret("openai key", providerKeys.openai),
+    masterKeySecret("master key", masterKeys.base64, masterKeys.base64url, masterKeys.hex),
+    textSecret("bearer token", testToken)
+  ])
+  // Every HTTP response the test gets (the API client, the SSE readers), recorded for the scan.
+  let recorder: FetchRecorder
+  const realFetch = globalThis.fetch
+  // The output of the short-lived `relavium` processes (the others are scanned where they are).
+  const shortLived: Record<string, string> = {}
+
   beforeAll(async () => {
+    recorder = recordFetch(realFetch)
+    globalThis.fetch = recorder.fetch
     await timed("deployment up (2 api, 2 workers, gateway, daemon)", async () => {
       d = await createDeployment("e2e")
       workspace = freshDir("relavium-e2e-daemon-ws-")
       // The deployment's database is migrated by the operator role; every server connects as
       // relavium_app and only checks the schema (the first api still starts alone, as before).
-      apiA = await startApi(d)
+      apiA = await startApi(d, { env: { RELAVIUM_MASTER_KEY: masterKeys.base64 } })
       ;[apiB, gateway, ...workers] = await Promise.all([
-        startApi(d),
+        startApi(d, { env: { RELAVIUM_MASTER_KEY: masterKeys.base64url } }),
         startGateway(d),
-        startWorker(d, { args: workerArgs }),
-        startWorker(d, { args: workerArgs })
+        startWorker(d, { args: workerArgs, env: { RELAVIUM_MASTER_KEY: masterKeys.hex } }),
+        startWorker(d, { args: workerArgs, env: { RELAVIUM_MASTER_KEY: masterKeys.hex } })
       ])
       daemon = await startRemoteDaemon(gateway, workspace)
       for (const kind of Object.keys(workflows) as Array<Kind>) ids[kind] = await upload(apiA, workflows[kind])
+      // Keys set through either replica; the other lists them (one master key, three encodings).
+      expect((await apiA.api("PUT", "/keys/anthropic", { key: providerKeys.anthropic })).status).toBe(204)
+      expect((await apiB.api("PUT", "/keys/openai", { key: providerKeys.openai })).status).toBe(204)
+      expect((await apiB.api("GET", "/keys")).json).toEqual({ providers: ["anthropic", "openai"] })
     })
-  }, 60_000)
+  }, 180_000)
 
   afterAll(async () => {
+    globalThis.fetch = realFetch
     await Promise.all([apiA, apiB, gateway, daemon, ...(workers ?? [])].map((p) => p?.stop("SIGKILL")))
     await d?.dispose()
   })
@@ -302,6 +335,7 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
             RELAVIUM_DATA_DIR: freshDir("relavium-e2e-run-data-")
           })
           expect(local.status, local.output).toBe(0)
+          shortLived[`relavium run ${c.name}`] = local.output
           const fromRun = local.output.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
 
           const uploaded = await monolith.api("POST", "/workflows", { yaml, file: "parity.relavium.yaml" })
@@ -454,6 +488,41 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
     )
   }, 200_000)
 
+  it("no secret is in Postgres at rest, Redis, the stored events, exported YAML, any HTTP response or SSE stream", async () => {
+    // Exported YAML of every workflow, through both replicas (recorded with the other responses too).
+    for (const [kind, workflowId] of Object.entries(ids)) {
+      for (const api of [apiA, apiB]) {
+        const exported = await api.api("GET", `/workflows/${workflowId}/export`)
+        expect(exported.status, exported.text).toBe(200)
+        expect(exported.text).toContain("schema_version")
+        expect(describeFindings(scanner.text("yaml", `${kind} workflow export via ${api.url}`, exported.text))).toBe("no leaks")
+      }
+    }
+    const store = await scanner.postgres(d.databaseUrl)
+    expect(describeFindings(store.findings)).toBe("no leaks")
+    // The scan read what the runs left: events, runs, workflows, and the key rows (but for their ciphertext).
+    expect(store.rowsByTable.run_events).toBeGreaterThan(500)
+    expect(store.rowsByTable.provider_keys).toBe(2)
+    expect(store.skipped).toEqual(expect.arrayContaining(["provider_keys.ciphertext", "provider_keys.nonce"]))
+
+    const logs = await storedEvents(d.databaseUrl)
+    const events = [...logs].flatMap(([runId, log]) => scanner.value("events", `run ${runId}`, log))
+    expect(describeFindings(events)).toBe("no leaks")
+
+    const redis = await scanner.redis(redisUrl, [`${d.queuePrefix}*`])
+    expect(describeFindings(redis.findings)).toBe("no leaks")
+    expect(redis.jobs, "BullMQ jobs scanned").toBeGreaterThan(100)
+
+    const http = await scanner.http(recorder)
+    expect(describeFindings(http)).toBe("no leaks")
+    const open = recorder.exchanges.filter((x) => !x.done).map((x) => `${x.method} ${x.url}`)
+    if (open.length > 0) console.log(`leak scan: ${open.length} response(s) still open, scanned as far as they came:\n  ${open.join("\n  ")}`)
+    const sse = recorder.exchanges.filter((x) => x.sse)
+    expect(sse.length, "SSE streams recorded").toBeGreaterThanOrEqual(9)
+    expect(sse.some((x) => x.body.includes("event: run:completed"))).toBe(true)
+    expect(recorder.exchanges.some((x) => x.url.endsWith("/keys") && x.body.includes("anthropic"))).toBe(true)
+  }, 180_000)
+
   it("with the gateway gone, agents get tool_unavailable (no hang); SIGTERM stops every process with exit 0", async () => {
     expect(await gateway.stop("SIGTERM")).toBe(0)
     expect(gateway.output()).not.toMatch(/error|Error/)
@@ -470,6 +539,10 @@ describe("distributed: 2 api, 2 workers, a gateway and a remote daemon, as OS pr
 
     const codes = await Promise.all([apiA, apiB, workers[1]!, daemon].map((p) => p.stop("SIGTERM")))
     expect(codes).toEqual([0, 0, 0, 0])
+    // Everything every process printed, the SIGKILLed worker's too: no secret in it.
+    const outputs = { "api A": apiA.output(), "api B": apiB.output(), "worker 1": workers[0]!.output(), "worker 2": workers[1]!.output(), gateway: gateway.output(), daemon: daemon.output(), ...shortLived }
+    expect(describeFindings(scanner.logs(outputs))).toBe("no leaks")
+    expect(Object.values(outputs).join("\n")).toMatch(/keys: +AES-256-GCM encrypted in Postgres \(master key [0-9a-f]{16}\)/)
   }, 90_000)
 })
 

@@ -216,7 +216,7 @@ export const runRelavium = async (args: ReadonlyArray<string>, env: Readonly<Rec
 }
 
 /** Waits until the process prints something matching `pattern`; rejects if it exits first. */
-export const waitForOutput = (p: CloudProcess, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> =>
+export const waitForOutput = (p: CloudProcess, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> =>
   new Promise((resolve, reject) => {
     const check = () => {
       const match = pattern.exec(p.output())

@@ -48,7 +48,8 @@ export const Reply = Schema.Union(
 )
 export type Reply = typeof Reply.Type
 
-const Cancel = Schema.Struct({ callId: Schema.String })
+/** What a worker sends when it gives up on a call (on the cancel subject). */
+export const Cancel = Schema.Struct({ callId: Schema.String })
 
 const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(Request))
 const decodeReply = Schema.decodeUnknownEither(Schema.parseJson(Reply))

@@ -2,8 +2,11 @@
  * End to end over real HTTPS on loopback against `relavium monolith` child
  * processes: the API, run events over SSE with the stock `eventsource`
  * client, gates, reconnection with Last-Event-ID, a SIGKILL and restart,
- * authentication, bad input, and the one-monolith-per-directory lock.
+ * authentication, bad input, the one-monolith-per-directory lock, and no
+ * secret (provider keys, the token) in the SQLite store, any response, SSE
+ * stream or the monolith's output (test/support/leaks.ts).
  */
+import { randomBytes } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -11,6 +14,7 @@ import { spawn } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { monolithBinary } from "./support/buildMonolith.js"
 import { chainWorkflow, collect, exited, type Monolith, type SseEvent, startMonolith } from "./support/monolith.js"
+import { describeFindings, type FetchRecorder, LeakScanner, recordFetch, textSecret } from "../../../test/support/leaks.js"
 
 const root = join(__dirname, "../../..")
 const approvalGate = readFileSync(join(root, "examples/approval-gate.relavium.yaml"), "utf8")
@@ -65,13 +69,22 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
+const writeOnlyKey = "sk-test-0123456789-never-shown"
+
 describe("relavium monolith", () => {
   let m: Monolith
   let dataDir: string
+  // Every response the client gets (API and SSE), for the leak scan.
+  let recorder: FetchRecorder
 
   beforeAll(async () => {
     dataDir = freshDir()
-    m = await startMonolith(dataDir)
+    m = await startMonolith(dataDir, [], {
+      wrapFetch: (base) => {
+        recorder = recordFetch(base as unknown as typeof fetch)
+        return recorder.fetch as unknown as typeof base
+      }
+    })
   }, 30_000)
 
   afterAll(async () => {
@@ -171,7 +184,7 @@ describe("relavium monolith", () => {
   })
 
   it("keeps keys write-only and lists models", async () => {
-    const secret = "sk-test-0123456789-never-shown"
+    const secret = writeOnlyKey
     expect((await m.api("PUT", "/keys/openrouter", { key: secret })).status).toBe(204)
     const listed = await m.api("GET", "/keys")
     expect(listed.json.providers).toContain("openrouter")
@@ -183,6 +196,32 @@ describe("relavium monolith", () => {
     const models = await m.api("GET", "/models")
     expect(models.status).toBe(200)
     expect(models.json.length).toBeGreaterThan(0)
+  })
+
+  it("no provider key or token is in the SQLite store, any response, SSE stream, export or the monolith's output", async () => {
+    const anthropicKey = `sk-ant-api03-${randomBytes(24).toString("base64url")}`
+    expect((await m.api("PUT", "/keys/anthropic", { key: anthropicKey })).status).toBe(204)
+    // A run after the keys are set, so its events and rows are there to scan.
+    const workflowId = await upload(m, parallelMerge, "parallel-merge.relavium.yaml")
+    const events = await collect(m.events(await startRun(m, workflowId)), () => false)
+    expect(events.at(-1)!.type).toBe("run:completed")
+    const exported = await m.api("GET", `/workflows/${workflowId}/export`)
+    expect(exported.status).toBe(200)
+
+    const scanner = new LeakScanner([
+      textSecret("anthropic key", anthropicKey),
+      textSecret("deleted openrouter key", writeOnlyKey),
+      textSecret("monolith token", m.token)
+    ])
+    const store = scanner.sqlite(join(dataDir, "relavium.db"))
+    expect(describeFindings(store.findings)).toBe("no leaks")
+    expect(store.rowsByTable.run_events).toBeGreaterThanOrEqual(events.length)
+    expect(describeFindings(scanner.text("yaml", "parallel-merge export", exported.text))).toBe("no leaks")
+    expect(describeFindings(scanner.value("events", "SSE events", events))).toBe("no leaks")
+    expect(describeFindings(await scanner.http(recorder))).toBe("no leaks")
+    // The recorder saw this run's stream to its end.
+    expect(recorder.exchanges.some((x) => x.sse && x.body.includes("event: run:completed"))).toBe(true)
+    expect(describeFindings(scanner.logs({ monolith: m.output() }))).toBe("no leaks")
   })
 
   it("refuses missing or wrong tokens with 401", async () => {

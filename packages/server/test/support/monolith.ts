@@ -32,8 +32,14 @@ export const exited = (child: ChildProcess) =>
     else child.once("exit", (code) => resolve(code))
   })
 
+export interface MonolithOptions {
+  /** Wraps the client's fetch (the API and the SSE streams go through it): to record every response. */
+  readonly wrapFetch?: (fetch: typeof undiciFetch) => typeof undiciFetch
+}
+
 /** Runs `relavium monolith ARGS` and resolves once it prints its URL (or rejects when it exits first). */
-export const startMonolith = async (dataDir: string, args: ReadonlyArray<string> = []): Promise<Monolith> => {
+export const startMonolith = async (dataDir: string, args: ReadonlyArray<string> = [], options: MonolithOptions = {}): Promise<Monolith> => {
+  const clientFetch = options.wrapFetch?.(undiciFetch) ?? undiciFetch
   const binary = await monolithBinary()
   const child = spawn(process.execPath, [binary, "monolith", "--data-dir", dataDir, "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -60,7 +66,7 @@ export const startMonolith = async (dataDir: string, args: ReadonlyArray<string>
     let payload: string | undefined = options.raw
     if (body !== undefined) payload = JSON.stringify(body)
     if (payload !== undefined) headers["content-type"] = "application/json"
-    const response = await undiciFetch(`${url}${path}`, { method, headers, body: payload, dispatcher })
+    const response = await clientFetch(`${url}${path}`, { method, headers, body: payload, dispatcher })
     const text = await response.text()
     let json: unknown = undefined
     try {
@@ -73,7 +79,7 @@ export const startMonolith = async (dataDir: string, args: ReadonlyArray<string>
   const events: Monolith["events"] = (runId, options = {}) =>
     new EventSource(`${url}/runs/${runId}/events`, {
       fetch: (input, init) =>
-        undiciFetch(input, {
+        clientFetch(input, {
           ...init,
           dispatcher,
           headers: {
