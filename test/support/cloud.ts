@@ -29,14 +29,15 @@ export const natsUrl = process.env.RELAVIUM_TEST_NATS ?? "nats://127.0.0.1:4222"
 // Postgres, Redis and NATS namespaces
 // ---------------------------------------------------------------------------
 
-const onAdmin = (statement: string) =>
+/** Runs one statement on the database at `url` as the operator (the superuser of the test server). */
+export const onDatabase = (url: string, statement: string) =>
   Effect.runPromise(
     Effect.scoped(
-      Effect.flatMap(PgClient.make({ url: Redacted.make(`${pgServer}/test`), connectTimeout: Duration.seconds(5) }), (sql) =>
-        sql.unsafe(statement)
-      )
+      Effect.flatMap(PgClient.make({ url: Redacted.make(url), connectTimeout: Duration.seconds(5) }), (sql) => sql.unsafe(statement))
     ).pipe(Effect.provide(Reactivity.layer))
   )
+
+const onAdmin = (statement: string) => onDatabase(`${pgServer}/test`, statement)
 
 /** A new, empty database; its URL. */
 export const createDatabase = async (label = "cloud"): Promise<{ readonly name: string; readonly url: string }> => {

@@ -4,11 +4,11 @@
  * counts, never a key, and afterwards every provider key opens under the new master key alone.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
-import { forOrg } from "@relavium/ports"
-import { Database, SqlKeyStore } from "@relavium/store"
-import { createDatabase, dropDatabase } from "../../../test/support/cloud.js"
+import { AuditLog, forOrg } from "@relavium/ports"
+import { Database, SqlKeyStore, SqlTenancy } from "@relavium/store"
+import { createDatabase, dropDatabase, onDatabase } from "../../../test/support/cloud.js"
 import { relaviumAsync } from "./relavium.js"
 
 const oldKey = randomBytes(32).toString("base64")
@@ -30,12 +30,26 @@ describe("relavium keys rotate and rotate-master", () => {
               forOrg(orgId)(Effect.forEach(Object.entries(entries), ([provider, value]) => keys.set(provider, Redacted.make(value))))
             )
           )
+          // The orgs exist (their audit trails record the rotations).
+          yield* Effect.promise(() =>
+            onDatabase(url, `INSERT INTO orgs (org_id, name, created_at) VALUES ('org-a', 'A', '2026-01-01T00:00:00.000Z'), ('org-b', 'B', '2026-01-01T00:00:00.000Z')`)
+          )
           const run = (args: ReadonlyArray<string>, env: Record<string, string>) =>
             Effect.promise(() => relaviumAsync(args, { env: { RELAVIUM_MASTER_KEY: "", RELAVIUM_MASTER_KEYS: "", ...env } }))
 
           const rotated = yield* run(["keys", "rotate", "org-a", "--database-url", url, "--json"], { RELAVIUM_MASTER_KEY: oldKey })
           assert.strictEqual(rotated.status, 0, rotated.stderr)
           assert.deepStrictEqual(JSON.parse(rotated.stdout), { type: "rotate", orgId: "org-a", version: 2, retired: [1], resealed: 1, legacy: 0 })
+          assert.notInclude(rotated.stderr, "audit entry was not written")
+          const trail = yield* Effect.scoped(
+            forOrg("org-a")(Effect.flatMap(AuditLog, (log) => log.list({}))).pipe(
+              Effect.provide(Layer.provideMerge(SqlTenancy.layer, Database.layerPg({ url })))
+            )
+          )
+          assert.deepStrictEqual(
+            trail.map((entry) => [entry.actor, entry.action, entry.target, entry.detail]),
+            [["operator", "key.rotate", "org-a", { version: 2, resealed: 1 }]]
+          )
 
           const both = `2026-12:${newKey},2026-06:${oldKey}`
           const master = yield* run(["keys", "rotate-master", "--database-url", url], { RELAVIUM_MASTER_KEYS: both })

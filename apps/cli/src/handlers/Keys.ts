@@ -7,8 +7,8 @@
  * object. A missing or malformed setting exits 2; a database that cannot be reached or a key
  * that does not open exits 1, and nothing of that org is changed.
  */
-import { Console, Effect, Either, Option, type Redacted } from "effect"
-import type { KeyStoreError, StoreError } from "@relavium/ports"
+import { Console, Effect, Either, Layer, Option, type Redacted } from "effect"
+import { AuditLog, forOrg, type KeyStoreError, type StoreError } from "@relavium/ports"
 import { endingOf, ExitCode, keyRotationErrors } from "../ExitCodes.js"
 import { Misconfigured } from "../Problem.js"
 import * as Settings from "../runtime/Settings.js"
@@ -66,7 +66,17 @@ export const rotateMaster = ({ databaseUrl, json }: RotateMasterArgs) =>
 export const rotateOrg = ({ databaseUrl, json, org }: RotateOrgArgs) =>
   Effect.gen(function* () {
     const { database, settings, store } = yield* prepare(databaseUrl)
-    const report = yield* store.KeyRotation.rotateOrg(settings, org).pipe(Effect.provide(database))
+    const report = yield* Effect.gen(function* () {
+      const rotated = yield* store.KeyRotation.rotateOrg(settings, org)
+      // The org's audit trail records the rotation (the version and counts; never a key).
+      yield* Effect.flatMap(AuditLog, (log) =>
+        log.append({ actor: "operator", action: "key.rotate", target: org, detail: { version: rotated.version, resealed: rotated.resealed } })
+      ).pipe(
+        forOrg(org),
+        Effect.catchAll((e) => Console.error(`relavium keys rotate ${org}: rotated, but the audit entry was not written: ${e.message}`))
+      )
+      return rotated
+    }).pipe(Effect.provide(Layer.provideMerge(store.SqlTenancy.layer, database)))
     yield* Console.log(
       json
         ? JSON.stringify({ type: "rotate", ...report })

@@ -232,9 +232,14 @@ const orgCreate = (args: Extract<TenancyArgs, { readonly command: "org.create" }
     }
     const name = yield* check(Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200)), args.name, "NAME")
     const owner = yield* check(TenancyApi.Email, args.owner, "--owner")
-    const created = yield* Effect.flatMap(Tenancy, (tenancy) => store(tenancy.createOrg(name, { email: owner }))).pipe(
-      openDatabase(args.databaseUrl.value)
-    )
+    const created = yield* Effect.gen(function* () {
+      const made = yield* Effect.flatMap(Tenancy, (tenancy) => store(tenancy.createOrg(name, { email: owner })))
+      // The new org's trail starts with its creation (who made it and its first owner; never the token).
+      yield* Effect.flatMap(AuditLog, (log) =>
+        store(log.append({ actor: OPERATOR, action: "org.create", target: made.org.id, detail: { name, owner, tokenId: made.token.info.id } }))
+      ).pipe(forOrg(made.org.id))
+      return made
+    }).pipe(openDatabase(args.databaseUrl.value))
     const { org, token } = created
     if (args.json) {
       return yield* json({ org: { id: org.id, name: org.name, createdAt: org.createdAt }, owner, token: Redacted.value(token.token), tokenInfo: token.info })
