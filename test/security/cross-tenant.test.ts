@@ -238,6 +238,18 @@ const bParams = (): Record<string, string> => ({
   toolCallId: "call_1"
 })
 
+/** Values of ids that never existed anywhere, for the same parameters. */
+const neverParams = (): Record<string, string> => ({
+  runId: crypto.randomUUID(),
+  workflowId: crypto.randomUUID(),
+  gateId: "no-such-gate",
+  provider: "no-such-provider",
+  email: "nobody@nowhere.test",
+  tokenId: "tok_nosuchtoken",
+  chatId: crypto.randomUUID(),
+  toolCallId: "call_none"
+})
+
 /** A body the route accepts, naming B's things where it takes an id. */
 const bodies: Record<string, unknown> = {
   "runs.start": () => ({ workflowId: B.workflowIds[0] }),
@@ -316,6 +328,16 @@ describe("cross-tenant probe: org A's tokens against every route with org B's id
           await ok(A.tokens.owner, "DELETE", `/keys/${B.provider}`)
         } else if (names.length > 0 || route.key === "runs.start") {
           if (answer.status !== 404) failures.push(`${what}: expected 404`)
+          // And it answers as for ids that never existed (the id itself aside): nothing tells B's apart.
+          const never = neverParams()
+          const neverPath = route.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(never[name]!))
+          const neverBody = route.key === "runs.start" ? { workflowId: never.workflowId } : body
+          const unknown = await probe(token, route.method, neverPath, neverBody)
+          let expected = unknown.text
+          for (const name of [...names, "workflowId"]) expected = expected.replaceAll(never[name]!, route.key === "runs.start" ? B.workflowIds[0]! : params[name]!)
+          if (unknown.status !== answer.status || expected !== answer.text) {
+            failures.push(`${what}: unlike ids that never existed: ${unknown.status} ${unknown.text.slice(0, 200)}`)
+          }
         } else if (route.method === "GET") {
           if (answer.status >= 500 || answer.status === 403 || answer.status === 401) failures.push(`${what}: expected an answer`)
         } else if (answer.status < 400 || answer.status >= 500) {
