@@ -11,6 +11,8 @@ import { BaseSequencer, type TestSpecification } from "vitest/node"
 const slowestFirst = [
   "test/crash.test.ts",
   "test/distributed.e2e.test.ts",
+  "test/distributed-orgs.e2e.test.ts",
+  "test/security/cross-tenant.test.ts",
   "test/cloud.test.ts",
   "test/bench.test.ts",
   "apps/cli/test/cli.test.ts",

@@ -124,7 +124,7 @@ const makeEngine = (options: EngineOptions) =>
             yield* runs.commit(runId, drafts).pipe(Effect.mapError(storeError))
             if (Either.isRight(ctx)) {
               const state = initialState(runId, compiled)
-              runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
+              yield* runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
               yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.retry(offerRetry), Effect.mapError(storeError))
               if (spec.timeout_ms !== undefined) {
                 yield* queue

@@ -2,11 +2,16 @@
  * The run cache: compiled plans and folded run state, per process. It is a
  * memo of the event log, rebuilt from the store on a miss; every commit of the
  * engine and its workers goes through it so the cached fold stays in step.
+ *
+ * Plans and runs are cached per org: the key is the fiber's `CurrentOrg` and the id, so a
+ * process that served one org's run or workflow never answers another org's request for the
+ * same id from memory (a workflow id is the author's, so two orgs may well share one; a run id
+ * is random, but a caller may name another org's). A miss reads the store, under that org.
  */
 import { FileSystem } from "@effect/platform"
 import { Context, Effect, Either, Layer, Option, Schedule } from "effect"
 import { type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
-import { EventLog, RunStore, type StoreError, UpdateHub, WorkflowStore } from "@relavium/ports"
+import { CurrentOrg, EventLog, RunStore, type StoreError, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { EngineError, storeError } from "./EngineError.js"
 import { interpolate } from "./Interpolate.js"
 import { applyEvents, initialState, isTerminalState, type RunState } from "./RunState.js"
@@ -26,8 +31,12 @@ export const makeRuns = Effect.gen(function* () {
   const log = yield* EventLog
   const hub = yield* UpdateHub
   const fs = yield* FileSystem.FileSystem
+  /** Keyed by `keyOf(workflowId)`. */
   const plans = new Map<string, Plan.WorkflowPlan>()
+  /** Keyed by `keyOf(runId)`. */
   const entries = new Map<string, RunEntry>()
+  /** The cache key of `id` for the fiber's org. */
+  const keyOf = (id: string) => Effect.map(CurrentOrg, ({ orgId }) => `${orgId}\u0000${id}`)
   /** Callbacks to run when this process sees a run's terminal event; see `watchEnd`. */
   const endWatchers = new Map<string, Set<() => void>>()
 
@@ -55,7 +64,8 @@ export const makeRuns = Effect.gen(function* () {
 
   const plan = (workflowId: string) =>
     Effect.gen(function* () {
-      const cached = plans.get(workflowId)
+      const key = yield* keyOf(workflowId)
+      const cached = plans.get(key)
       if (cached) return cached
       const stored = yield* workflows.get(workflowId).pipe(Effect.mapError(storeError))
       if (Option.isNone(stored)) {
@@ -65,7 +75,7 @@ export const makeRuns = Effect.gen(function* () {
       if (Either.isLeft(compiled)) {
         return yield* new EngineError({ reason: "invalid_workflow", message: compiled.left.message, cause: compiled.left })
       }
-      plans.set(workflowId, compiled.right)
+      plans.set(key, compiled.right)
       return compiled.right
     })
 
@@ -82,13 +92,14 @@ export const makeRuns = Effect.gen(function* () {
 
   const load = (runId: string): Effect.Effect<RunEntry, EngineError> =>
     Effect.gen(function* () {
-      const cached = entries.get(runId)
+      const key = yield* keyOf(runId)
+      const cached = entries.get(key)
       if (cached) {
         const fresh = yield* store.events(runId, cached.state.lastSequenceNumber).pipe(Effect.mapError(storeError))
         applyEvents(cached.state, fresh)
         cached.synced = true
         if (isTerminalState(cached.state)) {
-          entries.delete(runId)
+          entries.delete(key)
           signalEnd(runId)
         }
         return cached
@@ -104,7 +115,7 @@ export const makeRuns = Effect.gen(function* () {
         Effect.orElseSucceed(() => ({}) as Record<string, unknown>)
       )
       const entry: RunEntry = { state, inputs: state.inputs, ctx, synced: true }
-      if (!isTerminalState(state)) entries.set(runId, entry)
+      if (!isTerminalState(state)) entries.set(key, entry)
       return entry
     })
 
@@ -115,8 +126,8 @@ export const makeRuns = Effect.gen(function* () {
    * what they need and `load` when it is not there.
    */
   const current = (runId: string): Effect.Effect<RunEntry, EngineError> =>
-    Effect.suspend(() => {
-      const cached = entries.get(runId)
+    Effect.flatMap(keyOf(runId), (key) => {
+      const cached = entries.get(key)
       return cached !== undefined && cached.synced ? Effect.succeed(cached) : load(runId)
     })
 
@@ -127,7 +138,7 @@ export const makeRuns = Effect.gen(function* () {
    */
   const landed = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>, expected: number | undefined, error: StoreError) =>
     Effect.gen(function* () {
-      const entry = entries.get(runId)
+      const entry = entries.get(yield* keyOf(runId))
       if (entry) entry.synced = false
       const stored = yield* store.events(runId, expected ?? entry?.state.lastSequenceNumber ?? -1).pipe(
         Effect.retry({ times: 4, schedule: Schedule.exponential("100 millis") })
@@ -153,11 +164,11 @@ export const makeRuns = Effect.gen(function* () {
     log.commit(runId, drafts, { expectedLastSequenceNumber: expected }).pipe(
       Effect.catchTag("StoreError", (error) => landed(runId, drafts, expected, error)),
       Effect.tap((events) =>
-        Effect.sync(() => {
-          const entry = entries.get(runId)
+        Effect.map(keyOf(runId), (key) => {
+          const entry = entries.get(key)
           // Another writer's events came between: the next read goes to the store.
           if (entry && !applyEvents(entry.state, events)) entry.synced = false
-          if (entry && isTerminalState(entry.state)) entries.delete(runId)
+          if (entry && isTerminalState(entry.state)) entries.delete(key)
           if (events.some(RE.isTerminal)) signalEnd(runId)
         })
       )
@@ -171,7 +182,8 @@ export const makeRuns = Effect.gen(function* () {
     resolveContext,
     watchEnd,
     signalEnd,
-    remember: (runId: string, entry: RunEntry) => entries.set(runId, entry)
+    /** Caches a run just started, for the fiber's org. */
+    remember: (runId: string, entry: RunEntry) => Effect.map(keyOf(runId), (key) => void entries.set(key, entry))
   }
 })
 
