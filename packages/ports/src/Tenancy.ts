@@ -296,7 +296,28 @@ interface MemoryOrg {
   readonly audit: Array<AuditEntry>
 }
 
-const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms).toISOString())
+/** The Clock's time as the ISO text records carry. */
+export const isoNow: Effect.Effect<string> = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms).toISOString())
+const now = isoNow
+
+/** A new token for `input`: the secret (shown once), its record, and the hash stored in its place. */
+export const issueToken = (input: CreateTokenInput) =>
+  Effect.gen(function* () {
+    const expiresAt = yield* normaliseExpiry(input.expiresAt)
+    const token = mintToken()
+    const info = new TokenInfo({
+      id: newTokenId(),
+      name: input.name,
+      prefix: visiblePrefix(token),
+      role: input.role,
+      createdAt: yield* isoNow,
+      createdBy: input.createdBy,
+      expiresAt,
+      lastUsedAt: null,
+      revokedAt: null
+    })
+    return { token, info, hash: hashToken(token) }
+  })
 
 /** Members in the order they joined (then by email); tokens in the order they were made (then by id). */
 const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
@@ -325,23 +346,9 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
       return found
     })
     const createToken = (entry: MemoryOrg, input: CreateTokenInput) =>
-      Effect.gen(function* () {
-        const expiresAt = yield* normaliseExpiry(input.expiresAt)
-        const at = yield* now
-        const token = mintToken()
-        const info = new TokenInfo({
-          id: newTokenId(),
-          name: input.name,
-          prefix: visiblePrefix(token),
-          role: input.role,
-          createdAt: at,
-          createdBy: input.createdBy,
-          expiresAt,
-          lastUsedAt: null,
-          revokedAt: null
-        })
-        entry.tokens.set(info.id, { hash: hashToken(token), info })
-        return { token, info } satisfies CreatedToken
+      Effect.map(issueToken(input), ({ hash, info, token }): CreatedToken => {
+        entry.tokens.set(info.id, { hash, info })
+        return { token, info }
       })
     const tenancy = Tenancy.of({
       createOrg: (name, ownerOf) =>

@@ -26,21 +26,19 @@ import {
   currentOrgId,
   forOrg,
   hashToken,
+  isoNow,
+  issueToken,
   looksLikeToken,
   Member,
-  mintToken,
   newOrgId,
-  newTokenId,
   newUserId,
   normaliseEmail,
-  normaliseExpiry,
   Org,
   type Principal,
   type Role,
   Tenancy,
   TenancyError,
-  TokenInfo,
-  visiblePrefix
+  TokenInfo
 } from "@relavium/ports"
 import * as Database from "./Database.js"
 
@@ -78,7 +76,7 @@ interface AuditRow {
   readonly detail: unknown
 }
 
-const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms).toISOString())
+const now = isoNow
 
 const toMember = (row: MemberRow) =>
   new Member({ userId: row.user_id, email: row.email, role: row.role, createdAt: row.created_at })
@@ -148,30 +146,17 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
 
     const insertToken = (orgId: string, input: CreateTokenInput) =>
       Effect.gen(function* () {
-        const expiresAt = yield* normaliseExpiry(input.expiresAt)
-        const at = yield* now
-        const token = mintToken()
-        const info = new TokenInfo({
-          id: newTokenId(),
-          name: input.name,
-          prefix: visiblePrefix(token),
-          role: input.role,
-          createdAt: at,
-          createdBy: input.createdBy,
-          expiresAt,
-          lastUsedAt: null,
-          revokedAt: null
-        })
+        const { hash, info, token } = yield* issueToken(input)
         yield* sql`INSERT INTO api_tokens ${sql.insert({
           org_id: orgId,
           token_id: info.id,
           name: info.name,
           prefix: info.prefix,
-          token_hash: hashToken(token),
+          token_hash: hash,
           role: info.role,
           created_by: info.createdBy,
-          created_at: at,
-          expires_at: expiresAt
+          created_at: info.createdAt,
+          expires_at: info.expiresAt
         })}`
         return { token, info } satisfies CreatedToken
       })
