@@ -64,8 +64,10 @@ describe("relavium org|token|member|audit --database-url", { timeout: 600_000 },
       ["operator", "org.create", org]
     ])
 
-    // Another org's id shows nothing of this one.
+    // An org id that is not in the database is refused by name, showing nothing of this org.
     const other = await operator(["member", "list", "--org", "org_00000000000000000000000000000000", "--json"])
-    expect(other.stdout).not.toContain("olivia@acme.test")
+    expect(other.status).toBe(2)
+    expect(other.stderr).toContain("no organisation org_00000000000000000000000000000000")
+    expect(other.stdout + other.stderr).not.toContain("olivia@acme.test")
   })
 })
