@@ -1,13 +1,7 @@
 /**
  * The tenancy routes: the caller's org, its members, its API tokens and its
- * audit trail (see docs/permissions.md for who may do what).
- *
- * | Route | Action |
- * |---|---|
- * | `GET /org` | `members.read` |
- * | `GET /members`, `POST /members`, `PATCH /members/:email`, `DELETE /members/:email` | `members.read`, `members.manage` |
- * | `GET /tokens`, `POST /tokens`, `DELETE /tokens/:tokenId` | `tokens.read`, `tokens.manage` |
- * | `GET /audit` | `audit.read` |
+ * audit trail. The action each route requires is in `routeActions`
+ * (Routes.ts), printed in docs/permissions.md.
  *
  * The groups are made by `tenancyGroups` from the errors and the
  * `Authorization` middleware of Api.ts, which calls it once (Api.ts imports

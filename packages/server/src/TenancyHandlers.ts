@@ -1,9 +1,10 @@
 /**
  * The tenancy routes of TenancyApi.ts on the `Tenancy` and `AuditLog` ports.
  *
- * Every handler first checks the caller's role against the route's action
- * (`authorize`), then acts for the caller's org (`forOrg(principal.orgId)`,
- * whatever the middleware already provides). Roles are granted only at or
+ * The `Authorization` middleware (Auth.ts) has already checked the caller's
+ * role against the route's action (`routeActions` in Routes.ts); every handler
+ * acts for the caller's org (`forOrg(principal.orgId)`, whatever the
+ * middleware already provides). Roles are granted only at or
  * below the caller's own (`mayGrant`): for a new member or token, for both
  * sides of a role change, and for the member or token removed or revoked.
  * Changes to members and tokens are appended to the audit trail with the
@@ -13,7 +14,6 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Clock, Effect, Layer, Option } from "effect"
 import {
-  type Action,
   AuditLog,
   CurrentPrincipal,
   forOrg,
@@ -25,7 +25,6 @@ import {
   TenancyError
 } from "@relavium/ports"
 import { Conflict, Forbidden, InternalError, NotFound, RelaviumApi } from "./Api.js"
-import { authorize } from "./Authorize.js"
 import { DEFAULT_AUDIT_PAGE } from "./TenancyApi.js"
 
 const internal = (e: TenancyError) => new InternalError({ message: `tenancy store: ${e.message}` })
@@ -33,12 +32,11 @@ const internal = (e: TenancyError) => new InternalError({ message: `tenancy stor
 const storeFailure = <E>(e: E): Exclude<E, TenancyError> | InternalError =>
   e instanceof TenancyError ? internal(e) : (e as Exclude<E, TenancyError>)
 
-/** Checks `action`, then runs `body` for the caller's org; store failures become 500s. */
-const acting = <A, E, R>(action: Action, body: (principal: Principal) => Effect.Effect<A, E, R>) =>
+/** Runs `body` for the caller's org (the route's action is the middleware's check); store failures become 500s. */
+const acting = <A, E, R>(body: (principal: Principal) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
-    yield* authorize(action)
     const principal = yield* Effect.serviceOption(CurrentPrincipal)
-    if (Option.isNone(principal)) return yield* new Forbidden({ message: `${action} needs an authenticated caller` })
+    if (Option.isNone(principal)) return yield* new Forbidden({ message: "this route needs an authenticated caller" })
     return yield* forOrg(principal.value.orgId)(body(principal.value))
   }).pipe(Effect.mapError(storeFailure))
 
@@ -60,7 +58,7 @@ const OrgLive = HttpApiBuilder.group(RelaviumApi, "org", (handlers) =>
   Effect.gen(function* () {
     const tenancy = yield* Tenancy
     return handlers.handle("get", () =>
-      acting("members.read", () =>
+      acting(() =>
         Effect.flatMap(
           tenancy.org,
           Option.match({
@@ -78,9 +76,9 @@ const MembersLive = HttpApiBuilder.group(RelaviumApi, "members", (handlers) =>
     const tenancy = yield* Tenancy
     const audit = yield* AuditLog
     return handlers
-      .handle("list", () => acting("members.read", () => tenancy.members.list))
+      .handle("list", () => acting(() => tenancy.members.list))
       .handle("add", ({ payload: { email, role } }) =>
-        acting("members.manage", (principal) =>
+        acting((principal) =>
           Effect.gen(function* () {
             if (!mayGrant(principal.role, role)) return yield* mayNotGrant(principal, role)
             const members = yield* tenancy.members.list
@@ -92,7 +90,7 @@ const MembersLive = HttpApiBuilder.group(RelaviumApi, "members", (handlers) =>
         )
       )
       .handle("setRole", ({ path: { email }, payload: { role } }) =>
-        acting("members.manage", (principal) =>
+        acting((principal) =>
           Effect.gen(function* () {
             const { member, members } = yield* findMember(tenancy, email)
             if (!mayGrant(principal.role, member.role)) return yield* mayNotGrant(principal, member.role)
@@ -109,7 +107,7 @@ const MembersLive = HttpApiBuilder.group(RelaviumApi, "members", (handlers) =>
         )
       )
       .handle("remove", ({ path: { email } }) =>
-        acting("members.manage", (principal) =>
+        acting((principal) =>
           Effect.gen(function* () {
             const { member, members } = yield* findMember(tenancy, email)
             if (!mayGrant(principal.role, member.role)) return yield* mayNotGrant(principal, member.role)
@@ -132,9 +130,9 @@ const TokensLive = HttpApiBuilder.group(RelaviumApi, "tokens", (handlers) =>
     const tenancy = yield* Tenancy
     const audit = yield* AuditLog
     return handlers
-      .handle("list", () => acting("tokens.read", () => tenancy.tokens.list))
+      .handle("list", () => acting(() => tenancy.tokens.list))
       .handle("create", ({ payload: { expiresInDays, name, role } }) =>
-        acting("tokens.manage", (principal) =>
+        acting((principal) =>
           Effect.gen(function* () {
             if (!mayGrant(principal.role, role)) return yield* mayNotGrant(principal, role)
             const now = yield* Clock.currentTimeMillis
@@ -151,7 +149,7 @@ const TokensLive = HttpApiBuilder.group(RelaviumApi, "tokens", (handlers) =>
         )
       )
       .handle("revoke", ({ path: { tokenId } }) =>
-        acting("tokens.manage", (principal) =>
+        acting((principal) =>
           Effect.gen(function* () {
             const found = (yield* tenancy.tokens.list).find((t) => t.id === tokenId)
             const notFound = new NotFound({ message: `no token ${tokenId} in this organisation (see GET /tokens)` })
@@ -170,7 +168,7 @@ const AuditLive = HttpApiBuilder.group(RelaviumApi, "audit", (handlers) =>
   Effect.gen(function* () {
     const audit = yield* AuditLog
     return handlers.handle("list", ({ urlParams }) =>
-      acting("audit.read", () =>
+      acting(() =>
         Effect.gen(function* () {
           const limit = urlParams.limit ?? DEFAULT_AUDIT_PAGE
           // One more than asked: whether there is a next page.

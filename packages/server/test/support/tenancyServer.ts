@@ -3,36 +3,25 @@
  * `RelaviumApi` (TenancyHandlers.layer) on the memory tenancy stores, for the
  * server's and the CLI's tests.
  *
- * Authentication here is a small stand-in for the real `Authorization`
- * middleware (written separately): a bearer token is accepted when
- * `Tenancy.tokens.resolve` finds a live token, and its principal is provided
- * to the handlers as `CurrentPrincipal`.
+ * Authentication here is a small stand-in for HttpGuard.ts: a bearer token is
+ * accepted when `Tenancy.tokens.resolve` finds a live token, and its principal
+ * is provided as `CurrentPrincipal`; the real `Authorization` middleware
+ * (`layerAuthorization`) then refuses a caller without one (401) or whose role
+ * the route's action does not allow (403).
  */
 import { HttpApi, HttpApiBuilder, HttpServer, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import { CurrentPrincipal, layerTenancyMemory, Tenancy } from "@relavium/ports"
-import { AuditGroup, Authorization, MembersGroup, OrgGroup, TokensGroup, Unauthorized } from "../../src/Api.js"
+import { AuditGroup, MembersGroup, OrgGroup, TokensGroup } from "../../src/Api.js"
+import { layerAuthorization } from "../../src/Auth.js"
 import * as TenancyHandlers from "../../src/TenancyHandlers.js"
 
 /** The tenancy groups under the API's own name, so the handler layers of `RelaviumApi` serve them. */
 const TenancyOnlyApi = HttpApi.make("relavium").add(OrgGroup).add(MembersGroup).add(TokensGroup).add(AuditGroup)
 
 const principalOf = (tenancy: Tenancy["Type"], token: Redacted.Redacted<string>) => tenancy.tokens.resolve(token).pipe(Effect.orDie)
-
-/** The group middleware: 401 unless the token resolves. */
-const layerTestAuthorization = Layer.effect(
-  Authorization,
-  Effect.map(Tenancy, (tenancy) =>
-    Authorization.of({
-      bearer: (token) =>
-        Effect.flatMap(principalOf(tenancy, token), (principal) =>
-          Option.isSome(principal) ? Effect.succeed(principal.value) : Effect.fail(new Unauthorized({ message: "unknown, revoked or expired token" }))
-        )
-    })
-  )
-)
 
 /** Provides the caller's principal to every request that carries a live token. */
 const layerTestPrincipal = HttpApiBuilder.middleware(
@@ -58,7 +47,7 @@ export const startTenancyServer = async (): Promise<TenancyServer> => {
     Layer.provide(layerTestPrincipal),
     Layer.provide(HttpApiBuilder.api(TenancyOnlyApi)),
     Layer.provide(TenancyHandlers.layer),
-    Layer.provide(layerTestAuthorization),
+    Layer.provide(layerAuthorization),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
     Layer.provideMerge(layerTenancyMemory)
   )
