@@ -66,7 +66,7 @@ export const layerApi = (options: ApiOptions) => {
   const engine = apiEngine(options, options.onMigrated)
   return Server.layer({ ...options.http }).pipe(
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
-    Layer.provide(tenancyLayer()),
+    Layer.provide(tenancyLayer),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)

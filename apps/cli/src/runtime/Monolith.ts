@@ -64,7 +64,7 @@ export const monolithLayer = (options: MonolithOptions) =>
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer()))
+      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer))
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe

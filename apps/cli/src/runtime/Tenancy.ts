@@ -10,4 +10,4 @@
 import { SqlTenancy } from "@relavium/store"
 
 /** Needs the deployment's `SqlClient`. */
-export const tenancyLayer = () => SqlTenancy.layer
+export const tenancyLayer = SqlTenancy.layer
