@@ -126,6 +126,9 @@ export const openRow = (
   Effect.gen(function* () {
     const { provider } = row
     const sealed = { nonce: row.nonce, ciphertext: row.ciphertext }
+    const wrongOrg = () =>
+      refused(`the stored key for ${provider} was sealed for another organisation (the row was copied or moved): set it again`, "wrong_org")
+    const tampered = () => refused(`the stored key for ${provider} does not decrypt (it was altered in the database); set it again`, "tampered")
     if (row.data_key_version === null) {
       const master = findMasterKey(ring, row.master_key_id)
       if (master === undefined) {
@@ -136,12 +139,12 @@ export const openRow = (
       }
       const opened = Envelope.openLegacy(master, orgId, provider, sealed)
       if (opened.ok) return opened.value
-      return yield* refused(`the stored key for ${provider} does not decrypt (it was altered in the database); set it again`, "tampered")
+      return yield* tampered()
     }
     const version = row.data_key_version
     // Checked first: a row copied from another org names a data key of that org's, not of this one.
     if (Envelope.sealedForAnotherOrg(orgId, sealed)) {
-      return yield* refused(`the stored key for ${provider} was sealed for another organisation (the row was copied or moved): set it again`, "wrong_org")
+      return yield* wrongOrg()
     }
     const key = yield* dataKey(version)
     if (key === undefined) {
@@ -149,12 +152,7 @@ export const openRow = (
     }
     const opened = Envelope.openSecret(key, orgId, provider, version, sealed)
     if (opened.ok) return opened.value
-    return yield* refused(
-      opened.reason === "wrong_org"
-        ? `the stored key for ${provider} was sealed for another organisation (the row was copied or moved): set it again`
-        : `the stored key for ${provider} does not decrypt (it was altered in the database); set it again`,
-      opened.reason
-    )
+    return yield* (opened.reason === "wrong_org" ? wrongOrg() : tampered())
   })
 
 /** The org's current data key (the newest not retired), locked against rotation until the transaction ends. */

@@ -72,6 +72,15 @@ const write = (settings: SqlKeyStore.EncryptedOptions, orgId: string, entries: R
     forOrg(orgId)(Effect.forEach(Object.entries(entries), ([provider, value]) => keys.set(provider, Redacted.make(value)), { discard: true }))
   )
 
+/** Writes org-a's openai and anthropic keys and `b` for org-b under `OLD`; returns org-a's. */
+const writeTwoOrgs = (b: Readonly<Record<string, string>>) =>
+  Effect.gen(function* () {
+    const a = { openai: secret("a-openai"), anthropic: secret("a-anthropic") }
+    yield* write(OLD, "org-a", a)
+    yield* write(OLD, "org-b", b)
+    return a
+  })
+
 const refusal = (settings: SqlKeyStore.EncryptedOptions, orgId: string, provider: string) =>
   Effect.flip(read(settings, orgId, provider)) as Effect.Effect<KeyStoreError, never, SqlClient.SqlClient>
 
@@ -88,10 +97,8 @@ for (const [name, fresh] of databases) {
     test("each org gets its own data key; secrets round-trip and rows hold neither secrets nor data keys", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        const a = { openai: secret("a-openai"), anthropic: secret("a-anthropic") }
         const b = { openai: secret("b-openai") }
-        yield* write(OLD, "org-a", a)
-        yield* write(OLD, "org-b", b)
+        const a = yield* writeTwoOrgs(b)
         assert.strictEqual(yield* readValue(OLD, "org-a", "openai"), a.openai)
         assert.strictEqual(yield* readValue(OLD, "org-a", "anthropic"), a.anthropic)
         assert.strictEqual(yield* readValue(OLD, "org-b", "openai"), b.openai)
@@ -200,10 +207,8 @@ for (const [name, fresh] of databases) {
     test("rotate-master with [new, old] then [new] only: every key opens, and the old master alone opens nothing", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        const a = { openai: secret("a-openai"), anthropic: secret("a-anthropic") }
         const b = { gemini: secret("b-gemini") }
-        yield* write(OLD, "org-a", a)
-        yield* write(OLD, "org-b", b)
+        const a = yield* writeTwoOrgs(b)
         yield* KeyRotation.rotateOrg(OLD, "org-b") // a retired data key under the old master too
         const report = yield* KeyRotation.rotateMaster(BOTH)
         assert.deepStrictEqual(
@@ -230,10 +235,8 @@ for (const [name, fresh] of databases) {
     test("rotateOrg issues a new data key version, re-seals the org's secrets and retires the old version", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        const a = { openai: secret("a-openai"), anthropic: secret("a-anthropic") }
         const b = { openai: secret("b-openai") }
-        yield* write(OLD, "org-a", a)
-        yield* write(OLD, "org-b", b)
+        const a = yield* writeTwoOrgs(b)
         const before = yield* sql<{ provider: string; ciphertext: string }>`SELECT provider, ciphertext FROM provider_keys WHERE org_id = 'org-a' ORDER BY provider`
         const report = yield* KeyRotation.rotateOrg(OLD, "org-a")
         assert.deepStrictEqual(report, { orgId: "org-a", version: 2, retired: [1], resealed: 2, legacy: 0 })
