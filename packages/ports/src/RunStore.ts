@@ -72,6 +72,15 @@ export const statusAfter = (status: RunStatus, event: { readonly type: string })
   }
 }
 
+/**
+ * The status an event sets for any open run, whatever its status before
+ * (undefined: the event leaves an open run's status as it was).
+ */
+export const openStatusAfter = (event: { readonly type: string }): RunStatus | undefined => {
+  const fromRunning = statusAfter("running", event)
+  return fromRunning === statusAfter("waiting", event) ? fromRunning : undefined
+}
+
 export declare namespace RunStore {
   /** The error channel of a RunStore method. */
   export type Error<K extends keyof RunStore.Service> = RunStore.Service[K] extends (

@@ -43,7 +43,8 @@ const writes = <A>(ready: Chunk.Chunk<A>, format: (event: A) => string): Chunk.C
   const out: Array<string> = []
   for (let i = 0; i < events.length; i += EVENTS_PER_WRITE) {
     let text = ""
-    for (const event of events.slice(i, i + EVENTS_PER_WRITE)) text += format(event)
+    const end = Math.min(i + EVENTS_PER_WRITE, events.length)
+    for (let j = i; j < end; j++) text += format(events[j]!)
     out.push(text)
   }
   return Chunk.unsafeFromArray(out)

@@ -17,7 +17,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import type { RunEvent as RE } from "@relavium/domain"
 import { type NodeRow, nodeRow } from "./internal/NodeRows.js"
-import { numberDrafts, RunClosed, RunNotFound, SequenceConflict, statusAfter, type RunStatus, TerminalStatuses } from "@relavium/ports"
+import { numberDrafts, RunClosed, RunNotFound, SequenceConflict, openStatusAfter, type RunStatus, TerminalStatuses } from "@relavium/ports"
 
 /** Events that write more than the run row, the log and their node's row: they go the general way. */
 const general = new Set<RE.RunEventType>(["human_gate:paused", "human_gate:resumed", "cost:updated"])
@@ -52,9 +52,7 @@ export const fastPlan = (runId: string, drafts: ReadonlyArray<RE.RunEventDraft>,
       seen.add(row.nodeId)
       nodes.push({ ...row, seq: event.sequenceNumber })
     }
-    // An event that leads both open statuses to the same status sets it outright.
-    const fromRunning = statusAfter("running", event)
-    if (fromRunning === statusAfter("waiting", event)) status = fromRunning
+    status = openStatusAfter(event) ?? status
   }
   return { events, nodes, status, updatedAt: events[events.length - 1]!.timestamp }
 }

@@ -12,7 +12,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Layer, Option, type Scope } from "effect"
-import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, statusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
+import { type AppendOptions, numberDrafts, type PendingGateRecord, RunClosed, RunNotFound, type RunRecord, type RunStatus, RunStore, SequenceConflict, openStatusAfter, StoreError, type TerminalStatus, TerminalStatuses } from "@relavium/ports"
 import type { RunEvent as RE } from "@relavium/domain"
 import type { Connection } from "@effect/sql/SqlConnection"
 import * as Database from "./Database.js"
@@ -84,10 +84,8 @@ const planBatch = (drafts: ReadonlyArray<RE.RunEventDraft>) => {
   for (const draft of drafts) {
     count += 1
     updatedAt = draft.timestamp
-    // An event that leads both open statuses to the same status sets it outright.
-    const fromRunning = statusAfter("running", draft)
-    if (fromRunning === statusAfter("waiting", draft)) status = fromRunning
-    if (TerminalStatuses.has(fromRunning)) break
+    status = openStatusAfter(draft) ?? status
+    if (TerminalStatuses.has(status ?? "running")) break
   }
   return { count, status, updatedAt }
 }
