@@ -28,6 +28,8 @@ export interface StartOptions {
   /** Values arrive as strings (CLI `--input k=v`) and are coerced to the declared types. */
   readonly coerceStrings?: boolean | undefined
   readonly runId?: string | undefined
+  /** Recorded on `run:started`: the webhook or schedule that started the run. */
+  readonly trigger?: RE.RunTrigger | undefined
 }
 
 export interface RunHandle {
@@ -106,7 +108,15 @@ const makeEngine = (options: EngineOptions) =>
         const masked = Inputs.maskSecrets(spec.inputs, inputs.right)
         const ctx = yield* runs.resolveContext(spec, inputs.right).pipe(Effect.either)
         const drafts: Array<RE.RunEventDraft> = [
-          { type: "run:started", runId, timestamp: startedAt, workflowId, inputs: masked, executionMode: options.executionMode }
+          {
+            type: "run:started",
+            runId,
+            timestamp: startedAt,
+            workflowId,
+            inputs: masked,
+            executionMode: options.executionMode,
+            ...(startOptions?.trigger === undefined ? {} : { trigger: startOptions.trigger })
+          }
         ]
         if (Either.isLeft(ctx)) {
           drafts.push({

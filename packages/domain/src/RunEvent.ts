@@ -35,10 +35,30 @@ export type GateDecision = typeof GateDecision.Type
 const ev = <T extends string, F extends Schema.Struct.Fields>(type: T, fields: F) =>
   Schema.Struct({ type: Schema.Literal(type), ...envelope, ...fields })
 
+/** What started a run other than a person: a webhook delivery or a schedule's fire. */
+export const RunTrigger = Schema.Struct({
+  triggerId: Schema.String,
+  kind: Schema.Literal("webhook", "schedule"),
+  /** The webhook delivery id or the schedule's fire time (ISO). */
+  deliveryId: Schema.optional(Schema.String)
+})
+export type RunTrigger = typeof RunTrigger.Type
+
+/** The run this one was forked from (`runs fork`) or continues (`runs retry`). */
+export const RunLineage = Schema.Struct({
+  runId: Schema.String,
+  /** The node the new run executes again, with everything downstream of it (fork only). */
+  nodeId: Schema.optional(Schema.String),
+  kind: Schema.Literal("fork", "retry")
+})
+export type RunLineage = typeof RunLineage.Type
+
 export const RunStarted = ev("run:started", {
   workflowId: Schema.String,
   inputs: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  executionMode: ExecutionMode
+  executionMode: ExecutionMode,
+  trigger: Schema.optional(RunTrigger),
+  forkedFrom: Schema.optional(RunLineage)
 })
 export const NodeStarted = ev("node:started", {
   nodeId: Schema.String,
