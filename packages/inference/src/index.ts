@@ -2,4 +2,4 @@
  * @relavium/inference — the managed inference gateway: an OpenAI-compatible HTTP API in front of the
  * providers, holding the org's managed keys, metering every call and enforcing budgets and rate limits.
  */
-export {}
+export * from "./Metering.js"
