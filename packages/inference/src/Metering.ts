@@ -124,19 +124,20 @@ export const layerMeteringMemory: Layer.Layer<Metering> = Layer.effect(
       spent: number
       reserved: number
     }
-    const state = yield* Ref.make({
-      budgets: new Map<string, number>(),
-      counters: new Map<string, Counter>(),
-      settled: new Set<string>(),
-      rows: [] as Array<LedgerRow>
-    })
+    interface State {
+      readonly budgets: Map<string, number>
+      readonly counters: Map<string, Counter>
+      readonly settled: Set<string>
+      readonly rows: Array<LedgerRow>
+    }
+    const state = yield* Ref.make<State>({ budgets: new Map(), counters: new Map(), settled: new Set(), rows: [] })
     const keyOf = (orgId: string, scope: BudgetScope, tokenId: string | undefined) =>
       scope === "org" ? `${orgId}|org` : `${orgId}|token|${tokenId ?? ""}`
     const month = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => monthOf(new Date(ms).toISOString()))
     return {
       reserve: (input) =>
         Effect.flatMap(month, (period) =>
-          Ref.modify(state, (s): readonly [Effect.Effect<Reservation, BudgetExceeded>, typeof s] => {
+          Ref.modify(state, (s): readonly [Effect.Effect<Reservation, BudgetExceeded>, State] => {
             const scopes: Array<readonly [BudgetScope, string]> = [["org", keyOf(input.orgId, "org", undefined)]]
             if (input.tokenId !== undefined) scopes.push(["token", keyOf(input.orgId, "token", input.tokenId)])
             for (const [scope, key] of scopes) {
