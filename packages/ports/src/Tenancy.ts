@@ -323,6 +323,16 @@ export const issueToken = (input: CreateTokenInput) =>
 const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 const byCreated = (a: TokenInfo, b: TokenInfo) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 
+/**
+ * A token's last use is recorded to the minute: resolving it again within a minute writes nothing,
+ * so a busy token (a gateway serving many requests with it) never turns every request into a write.
+ */
+export const lastUseResolutionMs = 60_000
+
+/** Whether a use at `at` moves a token's `lastUsedAt` (never set, or set a minute or more before). */
+export const lastUseIsStale = (lastUsedAt: string | null, at: string): boolean =>
+  lastUsedAt === null || Date.parse(at) - Date.parse(lastUsedAt) >= lastUseResolutionMs
+
 /** Both ports in memory, sharing one state; the org `local` (of the single-user deployments) exists from the start. */
 export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectContext(
   Effect.gen(function* () {
@@ -411,7 +421,7 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
                 if (stored.hash !== hash) continue
                 const info = stored.info
                 if (info.revokedAt !== null || (info.expiresAt !== null && info.expiresAt <= at)) return Option.none()
-                stored.info = new TokenInfo({ ...info, lastUsedAt: at })
+                if (lastUseIsStale(info.lastUsedAt, at)) stored.info = new TokenInfo({ ...info, lastUsedAt: at })
                 return Option.some<Principal>({ orgId: entry.org.id, role: info.role, tokenId: info.id, actor: `token:${info.prefix}` })
               }
             }

@@ -28,6 +28,8 @@ import {
   hashToken,
   isoNow,
   issueToken,
+  lastUseIsStale,
+  lastUseResolutionMs,
   looksLikeToken,
   Member,
   newOrgId,
@@ -286,14 +288,20 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
             if (!looksLikeToken(token)) return Option.none<Principal>()
             const hash = hashToken(token)
             const at = yield* now
-            // One statement finds a live token and records its use, so a token revoked meanwhile is never used.
+            // A live token is found, and its use recorded at most once a minute (`lastUseIsStale`):
+            // a busy token must not make every request a write on one row.
             const rows = yield* sql.withTransaction(
-              Effect.zipRight(
-                setLocal("app.token_hash", hash),
-                sql<{ org_id: string; token_id: string; prefix: string; role: Role }>`UPDATE api_tokens SET last_used_at = ${at}
-                  WHERE token_hash = ${hash} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${at})
-                  RETURNING org_id, token_id, prefix, role`
-              )
+              Effect.gen(function* () {
+                yield* setLocal("app.token_hash", hash)
+                const found = yield* sql<{ org_id: string; token_id: string; prefix: string; role: Role; last_used_at: string | null }>`SELECT org_id, token_id, prefix, role, last_used_at FROM api_tokens
+                  WHERE token_hash = ${hash} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${at})`
+                const row = found[0]
+                if (row !== undefined && lastUseIsStale(row.last_used_at, at)) {
+                  yield* sql`UPDATE api_tokens SET last_used_at = ${at}
+                    WHERE token_hash = ${hash} AND (last_used_at IS NULL OR last_used_at <= ${new Date(Date.parse(at) - lastUseResolutionMs).toISOString()})`
+                }
+                return found
+              })
             )
             return Option.map(
               Option.fromNullable(rows[0]),

@@ -144,6 +144,26 @@ export const tenancyContract = (name: string, layer: Layer.Layer<Tenancy | Audit
           )
         }))
 
+      it.effect("a token's last use is recorded to the minute: a busy token is not a write per request", () =>
+        Effect.gen(function* () {
+          const tenancy = yield* Tenancy
+          yield* TestClock.setTime(Date.parse("2026-05-01T00:00:00.000Z"))
+          const { org } = yield* newOrg()
+          const created = yield* forOrg(org.id)(tenancy.tokens.create({ name: "busy", role: "viewer", createdBy: "ada@example.com" }))
+          const lastUse = Effect.map(
+            forOrg(org.id)(tenancy.tokens.list),
+            (tokens) => tokens.find((t) => t.id === created.info.id)?.lastUsedAt
+          )
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:00:00.000Z")
+          yield* TestClock.adjust("59 seconds")
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:00:00.000Z")
+          yield* TestClock.adjust("1 second")
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:01:00.000Z")
+        }))
+
       it.effect("a token past its expiry (by the clock) resolves to none; its last use is recorded until then", () =>
         Effect.gen(function* () {
           const tenancy = yield* Tenancy
