@@ -171,6 +171,20 @@ export class TenancyError extends Data.TaggedError("TenancyError")<{
   readonly cause?: unknown
 }> {}
 
+/**
+ * A change that would leave an organisation without an owner: removing or demoting its last one.
+ * The store checks it in the same transaction as the change, so two concurrent changes can never
+ * both pass.
+ */
+export class LastOwner extends Data.TaggedError("LastOwner")<{
+  readonly email: string
+  readonly change: "removed" | "demoted"
+}> {
+  override get message(): string {
+    return `${this.email} is the last owner and cannot be ${this.change}; make another member an owner first`
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Tokens
 
@@ -258,8 +272,10 @@ export class Tenancy extends Context.Tag("@relavium/ports/Tenancy")<
     readonly members: {
       readonly add: (email: string, role: Role) => Effect.Effect<Member, TenancyError>
       readonly list: Effect.Effect<ReadonlyArray<Member>, TenancyError>
-      readonly remove: (email: string) => Effect.Effect<boolean, TenancyError>
-      readonly setRole: (email: string, role: Role) => Effect.Effect<Option.Option<Member>, TenancyError>
+      /** Refuses (`LastOwner`) to remove the org's last owner. */
+      readonly remove: (email: string) => Effect.Effect<boolean, TenancyError | LastOwner>
+      /** Refuses (`LastOwner`) to demote the org's last owner. */
+      readonly setRole: (email: string, role: Role) => Effect.Effect<Option.Option<Member>, TenancyError | LastOwner>
     }
     readonly tokens: {
       readonly create: (input: CreateTokenInput) => Effect.Effect<CreatedToken, TenancyError>
@@ -322,6 +338,10 @@ export const issueToken = (input: CreateTokenInput) =>
 /** Members in the order they joined (then by email); tokens in the order they were made (then by id). */
 const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 const byCreated = (a: TokenInfo, b: TokenInfo) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
+
+/** Whether `member` is the only owner among `members`. */
+const isLastOwner = (members: Iterable<Member>, member: Member): boolean =>
+  member.role === "owner" && [...members].filter((m) => m.role === "owner").length <= 1
 
 /**
  * A token's last use is recorded to the minute: resolving it again within a minute writes nothing,
@@ -386,15 +406,26 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
           }),
         list: Effect.map(current, (entry) => [...entry.members.values()].sort(byJoined)),
         remove: (email) =>
-          Effect.flatMap(normaliseEmail(email), (normal) => Effect.map(current, (entry) => entry.members.delete(normal))),
+          Effect.flatMap(normaliseEmail(email), (normal) =>
+            Effect.flatMap(current, (entry) => {
+              const found = entry.members.get(normal)
+              if (found !== undefined && isLastOwner(entry.members.values(), found)) {
+                return Effect.fail(new LastOwner({ email: normal, change: "removed" }))
+              }
+              return Effect.succeed(entry.members.delete(normal))
+            })
+          ),
         setRole: (email, role) =>
           Effect.flatMap(normaliseEmail(email), (normal) =>
-            Effect.map(current, (entry) => {
+            Effect.flatMap(current, (entry) => {
               const found = entry.members.get(normal)
-              if (found === undefined) return Option.none()
+              if (found === undefined) return Effect.succeed(Option.none())
+              if (role !== "owner" && isLastOwner(entry.members.values(), found)) {
+                return Effect.fail(new LastOwner({ email: normal, change: "demoted" }))
+              }
               const changed = new Member({ ...found, role })
               entry.members.set(normal, changed)
-              return Option.some(changed)
+              return Effect.succeed(Option.some(changed))
             })
           )
       },

@@ -248,6 +248,37 @@ export const tenancyContract = (name: string, layer: Layer.Layer<Tenancy | Audit
           )
         }))
 
+      it.effect("the last owner can be neither removed nor demoted, even by two changes at once", () =>
+        Effect.gen(function* () {
+          const tenancy = yield* Tenancy
+          const { org } = yield* newOrg()
+          yield* forOrg(org.id)(
+            Effect.gen(function* () {
+              const [first] = yield* tenancy.members.list
+              const refusedOf = <A>(effect: Effect.Effect<A, unknown>) =>
+                Effect.map(Effect.flip(effect), (e) => (e as { _tag: string; message: string }))
+              const removed = yield* refusedOf(tenancy.members.remove(first!.email))
+              assert.deepStrictEqual([removed._tag, removed.message], ["LastOwner", `${first!.email} is the last owner and cannot be removed; make another member an owner first`])
+              const demoted = yield* refusedOf(tenancy.members.setRole(first!.email, "admin"))
+              assert.deepStrictEqual([demoted._tag, demoted.message], ["LastOwner", `${first!.email} is the last owner and cannot be demoted; make another member an owner first`])
+
+              // Two owners, each demoted by a change running at the same time: exactly one change passes.
+              const second = unique("second-owner")
+              yield* tenancy.members.add(second, "owner")
+              const outcomes = yield* Effect.all(
+                [Effect.either(tenancy.members.setRole(first!.email, "member")), Effect.either(tenancy.members.remove(second))],
+                { concurrency: "unbounded" }
+              )
+              assert.strictEqual(outcomes.filter((o) => o._tag === "Right").length, 1)
+              assert.deepStrictEqual(
+                outcomes.filter((o) => o._tag === "Left").map((o) => (o.left as { _tag: string })._tag),
+                ["LastOwner"]
+              )
+              assert.strictEqual((yield* tenancy.members.list).filter((m) => m.role === "owner").length, 1)
+            })
+          )
+        }))
+
       it.effect("two orgs: one's members, tokens and audit trail are invisible to, and untouchable by, the other", () =>
         Effect.gen(function* () {
           const tenancy = yield* Tenancy
