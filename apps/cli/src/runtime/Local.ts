@@ -31,6 +31,8 @@ export interface LocalOptions extends Models.ModelOptions {
   readonly daemonRouter?: ((inProcess: Layer.Layer<DaemonRouter>) => Layer.Layer<DaemonRouter>) | undefined
   /** The expressions of the workflow about to run: if one needs QuickJS, its worker starts loading first thing. */
   readonly expressions?: ReadonlyArray<string> | undefined
+  /** Recorded on `run:started`: `managed` when `gateway` is set (Settings.runMode), else `local`. */
+  readonly executionMode?: "local" | "managed" | undefined
 }
 
 /** The same keys, opened on first use: a run that needs no key never touches the keychain. */
@@ -67,7 +69,7 @@ const memoryQueue = RunQueue.layerMemory()
 
 /** The engine and its workers in this process, on SQLite. */
 export const localLayer = (options: LocalOptions) =>
-  layerLocal({ executionMode: "local" }).pipe(
+  layerLocal({ executionMode: options.executionMode ?? "local" }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         UpdateHub.layerMemory,
