@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startServer } from "../../../packages/llm/test/fixtures/server.js"
-import { ndjson, relaviumAsync } from "./relavium.js"
+import { ndjson, relaviumAsync, tempFile } from "./relavium.js"
 
 const USER_KEY = "sk-test-user-own-key-5b9e21c7d0"
 const GATEWAY_TOKEN = "rlv_gw_cli_test_0f4c2a7719e3"
@@ -126,4 +126,49 @@ describe("relavium run --mode managed", () => {
       assert.include(noUrl.stderr, "managed mode needs RELAVIUM_GATEWAY_URL")
       assert.strictEqual(provider.requests.length, 0)
     }).pipe(Effect.scoped))
+
+  it.live("a managed run continued after its gate stays managed: without the gateway settings it is refused, never run on the user's key", () =>
+    Effect.gen(function* () {
+      const gateway = yield* startServer([{ frames: answerReply }])
+      const provider = yield* startServer([])
+      const dataDir = mkdtempSync(join(tmpdir(), "relavium-managed-gate-"))
+      const file = tempFile("managed-gate.relavium.yaml", gatedWorkflow)
+      const userOnly = { RELAVIUM_OPENAI_BASE_URL: `${provider.url}/v1`, RELAVIUM_OPENAI_API_KEY: USER_KEY, RELAVIUM_MODE: "" }
+      const managed = { ...userOnly, RELAVIUM_GATEWAY_URL: gateway.url, RELAVIUM_GATEWAY_TOKEN: GATEWAY_TOKEN }
+      const paused = yield* Effect.promise(() =>
+        relaviumAsync(["run", file, "--mode", "managed", "--data-dir", dataDir, "--json"], { env: managed })
+      )
+      assert.strictEqual(paused.status, 3, paused.stderr)
+      const runId = ndjson(paused.stdout)[0]!.runId as string
+      const refused = yield* Effect.promise(() =>
+        relaviumAsync(["gate", runId, "--approve", "--data-dir", dataDir, "--json"], { env: userOnly })
+      )
+      assert.strictEqual(refused.status, 2)
+      assert.include(refused.stderr, `run ${runId} was started in managed mode and continues in it: managed mode needs RELAVIUM_GATEWAY_URL`)
+      const approved = yield* Effect.promise(() =>
+        relaviumAsync(["gate", runId, "--approve", "--data-dir", dataDir, "--json"], { env: managed })
+      )
+      assert.strictEqual(approved.status, 0, approved.stderr)
+      assert.deepStrictEqual(ndjson(approved.stdout).at(-1)!.outputs, { result: "v0.2: offline cassette replay is done." })
+      assert.strictEqual(gateway.requests.length, 1)
+      assert.strictEqual(gateway.requests[0]!.headers.authorization, `Bearer ${GATEWAY_TOKEN}`)
+      assert.strictEqual(provider.requests.length, 0)
+    }).pipe(Effect.scoped))
 })
+
+const gatedWorkflow = `
+schema_version: '1.0'
+workflow:
+  id: managed-gate
+  agents:
+    - { id: writer, provider: openai, model: gpt-4o-mini, max_tokens: 100, system_prompt: You write release notes. }
+  nodes:
+    - { id: start, type: input }
+    - { id: approve, type: human_gate, gate_type: approval, message_template: 'Write the notes?' }
+    - { id: notes, type: agent, agent_ref: writer, prompt_template: Write the release notes. }
+    - { id: result, type: output }
+  edges:
+    - { from: start, to: approve }
+    - { from: approve, to: notes }
+    - { from: notes, to: result }
+`
