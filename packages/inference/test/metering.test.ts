@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { Duration, Effect, Either, Layer, Redacted } from "effect"
+import { Context, Duration, Effect, Either, Layer, Redacted } from "effect"
 import { Database, Migrations } from "@relavium/store"
 import { layerMeteringMemory, Metering, type Usage } from "../src/Metering.js"
 import * as SqlMetering from "../src/SqlMetering.js"
@@ -20,24 +20,22 @@ const onAdmin = (statement: string) =>
     Effect.flatMap(PgClient.make({ url: Redacted.make(asOwner("test")), connectTimeout: Duration.seconds(5) }), (sql) => sql.unsafe(statement))
   ).pipe(Effect.provide(Reactivity.layer), Effect.orDie)
 
-/** A fresh database migrated by the operator, used as `relavium_app`; dropped with the layer. */
-const pgLayer: Layer.Layer<Metering> = Layer.unwrapScoped(
+/** A fresh database migrated by the operator, dropped with the scope. */
+const freshDatabase = Effect.acquireRelease(
   Effect.gen(function* () {
-    const name = yield* Effect.acquireRelease(
-      Effect.gen(function* () {
-        const name = `relavium_meter_${crypto.randomUUID().replaceAll("-", "")}`
-        yield* onAdmin(`CREATE DATABASE ${name}`)
-        yield* Database.migratePg({ url: asOwner(name) }).pipe(Effect.orDie)
-        return name
-      }),
-      (name) => onAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    )
-    return SqlMetering.layer.pipe(
-      Layer.provide(Database.layerPg({ url: asApp(name), migrate: "verify", maxConnections: 12 })),
-      Layer.orDie
-    )
-  })
+    const name = `relavium_meter_${crypto.randomUUID().replaceAll("-", "")}`
+    yield* onAdmin(`CREATE DATABASE ${name}`)
+    yield* Database.migratePg({ url: asOwner(name) }).pipe(Effect.orDie)
+    return name
+  }),
+  (name) => onAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
 )
+
+/** One gateway replica's metering: its own pool, connected as `relavium_app`. */
+const pgMetering = (name: string) =>
+  SqlMetering.layer.pipe(Layer.provide(Database.layerPg({ url: asApp(name), migrate: "verify", maxConnections: 12 })), Layer.orDie)
+
+const pgLayer: Layer.Layer<Metering> = Layer.unwrapScoped(Effect.map(freshDatabase, pgMetering))
 
 const sqliteLayer: Layer.Layer<Metering> = SqlMetering.layer.pipe(
   Layer.provide(Database.layerSqlite({ filename: ":memory:" })),
@@ -164,5 +162,35 @@ describe("SqlMetering input", () => {
       yield* metering.setBudget("o", { scope: "org", monthlyMicrocents: 10 })
       yield* metering.reserve({ requestId: "ok", orgId: "o", tokenId: undefined, worstCaseMicrocents: 10 })
     }).pipe(Effect.provide(sqliteLayer))
+  )
+})
+
+describe("SqlMetering on Postgres across replicas", () => {
+  it.live("two replicas (two pools) reserving 60 requests at once against a budget that fits 10 hold exactly 10", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const name = yield* freshDatabase
+        const a = Context.get(yield* Layer.build(pgMetering(name)), Metering)
+        const b = Context.get(yield* Layer.build(pgMetering(name)), Metering)
+        yield* a.setBudget("org-r", { scope: "org", monthlyMicrocents: 5_000 })
+        yield* b.setBudget("org-r", { scope: "token", tokenId: "tok", monthlyMicrocents: 1_000 })
+        const results = yield* Effect.forEach(
+          Array.from({ length: 60 }, (_, i) => i),
+          (i) =>
+            Effect.either((i % 2 === 0 ? a : b).reserve({ requestId: `r${i}`, orgId: "org-r", tokenId: "tok", worstCaseMicrocents: 100 })),
+          { concurrency: "unbounded" }
+        )
+        const held = results.filter(Either.isRight)
+        assert.strictEqual(held.length, 10)
+        // Settling every hold at its worst case on either replica spends exactly the token's budget.
+        yield* Effect.forEach(held, (r, i) => (i % 2 === 0 ? b : a).settle(r.right, usage(100)), { concurrency: "unbounded" })
+        yield* Effect.forEach(held, (r) => a.settle(r.right, usage(100)), { concurrency: "unbounded" })
+        const rows = yield* b.ledger("org-r", wholeTime)
+        assert.strictEqual(rows.length, 10)
+        assert.strictEqual(rows.reduce((sum, row) => sum + row.costMicrocents, 0), 1_000)
+        const over = yield* Effect.either(a.reserve({ requestId: "late", orgId: "org-r", tokenId: "tok", worstCaseMicrocents: 1 }))
+        assert.isTrue(Either.isLeft(over) && over.left._tag === "BudgetExceeded" && over.left.scope === "token")
+      })
+    )
   )
 })
