@@ -11,7 +11,7 @@
  * make room will have left (`retryAfterMs`). A request needing more tokens than a whole window
  * allows is refused with the window as its retry-after.
  */
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, ParseResult, Redacted, Schema } from "effect"
 import { Redis } from "ioredis"
 import { type BudgetScope, MeteringError, RateLimited, RateLimiter, type RateLimits } from "./Metering.js"
 
@@ -93,6 +93,13 @@ const redactUrl = (url: string): string => {
   }
 }
 
+const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+const AcquireInput = Schema.Struct({
+  orgId: Id,
+  tokenId: Schema.UndefinedOr(Id),
+  tokens: Schema.Int.pipe(Schema.nonNegative(), Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER))
+})
+
 const limitArg = (value: number | undefined): number => (value === undefined ? -1 : Math.max(0, Math.floor(value)))
 
 /** `RateLimiter` on Redis; fails with a `MeteringError` naming Redis (password masked) when it cannot be reached. */
@@ -125,11 +132,13 @@ export const layer = (options: RedisRateLimiterOptions): Layer.Layer<RateLimiter
         (redis) => Effect.sync(() => redis.disconnect())
       )
 
-      const acquire: RateLimiter["Type"]["acquire"] = (input) =>
+      const acquire: RateLimiter["Type"]["acquire"] = (raw) =>
         Effect.gen(function* () {
-          if (!Number.isSafeInteger(input.tokens) || input.tokens < 0) {
-            return yield* new MeteringError({ message: `invalid rate-limit request: tokens must be a non-negative integer, got ${input.tokens}` })
-          }
+          const input = yield* Schema.decodeUnknown(AcquireInput)(raw).pipe(
+            Effect.mapError(
+              (error) => new MeteringError({ message: `invalid rate-limit request: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })
+            )
+          )
           const scopes: Array<{ readonly scope: BudgetScope; readonly key: string; readonly limits: RateLimits }> = [
             { scope: "org", key: `${prefix}:rate:org:${input.orgId}`, limits: options.perOrg ?? {} }
           ]

@@ -106,6 +106,22 @@ describe("RedisRateLimiter", () => {
     )
   )
 
+  it.live("a negative or fractional token count is refused with a located error and counts nothing", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const prefix = yield* freshPrefix
+        const a = yield* replica(prefix, { perOrg: { requestsPerMinute: 1 } }, "1 minute")
+        const negative = yield* Effect.flip(a.acquire({ orgId: "org", tokenId: undefined, tokens: -5 }))
+        assert.strictEqual(negative._tag, "MeteringError")
+        assert.include(negative.message, "tokens")
+        const fraction = yield* Effect.flip(a.acquire({ orgId: "org", tokenId: undefined, tokens: 0.5 }))
+        assert.include(fraction.message, "tokens")
+        // The one request of the window is still free.
+        yield* a.acquire({ orgId: "org", tokenId: undefined, tokens: 1 })
+      })
+    )
+  )
+
   it.live("an unreachable Redis fails the layer with a message naming it", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(
