@@ -22,6 +22,12 @@ const runConfig = {
     Options.withDescription("record the run's model calls into this cassette file, for --cassette or a scenario to replay (no key or header is recorded)")
   ),
   tokenDelayMs: tokenDelayOption,
+  mode: Options.choice("mode", ["local", "managed"]).pipe(
+    Options.optional,
+    Options.withDescription(
+      "local: call the providers with your keys; managed: send every model call to the Relavium gateway (RELAVIUM_GATEWAY_URL, RELAVIUM_GATEWAY_TOKEN) and read no key (default: $RELAVIUM_MODE, else local)"
+    )
+  ),
   dataDir: dataDirOption,
   workspace: workspaceOption,
   server: serverOption,

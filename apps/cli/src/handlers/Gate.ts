@@ -8,7 +8,7 @@ import { WorkflowEngine } from "@relavium/core"
 import { RunStore } from "@relavium/ports"
 import { ExitCode } from "../ExitCodes.js"
 import { followRun } from "../Follow.js"
-import { withLocal } from "../runtime/Local.js"
+import { withLocal, withLocalRun } from "../runtime/Local.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { withRemote } from "../LazyRemote.js"
 import type { GateArgs } from "../commands/Gate.js"
@@ -116,7 +116,7 @@ export const gate = ({ approve, ca, comment, dataDir, gate: gateId, input, json,
         Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),
         Effect.catchIf(isUsageProblem, report(json))
       )
-    : withLocal(Effect.gen(function* () {
+    : withLocalRun(runIdArg, Effect.gen(function* () {
     const { payload, runId } = yield* parseDecision(runIdArg, approve, reject, input)
     const { record, summary } = yield* loadSummary(runId)
     const engine = yield* WorkflowEngine

@@ -10,6 +10,7 @@ import { KeyStores } from "@relavium/keys"
 import type { RunArgs } from "../commands/Run.js"
 import { followRun } from "../Follow.js"
 import { withLocal } from "../runtime/Local.js"
+import * as Settings from "../runtime/Settings.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import type { RemoteOptions } from "../Remote.js"
 import { loadWorkflow } from "./Validate.js"
@@ -88,9 +89,12 @@ const runRemote = (
     )
   })
 
-export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, server, token, tokenDelayMs, workspace }: RunArgs) =>
+export const run = ({ ca, cassette, dataDir, file, input, json, mode, recordCassette, server, token, tokenDelayMs, workspace }: RunArgs) =>
   Effect.gen(function* () {
     const { plan, text } = yield* loadWorkflow(file)
+    if (Option.isSome(server) && Option.isSome(mode)) {
+      return yield* Effect.fail(new UsageProblem("--mode applies to runs on this machine; a run on a server uses the server's mode"))
+    }
     const inputs = Option.match(input, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
     if (Option.isSome(server)) {
       if (Option.isSome(cassette) || Option.isSome(workspace) || Option.isSome(recordCassette)) {
@@ -107,11 +111,18 @@ export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, 
     if (cassetteFile !== undefined && Option.isSome(recordCassette)) {
       return yield* Effect.fail(new UsageProblem("--record-cassette records the live providers; it cannot be combined with --cassette"))
     }
+    // Resolved once, before anything starts: where the model calls go (never a quiet fall back).
+    const runMode = yield* Settings.runMode(mode).pipe(Effect.mapError((e) => new UsageProblem(e.message)))
+    const gateway = runMode.executionMode === "managed" ? runMode.gateway : undefined
+    if (gateway !== undefined && (cassetteFile !== undefined || Option.isSome(recordCassette))) {
+      return yield* Effect.fail(new UsageProblem("managed mode sends model calls to the gateway; it cannot be combined with --cassette or --record-cassette"))
+    }
     // The QuickJS worker starts loading with the layers only for a run that will get past its inputs.
     const startable = Either.isRight(Inputs.resolveInputs(plan.spec.inputs, inputs, { coerceStrings: true }))
     process.exitCode = yield* withLocal(
       Effect.gen(function* () {
-        if (cassetteFile === undefined) yield* checkKeys(plan, file)
+        // Managed mode needs no provider key (and reads none).
+        if (cassetteFile === undefined && gateway === undefined) yield* checkKeys(plan, file)
         const workflows = yield* WorkflowStore
         const engine = yield* WorkflowEngine
         const stored = yield* workflows.put({ name: plan.spec.id, source: text, file }).pipe(Effect.orDie)
@@ -126,6 +137,8 @@ export const run = ({ ca, cassette, dataDir, file, input, json, recordCassette, 
         recordCassette: Option.getOrUndefined(recordCassette),
         tokenDelayMs,
         workspace,
+        gateway,
+        executionMode: runMode.executionMode,
         expressions: startable ? planExpressions(plan) : undefined
       }
     )

@@ -10,7 +10,7 @@ import { RunSummary, WorkflowEngine } from "@relavium/core"
 import { RunStore, WorkflowStore } from "@relavium/ports"
 import { Cost, RunEvent as RE } from "@relavium/domain"
 import { followRun } from "../Follow.js"
-import { withLocal } from "../runtime/Local.js"
+import { withLocal, withLocalRun } from "../runtime/Local.js"
 import * as Settings from "../runtime/Settings.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import { colors, makeRenderer, plain } from "../Render.js"
@@ -183,7 +183,7 @@ export const resume = ({ ca, dataDir, json, runId, server, token, workspace }: R
               })
             })
           )
-      : withLocal(Effect.gen(function* () {
+      : withLocalRun(Option.some(runId), Effect.gen(function* () {
     const { record, summary } = yield* loadSummary(runId)
     if (ended(summary.status)) return yield* Effect.fail(alreadyEnded(runId, summary.status))
     const engine = yield* WorkflowEngine

@@ -12,7 +12,7 @@ import { join, resolve } from "node:path"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { KeySecrets } from "@relavium/keys"
 import { Pricing } from "@relavium/llm"
-import { type DaemonRouter, KeyStore, RunQueue, UpdateHub } from "@relavium/ports"
+import { type DaemonRouter, KeyStore, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
 import { Store } from "@relavium/store"
 import { endingOf, localErrors, type LocalError } from "../ExitCodes.js"
 import { UsageProblem } from "../Problem.js"
@@ -31,6 +31,8 @@ export interface LocalOptions extends Models.ModelOptions {
   readonly daemonRouter?: ((inProcess: Layer.Layer<DaemonRouter>) => Layer.Layer<DaemonRouter>) | undefined
   /** The expressions of the workflow about to run: if one needs QuickJS, its worker starts loading first thing. */
   readonly expressions?: ReadonlyArray<string> | undefined
+  /** Recorded on `run:started`: `managed` when `gateway` is set (Settings.runMode), else `local`. */
+  readonly executionMode?: "local" | "managed" | undefined
 }
 
 /** The same keys, opened on first use: a run that needs no key never touches the keychain. */
@@ -67,7 +69,7 @@ const memoryQueue = RunQueue.layerMemory()
 
 /** The engine and its workers in this process, on SQLite. */
 export const localLayer = (options: LocalOptions) =>
-  layerLocal({ executionMode: "local" }).pipe(
+  layerLocal({ executionMode: options.executionMode ?? "local" }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         UpdateHub.layerMemory,
@@ -116,6 +118,35 @@ export const toUsageProblem = <E>(e: E): UsageProblem | Exclude<E, LocalError> =
 /** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
 export const withLocal = <A, E, R>(effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
   Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(Effect.mapError(toUsageProblem))
+
+/** The execution mode a stored run was started in (its `run:started`); `local` when it has none. */
+const startedMode = (runId: string, dataDir: string) =>
+  withStore(
+    Effect.flatMap(RunStore, (store) => store.events(runId)).pipe(
+      Effect.map((events) => {
+        const started = events.find((event) => event.type === "run:started")
+        return started?.type === "run:started" ? started.executionMode : "local"
+      }),
+      Effect.orElseSucceed(() => "local" as const)
+    ),
+    dataDir
+  )
+
+/**
+ * `withLocal` for a command that continues a stored run (`resume`, `gate`): the engine runs in
+ * the mode the run was started in, resolved again from the settings, so a managed run never
+ * continues on the user's own keys (without its gateway settings it is refused, exit 2).
+ */
+export const withLocalRun = <A, E, R>(runId: Option.Option<string>, effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
+  Effect.gen(function* () {
+    const options = yield* resolveOptions(flags)
+    const recorded = Option.isNone(runId) ? "local" : yield* startedMode(runId.value, options.dataDir)
+    const mode = yield* Settings.runMode(Option.some(recorded)).pipe(
+      Effect.mapError((e) => new UsageProblem(`run ${Option.getOrElse(runId, () => "")} was started in ${recorded} mode and continues in it: ${e.message}`))
+    )
+    const gateway = mode.executionMode === "managed" ? mode.gateway : undefined
+    return yield* effect.pipe(Effect.provide(localLayer({ ...options, executionMode: mode.executionMode, gateway })))
+  }).pipe(Effect.mapError(toUsageProblem))
 
 /** Runs `effect` on the local SQLite store alone. */
 export const withStore = <A, E, R>(effect: Effect.Effect<A, E, R>, dataDir: Option.Option<string> | string | undefined) =>

@@ -1,10 +1,12 @@
 /**
  * The one place that chooses what answers model calls, for every deployment:
- * a recorded cassette (no key, no network) when one is given, else the live
- * providers with keys from the `KeyStore` the deployment provides.
+ * a recorded cassette (no key, no network) when one is given, else in managed
+ * mode a Relavium gateway (with the org's gateway token; the user's keys are
+ * never opened), else the live providers with keys from the `KeyStore` the
+ * deployment provides.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Redacted, Stream } from "effect"
 import { KeySecrets } from "@relavium/keys"
 import type { KnownSecrets } from "@relavium/ports"
 import { KeyStore, LlmProvider } from "@relavium/ports"
@@ -24,7 +26,12 @@ export interface ModelOptions {
   readonly recordCassette?: string | undefined
   /** Provider overrides (base URLs, extra providers); env `RELAVIUM_<PROVIDER>_BASE_URL` works too. */
   readonly providers?: Providers.ProvidersConfig | undefined
+  /** Managed mode: every model call goes to this gateway (Settings.runMode), never to a provider. */
+  readonly gateway?: { readonly url: string; readonly token: Redacted.Redacted<string> } | undefined
 }
+
+/** The entry the gateway token has in managed mode's key store: so it is a known secret, scrubbed from outputs. */
+export const gatewayTokenEntry = "relavium-gateway"
 
 const cassetteLayer = (file: string, options: ModelOptions): Layer.Layer<LlmProvider, Cassette.CassetteError> => {
   const replay = { tokenDelayMs: options.tokenDelayMs ?? 0 }
@@ -58,6 +65,22 @@ const liveLayer = (options: ModelOptions): Layer.Layer<LlmProvider, never, KeySt
     })
   )
 
+/** Managed mode: the gateway's provider, loaded with the HTTP client on the first model call. */
+const managedLayer = (gateway: NonNullable<ModelOptions["gateway"]>): Layer.Layer<LlmProvider> =>
+  Layer.scoped(
+    LlmProvider,
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      const open = yield* Effect.cached(
+        Effect.promise(() => import("./LiveModels.js")).pipe(
+          Effect.flatMap((live) => Layer.buildWithScope(live.managed(gateway), scope)),
+          Effect.map((context) => Context.get(context, LlmProvider))
+        )
+      )
+      return LlmProvider.of({ stream: (request) => Stream.unwrap(Effect.map(open, (provider) => provider.stream(request))) })
+    })
+  )
+
 /** The model: a cassette, or the live providers (which read keys from the `KeyStore`). */
 export const layer = (options: ModelOptions): Layer.Layer<LlmProvider, Cassette.CassetteError, KeyStore> =>
   options.cassette === undefined ? liveLayer(options) : cassetteLayer(options.cassette, options)
@@ -71,9 +94,12 @@ export const layerWithKeys = <E, R>(
   options: ModelOptions,
   keys: Layer.Layer<KeyStore, E, R>
 ): Layer.Layer<LlmProvider | KeyStore | KnownSecrets, Cassette.CassetteError | E, R> =>
-  (options.cassette === undefined
-    ? layer(options).pipe(Layer.provideMerge(keys))
-    : Layer.merge(cassetteLayer(options.cassette, options), KeyStore.layerMemory())
+  (options.cassette !== undefined
+    ? Layer.merge(cassetteLayer(options.cassette, options), KeyStore.layerMemory())
+    : options.gateway !== undefined
+      ? // The user's keys are never opened: the only secret is the gateway token.
+        Layer.merge(managedLayer(options.gateway), KeyStore.layerMemory({ [gatewayTokenEntry]: Redacted.value(options.gateway.token) }))
+      : layer(options).pipe(Layer.provideMerge(keys))
   ).pipe((base) => Layer.provideMerge(KeySecrets.layer(), base), recording(options))
 
 /**

@@ -4,7 +4,7 @@
  * tests). Flags win over these: commands give them to `Options.withFallbackConfig`
  * or pass the flag's value first.
  */
-import { Config, Effect, Option, Redacted } from "effect"
+import { Config, Data, Effect, Option, Redacted } from "effect"
 import { join } from "node:path"
 import { DataDir, KeyStores } from "@relavium/keys"
 
@@ -111,3 +111,62 @@ export const hub = setting("RELAVIUM_HUB", (name) =>
   )
 )
 export const daemonName = setting("RELAVIUM_DAEMON", Config.string)
+
+// ---------------------------------------------------------------------------
+// Execution mode (`relavium run`): local providers with the user's keys, or a managed gateway
+// ---------------------------------------------------------------------------
+
+/** Where a run's model calls go, resolved once before the engine is made (docs/inference.md, "Execution modes"). */
+export type RunMode =
+  | { readonly executionMode: "local" }
+  | { readonly executionMode: "managed"; readonly gateway: { readonly url: string; readonly token: Redacted.Redacted<string> } }
+
+export const runModes = ["local", "managed"] as const
+export const modeName = "RELAVIUM_MODE"
+export const gatewayUrlName = "RELAVIUM_GATEWAY_URL"
+export const gatewayTokenName = "RELAVIUM_GATEWAY_TOKEN"
+
+/** A setting that is missing or wrong, told in one line (the caller shows it and exits 2). */
+export class ModeSettingError extends Data.TaggedError("ModeSettingError")<{ readonly message: string }> {}
+
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === ""
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The `--mode` flag, else `RELAVIUM_MODE`, else `local`. `managed` needs `RELAVIUM_GATEWAY_URL`
+ * (an http(s) URL without credentials) and `RELAVIUM_GATEWAY_TOKEN`: one missing or malformed is
+ * an error before anything runs, never a quiet fall back to the local providers.
+ */
+export const runMode = (flag: Option.Option<string>): Effect.Effect<RunMode, ModeSettingError> =>
+  Effect.gen(function* () {
+    const fromEnv = yield* optionalText(modeName).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    const chosen = Option.getOrElse(Option.orElse(flag, () => Option.map(fromEnv, (value) => value.trim())), () => "local")
+    const where = Option.isSome(flag) ? "--mode" : modeName
+    if (chosen === "cloud") {
+      return yield* new ModeSettingError({
+        message: `${where}=cloud: \`relavium run\` runs on this machine in local or managed mode; a cloud run is started on a deployment with --server`
+      })
+    }
+    if (chosen === "local") return { executionMode: "local" } as const
+    if (chosen !== "managed") {
+      return yield* new ModeSettingError({ message: `${where} must be local or managed, not '${chosen}'` })
+    }
+    const url = yield* optionalText(gatewayUrlName).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    const token = yield* optionalSecret(gatewayTokenName).pipe(Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()))
+    if (Option.isNone(url)) {
+      return yield* new ModeSettingError({ message: `managed mode needs ${gatewayUrlName}, the Relavium gateway's URL (e.g. https://gateway.example.com)` })
+    }
+    if (!isHttpUrl(url.value.trim())) {
+      return yield* new ModeSettingError({ message: `${gatewayUrlName} must be an http(s) URL without a user or password, not '${url.value}'` })
+    }
+    if (Option.isNone(token)) {
+      return yield* new ModeSettingError({ message: `managed mode needs ${gatewayTokenName}, the org's gateway token` })
+    }
+    return { executionMode: "managed", gateway: { url: url.value.trim(), token: token.value } } as const
+  })
