@@ -14,7 +14,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchem
 import { Schema } from "effect"
 import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
-import { Chat, Run, RunError } from "@relavium/domain"
+import { Chat, Run, RunError, RunEvent } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
 
@@ -149,7 +149,9 @@ export const RunSummary = Schema.Struct({
       attempt: Schema.Number,
       durationMs: Schema.optional(Schema.Number),
       error: Schema.optional(RunError.RunErrorInfo),
-      skipReason: Schema.optional(Schema.String)
+      skipReason: Schema.optional(Schema.String),
+      /** The run whose recorded output the node reused (a forked or retried run). */
+      reusedFrom: Schema.optional(Schema.String)
     })
   ),
   pendingGates: Schema.Array(Gate),
@@ -157,7 +159,9 @@ export const RunSummary = Schema.Struct({
   error: Schema.optional(RunError.RunErrorInfo),
   tokens: Schema.Struct({ input: Schema.Number, output: Schema.Number }),
   costMicrocents: Schema.Number,
-  lastSequenceNumber: Schema.Number
+  lastSequenceNumber: Schema.Number,
+  /** The run this one was forked from or retries. */
+  forkedFrom: Schema.optional(RunEvent.RunLineage)
 })
 
 export const RunRef = Schema.Struct({ runId: Schema.String, status: RunStatus })
@@ -269,6 +273,40 @@ export class RunsGroup extends HttpApiGroup.make("runs")
       .addSuccess(RunRef)
       .addError(NotFound)
       .annotate(OpenApi.Description, "Continue a run whose process died (completed nodes never run again)")
+  )
+  .add(
+    HttpApiEndpoint.post("fork", "/runs/:runId/fork")
+      .setPath(runIdPath)
+      .setPayload(
+        Schema.Struct({
+          /** The node the new run runs again, with everything downstream of it. */
+          from: Id,
+          /** Inputs replacing the ended run's; its secret inputs must be given again. */
+          inputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+        })
+      )
+      .addSuccess(RunRef, { status: 201 })
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "Start a new run of an ended run's workflow from one of its nodes: the outputs of the nodes not downstream of `from` are reused, `from` and what follows run again (409 while the run has not ended)"
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("retry", "/runs/:runId/retry")
+      .setPath(runIdPath)
+      .setPayload(
+        Schema.Struct({
+          /** Only the run's secret inputs, whose values were not stored. */
+          inputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+        })
+      )
+      .addSuccess(RunRef, { status: 201 })
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "Continue a failed or cancelled run as a new run: its completed nodes are reused, the rest run (409 for a run that has not ended or completed)"
+      )
   )
   .add(
     HttpApiEndpoint.get("events", "/runs/:runId/events")
