@@ -71,6 +71,12 @@ describe("relavium runs fork|retry on this machine", () => {
     expect(started(events)).toEqual(["s3", "s4", "out"])
     expect(events.at(-1)).toMatchObject({ type: "run:completed", outputs: { out: 21 } })
 
+    const shown = await cli(["runs", "show", events[0]!.runId as string])
+    expect(shown.status, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain(`forked    run ${original.runId} from node s3\n`)
+    expect(shown.stdout).toMatch(new RegExp(`\\n  s2 +completed +reused from run ${original.runId}\\n`))
+    expect(shown.stdout).toMatch(/\n  s3 +completed +\d+ ms\n/)
+
     // Rendered: the new run's id first, the reused nodes marked as such.
     const rendered = await cli(["runs", "fork", original.runId, "--from", "s4"])
     expect(rendered.status, rendered.stderr).toBe(0)
