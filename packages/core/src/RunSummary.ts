@@ -68,7 +68,11 @@ export const summarize = (runId: string, events: ReadonlyArray<RE.RunEvent>): Ru
         update(event.nodeId, { nodeType: event.nodeType, status: "running", attempt: event.attemptNumber ?? 1 })
         break
       case "node:completed":
-        update(event.nodeId, { status: "completed", durationMs: event.durationMs, reusedFrom: event.reusedFrom })
+        update(event.nodeId, {
+          status: "completed",
+          durationMs: event.durationMs,
+          ...(event.reusedFrom === undefined ? {} : { reusedFrom: event.reusedFrom })
+        })
         tokens.input += event.tokensUsed.input
         tokens.output += event.tokensUsed.output
         break

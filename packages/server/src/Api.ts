@@ -17,6 +17,7 @@ import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError, RunEvent } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
+import { ForkRequest, forkDescription, RetryRequest, retryDescription } from "./TimeTravelApi.js"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -275,38 +276,12 @@ export class RunsGroup extends HttpApiGroup.make("runs")
       .annotate(OpenApi.Description, "Continue a run whose process died (completed nodes never run again)")
   )
   .add(
-    HttpApiEndpoint.post("fork", "/runs/:runId/fork")
-      .setPath(runIdPath)
-      .setPayload(
-        Schema.Struct({
-          /** The node the new run runs again, with everything downstream of it. */
-          from: Id,
-          /** Inputs replacing the ended run's; its secret inputs must be given again. */
-          inputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-        })
-      )
-      .addSuccess(RunRef, { status: 201 })
-      .addError(NotFound)
-      .annotate(
-        OpenApi.Description,
-        "Start a new run of an ended run's workflow from one of its nodes: the outputs of the nodes not downstream of `from` are reused, `from` and what follows run again (409 while the run has not ended)"
-      )
+    HttpApiEndpoint.post("fork", "/runs/:runId/fork").setPath(runIdPath).setPayload(ForkRequest).addSuccess(RunRef, { status: 201 })
+      .addError(NotFound).annotate(OpenApi.Description, forkDescription)
   )
   .add(
-    HttpApiEndpoint.post("retry", "/runs/:runId/retry")
-      .setPath(runIdPath)
-      .setPayload(
-        Schema.Struct({
-          /** Only the run's secret inputs, whose values were not stored. */
-          inputs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-        })
-      )
-      .addSuccess(RunRef, { status: 201 })
-      .addError(NotFound)
-      .annotate(
-        OpenApi.Description,
-        "Continue a failed or cancelled run as a new run: its completed nodes are reused, the rest run (409 for a run that has not ended or completed)"
-      )
+    HttpApiEndpoint.post("retry", "/runs/:runId/retry").setPath(runIdPath).setPayload(RetryRequest).addSuccess(RunRef, { status: 201 })
+      .addError(NotFound).annotate(OpenApi.Description, retryDescription)
   )
   .add(
     HttpApiEndpoint.get("events", "/runs/:runId/events")
