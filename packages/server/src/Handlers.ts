@@ -227,7 +227,7 @@ const RunsLive = (sse: SseOptions) =>
           )
         )
         .handle("retry", ({ path, payload }) =>
-          engine.retry(path.runId, { inputs: payload.inputs }).pipe(
+          engine.retry(path.runId, { inputs: payload?.inputs }).pipe(
             Effect.mapError(fromEngine),
             Effect.tap((handle) => audit("run.retry", handle.runId, { fromRun: path.runId })),
             Effect.map((handle) => ({ runId: handle.runId, status: "running" as const }))

@@ -13,10 +13,13 @@ export const ForkRequest = Schema.Struct({
   inputs: Inputs
 })
 
-export const RetryRequest = Schema.Struct({
-  /** Only the run's secret inputs, whose values were never stored. */
-  inputs: Inputs
-})
+/** No body (or `null`) is the same as `{}`: a retry needs only the secret inputs a run had. */
+export const RetryRequest = Schema.NullOr(
+  Schema.Struct({
+    /** Only the run's secret inputs, whose values were never stored. */
+    inputs: Inputs
+  })
+)
 
 export const forkDescription =
   "Start a new run of an ended run's workflow from one of its nodes: the outputs of the nodes not downstream of `from` are reused, `from` and what follows run again (409 while the run has not ended)"

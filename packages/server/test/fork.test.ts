@@ -141,6 +141,8 @@ describe("POST /runs/{runId}/fork and /retry on a monolith", () => {
     expect(unknownRun.status).toBe(404)
     expect(unknownRun.json).toMatchObject({ _tag: "NotFound", message: "no run with id no-such-run" })
     expect((await m.api("POST", "/runs/no-such-run/retry", {})).status).toBe(404)
+    const noBody = await m.api("POST", "/runs/no-such-run/retry")
+    expect(noBody.status, noBody.text).toBe(404)
 
     const unknownNode = await m.api("POST", `/runs/${ended.runId}/fork`, { from: "zz", inputs: { token: "tok-s3cr3t-value" } })
     expect(unknownNode.status).toBe(400)
