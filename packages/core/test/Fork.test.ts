@@ -8,7 +8,8 @@ import { Effect, Layer, Stream } from "effect"
 import { Llm, type RunEvent as RE } from "@relavium/domain"
 import { LlmProvider, RunStore } from "@relavium/ports"
 import { WorkflowEngine } from "../src/index.js"
-import { answer, checkLog, collect, collectAll, engineLayer, last, ofType, runToRest, scriptedModel } from "./harness.js"
+import { downstreamOf } from "../src/Fork.js"
+import { answer, checkLog, collect, collectAll, compile, engineLayer, last, ofType, runToRest, scriptedModel } from "./harness.js"
 
 const wf = (body: string) => `schema_version: '1.0'\nworkflow:\n${body.replace(/^/gm, "  ")}\n`
 
@@ -62,6 +63,33 @@ const reusedOf = (events: ReadonlyArray<RE.RunEvent>) =>
 const startedOf = (events: ReadonlyArray<RE.RunEvent>) => ofType(events, "node:started").map((e) => e.nodeId)
 
 const runCount = Effect.flatMap(RunStore, (store) => store.list({ limit: 1000 })).pipe(Effect.map((runs) => runs.length))
+
+describe("what a fork runs again", () => {
+  it("is the node, what follows it by flow or data edges, and a node reading every output unless upstream of it", () => {
+    const plan = compile(
+      wf(`id: reach
+nodes:
+  - { id: a, type: transform, transform: '1' }
+  - { id: b, type: transform, transform: 'run.outputs["a"] + 1' }
+  - { id: c, type: transform, transform: '3' }
+  - { id: every, type: transform, transform: 'Object.keys(run.outputs).length' }
+  - { id: late, type: transform, transform: '4' }
+  - { id: out, type: output }
+edges:
+  - { from: a, to: c }
+  - { from: c, to: out }
+  - { from: every, to: late }`)
+    )
+    const sorted = (ids: ReadonlySet<string>) => [...ids].sort()
+    assert.strictEqual(plan.outputRefs.get("every"), "all")
+    // b reads a (a data edge), c follows a; `every` may read anything a changes, and `late` follows it.
+    assert.deepStrictEqual(sorted(downstreamOf(plan, "a")), ["a", "b", "c", "every", "late", "out"])
+    assert.deepStrictEqual(sorted(downstreamOf(plan, "c")), ["c", "every", "late", "out"])
+    // `every` is upstream of `late`: what it read is unchanged, so it is reused.
+    assert.deepStrictEqual(sorted(downstreamOf(plan, "late")), ["late"])
+    assert.deepStrictEqual(sorted(downstreamOf(plan, "out")), ["every", "late", "out"])
+  })
+})
 
 describe("fork", () => {
   it.live("a five-agent chain forked from n3 with a changed input runs n3–n5 only, with the new input", () => {
