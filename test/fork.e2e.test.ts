@@ -1,5 +1,5 @@
 /**
- * Forking a run in the distributed mode: a `server api` process takes `POST /runs/{runId}/fork`
+ * Forking and retrying a run in the distributed mode: a `server api` process takes `POST /runs/{runId}/fork`
  * (it writes the new run's first events and enqueues its first job) and a `server worker` process
  * executes it, against the real Postgres, Redis and NATS on loopback (a fresh database and
  * prefixes of its own). The new run reuses the recorded outputs of the nodes upstream of the fork
@@ -18,7 +18,7 @@ inputs:
 nodes:
   - { id: s1, type: transform, transform: '1' }
   - { id: s2, type: transform, transform: 'run.outputs["s1"] + 1' }
-  - { id: s3, type: transform, transform: 'run.outputs["s2"] * inputs.k' }
+  - { id: s3, type: transform, transform: 'inputs.k >= 0 ? run.outputs["s2"] * inputs.k : undefined.negative' }
   - { id: s4, type: transform, transform: 'run.outputs["s3"] + 1' }
   - { id: s5, type: transform, transform: 'run.outputs["s4"] * 10' }
   - { id: out, type: output }
@@ -49,7 +49,7 @@ afterAll(async () => {
 
 const nodeIds = (events: ReadonlyArray<SseEvent>, pick: (e: SseEvent) => boolean) => events.filter(pick).map((e) => e.data.nodeId)
 
-describe("runs fork in the distributed mode (api + worker processes)", () => {
+describe("runs fork and retry in the distributed mode (api + worker processes)", () => {
   it("the api forks an ended run from s3 with a new input; the worker runs s3 to the end, s1 and s2 are reused", async () => {
     const uploaded = await api.api("POST", "/workflows", { yaml: chain, file: "fork.relavium.yaml" })
     expect(uploaded.status, uploaded.text).toBe(201)
@@ -91,5 +91,20 @@ describe("runs fork in the distributed mode (api + worker processes)", () => {
     expect(unknownNode.status).toBe(400)
     expect(unknownNode.json.message).toContain("has no node 's9'")
     expect((await api.api("GET", "/runs?limit=500")).json.runs.length).toBe(runsBefore)
+  }, 120_000)
+
+  it("the api retries a failed run; the worker runs its failed node again, the nodes before it are reused", async () => {
+    const uploaded = await api.api("POST", "/workflows", { yaml: chain, file: "fork.relavium.yaml" })
+    const started = await api.api("POST", "/runs", { workflowId: uploaded.json.workflowId, inputs: { k: -1 } })
+    expect(started.status, started.text).toBe(201)
+    expect((await api.events(started.json.runId)).at(-1)!.data).toMatchObject({ type: "run:failed", error: { nodeId: "s3" } })
+
+    const retried = await api.api("POST", `/runs/${started.json.runId}/retry`)
+    expect(retried.status, retried.text).toBe(201)
+    const events = await api.events(retried.json.runId)
+    expect(events[0]!.data).toMatchObject({ type: "run:started", inputs: { k: -1 }, forkedFrom: { runId: started.json.runId, kind: "retry" } })
+    expect(nodeIds(events, (e) => e.type === "node:completed" && e.data.reusedFrom === started.json.runId)).toEqual(["s1", "s2"])
+    expect(nodeIds(events, (e) => e.type === "node:started")).toEqual(["s3"])
+    expect(events.at(-1)!.data).toMatchObject({ type: "run:failed", error: { nodeId: "s3" } })
   }, 120_000)
 })
