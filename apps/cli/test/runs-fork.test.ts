@@ -101,6 +101,24 @@ describe("relavium runs fork|retry on this machine", () => {
     expect(ndjson(fixed.stdout).at(-1)).toMatchObject({ type: "run:completed", outputs: { out: 7 } })
   }, 60_000)
 
+  it("forks an agent run: without a key or a cassette it says how to get one; with the cassette only the agent runs again", async () => {
+    const cassette = "examples/cassettes/code-review.cassette.json"
+    const original = await cli(["run", "examples/code-review.relavium.yaml", "--cassette", cassette, "--json"])
+    expect(original.status, original.stderr).toBe(0)
+    const runId = ndjson(original.stdout)[0]!.runId as string
+
+    const noKey = await cli(["runs", "fork", runId, "--from", "review"])
+    expect(noKey.status).toBe(2)
+    expect(noKey.stderr).toMatch(/no API key for anthropic: run `relavium keys set anthropic` or set RELAVIUM_ANTHROPIC_API_KEY/)
+
+    const forked = await cli(["runs", "fork", runId, "--from", "review", "--cassette", cassette, "--json"])
+    expect(forked.status, forked.stderr).toBe(0)
+    const events = ndjson(forked.stdout)
+    expect(reused(events)).toEqual(["start"])
+    expect(started(events)[0]).toBe("review")
+    expect(events.at(-1)!.type).toBe("run:completed")
+  }, 60_000)
+
   it("refuses an unknown run, an unknown node, a bad input and --detach with one line (exit 2), creating no run", async () => {
     const original = await runOnce(cli, 1, 0)
     const before = (await cli(["runs", "list", "--json", "--limit", "500"])).stdout

@@ -7,13 +7,14 @@
 import { Console, Effect, Either, HashMap, Option } from "effect"
 import { type EngineError, WorkflowEngine } from "@relavium/core"
 import { Inputs, WorkflowYaml } from "@relavium/domain"
-import { RunStore } from "@relavium/ports"
+import { RunStore, WorkflowStore } from "@relavium/ports"
 import type { RunsArgs } from "../commands/Runs.js"
 import { followRun } from "../Follow.js"
 import { withRemote } from "../LazyRemote.js"
 import { isUsageProblem, report, UsageProblem } from "../Problem.js"
 import type { Remote, RemoteOptions } from "../Remote.js"
 import { withLocal } from "../runtime/Local.js"
+import { checkKeys } from "./Run.js"
 
 type NewRunArgs = RunsArgs["fork"] | RunsArgs["retry"]
 
@@ -61,6 +62,21 @@ const remoteNewRun = (
     })
   )
 
+/**
+ * Without a cassette, every provider the ended run's workflow may call needs a key, as for
+ * `relavium run`; an unknown run is left for the engine to name.
+ */
+const checkKeysOf = (runId: string, cassette: string | undefined) =>
+  Effect.gen(function* () {
+    if (cassette !== undefined) return
+    const record = yield* Effect.flatMap(RunStore, (store) => store.get(runId)).pipe(Effect.orDie)
+    if (Option.isNone(record)) return
+    const stored = yield* Effect.flatMap(WorkflowStore, (workflows) => workflows.get(record.value.workflowId)).pipe(Effect.orDie)
+    if (Option.isNone(stored)) return
+    const plan = WorkflowYaml.parseWorkflow(stored.value.source, stored.value.file)
+    if (Either.isRight(plan)) yield* checkKeys(plan.right, stored.value.file)
+  })
+
 /** Here: the new run executes in this process, on the local database, followed to its end or pause. */
 const localNewRun = (args: NewRunArgs, create: Effect.Effect<{ readonly runId: string }, EngineError, WorkflowEngine>) =>
   args.detach
@@ -69,6 +85,7 @@ const localNewRun = (args: NewRunArgs, create: Effect.Effect<{ readonly runId: s
       )
     : withLocal(
         Effect.gen(function* () {
+          yield* checkKeysOf(args.runId, Option.getOrUndefined(args.cassette))
           const handle = yield* create.pipe(Effect.mapError(problemOf))
           const record = yield* Effect.flatMap(RunStore, (store) => store.get(handle.runId)).pipe(Effect.orDie)
           const workflowName = Option.match(record, { onNone: () => handle.runId, onSome: (r) => r.workflowName })
