@@ -119,6 +119,9 @@ describe("POST /runs/{runId}/fork and /retry on a monolith", () => {
     expect(reused(events)).toEqual(["a", "b"])
     expect(started(events)).toEqual(["c"])
     expect(events.at(-1)!.data).toMatchObject({ type: "run:failed", error: { nodeId: "c" } })
+    const audit = await m.api("GET", "/audit")
+    const entry = (audit.json.entries ?? audit.json).find((e: { action: string; target: string }) => e.action === "run.retry" && e.target === retried.json.runId)
+    expect(entry?.detail).toEqual({ fromRun: original.runId })
 
     // Forked from the failed node with a fixed input, it completes.
     const fixed = await m.api("POST", `/runs/${original.runId}/fork`, { from: "c", inputs: { scale: 2 } })
