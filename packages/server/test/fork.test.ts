@@ -131,6 +131,57 @@ describe("POST /runs/{runId}/fork and /retry on a monolith", () => {
     expect(fixedEvents.at(-1)!.data).toMatchObject({ type: "run:completed", outputs: { out: { value: 5, real: false } } })
   }, 60_000)
 
+  it("forks a fan-out from one branch: its siblings are reused, the gate after the merge asks again", async () => {
+    const workflowId = await upload(
+      wf(`id: fork-fan-out
+inputs:
+  - { name: b, type: string, default: bee }
+nodes:
+  - { id: pick, type: human_gate, gate_type: input }
+  - { id: split, type: parallel, parallel_of: [x, y, z] }
+  - { id: x, type: transform, transform: 'run.outputs["pick"].tag + "-x"' }
+  - { id: y, type: transform, transform: 'inputs.b' }
+  - { id: z, type: transform, transform: '"zed"' }
+  - { id: gather, type: merge, merge_strategy: concat }
+  - { id: ship, type: human_gate, gate_type: approval }
+  - { id: out, type: transform, transform: 'run.outputs["gather"].join(",")' }
+  - { id: result, type: output }
+edges:
+  - { from: pick, to: split }
+  - { from: x, to: gather }
+  - { from: y, to: gather }
+  - { from: z, to: gather }
+  - { from: gather, to: ship }
+  - { from: ship, to: out }
+  - { from: out, to: result }`)
+    )
+    const decide = async (runId: string, path: string, body: unknown) => {
+      const gates = await m.api("GET", `/gates?runId=${runId}`)
+      expect(gates.json, gates.text).toHaveLength(1)
+      const decided = await m.api("POST", `/runs/${runId}/gates/${encodeURIComponent(gates.json[0].gateId)}/${path}`, body)
+      expect(decided.status, decided.text).toBe(200)
+    }
+    const untilPaused = (runId: string, after: number) =>
+      collect(m.events(runId, { lastEventId: after }), (received) => received.some((e) => e.type === "run:paused"))
+
+    const runId = (await m.api("POST", "/runs", { workflowId })).json.runId as string
+    const first = await untilPaused(runId, -1)
+    await decide(runId, "input", { value: { tag: "v1" } })
+    await untilPaused(runId, first.at(-1)!.id)
+    await decide(runId, "approve", {})
+    expect((await untilEnd(runId)).at(-1)!.data).toMatchObject({ type: "run:completed", outputs: { result: "v1-x,bee,zed" } })
+
+    const forked = await m.api("POST", `/runs/${runId}/fork`, { from: "y", inputs: { b: "bumblebee" } })
+    expect(forked.status, forked.text).toBe(201)
+    const upToGate = await untilPaused(forked.json.runId, -1)
+    expect(reused(upToGate)).toEqual(["pick", "split", "x", "z"])
+    expect(upToGate.filter((e) => e.type === "human_gate:paused").map((e) => e.data.nodeId)).toEqual(["ship"])
+    await decide(forked.json.runId, "approve", {})
+    const events = await untilEnd(forked.json.runId)
+    expect(started(events)).toEqual(["y", "gather", "ship", "out", "result"])
+    expect(events.at(-1)!.data).toMatchObject({ type: "run:completed", outputs: { result: "v1-x,bumblebee,zed" } })
+  }, 60_000)
+
   it("refuses bad requests with a clear error and creates no run", async () => {
     const chainId = await upload(chain)
     const ended = await startAndEnd(chainId, { scale: 1, token: "tok-s3cr3t-value" })
