@@ -54,7 +54,8 @@ export const makeRenderer = (style: Style, workflowName: string) => {
         return `${endStream()}  ${style.dim(`${event.model}: ${event.inputTokens} in / ${event.outputTokens} out tokens${event.priced === false ? " (unpriced)" : `, ${Cost.formatUsd(event.costMicrocents)}`}`)}\n`
       case "node:completed": {
         const out = event.selected !== undefined ? `→ ${event.selected.join(", ")}` : preview(event.output, 60)
-        return `${endStream()}${style.green("✓")} ${event.nodeId} ${style.dim(`${event.durationMs} ms`)}${out ? `  ${style.dim(out)}` : ""}\n`
+        const took = event.reusedFrom === undefined ? `${event.durationMs} ms` : `reused from run ${event.reusedFrom}`
+        return `${endStream()}${style.green("✓")} ${event.nodeId} ${style.dim(took)}${out ? `  ${style.dim(out)}` : ""}\n`
       }
       case "node:skipped":
         return `${endStream()}${style.dim(`– ${event.nodeId} skipped (${event.reason.replace(/_/g, " ")})`)}\n`

@@ -11,6 +11,7 @@ import { Inputs, type Plan, type RunEvent as RE } from "@relavium/domain"
 import { EventLog, ExpressionSandbox, RunQueue, RunStore } from "@relavium/ports"
 import { planExpressions } from "./ExpressionFastPath.js"
 import { EngineError, now, storeError } from "./EngineError.js"
+import { type ForkOptions, type Lineage, makeFork, type RetryOptions, reusedDrafts } from "./Fork.js"
 import { gateDecision, type GateResolution } from "./Gates.js"
 import { makeRecover, type RecoverOutcome } from "./Recover.js"
 import { offerRetry } from "./RetryPolicy.js"
@@ -20,6 +21,7 @@ import { makeWorker, type WorkerOptions } from "./Worker.js"
 
 export { EngineError } from "./EngineError.js"
 export type { GateResolution } from "./Gates.js"
+export type { ForkOptions, RetryOptions } from "./Fork.js"
 export { maxCrashResumes, poisonMessage, type RecoverOutcome } from "./Recover.js"
 export { retryDelay } from "./RetryPolicy.js"
 export type { WorkerOptions } from "./Worker.js"
@@ -55,6 +57,13 @@ export class WorkflowEngine extends Context.Tag("@relavium/core/WorkflowEngine")
      * A node interrupted again after `maxCrashResumes` resumes fails the run (`poison_run`).
      */
     readonly recover: (runId: string) => Effect.Effect<RecoverOutcome, EngineError>
+    /**
+     * Starts a new run of an ended run's workflow that reuses the outputs of the nodes not
+     * downstream of `from` and runs `from` and what follows (docs/time-travel.md).
+     */
+    readonly fork: (runId: string, options: ForkOptions) => Effect.Effect<RunHandle, EngineError>
+    /** Continues a failed or cancelled run as a new run: its completed nodes reused, the rest run. */
+    readonly retry: (runId: string, options?: RetryOptions) => Effect.Effect<RunHandle, EngineError>
   }
 >() {}
 
@@ -89,7 +98,7 @@ const makeEngine = (options: EngineOptions) =>
     const events = (runId: string, after?: number) =>
       log.follow(runId, after).pipe(Stream.mapError(storeError))
 
-    const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions) =>
+    const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions, lineage?: Lineage) =>
       Effect.gen(function* () {
         const compiled = yield* runs.plan(workflowId)
         // A sandbox that starts slowly (QuickJS workers) starts now, while the run is being written.
@@ -115,8 +124,10 @@ const makeEngine = (options: EngineOptions) =>
             workflowId,
             inputs: masked,
             executionMode: options.executionMode,
-            ...(startOptions?.trigger === undefined ? {} : { trigger: startOptions.trigger })
-          }
+            ...(startOptions?.trigger === undefined ? {} : { trigger: startOptions.trigger }),
+            ...(lineage === undefined ? {} : { forkedFrom: lineage.forkedFrom })
+          },
+          ...(lineage === undefined ? [] : reusedDrafts(runId, startedAt, lineage))
         ]
         if (Either.isLeft(ctx)) {
           drafts.push({
@@ -158,8 +169,12 @@ const makeEngine = (options: EngineOptions) =>
         )
       })
 
+    const { fork, retry } = makeFork(runs, start)
+
     return WorkflowEngine.of({
-      start,
+      start: (workflowId, input, startOptions) => start(workflowId, input, startOptions),
+      fork,
+      retry,
       resume: (runId, gateId, resolution) => gateDecision(runs, queue, runId, gateId, resolution),
       cancel,
       events,

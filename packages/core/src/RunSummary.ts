@@ -13,6 +13,8 @@ export interface NodeSummary {
   readonly durationMs?: number | undefined
   readonly error?: RunError.RunErrorInfo | undefined
   readonly skipReason?: string | undefined
+  /** The run whose recorded output this node reused (a forked or retried run): it did not run. */
+  readonly reusedFrom?: string | undefined
 }
 
 /** A pending gate as the run summary shows it (`Run.PendingGate`, without the timeout action). */
@@ -32,6 +34,8 @@ export interface RunSummary {
   readonly tokens: { readonly input: number; readonly output: number }
   readonly costMicrocents: number
   readonly lastSequenceNumber: number
+  /** The run this one was forked from or retries. */
+  readonly forkedFrom?: RE.RunLineage | undefined
 }
 
 export const summarize = (runId: string, events: ReadonlyArray<RE.RunEvent>): RunSummary => {
@@ -40,6 +44,7 @@ export const summarize = (runId: string, events: ReadonlyArray<RE.RunEvent>): Ru
   let startedAt: string | undefined
   let endedAt: string | undefined
   let inputs: Readonly<Record<string, unknown>> = {}
+  let forkedFrom: RE.RunLineage | undefined
   let outputs: Readonly<Record<string, unknown>> | undefined
   let error: RunError.RunErrorInfo | undefined
   let costMicrocents = 0
@@ -57,12 +62,17 @@ export const summarize = (runId: string, events: ReadonlyArray<RE.RunEvent>): Ru
         workflowId = event.workflowId
         startedAt = event.timestamp
         inputs = event.inputs
+        forkedFrom = event.forkedFrom
         break
       case "node:started":
         update(event.nodeId, { nodeType: event.nodeType, status: "running", attempt: event.attemptNumber ?? 1 })
         break
       case "node:completed":
-        update(event.nodeId, { status: "completed", durationMs: event.durationMs })
+        update(event.nodeId, {
+          status: "completed",
+          durationMs: event.durationMs,
+          ...(event.reusedFrom === undefined ? {} : { reusedFrom: event.reusedFrom })
+        })
         tokens.input += event.tokensUsed.input
         tokens.output += event.tokensUsed.output
         break
@@ -122,6 +132,7 @@ export const summarize = (runId: string, events: ReadonlyArray<RE.RunEvent>): Ru
     error,
     tokens,
     costMicrocents,
-    lastSequenceNumber: events.at(-1)?.sequenceNumber ?? -1
+    lastSequenceNumber: events.at(-1)?.sequenceNumber ?? -1,
+    ...(forkedFrom === undefined ? {} : { forkedFrom })
   }
 }

@@ -144,7 +144,12 @@ export const NodeCompleted = ev("node:completed", {
   durationMs: Int,
   selected: Schema.optional(Schema.Array(Schema.String)),
   cumulativeCostMicrocents: Schema.optional(Int),
-  attemptNumber: Schema.optional(Int)
+  attemptNumber: Schema.optional(Int),
+  /**
+   * In a forked or retried run: the run whose recorded output this is. The node did not run again
+   * (no model call, no tool call); `tokensUsed` and `durationMs` are 0.
+   */
+  reusedFrom: Schema.optional(Schema.String)
 })
 export const NodeFailed = ev("node:failed", {
   nodeId: Schema.String,

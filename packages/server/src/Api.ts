@@ -14,9 +14,10 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchem
 import { Schema } from "effect"
 import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
-import { Chat, Run, RunError } from "@relavium/domain"
+import { Chat, Run, RunError, RunEvent } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
+import { ForkRequest, forkDescription, RetryRequest, retryDescription } from "./TimeTravelApi.js"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -149,7 +150,9 @@ export const RunSummary = Schema.Struct({
       attempt: Schema.Number,
       durationMs: Schema.optional(Schema.Number),
       error: Schema.optional(RunError.RunErrorInfo),
-      skipReason: Schema.optional(Schema.String)
+      skipReason: Schema.optional(Schema.String),
+      /** The run whose recorded output the node reused (a forked or retried run). */
+      reusedFrom: Schema.optional(Schema.String)
     })
   ),
   pendingGates: Schema.Array(Gate),
@@ -157,7 +160,9 @@ export const RunSummary = Schema.Struct({
   error: Schema.optional(RunError.RunErrorInfo),
   tokens: Schema.Struct({ input: Schema.Number, output: Schema.Number }),
   costMicrocents: Schema.Number,
-  lastSequenceNumber: Schema.Number
+  lastSequenceNumber: Schema.Number,
+  /** The run this one was forked from or retries. */
+  forkedFrom: Schema.optional(RunEvent.RunLineage)
 })
 
 export const RunRef = Schema.Struct({ runId: Schema.String, status: RunStatus })
@@ -269,6 +274,14 @@ export class RunsGroup extends HttpApiGroup.make("runs")
       .addSuccess(RunRef)
       .addError(NotFound)
       .annotate(OpenApi.Description, "Continue a run whose process died (completed nodes never run again)")
+  )
+  .add(
+    HttpApiEndpoint.post("fork", "/runs/:runId/fork").setPath(runIdPath).setPayload(ForkRequest).addSuccess(RunRef, { status: 201 })
+      .addError(NotFound).annotate(OpenApi.Description, forkDescription)
+  )
+  .add(
+    HttpApiEndpoint.post("retry", "/runs/:runId/retry").setPath(runIdPath).setPayload(RetryRequest).addSuccess(RunRef, { status: 201 })
+      .addError(NotFound).annotate(OpenApi.Description, retryDescription)
   )
   .add(
     HttpApiEndpoint.get("events", "/runs/:runId/events")

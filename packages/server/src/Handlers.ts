@@ -219,6 +219,20 @@ const RunsLive = (sse: SseOptions) =>
             return { runId: path.runId, status: after.status }
           })
         )
+        .handle("fork", ({ path, payload }) =>
+          engine.fork(path.runId, { from: payload.from, inputs: payload.inputs }).pipe(
+            Effect.mapError(fromEngine),
+            Effect.tap((handle) => audit("run.fork", handle.runId, { fromRun: path.runId, fromNode: payload.from })),
+            Effect.map((handle) => ({ runId: handle.runId, status: "running" as const }))
+          )
+        )
+        .handle("retry", ({ path, payload }) =>
+          engine.retry(path.runId, { inputs: payload?.inputs }).pipe(
+            Effect.mapError(fromEngine),
+            Effect.tap((handle) => audit("run.retry", handle.runId, { fromRun: path.runId })),
+            Effect.map((handle) => ({ runId: handle.runId, status: "running" as const }))
+          )
+        )
         .handleRaw("events", ({ headers, path, urlParams }) =>
           Effect.gen(function* () {
             const run = yield* record(path.runId)

@@ -42,6 +42,9 @@ export const routeActions = {
   "runs.cancel": "runs.cancel",
   // Resuming runs the run's remaining nodes again (and pays for their model calls): as starting it.
   "runs.resume": "runs.start",
+  // A fork or a retry starts a new run (and pays for its model calls): as starting one.
+  "runs.fork": "runs.start",
+  "runs.retry": "runs.start",
   "runs.events": "runs.read",
   "gates.list": "runs.read",
   "gates.approve": "gates.decide",

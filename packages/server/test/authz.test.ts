@@ -60,6 +60,8 @@ const requests: Record<Routes.RouteKey, (ids: Ids) => Request> = {
   "runs.get": (ids) => ({ method: "GET", path: `/runs/${ids.runId}` }),
   "runs.cancel": (ids) => ({ method: "POST", path: `/runs/${ids.runId}/cancel` }),
   "runs.resume": (ids) => ({ method: "POST", path: `/runs/${ids.runId}/resume` }),
+  "runs.fork": (ids) => ({ method: "POST", path: `/runs/${ids.runId}/fork`, body: { from: "gate" } }),
+  "runs.retry": (ids) => ({ method: "POST", path: `/runs/${ids.runId}/retry`, body: {} }),
   "runs.events": (ids) => ({ method: "GET", path: `/runs/${ids.runId}/events` }),
   "gates.list": () => ({ method: "GET", path: "/gates" }),
   "gates.approve": (ids) => ({ method: "POST", path: `/runs/${ids.runId}/gates/${ids.gateId}/approve`, body: {} }),

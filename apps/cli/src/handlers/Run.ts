@@ -38,7 +38,7 @@ const providersNeedingKeys = (plan: Plan.WorkflowPlan) => {
 }
 
 /** Before anything starts: every provider the run may call has a key, or the user is told how to set it. */
-const checkKeys = (plan: Plan.WorkflowPlan, file: string) =>
+export const checkKeys = (plan: Plan.WorkflowPlan, file: string) =>
   Effect.gen(function* () {
     const store = yield* KeyStore
     const missing: Array<string> = []

@@ -79,11 +79,14 @@ export const show = ({ ca, dataDir, json, runId, server, token }: RunsArgs["show
               `workflow  ${record.workflowName} (${summary.workflowId})`,
               `status    ${summary.status}`,
               `started   ${summary.startedAt ?? "-"}${summary.endedAt ? `   ended ${summary.endedAt}` : ""}`,
+              ...(summary.forkedFrom === undefined
+                ? []
+                : [`${pad(summary.forkedFrom.kind === "fork" ? "forked" : "retries", 10)}run ${summary.forkedFrom.runId}${summary.forkedFrom.nodeId === undefined ? "" : ` from node ${summary.forkedFrom.nodeId}`}`]),
               `usage     ${summary.tokens.input} in / ${summary.tokens.output} out tokens, ${Cost.formatUsd(summary.costMicrocents)}`,
               "nodes",
               ...summary.nodes.map(
                 (n) =>
-                  `  ${pad(n.nodeId, 24)}${pad(n.status, 10)}${n.attempt > 1 ? `attempt ${n.attempt} ` : ""}${n.durationMs !== undefined ? `${n.durationMs} ms` : ""}${n.error ? `${n.error.code}: ${n.error.message}` : ""}${n.skipReason ? n.skipReason.replace(/_/g, " ") : ""}`
+                  `  ${pad(n.nodeId, 24)}${pad(n.status, 10)}${n.attempt > 1 ? `attempt ${n.attempt} ` : ""}${n.reusedFrom !== undefined ? `reused from run ${n.reusedFrom}` : n.durationMs !== undefined ? `${n.durationMs} ms` : ""}${n.error ? `${n.error.code}: ${n.error.message}` : ""}${n.skipReason ? n.skipReason.replace(/_/g, " ") : ""}`
               ),
               ...(summary.pendingGates.length > 0
                 ? ["pending gates", ...summary.pendingGates.map((g) => `  ${g.gateId}  ${g.gateType}: ${g.message}`)]
