@@ -2,10 +2,10 @@
  * Live output of a running command, as it is forwarded while the command
  * runs (docs/events.md, `tool:output`):
  *
- * - `Coalescer` joins the pieces a process prints into chunks: a chunk is
- *   sent when it reaches `maxBytes` (8 KiB), when the other stream (stdout,
- *   stderr) prints, when `flushMs` (50 ms) have passed since its first piece,
- *   and when the process ends. A command printing a line at a time costs at
+ * - `Coalescer` joins the pieces a process prints into chunks of at most
+ *   `maxBytes` (8 KiB): they are sent when that much is pending, when the
+ *   other stream (stdout, stderr) prints, when `flushMs` (50 ms) have passed
+ *   since the first pending piece, and when the process ends. A command printing a line at a time costs at
  *   most one chunk per 50 ms per stream.
  * - `LiveBound` caps what is forwarded per call at `MAX_LIVE_BYTES` (the
  *   model's own cap, 50 KiB); beyond it one note says the live output was
@@ -64,11 +64,18 @@ export class Coalescer {
     this.timer = undefined
     const stream = this.stream
     if (stream === undefined || this.pieces.length === 0) return
-    const text = this.pieces.join("")
+    let text = this.pieces.join("")
     this.pieces = []
     this.bytes = 0
     this.stream = undefined
-    this.send({ stream, text })
+    // One read can bring more than a chunk (a pipe holds 64 KiB): it goes out in chunks of at most maxBytes.
+    while (Buffer.byteLength(text, "utf8") > this.maxBytes) {
+      const head = cutUtf8(text, this.maxBytes)
+      if (head.length === 0) break
+      this.send({ stream, text: head })
+      text = text.slice(head.length)
+    }
+    if (text.length > 0) this.send({ stream, text })
   }
 
   /** Drops what is pending and stops the timer (the call was interrupted). */

@@ -24,17 +24,27 @@ describe("Coalescer", () => {
     coalescer.push("stdout", "a".repeat(COALESCE_BYTES - 1))
     assert.strictEqual(sent.length, 0)
     coalescer.push("stdout", "bc")
-    assert.deepStrictEqual(sent.map((c) => c.text.length), [COALESCE_BYTES + 1])
+    assert.deepStrictEqual(sent.map((c) => c.text.length), [COALESCE_BYTES, 1])
     coalescer.push("stdout", "out\n")
     coalescer.push("stderr", "err\n")
     coalescer.push("stdout", "more\n")
     coalescer.flush()
-    assert.deepStrictEqual(sent.slice(1), [
+    assert.deepStrictEqual(sent.slice(2), [
       { stream: "stdout", text: "out\n" },
       { stream: "stderr", text: "err\n" },
       { stream: "stdout", text: "more\n" }
     ])
     coalescer.close()
+  })
+
+  it("a piece larger than a chunk goes out in chunks of at most 8 KiB, never splitting a character", () => {
+    const { sent, coalescer } = collecting()
+    const text = "€".repeat(7000)
+    coalescer.push("stderr", text)
+    assert.isAtLeast(sent.length, 3)
+    for (const chunk of sent) assert.isAtMost(Buffer.byteLength(chunk.text), COALESCE_BYTES)
+    assert.strictEqual(sent.map((c) => c.text).join(""), text)
+    assert.isTrue(sent.every((c) => c.stream === "stderr"))
   })
 
   it.live("sends what is pending by itself after a short while (no flush needed)", () =>
