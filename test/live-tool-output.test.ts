@@ -1,8 +1,9 @@
 /**
  * Live output of `run_command` on every `DaemonRouter` transport: the daemon in
  * this process (`layerLocal`), the daemon's websocket RPC (`serveDaemon` +
- * `layerRpcClient`), and NATS (`NatsDaemonRouter`: a worker's router, a
- * gateway serving the real daemon, against the NATS server on 127.0.0.1:4222).
+ * `layerRpcClient`), a daemon dialed in to a gateway endpoint (`dialGateway`,
+ * `routerFor`), and NATS (`NatsDaemonRouter`: a worker's router, a gateway
+ * serving the real daemon, against the NATS server on 127.0.0.1:4222).
  * On each: the chunks arrive in order while the command runs (the command
  * waits for a file the test creates only once it has seen the first chunk),
  * fewer chunks than lines (coalesced), at most 50 KiB then a truncation note
@@ -12,9 +13,25 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, type Scope } from "effect"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import { HttpRouter, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
 import { CommandPattern } from "@relavium/domain"
-import { layerLocal, layerRpcClient, MAX_LIVE_BYTES, serveDaemon, type ToolPolicy } from "@relavium/daemon"
+import {
+  authorizeToken,
+  DAEMON_RPC_PATH,
+  DaemonRegistry,
+  dialGateway,
+  httpApp,
+  layerLocal,
+  layerRpcClient,
+  MAX_LIVE_BYTES,
+  routerFor,
+  serveDaemon,
+  type ToolPolicy
+} from "@relavium/daemon"
 import { NatsDaemonRouter } from "@relavium/hub"
 import type { DaemonRouter, ToolOutputChunk } from "@relavium/ports"
 import { alive, callOf, makeWorkspace, readPids, routerFrom, waitFor } from "../packages/daemon/test/support.js"
@@ -51,6 +68,38 @@ const rpc: Transport = (workspace) =>
     return yield* routerFrom(layerRpcClient({ url: server.url, token: TOKEN }))
   })
 
+const dialedIn: Transport = (workspace) =>
+  Effect.gen(function* () {
+    const registry = Context.get(yield* Layer.build(DaemonRegistry.layerMemory), DaemonRegistry)
+    // The gateway endpoint in a scope of its own, closed after its sockets are cut (an open daemon socket holds it).
+    const sockets = new Set<Net.Socket>()
+    const serverScope = yield* Scope.make()
+    const server = yield* NodeHttpServer.make(
+      () =>
+        Http.createServer().on("connection", (socket: Net.Socket) => {
+          sockets.add(socket)
+          socket.on("close", () => sockets.delete(socket))
+        }),
+      { port: 0, host: "127.0.0.1" }
+    ).pipe(Scope.extend(serverScope))
+    yield* HttpServer.serveEffect(
+      HttpRouter.empty.pipe(HttpRouter.get(DAEMON_RPC_PATH, httpApp(registry, { authorize: authorizeToken(Redacted.make(TOKEN)) })))
+    ).pipe(Effect.provideService(HttpServer.HttpServer, server), Scope.extend(serverScope))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const socket of sockets) socket.destroy()
+      }).pipe(Effect.zipRight(Scope.close(serverScope, Exit.void)))
+    )
+    const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+    const dialed = yield* dialGateway({ url: `ws://127.0.0.1:${port}${DAEMON_RPC_PATH}`, token: TOKEN, workspace, name: "laptop" })
+    yield* dialed.changes.pipe(
+      Stream.filter((s) => s._tag === "Connected"),
+      Stream.runHead,
+      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "the daemon did not connect to the gateway" })
+    )
+    return routerFor(registry, "laptop")
+  })
+
 const nats: Transport = (workspace) =>
   Effect.gen(function* () {
     const prefix = `relavium-test.${crypto.randomUUID().replaceAll("-", "")}`
@@ -64,6 +113,7 @@ const nats: Transport = (workspace) =>
 const transports: ReadonlyArray<readonly [string, Transport]> = [
   ["in-process", inProcess],
   ["RPC (websocket)", rpc],
+  ["dialed in to a gateway", dialedIn],
   ["NATS", nats]
 ]
 
