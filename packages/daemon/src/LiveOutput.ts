@@ -8,8 +8,10 @@
  *   since the first pending piece, and when the process ends. A command printing a line at a time costs at
  *   most one chunk per 50 ms per stream.
  * - `LiveBound` caps what is forwarded per call at `MAX_LIVE_BYTES` (the
- *   model's own cap, 50 KiB); beyond it one note says the live output was
- *   truncated, and nothing more is forwarded. The final result (the model's
+ *   model's own cap, 50 KiB) and `MAX_LIVE_CHUNKS` chunks (a command that
+ *   drips a byte every 50 ms for an hour is not 72,000 events); beyond either
+ *   one note says the live output was truncated, and nothing more is
+ *   forwarded. The final result (the model's
  *   copy, with the totals) is bounded separately and is unchanged.
  */
 import { cutUtf8, MAX_OUTPUT_BYTES } from "./Bounding.js"
@@ -25,6 +27,8 @@ export const COALESCE_MS = 50
 export const COALESCE_BYTES = 8 * 1024
 /** What one call forwards live at most: the same cap as the model's copy. */
 export const MAX_LIVE_BYTES = MAX_OUTPUT_BYTES
+/** How many chunks one call forwards at most (the note included). */
+export const MAX_LIVE_CHUNKS = 1000
 
 export interface CoalescerOptions {
   readonly flushMs?: number | undefined
@@ -90,19 +94,31 @@ export class Coalescer {
 export const truncationNote = (maxBytes: number) =>
   `\n[live output truncated after ${maxBytes} bytes; the command keeps running and its result shows how it ended]\n`
 
-/** Caps the bytes forwarded for one call; past the cap, one truncation note and then nothing. */
+const chunkNote = (maxChunks: number) =>
+  `\n[live output truncated after ${maxChunks} chunks; the command keeps running and its result shows how it ended]\n`
+
+/** Caps the bytes and chunks forwarded for one call; past a cap, one truncation note and then nothing. */
 export class LiveBound {
   private sent = 0
+  private chunks = 0
   private truncated = false
 
-  constructor(private readonly maxBytes = MAX_LIVE_BYTES) {}
+  constructor(
+    private readonly maxBytes = MAX_LIVE_BYTES,
+    private readonly maxChunks = MAX_LIVE_CHUNKS
+  ) {}
 
   /** The chunks to forward for `chunk`: itself, its head and the note, or nothing. */
   admit(chunk: LiveChunk): ReadonlyArray<LiveChunk> {
     if (this.truncated) return []
+    if (this.chunks >= this.maxChunks - 1) {
+      this.truncated = true
+      return [{ stream: chunk.stream, text: chunkNote(this.maxChunks) }]
+    }
     const size = Buffer.byteLength(chunk.text, "utf8")
     if (this.sent + size <= this.maxBytes) {
       this.sent += size
+      this.chunks++
       return [{ stream: chunk.stream, text: chunk.text }]
     }
     this.truncated = true

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Coalescer, COALESCE_BYTES, LiveBound, type LiveChunk, MAX_LIVE_BYTES } from "../src/LiveOutput.js"
+import { Coalescer, COALESCE_BYTES, LiveBound, type LiveChunk, MAX_LIVE_BYTES, MAX_LIVE_CHUNKS } from "../src/LiveOutput.js"
 import { waitFor } from "./support.js"
 
 const collecting = () => {
@@ -77,9 +77,18 @@ describe("LiveBound", () => {
     assert.deepStrictEqual(bound.admit({ stream: "stdout", text: "later" }), [])
   })
 
+  it("at most maxChunks chunks are forwarded, the last one being the note", () => {
+    const bound = new LiveBound(1024 * 1024, 5)
+    const forwarded = Array.from({ length: 20 }, (_, i) => bound.admit({ stream: "stdout", text: `.${i}` })).flat()
+    assert.strictEqual(forwarded.length, 5)
+    assert.deepStrictEqual(forwarded.slice(0, 4).map((c) => c.text), [".0", ".1", ".2", ".3"])
+    assert.match(forwarded[4]!.text, /\[live output truncated after 5 chunks/)
+  })
+
   it("the default cap is the model's 50 KiB", () => {
     const bound = new LiveBound()
     assert.strictEqual(MAX_LIVE_BYTES, 50 * 1024)
+    assert.strictEqual(MAX_LIVE_CHUNKS, 1000)
     assert.strictEqual(bound.admit({ stream: "stdout", text: "x".repeat(MAX_LIVE_BYTES) }).length, 1)
     assert.strictEqual(bound.admit({ stream: "stdout", text: "x" }).length, 1, "only the note")
   })
