@@ -28,11 +28,15 @@ const preview = (value: unknown, max = 80): string => {
 /** Returns a function that renders one event to text (possibly empty), keeping token-stream state. */
 export const makeRenderer = (style: Style, workflowName: string) => {
   let streaming: string | undefined
+  /** Whether a line of live tool output was started and not ended. */
+  let toolLineOpen = false
   const endStream = () => {
-    if (streaming === undefined) return ""
+    if (streaming === undefined && !toolLineOpen) return ""
     streaming = undefined
+    toolLineOpen = false
     return "\n"
   }
+  const toolPrefix = `  ${style.dim("│")} `
   return (event: RE.RunEvent): string => {
     switch (event.type) {
       case "run:started":
@@ -48,8 +52,23 @@ export const makeRenderer = (style: Style, workflowName: string) => {
         return ""
       case "agent:tool_call":
         return `${endStream()}  ${style.yellow("⚙")} ${event.toolName ?? "tool"} ${style.dim(preview(event.toolInput))}\n`
+      case "tool:output": {
+        // What a running command prints, line by line under its call (chunks may end mid-line).
+        let out = toolLineOpen ? "" : endStream()
+        event.text.split("\n").forEach((part, i) => {
+          if (i > 0) {
+            out += "\n"
+            toolLineOpen = false
+          }
+          if (part === "") return
+          if (!toolLineOpen) out += toolPrefix
+          toolLineOpen = true
+          out += style.dim(part)
+        })
+        return out
+      }
       case "agent:tool_result":
-        return `  ${event.success ? style.green("↳") : style.red("↳")} ${style.dim(preview(event.outputSummary))}\n`
+        return `${endStream()}  ${event.success ? style.green("↳") : style.red("↳")} ${style.dim(preview(event.outputSummary))}\n`
       case "cost:updated":
         return `${endStream()}  ${style.dim(`${event.model}: ${event.inputTokens} in / ${event.outputTokens} out tokens${event.priced === false ? " (unpriced)" : `, ${Cost.formatUsd(event.costMicrocents)}`}`)}\n`
       case "node:completed": {

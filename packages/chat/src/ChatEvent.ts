@@ -78,6 +78,8 @@ export const ChatEvent = Schema.Union(
     decidedBy: Schema.String
   }),
   event("tool:started", { toolCallId: Schema.String, name: Schema.String }),
+  /** Output the tool prints while it runs (run_command): coalesced, at most 50 KiB per call, known secrets scrubbed. */
+  event("tool:output", { toolCallId: Schema.String, stream: Schema.Literal("stdout", "stderr"), text: Schema.String }),
   event("tool:result", {
     toolCallId: Schema.String,
     name: Schema.String,

@@ -3,8 +3,8 @@
  * through the chat's `DaemonRouter`, recorded as denied, or leaves the turn
  * waiting for the user's decision (`awaiting_approval`).
  */
-import { Effect } from "effect"
-import { AgentLoop, ModelCall } from "@relavium/core"
+import { Effect, Exit } from "effect"
+import { AgentLoop, makeOutputForwarder, ModelCall } from "@relavium/core"
 import type { DaemonRouter } from "@relavium/ports"
 import type { ChatStorageError, UnknownChat } from "./ChatError.js"
 import { approvalFor, policyFor, previewOf } from "./ChatTools.js"
@@ -86,16 +86,24 @@ export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views)
         blocks: [callRecord(step.assistant.messageId, call, "running")],
         events: [{ type: "tool:started", toolCallId: call.toolCallId, name: call.name }]
       })
+      // What the tool prints while it runs: tool:output events before its tool:result.
+      const live = yield* makeOutputForwarder((chunk) =>
+        commit(chatId, { events: [{ type: "tool:output", toolCallId: call.toolCallId, stream: chunk.stream, text: chunk.text }] })
+      )
       const result = yield* router
-        .execute({
-          runId: chatId,
-          nodeId: step.assistant.messageId,
-          callId: call.toolCallId,
-          name: call.name,
-          args: call.args,
-          policy: policyFor(call.name, call.args)
-        })
+        .execute(
+          {
+            runId: chatId,
+            nodeId: step.assistant.messageId,
+            callId: call.toolCallId,
+            name: call.name,
+            args: call.args,
+            policy: policyFor(call.name, call.args)
+          },
+          { onOutput: live.onOutput }
+        )
         .pipe(
+          Effect.onExit((exit) => (Exit.isInterrupted(exit) ? Effect.void : live.flush)),
           Effect.flatMap((r) =>
             Effect.map(ModelCall.toolOutput(r.output), (output) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output }))
           ),

@@ -9,7 +9,7 @@
  * fail at the turn limit. Budgets are checked before every model call; usage
  * and cost are counted by the loop.
  */
-import { Effect, Either, Option } from "effect"
+import { Effect, Either, Exit, Option } from "effect"
 import type { FileSystem } from "@effect/platform"
 import { Cost, type Llm, RunError, type RunEvent as RE, type Tool, ToolPolicyCheck, type Workflow } from "@relavium/domain"
 import { DaemonRouter, ToolError } from "@relavium/ports"
@@ -20,6 +20,7 @@ import * as AgentLoop from "./AgentLoop.js"
 import * as ModelCall from "./ModelCall.js"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
 import { nodeState } from "./RunState.js"
+import { makeOutputForwarder } from "./ToolOutputForward.js"
 
 /** Tool continuations allowed after the first model call. */
 export const TURN_LIMIT = 16
@@ -304,11 +305,21 @@ export const runAgent = (
             const args = ModelCall.parseArgs(call.argsJson)
             return args === undefined
               ? Effect.succeed({ ok: false, code: "tool_failed", text: `the arguments of ${call.name} are not valid JSON` })
-              : router.execute({ runId, nodeId: node.id, callId: call.id, name: call.name, args, policy: plan.spec.tools }).pipe(
-                  Effect.flatMap((r) =>
-                    Effect.map(ModelCall.toolOutput(r.output), (text): ToolOutcome => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
+              : Effect.flatMap(
+                  // What the tool prints while it runs: tool:output events before its agent:tool_result.
+                  makeOutputForwarder((chunk) =>
+                    context.emit([
+                      { type: "tool:output", runId, timestamp: timestamp(), nodeId: node.id, toolCallId: call.id, stream: chunk.stream, text: chunk.text }
+                    ])
                   ),
-                  Effect.catchAll((e) => Effect.succeed(failedOutcome(e)))
+                  (live) =>
+                    router.execute({ runId, nodeId: node.id, callId: call.id, name: call.name, args, policy: plan.spec.tools }, { onOutput: live.onOutput }).pipe(
+                      Effect.onExit((exit) => (Exit.isInterrupted(exit) ? Effect.void : live.flush)),
+                      Effect.flatMap((r) =>
+                        Effect.map(ModelCall.toolOutput(r.output), (text): ToolOutcome => ({ ok: !r.isError, code: r.isError ? "tool_failed" : undefined, text }))
+                      ),
+                      Effect.catchAll((e) => Effect.succeed(failedOutcome(e)))
+                    )
                 )
           })
         ),

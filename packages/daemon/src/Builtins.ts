@@ -8,6 +8,7 @@ import { ArrayFormatter } from "effect/ParseResult"
 import { ToolError } from "@relavium/ports"
 import { type Llm, ToolPolicyCheck } from "@relavium/domain"
 import { boundOutput, HeadCapture, MAX_OUTPUT_BYTES } from "./Bounding.js"
+import { LiveBound } from "./LiveOutput.js"
 import { forbiddenAddress, type HostResolver, type HttpRequester } from "./HttpEgress.js"
 import * as Process from "./Process.js"
 import * as Search from "./Search.js"
@@ -254,9 +255,6 @@ const grepTool = define(
 // commands
 // ---------------------------------------------------------------------------
 
-/** Output forwarded live per call; the model's copy is bounded separately. */
-const MAX_STREAMED_BYTES = 1024 * 1024
-
 /** Runs a program and streams its output, then one Result with the bounded head and how it ended. */
 const runProgram = (
   options: Process.SpawnOptions,
@@ -264,19 +262,18 @@ const runProgram = (
 ): Stream.Stream<ExecuteChunk, ToolError> =>
   Stream.suspend(() => {
     const capture = new HeadCapture(MAX_OUTPUT_BYTES * 2)
-    let streamed = 0
+    // Output forwarded live per call (coalesced by Process.spawn); the model's copy is bounded separately.
+    const live = new LiveBound()
     return Process.spawn(options).pipe(
-      Stream.filterMap((event): Option.Option<ExecuteChunk> => {
+      Stream.mapConcat((event): ReadonlyArray<ExecuteChunk> => {
         if (event._tag === "Output") {
           capture.push(event.text)
-          if (streamed >= MAX_STREAMED_BYTES) return Option.none()
-          streamed += event.text.length
-          return Option.some(new OutputChunk({ stream: event.stream, text: event.text }))
+          return live.admit(event).map((chunk) => new OutputChunk(chunk))
         }
         const note = Option.getOrUndefined(describe(event))
         const failed = event.timedOut || event.signal !== null || event.code !== 0
         const output = capture.bytes === 0 && note === undefined ? "(no output)" : capture.bounded(note)
-        return Option.some(new ResultChunk({ output, isError: failed }))
+        return [new ResultChunk({ output, isError: failed })]
       })
     )
   })

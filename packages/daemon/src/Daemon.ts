@@ -6,8 +6,8 @@
  * tool_unavailable) → arguments (tool_failed) → allowlists and confinement
  * (tool_denied) → host (tool_failed).
  */
-import { Context, Effect, Option, Schema, type Scope, Stream } from "effect"
-import { type ToolCall, ToolError, type ToolResult } from "@relavium/ports"
+import { Context, Effect, Schema, type Scope, Stream } from "effect"
+import { type ExecuteOptions, type ToolCall, ToolError, type ToolResult } from "@relavium/ports"
 import type { Llm } from "@relavium/domain"
 import { boundOutput } from "./Bounding.js"
 import { type BuiltinTool, builtins, type ToolContext } from "./Builtins.js"
@@ -119,15 +119,26 @@ export const make = (options: DaemonOptions): Effect.Effect<DaemonService, ToolE
     } satisfies DaemonService
   })
 
-/** The final result of an executed call; output chunks are dropped. */
-export const collectResult = (stream: Stream.Stream<ExecuteChunk, ToolError>): Effect.Effect<ToolResult, ToolError> =>
-  stream.pipe(
-    Stream.filter((chunk): chunk is ResultChunk => chunk._tag === "Result"),
-    Stream.runLast,
-    Effect.flatMap(
-      Option.match({
-        onNone: () => Effect.fail(new ToolError({ code: "tool_failed", message: "the tool ended without a result" })),
-        onSome: (r) => Effect.succeed({ output: r.output, isError: r.isError })
-      })
+/** The final result of an executed call; its output chunks go to `options.onOutput` (dropped without one), in order. */
+export const collectResult = (
+  stream: Stream.Stream<ExecuteChunk, ToolError>,
+  options: ExecuteOptions = {}
+): Effect.Effect<ToolResult, ToolError> =>
+  Effect.suspend(() => {
+    let last: ResultChunk | undefined
+    const onOutput = options.onOutput
+    return stream.pipe(
+      Stream.runForEach((chunk) => {
+        if (chunk._tag === "Result") {
+          last = chunk
+          return Effect.void
+        }
+        return onOutput === undefined ? Effect.void : onOutput({ stream: chunk.stream, text: chunk.text })
+      }),
+      Effect.flatMap(() =>
+        last === undefined
+          ? Effect.fail(new ToolError({ code: "tool_failed", message: "the tool ended without a result" }))
+          : Effect.succeed<ToolResult>({ output: last.output, isError: last.isError })
+      )
     )
-  )
+  })

@@ -22,7 +22,7 @@ export interface LocalDaemonOptions extends Daemon.DaemonOptions {}
 const routerOf = (daemon: Effect.Effect<Daemon.DaemonService, ToolError>) =>
   DaemonRouter.of({
     tools: (names) => Effect.flatMap(daemon, (d) => d.tools(names)),
-    execute: (call) => Effect.flatMap(daemon, (d) => Daemon.collectResult(d.execute(call)))
+    execute: (call, options) => Effect.flatMap(daemon, (d) => Daemon.collectResult(d.execute(call), options))
   })
 
 /** The daemon in-process, started lazily on the first tool call. */
@@ -86,10 +86,10 @@ export const layerRpcClient = (options: RpcClientOptions): Layer.Layer<DaemonRou
             Effect.flatMap((client) => client.ListTools({ names })),
             Effect.mapError(transportError)
           ),
-        execute: (call) =>
+        execute: (call, executeOptions) =>
           starter.get.pipe(
             Effect.flatMap((client) =>
-              Daemon.collectResult(client.Execute({ call }).pipe(Stream.mapError(transportError)))
+              Daemon.collectResult(client.Execute({ call }).pipe(Stream.mapError(transportError)), executeOptions)
             )
           )
       })

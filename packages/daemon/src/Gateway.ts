@@ -326,10 +326,10 @@ export const routerFor = (
         (connection) => connection.client.ListTools({ names }).pipe(Effect.mapError(transportError(name))),
         (router) => router.tools(names)
       ),
-    execute: (call) =>
+    execute: (call, executeOptions) =>
       withConnection(
-        (connection) => Daemon.collectResult(connection.client.Execute({ call }).pipe(Stream.mapError(transportError(name)))),
-        (router) => router.execute(call)
+        (connection) => Daemon.collectResult(connection.client.Execute({ call }).pipe(Stream.mapError(transportError(name))), executeOptions),
+        (router) => router.execute(call, executeOptions)
       )
   })
 }

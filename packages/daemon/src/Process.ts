@@ -9,6 +9,7 @@ import * as ChildProcess from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { Effect, Option, Stream } from "effect"
 import { ToolError } from "@relavium/ports"
+import { Coalescer } from "./LiveOutput.js"
 import * as ProcessTree from "./ProcessTree.js"
 
 export type ProcessEvent =
@@ -50,6 +51,10 @@ export const killGroup = (pid: number) => {
   }
 }
 
+/**
+ * The process's events: its output coalesced into chunks (LiveOutput.Coalescer: at most
+ * one per 50 ms or 8 KiB per stream), then its exit.
+ */
 export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolError> =>
   Stream.asyncPush<ProcessEvent, ToolError>((emit) =>
     Effect.gen(function* () {
@@ -73,22 +78,25 @@ export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolEr
         if (tree !== undefined) tree.killAll()
         else if (child.pid !== undefined) killGroup(child.pid)
       }
+      const output = new Coalescer((chunk) => emit.single({ _tag: "Output", ...chunk }))
       let settled = false
       let timedOut = false
       let exit: { code: number | null; signal: string | null } | undefined
       const finish = () => {
         if (settled || exit === undefined) return
         settled = true
+        output.flush()
         emit.single({ _tag: "Exit", ...exit, timedOut, elapsedMs: Date.now() - started })
         emit.end()
       }
       child.stdout.setEncoding("utf8")
       child.stderr.setEncoding("utf8")
-      child.stdout.on("data", (text: string) => emit.single({ _tag: "Output", stream: "stdout", text }))
-      child.stderr.on("data", (text: string) => emit.single({ _tag: "Output", stream: "stderr", text }))
+      child.stdout.on("data", (text: string) => output.push("stdout", text))
+      child.stderr.on("data", (text: string) => output.push("stderr", text))
       child.on("error", (error: NodeJS.ErrnoException) => {
         if (settled) return
         settled = true
+        output.close()
         const why = error.code === "ENOENT" ? "no such program on the daemon's PATH" : error.message
         emit.fail(new ToolError({ code: "tool_failed", message: `cannot run '${options.command}': ${why}` }))
       })
@@ -108,6 +116,7 @@ export const spawn = (options: SpawnOptions): Stream.Stream<ProcessEvent, ToolEr
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           clearTimeout(timer)
+          output.close()
           killTree()
         })
       )

@@ -18,5 +18,6 @@ export { builtins, builtinNames, type BuiltinTool, type ToolContext } from "./Bu
 export { boundOutput, MAX_OUTPUT_BYTES, MAX_OUTPUT_LINES } from "./Bounding.js"
 export { forbiddenAddress, type HostResolver, type HttpRequester, type ResolvedAddress, type EgressRequest, type EgressResponse, systemResolver, nodeRequester } from "./HttpEgress.js"
 export { McpServerConfig, type McpManager, toolName as mcpToolName } from "./Mcp.js"
+export { Coalescer, COALESCE_BYTES, COALESCE_MS, LiveBound, MAX_LIVE_BYTES, MAX_LIVE_CHUNKS, truncationNote } from "./LiveOutput.js"
 export * as LazyStarter from "./LazyStarter.js"
 export * as Workspace from "./Workspace.js"

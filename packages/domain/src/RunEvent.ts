@@ -103,6 +103,18 @@ export const AgentToolResult = ev("agent:tool_result", {
   attemptNumber: Schema.optional(Int)
 })
 /**
+ * Output a tool prints while it runs (run_command), forwarded before its `agent:tool_result`:
+ * coalesced (about one event per 50 ms or 8 KiB per stream), at most 50 KiB per call, known
+ * secrets scrubbed. Stored like every event, so a follower sees it live and a late reader in order.
+ */
+export const ToolOutput = ev("tool:output", {
+  nodeId: Schema.String,
+  toolCallId: Schema.String,
+  stream: Schema.Literal("stdout", "stderr"),
+  text: Schema.String,
+  attemptNumber: Schema.optional(Int)
+})
+/**
  * The checkpoint of one completed agent turn (a model call that asked for tools, and their
  * results): an agent node that runs again after a crash, a retry or a budget gate continues
  * after its last checkpoint instead of paying for its earlier model calls again.
@@ -236,6 +248,7 @@ export const RunEvent = Schema.Union(
   AgentAttempt,
   AgentToolCall,
   AgentToolResult,
+  ToolOutput,
   AgentTurnCompleted,
   AgentApprovalRequested,
   AgentFilePatchProposed,

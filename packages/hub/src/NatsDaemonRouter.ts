@@ -9,8 +9,10 @@
  *   daemon N subscribes (queue group `gateway`, so one of them answers when a
  *   daemon reconnected through another gateway). On the inbox it sends
  *   `{ t: "ack" }` at once, `{ t: "beat" }` every `heartbeatMs` while the call
- *   runs, then `{ t: "result", output, isError }`, `{ t: "tools", tools }` or
- *   `{ t: "error", code, message }`.
+ *   runs, `{ t: "output", stream, text }` for each chunk of output the tool
+ *   prints while it runs (run_command; coalesced and bounded by the daemon,
+ *   in order: one publisher, one subject), then `{ t: "result", output,
+ *   isError }`, `{ t: "tools", tools }` or `{ t: "error", code, message }`.
  * - `<prefix>.daemon.N.cancel` — `{ callId }`, published by a worker whose
  *   call was interrupted (a run cancelled); the gateway interrupts that call,
  *   which kills the daemon's command tree.
@@ -23,7 +25,7 @@
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
 import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
-import { DaemonRouter, ToolError, type ToolCall, type ToolResult } from "@relavium/ports"
+import { DaemonRouter, type ExecuteOptions, ToolError, type ToolCall, type ToolResult } from "@relavium/ports"
 import { Llm, Tool } from "@relavium/domain"
 import * as NatsUpdateHub from "./NatsUpdateHub.js"
 
@@ -42,6 +44,7 @@ export type Request = typeof Request.Type
 export const Reply = Schema.Union(
   Schema.Struct({ t: Schema.Literal("ack") }),
   Schema.Struct({ t: Schema.Literal("beat") }),
+  Schema.Struct({ t: Schema.Literal("output"), stream: Schema.Literal("stdout", "stderr"), text: Schema.String }),
   Schema.Struct({ t: Schema.Literal("result"), output: Schema.String, isError: Schema.Boolean }),
   Schema.Struct({ t: Schema.Literal("tools"), tools: Schema.Array(Llm.ToolDef) }),
   Schema.Struct({ t: Schema.Literal("error"), code: Tool.ToolErrorCode, message: Schema.String })
@@ -103,8 +106,8 @@ export const makeRouter = (nc: NatsConnection, options: RouterOptions = {}): Dae
     `no tools daemon named '${daemon}' is connected to a gateway; start one with \`relavium daemon start --gateway URL --token T --name ${daemon}\``
   )
 
-  /** Sends one request; returns its final reply (anything but ack and beat). */
-  const exchange = (request: Request, callId: string | undefined): Effect.Effect<Reply, ToolError> =>
+  /** Sends one request; returns its final reply (anything but ack, beat and output, which goes to `onOutput`). */
+  const exchange = (request: Request, callId: string | undefined, onOutput?: ExecuteOptions["onOutput"]): Effect.Effect<Reply, ToolError> =>
     Effect.scoped(
       Effect.gen(function* () {
         if (nc.isClosed()) return yield* unavailable("the connection to NATS is closed; tool calls cannot reach the gateway")
@@ -149,6 +152,11 @@ export const makeRouter = (nc: NatsConnection, options: RouterOptions = {}): Dae
             acked = true
             continue
           }
+          if (reply.t === "output") {
+            acked = true
+            if (onOutput !== undefined) yield* onOutput({ stream: reply.stream, text: reply.text })
+            continue
+          }
           return reply
         }
       })
@@ -170,8 +178,8 @@ export const makeRouter = (nc: NatsConnection, options: RouterOptions = {}): Dae
       Effect.flatMap(exchange({ kind: "tools", names: [...names] }, undefined), (reply) =>
         reply.t === "tools" ? Effect.succeed(reply.tools) : failOn(reply)
       ),
-    execute: (call) =>
-      Effect.flatMap(exchange({ kind: "execute", call: call as typeof CallSchema.Type }, call.callId), (reply) =>
+    execute: (call, executeOptions) =>
+      Effect.flatMap(exchange({ kind: "execute", call: call as typeof CallSchema.Type }, call.callId, executeOptions?.onOutput), (reply) =>
         reply.t === "result" ? Effect.succeed<ToolResult>({ output: reply.output, isError: reply.isError }) : failOn(reply)
       )
   })
@@ -224,7 +232,11 @@ export const serveDaemon = (
       const work: Effect.Effect<Reply, ToolError> =
         request.kind === "tools"
           ? Effect.map(router.tools(request.names), (tools): Reply => ({ t: "tools", tools: [...tools] }))
-          : Effect.map(router.execute(request.call as ToolCall), (r): Reply => ({ t: "result", output: r.output, isError: r.isError ?? false }))
+          : Effect.map(
+              router.execute(request.call as ToolCall, {
+                onOutput: (chunk) => send(msg, { t: "output", stream: chunk.stream, text: chunk.text })
+              }),
+              (r): Reply => ({ t: "result", output: r.output, isError: r.isError ?? false }))
       return Effect.gen(function* () {
         yield* send(msg, { t: "ack" })
         const beats = yield* send(msg, { t: "beat" }).pipe(

@@ -134,4 +134,38 @@ describe("tool calls over NATS", () => {
       const router = yield* worker(prefix)
       assert.strictEqual((yield* router.execute(call("echo", 1))).output, "gw:1")
     }))
+
+  it.scopedLive("output a tool prints while it runs travels on the reply inbox, in order, before the result", () =>
+    Effect.gen(function* () {
+      const prefix = freshPrefix()
+      const release = yield* Deferred.make<void>()
+      const printing: DaemonRouter["Type"] = DaemonRouter.of({
+        tools: () => Effect.succeed([]),
+        execute: (_call, options) =>
+          Effect.gen(function* () {
+            const onOutput = options?.onOutput ?? (() => Effect.void)
+            for (let i = 0; i < 30; i++) yield* onOutput({ stream: i % 3 === 2 ? "stderr" : "stdout", text: `chunk ${i}\n` })
+            // The rest of the call waits until the worker has seen the chunks: they arrive while it runs.
+            yield* Deferred.await(release)
+            return { output: "all done", isError: false }
+          })
+      })
+      yield* gateway(prefix, "default", Layer.succeed(DaemonRouter, printing), yield* Effect.scope)
+      const router = yield* worker(prefix)
+      const seen: Array<string> = []
+      const result = yield* router.execute(call("printer", {}), {
+        onOutput: (chunk) =>
+          Effect.suspend(() => {
+            seen.push(`${chunk.stream}:${chunk.text}`)
+            return seen.length === 30 ? Deferred.succeed(release, undefined) : Effect.void
+          })
+      })
+      assert.deepStrictEqual(result, { output: "all done", isError: false })
+      assert.deepStrictEqual(
+        seen,
+        Array.from({ length: 30 }, (_, i) => `${i % 3 === 2 ? "stderr" : "stdout"}:chunk ${i}\n`)
+      )
+      // A worker that does not ask for the output gets the same result (the gate is open by now).
+      assert.deepStrictEqual(yield* router.execute(call("printer", {})), { output: "all done", isError: false })
+    }))
 })

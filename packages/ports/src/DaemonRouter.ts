@@ -18,6 +18,21 @@ export interface ToolCall extends Tool.ToolCall {
 /** What the model sees (already bounded by the daemon), and whether the tool reported a failure (`Tool.ToolResult`). */
 export type ToolResult = Tool.ToolResult
 
+/** A piece of a tool's output while it runs (run_command's stdout or stderr), coalesced and bounded by the daemon. */
+export interface ToolOutputChunk {
+  readonly stream: "stdout" | "stderr"
+  readonly text: string
+}
+
+export interface ExecuteOptions {
+  /**
+   * Receives the tool's output while it runs, in order, before the call returns its result (the
+   * result is unchanged). Only tools that print as they go (run_command) call it. Not secret-scrubbed:
+   * the caller scrubs before it stores or publishes a chunk.
+   */
+  readonly onOutput?: ((chunk: ToolOutputChunk) => Effect.Effect<void>) | undefined
+}
+
 /** A tool implemented in this process. */
 export interface InProcessTool {
   readonly definition: Llm.ToolDef
@@ -28,7 +43,8 @@ export class DaemonRouter extends Context.Tag("@relavium/ports/DaemonRouter")<
   DaemonRouter,
   {
     readonly tools: (names: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Llm.ToolDef>, ToolError>
-    readonly execute: (call: ToolCall) => Effect.Effect<ToolResult, ToolError>
+    /** Runs a call to its result; `options.onOutput` sees its output while it runs. */
+    readonly execute: (call: ToolCall, options?: ExecuteOptions) => Effect.Effect<ToolResult, ToolError>
   }
 >() {
   /** A router over tools implemented in this process (none by default: every call is tool_unavailable). */

@@ -31,6 +31,11 @@ export interface Scrubber {
   readonly find: (text: string, from: number) => { readonly at: number; readonly length: number } | undefined
   /** The length of the longest secret (0 when there is none). */
   readonly longest: number
+  /**
+   * The length of the longest end of `text` that begins some secret without completing it: text a
+   * stream must hold back until the next piece says whether a secret continues there.
+   */
+  readonly partialAtEnd: (text: string) => number
 }
 
 export const makeScrubber = (values: ReadonlyArray<Redacted.Redacted<string>>): Scrubber => {
@@ -45,8 +50,21 @@ export const makeScrubber = (values: ReadonlyArray<Redacted.Redacted<string>>): 
     }
     return best
   }
+  const partialAtEnd = (text: string) => {
+    let held = 0
+    for (const secret of secrets) {
+      for (let length = Math.min(secret.length - 1, text.length); length > held; length--) {
+        if (text.endsWith(secret.slice(0, length))) {
+          held = length
+          break
+        }
+      }
+    }
+    return held
+  }
   return {
     find,
+    partialAtEnd,
     longest: secrets[0]?.length ?? 0,
     scrub: (text) => {
       if (secrets.length === 0) return text

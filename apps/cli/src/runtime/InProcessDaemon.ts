@@ -19,7 +19,7 @@ export const layer = (options: LocalDaemonOptions): Layer.Layer<DaemonRouter> =>
       )
       return DaemonRouter.of({
         tools: (names) => Effect.flatMap(open, (router) => router.tools(names)),
-        execute: (call) => Effect.flatMap(open, (router) => router.execute(call))
+        execute: (call, options) => Effect.flatMap(open, (router) => router.execute(call, options))
       })
     })
   )
