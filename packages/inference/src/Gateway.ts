@@ -15,10 +15,11 @@
  * model, the counts, the timing and the status. The adapters' own warnings (they may quote a
  * provider's error text) are silenced inside the upstream call for the same reason.
  */
-import { type HttpApp, HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, type HttpClient, HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cost, type Llm } from "@relavium/domain"
 import { can, forOrg, KeyStore, LlmProvider, type Principal, Tenancy } from "@relavium/ports"
-import { Chunk, Clock, Effect, Either, FiberRef, LogLevel, Option, Redacted, Stream } from "effect"
+import { Chunk, Clock, Effect, Either, FiberRef, Layer, LogLevel, Option, Redacted, Stream } from "effect"
+import { Providers } from "@relavium/llm"
 import { randomBytes } from "node:crypto"
 import { type BudgetExceeded, Metering, type RateLimited, RateLimiter, type Reservation, type UsageStatus } from "./Metering.js"
 import { type ApiFailure, type ChatCompletionRequest, errorBody, failure, parseRequest } from "./OpenAi.js"
@@ -400,3 +401,11 @@ export const makeApp = (options: GatewayOptions) =>
     )
     return app
   })
+
+/** The gateway served on the `HttpServer` of the context, for the layer's lifetime. */
+export const layer = (options: GatewayOptions) =>
+  Layer.scopedDiscard(Effect.flatMap(makeApp(options), (app) => HttpServer.serveEffect(app)))
+
+/** The upstream side: @relavium/llm's adapters for the routes' providers, keys read from the `KeyStore` per call. */
+export const layerUpstream = (routes: Routes): Layer.Layer<LlmProvider, never, HttpClient.HttpClient | KeyStore> =>
+  Providers.layer(routes.providers)
