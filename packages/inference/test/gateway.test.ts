@@ -50,6 +50,8 @@ const waitForRows = async (orgId: string, count: number) => {
   return gw.ledger(orgId)
 }
 
+const errorOf = async (response: Response) => ((await response.json()) as { error: Record<string, unknown> }).error
+
 const post = (body: string, token = gw.tokenA) =>
   fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body })
 
@@ -327,7 +329,7 @@ describe("bad input: OpenAI-shaped errors, nothing sent upstream, nothing metere
 
     const malformed = await post("{\"model\": \"gpt-4o-mini\", ")
     expect(malformed.status).toBe(400)
-    expect((await malformed.json()).error).toMatchObject({ type: "invalid_request_error", code: "invalid_json", param: null })
+    expect(await errorOf(malformed)).toMatchObject({ type: "invalid_request_error", code: "invalid_json", param: null })
 
     const unknown = await client().chat.completions.create({ model: "gpt-9", messages: [{ role: "user", content: "hi" }] }).catch((e) => e)
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError)
@@ -339,19 +341,19 @@ describe("bad input: OpenAI-shaped errors, nothing sent upstream, nothing metere
 
     const huge = await post(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(100 * 1024) }] }))
     expect(huge.status).toBe(413)
-    expect((await huge.json()).error).toMatchObject({ code: "request_too_large" })
+    expect(await errorOf(huge)).toMatchObject({ code: "request_too_large" })
 
     const badField = await post(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: 42 }] }))
     expect(badField.status).toBe(400)
-    const badBody = (await badField.json()).error
+    const badBody = await errorOf(badField)
     expect(badBody).toMatchObject({ type: "invalid_request_error", param: "messages[0].content" })
 
     const badArgs = await post(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{nope" } }] }] }))
-    expect((await badArgs.json()).error).toMatchObject({ param: "messages[0].tool_calls[0].function.arguments" })
+    expect(await errorOf(badArgs)).toMatchObject({ param: "messages[0].tool_calls[0].function.arguments" })
 
     const wrongPath = await fetch(`${gw.url}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${gw.tokenA}` } })
     expect(wrongPath.status).toBe(404)
-    expect((await wrongPath.json()).error).toMatchObject({ code: "unknown_url" })
+    expect(await errorOf(wrongPath)).toMatchObject({ code: "unknown_url" })
 
     expect(upstream.seen).toHaveLength(0)
     expect((await gw.ledger(gw.orgA)).length).toBe(beforeA)

@@ -111,3 +111,6 @@ export const hub = setting("RELAVIUM_HUB", (name) =>
   )
 )
 export const daemonName = setting("RELAVIUM_DAEMON", Config.string)
+
+/** `RELAVIUM_INFERENCE_ROUTES`: the routes file of `relavium server inference` (docs/inference.md). */
+export const inferenceRoutes = setting("RELAVIUM_INFERENCE_ROUTES", Config.string)
