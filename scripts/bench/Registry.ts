@@ -8,7 +8,8 @@
  *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
  *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs);
  *   (8) loading a workflow file (YAML → compiled plan): ParseBench.ts;
- *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts.
+ *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts;
+ *   (10) the inference gateway's added latency: GatewayBench.ts (gateway.mjs).
  */
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, expressionChainCase, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
@@ -16,7 +17,7 @@ import { type Benchmark, type Measurement, measured, skipped } from "./Harness.j
 import { monolithMemory } from "./MemoryBench.js"
 import { workflowParse } from "./ParseBench.js"
 import { sideBySide } from "./SideBySide.js"
-import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
+import { loadChatBench, loadDistributedBench, loadGatewayBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
   {
@@ -99,5 +100,14 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
     number: 9,
     title: "side by side with another CLI (BENCH_VERSUS): the same workflows and cold starts, interleaved",
     run: (config) => sideBySide(config)
+  },
+  {
+    id: "gateway.latency",
+    number: 10,
+    title: "inference gateway added latency: requests through the gateway vs straight to a fake upstream, loopback",
+    run: async (config) => {
+      const gateway = await loadGatewayBench(config)
+      return gateway._tag === "Missing" ? skipped(gateway.reason) : gateway.bench.gatewayLatency(config)
+    }
   }
 ]

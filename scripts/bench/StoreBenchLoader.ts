@@ -28,6 +28,11 @@ export interface ChatBench {
   readonly chatTurn: (config: BenchConfig) => Promise<Outcome>
 }
 
+/** What GatewayBench.ts exports. */
+export interface GatewayBench {
+  readonly gatewayLatency: (config: BenchConfig) => Promise<Outcome>
+}
+
 export type Loaded<B> = { readonly _tag: "Loaded"; readonly bench: B } | { readonly _tag: "Missing"; readonly reason: string }
 
 const loaded = new Map<string, Promise<Loaded<unknown>>>()
@@ -55,3 +60,5 @@ export const loadServerBench = (_config: BenchConfig) => loadBundle<ServerBench>
 export const loadDistributedBench = (_config: BenchConfig) =>
   loadBundle<DistributedBench>("distributed", "packages/queue, packages/hub and packages/store (BullMQ, NATS, Postgres)")
 export const loadChatBench = (_config: BenchConfig) => loadBundle<ChatBench>("chat", "packages/chat and packages/store (chat service on SQLite)")
+export const loadGatewayBench = (_config: BenchConfig) =>
+  loadBundle<GatewayBench>("gateway", "packages/inference (the managed inference gateway)")

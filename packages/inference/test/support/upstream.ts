@@ -31,6 +31,8 @@ export interface Upstream {
   readonly url: string
   readonly seen: Array<Seen>
   readonly script: (...replies: ReadonlyArray<Reply>) => void
+  /** The reply given whenever no scripted one is left (a benchmark's endless upstream). */
+  readonly always: (reply: Reply | undefined) => void
   readonly close: () => Promise<void>
 }
 
@@ -38,6 +40,9 @@ export const startUpstream = (): Promise<Upstream> =>
   new Promise((resolve) => {
     const seen: Array<Seen> = []
     let replies: Array<Reply> = []
+    let fallback: Reply | undefined
+    // An endless upstream keeps only the last request it saw.
+    let keep = true
     const server = http.createServer((req, res) => {
       let raw = ""
       req.on("data", (d) => (raw += d))
@@ -58,12 +63,13 @@ export const startUpstream = (): Promise<Upstream> =>
           closedEarly: false,
           closed
         }
+        if (!keep) seen.length = 0
         seen.push(record)
         res.on("close", () => {
           if (!res.writableEnded) record.closedEarly = true
           markClosed()
         })
-        const reply = replies.shift()
+        const reply = replies.shift() ?? fallback
         if (reply === undefined) {
           res.writeHead(500, { "content-type": "application/json" })
           res.end(JSON.stringify({ error: { message: "no scripted reply left", type: "server_error" } }))
@@ -98,6 +104,10 @@ export const startUpstream = (): Promise<Upstream> =>
         seen,
         script: (...next) => {
           replies = [...next]
+        },
+        always: (reply) => {
+          fallback = reply
+          keep = reply === undefined
         },
         close: () =>
           new Promise<void>((done) => {
