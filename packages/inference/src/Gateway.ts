@@ -18,7 +18,7 @@
 import { type HttpApp, type HttpClient, HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cost, type Llm } from "@relavium/domain"
 import { can, forOrg, KeyStore, LlmProvider, type Principal, Tenancy } from "@relavium/ports"
-import { Chunk, Clock, Effect, Either, FiberRef, Layer, LogLevel, Option, Redacted, Stream } from "effect"
+import { Chunk, Clock, Effect, Either, Exit, FiberRef, Layer, LogLevel, Option, Redacted, Stream } from "effect"
 import { Providers } from "@relavium/llm"
 import { randomBytes } from "node:crypto"
 import { type BudgetExceeded, Metering, type RateLimited, RateLimiter, type Reservation, type UsageStatus } from "./Metering.js"
@@ -140,7 +140,7 @@ export const makeApp = (options: GatewayOptions) =>
     const logRequest = (m: Metered, served: Route, status: UsageStatus, usage: Llm.Usage, ms: number) =>
       Effect.logInfo(
         `inference ${m.reservation.requestId}: model=${m.route.name} served_by=${served.provider}/${served.model} status=${status} input_tokens=${usage.inputTokens} output_tokens=${usage.outputTokens} duration_ms=${ms.toFixed(1)}`
-      ).pipe(Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.Info))
+      )
 
     /**
      * What one upstream call needs to be settled exactly once: the route that serves (moves along
@@ -275,9 +275,9 @@ export const makeApp = (options: GatewayOptions) =>
       })
 
     /** Non-streamed: the upstream's whole answer as one `chat.completion`. */
-    const whole = (m: Metered, upstream: Stream.Stream<Llm.StreamChunk, Llm.LlmError>) =>
-      Effect.gen(function* () {
-        const track = tracker(m)
+    const whole = (m: Metered, upstream: Stream.Stream<Llm.StreamChunk, Llm.LlmError>) => {
+      const track = tracker(m)
+      return Effect.gen(function* () {
         const completion = new Completion()
         const upstreamStart = yield* nowNanos
         const result = yield* upstream.pipe(
@@ -288,8 +288,7 @@ export const makeApp = (options: GatewayOptions) =>
             })
           ),
           silenced,
-          Effect.either,
-          Effect.onInterrupt(() => track.settle("cancelled"))
+          Effect.either
         )
         const upstreamEnd = yield* nowNanos
         if (Either.isLeft(result)) {
@@ -302,7 +301,11 @@ export const makeApp = (options: GatewayOptions) =>
         const json = completion.body(m.reservation.requestId, Math.floor(Number(m.startedNanos / 1_000_000_000n)), served.name, usage)
         const overhead = msSince(m.startedNanos, yield* nowNanos) - msSince(upstreamStart, upstreamEnd)
         return HttpServerResponse.unsafeJson(json, { headers: headersOf(m, overhead, served) })
-      })
+      }).pipe(
+        // A client that leaves cancels the upstream call; anything unforeseen still releases the hold.
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : track.settle(Exit.isInterrupted(exit) ? "cancelled" : "error")))
+      )
+    }
 
     /**
      * Streamed: the upstream is pulled until its first output (a failure before it is still an

@@ -322,6 +322,25 @@ describe("streams that do not finish", () => {
   })
 })
 
+describe("a client that leaves a non-streamed call", () => {
+  it("cancels the upstream call and is metered once, as cancelled", async () => {
+    const before = (await gw.ledger(gw.orgA)).length
+    upstream.script({ frames: openAiChat.text("gpt-4o-mini").slice(0, 3), hold: true })
+    const abort = new AbortController()
+    const pending = client()
+      .chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: PROMPT }] }, { signal: abort.signal })
+      .catch((e) => e)
+    while (upstream.seen.length === 0) await new Promise((r) => setTimeout(r, 5))
+    abort.abort()
+    expect(await pending).toBeInstanceOf(OpenAI.APIUserAbortError)
+    await upstream.seen[0]!.closed
+    expect(upstream.seen[0]!.closedEarly).toBe(true)
+    const rows = (await waitForRows(gw.orgA, before + 1)).slice(before)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ status: "cancelled", model: "gpt-4o-mini" })
+  })
+})
+
 describe("bad input: OpenAI-shaped errors, nothing sent upstream, nothing metered", () => {
   it("malformed JSON, an unknown model, a model without the org's key, an oversized body, a bad field", async () => {
     const beforeA = (await gw.ledger(gw.orgA)).length
