@@ -116,10 +116,6 @@ export const makeApp = (options: GatewayOptions) =>
       return Either.right(resolved.right.value)
     })
 
-    /** Whether the org holds a managed key for the route's provider (or the provider needs none). */
-    const hasKey = (route: Route) =>
-      route.keyRequired ? Effect.map(keys.get(route.keyName), Option.isSome) : Effect.succeed(true)
-
     const readBody = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const length = request.headers["content-length"]
@@ -238,15 +234,17 @@ export const makeApp = (options: GatewayOptions) =>
         if (route === undefined) {
           return respond(failure(404, "invalid_request_error", "model_not_found", `the model '${body.model}' does not exist or you do not have access to it`, "model"))
         }
-        const keyed = yield* Effect.either(Effect.all([route, ...(fallbacks.get(route.name) ?? [])].map((r) => Effect.map(hasKey(r), (ok) => [r, ok] as const))))
-        if (Either.isLeft(keyed)) {
-          yield* Effect.logError(`inference: the managed keys could not be read (${keyed.left.reason ?? "key store unavailable"})`)
+        // One look at which keys the org holds (names only, nothing decrypted); the adapter reads the one it calls with.
+        const held = yield* Effect.either(keys.list)
+        if (Either.isLeft(held)) {
+          yield* Effect.logError(`inference: the managed keys could not be listed (${held.left.reason ?? "key store unavailable"})`)
           return respond(failure(503, "server_error", "service_unavailable", "the managed keys could not be read now; try again"))
         }
-        if (!keyed.right[0]![1]) {
+        const hasKey = (r: Route) => !r.keyRequired || held.right.includes(r.keyName)
+        if (!hasKey(route)) {
           return respond(failure(400, "invalid_request_error", "model_not_enabled", `the model '${body.model}' is not enabled for your org: it holds no managed key for ${route.provider}`, "model"))
         }
-        const chain = keyed.right.filter(([, ok]) => ok).map(([r]) => r)
+        const chain = [route, ...(fallbacks.get(route.name) ?? []).filter(hasKey)]
         const request = toLlmRequest(body, route, chain.slice(1))
         if (Either.isLeft(request)) return respond(request.left)
         const estimateInput = estimateInputTokens(body)
