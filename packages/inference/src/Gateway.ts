@@ -321,7 +321,9 @@ export const makeApp = (options: GatewayOptions) =>
         const upstreamStart = yield* nowNanos
         const first: Array<Llm.StreamChunk> = []
         let endedEarly: Option.Option<Llm.LlmError> | undefined
-        while (endedEarly === undefined && !first.some((c) => c.type !== "attempt")) {
+        // Attempts, and the usage a failing upstream reported before failing, are not output yet.
+        const isOutput = (c: Llm.StreamChunk) => c.type !== "attempt" && !(c.type === "stop" && c.stopReason === "error")
+        while (endedEarly === undefined && !first.some(isOutput)) {
           const next = yield* Effect.either(pullOnce)
           if (Either.isLeft(next)) endedEarly = next.left
           else first.push(...Chunk.toReadonlyArray(next.right))
@@ -330,15 +332,22 @@ export const makeApp = (options: GatewayOptions) =>
         for (const chunk of first) track.see(chunk)
         if (endedEarly !== undefined && Option.isSome(endedEarly) && !track.output()) {
           ended = "error"
+          yield* track.settle("error")
           return respond(upstreamFailure(endedEarly.value))
         }
         const writer = new ChunkWriter(m.reservation.requestId, Math.floor(Number(m.startedNanos / 1_000_000_000n)), m.route.name, includeUsage)
         const encode = (chunks: ReadonlyArray<Llm.StreamChunk>) => chunks.flatMap((c) => writer.write(c))
+        // Settled before the last events leave, so a client that saw [DONE] finds the call in the ledger.
         const tail = Stream.suspend(() => {
           ended = "ok"
           const usage = track.usage() ?? { inputTokens: 0, outputTokens: 0 }
-          return Stream.fromIterable(includeUsage ? [writer.usage(usage), SSE_DONE] : [SSE_DONE])
+          return Stream.concat(Stream.execute(track.settle("ok")), Stream.fromIterable(includeUsage ? [writer.usage(usage), SSE_DONE] : [SSE_DONE]))
         })
+        const cutShort = (error: Llm.LlmError) =>
+          Stream.suspend(() => {
+            ended = "cut"
+            return Stream.concat(Stream.execute(track.settle("cut")), Stream.make(sseEvent(errorBody(upstreamFailure(error)))))
+          })
         const rest: Stream.Stream<Uint8Array> =
           endedEarly === undefined
             ? Stream.repeatEffectChunkOption(
@@ -349,20 +358,11 @@ export const makeApp = (options: GatewayOptions) =>
                 })
               ).pipe(
                 Stream.concat(tail),
-                Stream.catchAll((error) =>
-                  Stream.suspend(() => {
-                    ended = "cut"
-                    const f = upstreamFailure(error)
-                    return Stream.make(sseEvent(errorBody(f)))
-                  })
-                )
+                Stream.catchAll(cutShort)
               )
             : Option.isNone(endedEarly)
               ? tail
-              : Stream.suspend(() => {
-                  ended = "cut"
-                  return Stream.make(sseEvent(errorBody(upstreamFailure(endedEarly.value))))
-                })
+              : cutShort(endedEarly.value)
         const head = [writer.start(), ...encode(first)]
         const overhead = msSince(m.startedNanos, yield* nowNanos) - msSince(upstreamStart, upstreamEnd)
         return HttpServerResponse.stream(Stream.concat(Stream.fromIterable(head), rest), {

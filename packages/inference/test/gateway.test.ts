@@ -280,6 +280,21 @@ describe("typed errors", () => {
   })
 })
 
+describe("an upstream that fails before any output, streamed", () => {
+  it("is an HTTP error (502), settled as error with the usage the upstream reported", async () => {
+    const before = (await gw.ledger(gw.orgA)).length
+    upstream.script({ frames: anthropic.overloadedEvent })
+    const error = await client()
+      .chat.completions.create({ model: "claude-sonnet", messages: [{ role: "user", content: PROMPT }], stream: true })
+      .catch((e) => e)
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError)
+    expect(error.status).toBe(502)
+    const rows = await rowsAfter(before)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ status: "error", inputTokens: 10, outputTokens: 1 })
+  })
+})
+
 describe("streams that do not finish", () => {
   it("an upstream cut midway is metered as cut with the tokens that arrived", async () => {
     const before = (await gw.ledger(gw.orgA)).length
