@@ -230,7 +230,7 @@ export const makeApp = (options: GatewayOptions) =>
 
     const chat = (body: ChatCompletionRequest, principal: Principal, startedNanos: bigint) =>
       Effect.gen(function* () {
-        const route = routes.get(body.model)
+        const route = options.routes.resolve(body.model)
         if (route === undefined) {
           return respond(failure(404, "invalid_request_error", "model_not_found", `the model '${body.model}' does not exist or you do not have access to it`, "model"))
         }

@@ -69,7 +69,14 @@ export interface Route {
 }
 
 export interface Routes {
+  /** The routes the file names, by model name. */
   readonly routes: ReadonlyMap<string, Route>
+  /**
+   * The route of a model name: a name of the file, else `<provider>/<model>` (what managed mode's
+   * `ManagedGateway` sends) — a route of the file with that provider and model, or, for a provider
+   * of the file or a built-in one and a model of the shipped price list, a route made for it.
+   */
+  readonly resolve: (name: string) => Route | undefined
   /** Model name → the routes tried after it, in order. */
   readonly fallbacks: ReadonlyMap<string, ReadonlyArray<Route>>
   /** What `Providers.layer` needs to reach every provider of the file. */
@@ -151,7 +158,22 @@ export const fromFile = (file: RoutesFile): Either.Either<Routes, RoutesError> =
       ...(own.dialect !== undefined ? { dialect: own.dialect } : {})
     }
   }
-  return Either.right({ routes, fallbacks, providers: { providers, maxAttempts: file.max_attempts ?? 1 } })
+  const resolve = (name: string): Route | undefined => {
+    const named = routes.get(name)
+    if (named !== undefined) return named
+    const slash = name.indexOf("/")
+    if (slash <= 0 || slash === name.length - 1) return undefined
+    const provider = name.slice(0, slash)
+    const model = name.slice(slash + 1)
+    for (const route of routes.values()) if (route.provider === provider && route.model === model) return route
+    const known = settings(provider)
+    if (!known.known) return undefined
+    return Option.match(Pricing.lookup(provider, model), {
+      onNone: () => undefined,
+      onSome: (row) => ({ name, provider, model, keyName: known.keyName, keyRequired: known.keyRequired, price: row.price, maxOutputTokens: defaultCap })
+    })
+  }
+  return Either.right({ routes, fallbacks, resolve, providers: { providers, maxAttempts: file.max_attempts ?? 1 } })
 }
 
 /** The routes file's text (JSON) → routes, or an error naming the file and the place that is wrong. */

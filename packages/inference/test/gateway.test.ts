@@ -208,6 +208,14 @@ describe("answers through the SDK", () => {
     expect(b).toEqual(["gpt-4o", "gpt-4o-mini", "house-model"])
   })
 
+  it("serves managed mode's <provider>/<model> names (ManagedGateway)", async () => {
+    upstream.script({ frames: openAiChat.text("gpt-4.1-mini") })
+    const data = await client().chat.completions.create({ model: "openai/gpt-4.1-mini", messages: [{ role: "user", content: "hi" }] })
+    expect(data.model).toBe("openai/gpt-4.1-mini")
+    expect(upstream.seen[0]!.body.model).toBe("gpt-4.1-mini")
+    expect(upstream.seen[0]!.authorization).toBe(`Bearer ${MANAGED_OPENAI}`)
+  })
+
   it("follows the configured fallback when the upstream fails before any output", async () => {
     const before = (await gw.ledger(gw.orgA)).length
     upstream.script({ status: 500, body: openAiChat.serverErrorBody }, { frames: openAiChat.text("house-1") })

@@ -31,6 +31,14 @@ describe("the routes file", () => {
     expect(routes.fallbacks.get("sonnet")!.map((r) => r.name)).toEqual(["mini", "house"])
     expect(routes.providers.providers?.house).toMatchObject({ wire: "openai-chat", baseUrl: "http://127.0.0.1:9000/v1", keyName: "house-key" })
     expect(routes.providers.maxAttempts).toBe(1)
+    // Managed mode's `<provider>/<model>` names: a route of the file, or one made for a priced model of a known provider.
+    expect(routes.resolve("openai/gpt-4o-mini")?.name).toBe("mini")
+    expect(routes.resolve("anthropic/claude-haiku-4-5")).toMatchObject({ name: "anthropic/claude-haiku-4-5", provider: "anthropic", model: "claude-haiku-4-5", keyName: "anthropic", maxOutputTokens: 2000 })
+    expect(routes.resolve("house/h1")?.name).toBe("house")
+    expect(routes.resolve("openai/gpt-unpriced")).toBeUndefined()
+    expect(routes.resolve("nowhere/gpt-4o")).toBeUndefined()
+    expect(routes.resolve("gpt-4o")).toBeUndefined()
+    expect(routes.resolve("openai/")).toBeUndefined()
     expect(Routing.parse(JSON.stringify({ models: { local: { provider: "ollama", model: "llama3", price: { input_usd_per_mtok: 0, output_usd_per_mtok: 0 } } } }), "r").pipe(Either.map((r) => r.routes.get("local")!.keyRequired))).toEqual(Either.right(false))
   })
 

@@ -29,8 +29,14 @@ export interface InferenceOptions {
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
 }
 
-/** The ledger and budgets: in this process until the SQL ledger is wired here. */
-export const metering: Layer.Layer<Metering> = layerMeteringMemory
+/**
+ * The ledger and budgets: in this process until the SQL ledger is wired here (it may need the
+ * deployment's `SqlClient`, which {@link layerInference} provides to it).
+ */
+export const metering: Layer.Layer<Metering, never, Postgres> = layerMeteringMemory
+
+/** What the deployment's Postgres provides (its `SqlClient`). */
+type Postgres = Layer.Layer.Success<ReturnType<typeof Database.layerPg>>
 
 /** The rate limiter: none until the Redis limiter is wired here (on `redisUrl`). */
 export const rateLimiter = (_redisUrl: Option.Option<Redacted.Redacted<string>>): Layer.Layer<RateLimiter> => layerRateLimiterNone
@@ -44,9 +50,8 @@ export const layerInference = (options: InferenceOptions) => {
   return Gateway.layer({ routes: options.routes, maxBodyBytes: options.maxBodyBytes }).pipe(
     Layer.provide(Gateway.layerUpstream(options.routes).pipe(Layer.provide(NodeHttpClient.layerUndici))),
     Layer.provideMerge(NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions(options.timeouts)), { host: options.host, port: options.port })),
-    Layer.provide(Layer.mergeAll(SqlTenancy.layer, SqlKeyStore.layerPgEncrypted(options.masterKey))),
-    Layer.provide(postgres),
-    Layer.provide(Layer.merge(metering, rateLimiter(options.redisUrl)))
+    Layer.provide(Layer.mergeAll(SqlTenancy.layer, SqlKeyStore.layerPgEncrypted(options.masterKey), metering).pipe(Layer.provide(postgres))),
+    Layer.provide(rateLimiter(options.redisUrl))
   )
 }
 
