@@ -1,5 +1,5 @@
 /**
- * (10) Gateway added latency, bundled apart (gateway.mjs): the managed inference gateway of
+ * (11) Gateway added latency, bundled apart (gateway.mjs): the managed inference gateway of
  * @relavium/inference in front of a fake OpenAI upstream on loopback (chat completions SSE with
  * usage, answered at once). Each sample is a pair, interleaved: the same request straight to the
  * upstream (its SSE read to the end), then through the gateway (a non-streamed completion: token

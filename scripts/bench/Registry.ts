@@ -8,16 +8,17 @@
  *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
  *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs);
  *   (8) loading a workflow file (YAML → compiled plan): ParseBench.ts;
- *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts;
- *   (10) the inference gateway's added latency: GatewayBench.ts (gateway.mjs).
+ *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts.
  */
+// (11) the inference gateway's added latency: GatewayBench.ts (gateway.mjs).
+import { loadGatewayBench } from "./StoreBenchLoader.js"
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, expressionChainCase, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
 import { monolithMemory } from "./MemoryBench.js"
 import { workflowParse } from "./ParseBench.js"
 import { sideBySide } from "./SideBySide.js"
-import { loadChatBench, loadDistributedBench, loadGatewayBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
+import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
   {
@@ -103,7 +104,7 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
   },
   {
     id: "gateway.latency",
-    number: 10,
+    number: 11,
     title: "inference gateway added latency: requests through the gateway vs straight to a fake upstream, loopback",
     run: async (config) => {
       const gateway = await loadGatewayBench(config)

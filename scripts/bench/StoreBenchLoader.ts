@@ -55,10 +55,10 @@ export const loadBundle = <B>(name: string, waitsFor: string): Promise<Loaded<B>
   return promise as Promise<Loaded<B>>
 }
 
+export const loadGatewayBench = (_config: BenchConfig) =>
+  loadBundle<GatewayBench>("gateway", "packages/inference (the managed inference gateway)")
 export const loadStoreBench = (_config: BenchConfig) => loadBundle<StoreBench>("store", "packages/store with layerSqlite/layerPg")
 export const loadServerBench = (_config: BenchConfig) => loadBundle<ServerBench>("server", "packages/server and packages/hub (HTTP/SSE, NATS hub)")
 export const loadDistributedBench = (_config: BenchConfig) =>
   loadBundle<DistributedBench>("distributed", "packages/queue, packages/hub and packages/store (BullMQ, NATS, Postgres)")
 export const loadChatBench = (_config: BenchConfig) => loadBundle<ChatBench>("chat", "packages/chat and packages/store (chat service on SQLite)")
-export const loadGatewayBench = (_config: BenchConfig) =>
-  loadBundle<GatewayBench>("gateway", "packages/inference (the managed inference gateway)")
