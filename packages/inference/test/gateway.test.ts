@@ -113,6 +113,7 @@ describe("answers through the SDK", () => {
     expect(response.headers.get("content-type")).toContain("text/event-stream")
     const text = await response.text()
     expect(text.endsWith("data: [DONE]\n\n")).toBe(true)
+    expect(Number(response.headers.get(Gateway.OVERHEAD_HEADER))).toBeGreaterThanOrEqual(0)
     // Without include_usage no usage field and no usage chunk.
     expect(text).not.toContain("\"usage\"")
   })
@@ -393,6 +394,13 @@ describe("bad input: OpenAI-shaped errors, nothing sent upstream, nothing metere
     const badArgs = await post(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{nope" } }] }] }))
     expect(await errorOf(badArgs)).toMatchObject({ param: "messages[0].tool_calls[0].function.arguments" })
 
+    const many = await post(JSON.stringify({ model: "gpt-4o-mini", n: 2, messages: [{ role: "user", content: "hi" }] }))
+    expect(await errorOf(many)).toMatchObject({ code: "invalid_value", param: "n" })
+    const forced = await post(JSON.stringify({ model: "gpt-4o-mini", tool_choice: "required", messages: [{ role: "user", content: "hi" }] }))
+    expect(await errorOf(forced)).toMatchObject({ code: "invalid_value", param: "tool_choice" })
+    const orphan = await post(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "tool", tool_call_id: "nope", content: "x" }] }))
+    expect(await errorOf(orphan)).toMatchObject({ param: "messages[0].tool_call_id" })
+
     const wrongPath = await fetch(`${gw.url}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${gw.tokenA}` } })
     expect(wrongPath.status).toBe(404)
     expect(await errorOf(wrongPath)).toMatchObject({ code: "unknown_url" })
@@ -404,8 +412,13 @@ describe("bad input: OpenAI-shaped errors, nothing sent upstream, nothing metere
 })
 
 describe("no content in logs", () => {
-  it("the captured logs hold counts and statuses, never the prompt, the completion or a key", () => {
+  it("the captured logs hold counts and statuses, never the prompt, the completion or a key", async () => {
+    // Its own calls (streamed and not), beside everything the file did before.
+    upstream.script({ frames: openAiChat.text("gpt-4o-mini") }, { frames: anthropic.twoTools })
+    await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: PROMPT }] })
+    for await (const _ of await client().chat.completions.create({ model: "claude-sonnet", messages: [{ role: "user", content: PROMPT }], stream: true })) void _
     expect(gw.logs.some((line) => line.includes("status=ok") && line.includes("input_tokens=1200"))).toBe(true)
+    expect(gw.logs.some((line) => line.includes("status=ok") && line.includes("input_tokens=472") && line.includes("output_tokens=89"))).toBe(true)
     for (const secret of [PROMPT, "PROMPT-MARKER", "Hello, world", "first half of an ans", "Paris", "approve", MANAGED_OPENAI, MANAGED_ANTHROPIC, "Sorry about that"]) {
       expect(gw.logs.filter((line) => line.includes(secret))).toEqual([])
     }
