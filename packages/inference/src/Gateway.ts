@@ -17,8 +17,8 @@
  */
 import { type HttpApp, type HttpClient, HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cost, type Llm } from "@relavium/domain"
-import { can, forOrg, KeyStore, LlmProvider, type Principal, Tenancy } from "@relavium/ports"
-import { Chunk, Clock, Effect, Either, Exit, FiberRef, Layer, LogLevel, Option, Redacted, Stream } from "effect"
+import { can, currentOrgId, forOrg, KeyStore, LlmProvider, type Principal, Tenancy } from "@relavium/ports"
+import { Chunk, Clock, Context, Effect, Either, Exit, FiberRef, Layer, LogLevel, Option, Redacted, Stream } from "effect"
 import { Providers } from "@relavium/llm"
 import { randomBytes } from "node:crypto"
 import { type BudgetExceeded, Metering, type RateLimited, RateLimiter, type Reservation, type UsageStatus } from "./Metering.js"
@@ -407,6 +407,28 @@ export const makeApp = (options: GatewayOptions) =>
 export const layer = (options: GatewayOptions) =>
   Layer.scopedDiscard(Effect.flatMap(makeApp(options), (app) => HttpServer.serveEffect(app)))
 
-/** The upstream side: @relavium/llm's adapters for the routes' providers, keys read from the `KeyStore` per call. */
+/**
+ * The upstream side: @relavium/llm's adapters for the routes' providers, keys read from the
+ * `KeyStore` per call (under the caller's org). Each org gets a provider layer of its own: the
+ * layer remembers which targets answered "rate limited" and skips them for a while, and one org's
+ * limit on its own managed key must not send another org's calls to a fallback.
+ */
 export const layerUpstream = (routes: Routes): Layer.Layer<LlmProvider, never, HttpClient.HttpClient | KeyStore> =>
-  Providers.layer(routes.providers)
+  Layer.scoped(
+    LlmProvider,
+    Effect.gen(function* () {
+      const context = yield* Effect.context<HttpClient.HttpClient | KeyStore>()
+      const scope = yield* Effect.scope
+      const byOrg = new Map<string, LlmProvider["Type"]>()
+      const forOrgOf = Effect.gen(function* () {
+        const orgId = yield* currentOrgId
+        const known = byOrg.get(orgId)
+        if (known !== undefined) return known
+        const built = yield* Layer.buildWithScope(Providers.layer(routes.providers), scope).pipe(Effect.provide(context))
+        const provider = Context.get(built, LlmProvider)
+        byOrg.set(orgId, provider)
+        return provider
+      })
+      return LlmProvider.of({ stream: (request) => Stream.unwrap(Effect.map(forOrgOf, (provider) => provider.stream(request))) })
+    })
+  )

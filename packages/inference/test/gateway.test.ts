@@ -235,6 +235,25 @@ describe("answers through the SDK", () => {
   })
 })
 
+describe("orgs apart upstream", () => {
+  it("one org rate-limited on its own key does not send another org's calls to the fallback", async () => {
+    upstream.script(
+      { status: 429, body: openAiChat.rateLimitBody },
+      { frames: openAiChat.text("house-1") },
+      { frames: openAiChat.text("gpt-4o") }
+    )
+    const a = await client().chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] })
+    expect(a.model).toBe("house-model")
+    const b = await client(gw.tokenB).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] })
+    expect(b.model).toBe("gpt-4o")
+    expect(upstream.seen.map((s) => [s.body.model, s.authorization])).toEqual([
+      ["gpt-4o", `Bearer ${MANAGED_OPENAI}`],
+      ["house-1", `Bearer ${MANAGED_OPENAI}`],
+      ["gpt-4o", "Bearer sk-managed-openai-org-b-0123456789"]
+    ])
+  })
+})
+
 describe("typed errors", () => {
   it("a wrong token is an AuthenticationError (401), nothing reaches the upstream", async () => {
     const error = await client("rlv_" + "x".repeat(43)).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }).catch((e) => e)
