@@ -235,6 +235,31 @@ describe("answers through the SDK", () => {
   })
 })
 
+describe("concurrent calls", () => {
+  it("twenty at once, streamed and not, are each metered once with the upstream's usage", async () => {
+    const before = (await gw.ledger(gw.orgA)).length
+    upstream.script(...Array.from({ length: 20 }, () => ({ frames: openAiChat.text("gpt-4o-mini") })))
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        if (i % 2 === 0) {
+          const data = await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: `hi ${i}` }] })
+          expect(data.choices[0]!.message.content).toBe("Hello, world!")
+        } else {
+          let text = ""
+          for await (const chunk of await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: `hi ${i}` }], stream: true })) {
+            text += chunk.choices[0]?.delta.content ?? ""
+          }
+          expect(text).toBe("Hello, world!")
+        }
+      })
+    )
+    const rows = await rowsAfter(before)
+    expect(rows).toHaveLength(20)
+    expect(new Set(rows.map((r) => r.requestId)).size).toBe(20)
+    expect(rows.every((r) => r.status === "ok" && r.inputTokens === 1200 && r.outputTokens === 300)).toBe(true)
+  })
+})
+
 describe("orgs apart upstream", () => {
   it("one org rate-limited on its own key does not send another org's calls to the fallback", async () => {
     upstream.script(
