@@ -10,6 +10,8 @@
  *   (8) loading a workflow file (YAML → compiled plan): ParseBench.ts;
  *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts.
  */
+// (11) the inference gateway's added latency: GatewayBench.ts (gateway.mjs).
+import { loadGatewayBench } from "./StoreBenchLoader.js"
 import { cliColdStart } from "./CliBench.js"
 import { chainCases, expressionChainCase, fanoutCase, memoryStores, runCase } from "./EngineBench.js"
 import { type Benchmark, type Measurement, measured, skipped } from "./Harness.js"
@@ -99,5 +101,14 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
     number: 9,
     title: "side by side with another CLI (BENCH_VERSUS): the same workflows and cold starts, interleaved",
     run: (config) => sideBySide(config)
+  },
+  {
+    id: "gateway.latency",
+    number: 11,
+    title: "inference gateway added latency: requests through the gateway vs straight to a fake upstream, loopback",
+    run: async (config) => {
+      const gateway = await loadGatewayBench(config)
+      return gateway._tag === "Missing" ? skipped(gateway.reason) : gateway.bench.gatewayLatency(config)
+    }
   }
 ]

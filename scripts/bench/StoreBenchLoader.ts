@@ -28,6 +28,11 @@ export interface ChatBench {
   readonly chatTurn: (config: BenchConfig) => Promise<Outcome>
 }
 
+/** What GatewayBench.ts exports. */
+export interface GatewayBench {
+  readonly gatewayLatency: (config: BenchConfig) => Promise<Outcome>
+}
+
 export type Loaded<B> = { readonly _tag: "Loaded"; readonly bench: B } | { readonly _tag: "Missing"; readonly reason: string }
 
 const loaded = new Map<string, Promise<Loaded<unknown>>>()
@@ -50,6 +55,8 @@ export const loadBundle = <B>(name: string, waitsFor: string): Promise<Loaded<B>
   return promise as Promise<Loaded<B>>
 }
 
+export const loadGatewayBench = (_config: BenchConfig) =>
+  loadBundle<GatewayBench>("gateway", "packages/inference (the managed inference gateway)")
 export const loadStoreBench = (_config: BenchConfig) => loadBundle<StoreBench>("store", "packages/store with layerSqlite/layerPg")
 export const loadServerBench = (_config: BenchConfig) => loadBundle<ServerBench>("server", "packages/server and packages/hub (HTTP/SSE, NATS hub)")
 export const loadDistributedBench = (_config: BenchConfig) =>

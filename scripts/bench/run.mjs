@@ -31,6 +31,7 @@ await build({ ...options, entryPoints: [join(here, "main.ts")], outfile: join(ou
 // bundles: a package that is missing or does not build yet skips its benchmarks instead of
 // failing the whole run.
 const bundles = [
+  { name: "gateway", entry: "GatewayBench.ts", needs: ["packages/inference/src/Gateway.ts"] },
   { name: "store", entry: "StoreBench.ts", needs: ["packages/store/src/index.ts"] },
   { name: "server", entry: "ServerBench.ts", needs: ["packages/server/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] },
   { name: "distributed", entry: "DistributedBench.ts", needs: ["packages/queue/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] },

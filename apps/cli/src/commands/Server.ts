@@ -14,6 +14,7 @@ import { lazy } from "../Lazy.js"
 import * as Settings from "../runtime/Settings.js"
 import { cassetteOption, secretFlag, textFlag, tokenDelayOption } from "./Flags.js"
 import { gateway } from "./ServerGateway.js"
+import { inference } from "./ServerInference.js"
 
 /** The connection settings every server process takes. */
 const connectionOptions = {
@@ -95,8 +96,8 @@ const worker = Command.make("worker", workerConfig, lazy(() => import("../handle
 )
 
 export const server = Command.make("server").pipe(
-  Command.withDescription("The distributed mode's processes (api and worker replicas on Postgres, Redis and NATS; the gateway of remote tools daemons)"),
-  Command.withSubcommands([api, worker, gateway])
+  Command.withDescription("The distributed mode's processes (api and worker replicas on Postgres, Redis and NATS; the gateway of remote tools daemons; the managed inference gateway)"),
+  Command.withSubcommands([api, worker, gateway, inference])
 )
 
 /** What each command's handler gets (handlers/Server.ts). */

@@ -98,6 +98,8 @@ export const redisUrl = setting("RELAVIUM_REDIS_URL", (name) => Config.redacted(
 export const natsUrl = setting("RELAVIUM_NATS_URL", (name) => Config.redacted(name))
 export const queuePrefix = setting("RELAVIUM_QUEUE_PREFIX", Config.string)
 export const subjectPrefix = setting("RELAVIUM_SUBJECT_PREFIX", Config.string)
+/** `RELAVIUM_INFERENCE_ROUTES`: the routes file of `relavium server inference` (docs/inference.md). */
+export const inferenceRoutes = setting("RELAVIUM_INFERENCE_ROUTES", Config.string)
 
 /** What carries live run events between the processes: NATS subjects, or Redis Streams (on the queues' Redis). */
 export const hubKinds = ["nats", "redis"] as const
