@@ -17,6 +17,7 @@ import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
+import { triggerGroups } from "./TriggersApi.js"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -530,6 +531,9 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
 /** The tenancy routes (TenancyApi.ts): the caller's org, members, API tokens, audit trail. */
 export const { audit: AuditGroup, members: MembersGroup, org: OrgGroup, tokens: TokensGroup } = tenancyGroups({ Authorization, BadRequest, Conflict, Forbidden, InternalError, NotFound })
 
+/** The trigger routes (TriggersApi.ts): webhook and schedule triggers. */
+export const { triggers: TriggersGroup } = triggerGroups({ Authorization, BadRequest, Forbidden, InternalError, NotFound })
+
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
   .add(SystemGroup)
@@ -541,6 +545,7 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(MembersGroup)
   .add(TokensGroup)
   .add(AuditGroup)
+  .add(TriggersGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
 

@@ -24,7 +24,7 @@ import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
 import { localLayer } from "./Local.js"
 import { chatServices } from "./LocalChat.js"
-import { tenancyLayer } from "./Tenancy.js"
+import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 
 export interface MonolithOptions {
   readonly dataDir: string
@@ -56,6 +56,7 @@ export const monolithLayer = (options: MonolithOptions) =>
       yield* Monolith.lock(options.dataDir)
       const token = yield* Monolith.ensureToken(options.dataDir)
       const tls = yield* Monolith.ensureCertificate(options.dataDir, options.host)
+      const masterKey = yield* Monolith.ensureMasterKey(options.dataDir)
       const https = Monolith.layerHttps({ host: options.host, port: options.port, tls, timeouts: options.timeouts })
       const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
       const registry = Context.get(daemons, DaemonRegistry)
@@ -64,7 +65,7 @@ export const monolithLayer = (options: MonolithOptions) =>
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer))
+      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer), Layer.provide(triggersLayer({ masterKey })))
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe
