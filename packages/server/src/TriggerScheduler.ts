@@ -52,6 +52,8 @@ export const fire = (entry: ScheduleEntry, fireMs: number) =>
     }
     return true
   }).pipe(
+    // Recording a fire and starting its run are one step: a stopping process finishes it.
+    Effect.uninterruptible,
     forOrg(entry.orgId),
     Effect.catchTag("TriggerError", (e) => Effect.as(Effect.logError(`schedule ${entry.triggerId}: ${e.message}`), false))
   )
