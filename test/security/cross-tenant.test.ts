@@ -381,6 +381,7 @@ describe("cross-tenant probe: org A's tokens against every route with org B's id
     expect(((await ok(owner, "GET", "/tokens")) as Array<{ id: string }>).map((t) => t.id).sort()).toEqual([...A.tokenIds].sort())
     expect(((await ok(owner, "GET", "/gates")) as Array<{ runId: string }>).map((g) => g.runId)).toEqual([A.gatedRun])
     expect((await ok(owner, "GET", "/org")).id).toBe(A.id)
+    expect(((await ok(owner, "GET", "/triggers")) as Array<{ id: string }>).map((t) => t.id)).toEqual([A.triggerId])
   })
 
   it("A's SSE follower on B's run ids: 404, with nothing of B's in it", async () => {
