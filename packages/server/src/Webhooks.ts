@@ -79,7 +79,8 @@ const deliver = (triggerId: string, request: HttpServerRequest.HttpServerRequest
       yield* Clock.currentTimeMillis
     )
     if (refusal !== undefined) return problem(401, "Unauthorized", refusalMessage[refusal])
-    const deliveryId = header("webhook-id")!.slice(0, 200)
+    const deliveryId = header("webhook-id")!
+    if (deliveryId.length > 200) return problem(400, "BadRequest", "webhook-id is longer than 200 characters")
     const parsed = yield* Effect.either(
       Effect.try({ try: (): unknown => JSON.parse(Buffer.from(body).toString("utf8")), catch: (e) => (e as Error).message })
     )

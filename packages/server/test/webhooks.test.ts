@@ -170,6 +170,9 @@ describe("webhook triggers", () => {
     expect(wrongType.json.issues[0].path).toBe("inputs.count")
     const notJson = await deliver(hook.id, { secrets: [hook.secret], body: "not json" })
     expect(notJson.status).toBe(400)
+    const longId = await deliver(hook.id, { secrets: [hook.secret], id: `msg_${"x".repeat(200)}` })
+    expect(longId.status).toBe(400)
+    expect(longId.json.message).toContain("webhook-id")
     expect(await runCount()).toBe(before)
     // The refused delivery id was not recorded: fixed, it starts its run.
     const fixed = await deliver(hook.id, { id: missing.id, secrets: [hook.secret] })
