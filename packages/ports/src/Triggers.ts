@@ -150,6 +150,13 @@ interface MemoryTrigger {
 
 const MINUTE_MS = 60_000
 
+/**
+ * How long a delivery is kept: far longer than the 5 minutes a signed delivery may be replayed
+ * within and the minute of the rate limit. A trigger's newest delivery (by id: a schedule's last
+ * fire) is kept whatever its age.
+ */
+export const DELIVERY_RETENTION_MS = 60 * 60_000
+
 /** Checks what every layer checks before it stores a trigger (the server checks more: cron, zone, workflow). */
 export const checkNewTrigger = (input: NewTrigger): Effect.Effect<void, TriggerError> => {
   const problem =
@@ -254,6 +261,8 @@ export const layerTriggersMemory: Layer.Layer<Triggers> = Layer.effect(
           const recent = [...t.deliveries.values()].filter((d) => d.at > now - MINUTE_MS).map((d) => d.at)
           if (recent.length >= limitPerMinute) return { _tag: "Limited", retryAfterSeconds: retryAfter(Math.min(...recent), now) } as const
           t.deliveries.set(deliveryId, { runId, at: now })
+          const newest = [...t.deliveries.keys()].sort().at(-1)
+          for (const [id, d] of t.deliveries) if (d.at < now - DELIVERY_RETENTION_MS && id !== newest) t.deliveries.delete(id)
           return { _tag: "Accepted" } as const
         }),
       forgetDelivery: (triggerId, deliveryId) =>

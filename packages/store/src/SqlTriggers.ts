@@ -24,6 +24,7 @@ import {
   mintWebhookSecret,
   type MissedPolicy,
   newTriggerId,
+  DELIVERY_RETENTION_MS,
   retryAfter,
   type ScheduleEntry,
   Trigger,
@@ -261,6 +262,11 @@ export const make = (masterKeys: MasterKeySettings | undefined): Effect.Effect<T
                 run_id: runId,
                 received_at: new Date(nowMs).toISOString()
               })}`
+              // Older deliveries have served their purpose (a replay is refused by its timestamp by then), but
+              // the newest by id stays: it is a schedule's last fire.
+              const kept = new Date(nowMs - DELIVERY_RETENTION_MS).toISOString()
+              yield* sql`DELETE FROM trigger_deliveries WHERE trigger_id = ${triggerId} AND received_at < ${kept}
+                AND delivery_id < (SELECT max(d.delivery_id) FROM trigger_deliveries d WHERE d.trigger_id = ${triggerId})`
               return { _tag: "Accepted" } satisfies DeliveryOutcome
             })
           )

@@ -109,6 +109,24 @@ export const triggersContract = (name: string, layer: Layer.Layer<Triggers, unkn
           assert.isTrue(refused._tag === "Left")
         }))
 
+      it.effect("deliveries older than the retention are dropped, but a trigger's newest (a schedule's last fire) stays", () =>
+        Effect.gen(function* () {
+          const triggers = yield* Triggers
+          const a = newOrg()
+          const { trigger } = yield* forOrg(a)(triggers.create(schedule({ cron: "* * * * *", timezone: "UTC" })))
+          const record = (deliveryId: string) =>
+            forOrg(a)(triggers.recordDelivery({ triggerId: trigger.id, deliveryId, runId: `run-${deliveryId}`, limitPerMinute: 100 }))
+          assert.deepStrictEqual(yield* record("2026-03-01T10:00:00.000Z"), { _tag: "Accepted" })
+          assert.deepStrictEqual(yield* record("2026-03-01T10:01:00.000Z"), { _tag: "Accepted" })
+          yield* TestClock.adjust("2 hours")
+          // A late fire with an older id: both earlier ones leave, the newest id stays.
+          assert.deepStrictEqual(yield* record("2026-03-01T09:59:00.000Z"), { _tag: "Accepted" })
+          assert.deepStrictEqual(yield* record("2026-03-01T10:00:00.000Z"), { _tag: "Accepted" })
+          assert.deepStrictEqual(yield* record("2026-03-01T10:01:00.000Z"), { _tag: "Duplicate", runId: "run-2026-03-01T10:01:00.000Z" })
+          const entry = (yield* triggers.schedules).find((s) => s.triggerId === trigger.id)
+          assert.strictEqual(entry?.lastFire, "2026-03-01T10:01:00.000Z")
+        }))
+
       it.effect("concurrent deliveries of one id record exactly one", () =>
         Effect.gen(function* () {
           const triggers = yield* Triggers
