@@ -6,8 +6,8 @@
  *   delivery again answers the same run; a wrong signature starts nothing.
  * - A schedule firing every second, with both workers running the scheduler: each fire starts
  *   exactly one run (one delivery row per fire time, each naming a run that exists once); one
- *   worker is killed with SIGKILL between fires, and the fire times recorded from the first to
- *   the last have no gap: the other worker went on firing.
+ *   worker is killed with SIGKILL between fires (half a second after one), and the fire times
+ *   recorded from the first to the last have no gap: the other worker went on firing.
  * - The webhook secret is in no process output, no Redis key and no table column.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -71,6 +71,13 @@ const deliveriesOf = (triggerId: string) =>
     `SELECT delivery_id, run_id FROM trigger_deliveries WHERE trigger_id = '${triggerId}' ORDER BY delivery_id`
   )
 
+/** Waits for the next recorded fire, then half a second more. */
+const betweenFires = async (triggerId: string) => {
+  const seen = (await deliveriesOf(triggerId)).length
+  await waitFor(async () => ((await deliveriesOf(triggerId)).length > seen ? true : undefined), "the next fire", 10_000)
+  await new Promise((resolve) => setTimeout(resolve, 450))
+}
+
 describe("triggers on the distributed deployment", { timeout: 300_000 }, () => {
   it("a signed webhook delivery starts one run on the workers; a retry answers the same run; a bad signature none", async () => {
     const created = await api.api("POST", "/triggers", { workflowId, kind: "webhook", name: "hook", inputTemplate: { note: "{{ ctx.body.note }}" } })
@@ -101,10 +108,12 @@ describe("triggers on the distributed deployment", { timeout: 300_000 }, () => {
     expect(created.status, created.text).toBe(201)
     const { id } = created.json.trigger as { id: string }
     await waitFor(async () => ((await deliveriesOf(id)).length >= 4 ? true : undefined), "4 fires", 60_000)
+    // Between fires: the schedulers fire just after each whole second; half a second after one was recorded, none is under way.
+    await betweenFires(id)
     await workers[0]!.stop("SIGKILL")
     const afterKill = (await deliveriesOf(id)).length
     await waitFor(async () => ((await deliveriesOf(id)).length >= afterKill + 4 ? true : undefined), "4 more fires", 60_000)
-    // The last worker stops (a fire in progress finishes: recording it and starting its run are one step).
+    await betweenFires(id)
     await workers[1]!.stop("SIGTERM")
     const fires = await deliveriesOf(id)
     const started = await queryDatabase<{ run_id: string; delivery: string }>(

@@ -71,6 +71,9 @@ const safely = <A>(f: () => A, fallback: A): A => {
   }
 }
 
+/** How long after a whole interval the scheduler wakes (the clock's second has surely turned). */
+const WAKE_OFFSET_MS = 50
+
 /** The scheduler loop; runs until interrupted. */
 export const run = (options: SchedulerOptions = {}) =>
   Effect.gen(function* () {
@@ -108,7 +111,11 @@ export const run = (options: SchedulerOptions = {}) =>
         for (const id of [...cursors.keys()]) if (!seen.has(id)) cursors.delete(id)
         first = false
       }
-      yield* Effect.sleep(poll)
+      // Wake just after the next whole interval: a fire due at a whole second is started at once,
+      // at the same moment on every replica, and a process is idle between fires.
+      const after = yield* Clock.currentTimeMillis
+      const step = Math.max(1, Duration.toMillis(poll))
+      yield* Effect.sleep(Duration.millis(Math.floor(after / step) * step + step + WAKE_OFFSET_MS - after))
     }
   })
 
