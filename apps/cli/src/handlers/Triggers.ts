@@ -30,7 +30,7 @@ const jsonObject = (text: string, flag: string) =>
 
 const withServer = <A>(args: TriggersArgs, use: (remote: Remote.Remote) => Effect.Effect<A, UsageProblem>) => {
   if (Option.isNone(args.server)) {
-    return Effect.fail(new UsageProblem("relavium triggers works through a server: pass --server URL --token TOKEN (or set RELAVIUM_SERVER)"))
+    return Effect.fail(new UsageProblem("relavium triggers works through a server: pass --server URL --token TOKEN"))
   }
   return withRemote({ server: args.server.value, token: args.token, ca: args.ca, dataDir: args.dataDir }, use).pipe(
     Effect.mapError((e) => (isUsageProblem(e) ? e : new UsageProblem(String(e), "server")))
