@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
-import { DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
+import { DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
 import { Auth, Monolith, Server } from "@relavium/server"
 import { Store } from "@relavium/store"
@@ -98,6 +98,7 @@ const monolithInProcess = (dataDir: string, hub: Layer.Layer<UpdateHub, unknown>
   return Server.layer({}).pipe(
     Layer.provide(Auth.layerSingleUser(Redacted.make(token))),
     Layer.provide(layerTenancyMemory),
+    Layer.provide(layerTriggersMemory),
     Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls })),
     Layer.provideMerge(engine)
   )

@@ -76,6 +76,9 @@ interface Org {
   readonly completedRun: string
   readonly gatedRun: string
   readonly gateId: string
+  /** A webhook trigger of the done workflow, and its secret. */
+  readonly triggerId: string
+  readonly triggerSecret: string
 }
 
 let d: Deployment
@@ -187,6 +190,7 @@ const createOrg = async (label: string, name: string, provider: string): Promise
   const gatedRun = (await ok(owner, "POST", "/runs", { workflowId: gated.workflowId })).runId as string
   await waitFor(async () => ((await runStatus(owner, completedRun)) === "completed" ? true : undefined), `${completedRun} completed`, 60_000)
   const gateId = await pendingGate(owner, gatedRun)
+  const trigger = await ok(owner, "POST", "/triggers", { workflowId: done.workflowId, kind: "webhook", name: `${label}-hook` })
   return {
     id: body.org.id,
     name,
@@ -201,7 +205,9 @@ const createOrg = async (label: string, name: string, provider: string): Promise
     workflowNames,
     completedRun,
     gatedRun,
-    gateId
+    gateId,
+    triggerId: trigger.trigger.id,
+    triggerSecret: trigger.secret
   }
 }
 
@@ -235,7 +241,8 @@ const bParams = (): Record<string, string> => ({
   email: B.memberEmail,
   tokenId: B.tokenIds[1]!,
   chatId: crypto.randomUUID(),
-  toolCallId: "call_1"
+  toolCallId: "call_1",
+  triggerId: B.triggerId
 })
 
 /** Values of ids that never existed anywhere, for the same parameters. */
@@ -247,7 +254,8 @@ const neverParams = (): Record<string, string> => ({
   email: "nobody@nowhere.test",
   tokenId: "tok_nosuchtoken",
   chatId: crypto.randomUUID(),
-  toolCallId: "call_none"
+  toolCallId: "call_none",
+  triggerId: "trg_00000000000000000000000000000000"
 })
 
 /** A body the route accepts, naming B's things where it takes an id. */
@@ -257,7 +265,8 @@ const bodies: Record<string, unknown> = {
   "gates.reject": { comment: "probe" },
   "gates.input": { value: "probe" },
   "keys.set": { key: "sk-probe-from-alpha" },
-  "members.setRole": { role: "viewer" }
+  "members.setRole": { role: "viewer" },
+  "triggers.rotateSecret": { graceSeconds: 0 }
 }
 
 /** Everything of B's that must never appear in an answer to A. */
@@ -274,7 +283,10 @@ const bSecrets = () => [
   ...B.workflowNames,
   B.completedRun,
   B.gatedRun,
-  "beta-output"
+  "beta-output",
+  B.triggerId,
+  B.triggerSecret,
+  "beta-hook"
 ]
 
 /** One request, the body read for at most a few seconds (an SSE answer never ends by itself). */
@@ -369,6 +381,7 @@ describe("cross-tenant probe: org A's tokens against every route with org B's id
     expect(((await ok(owner, "GET", "/tokens")) as Array<{ id: string }>).map((t) => t.id).sort()).toEqual([...A.tokenIds].sort())
     expect(((await ok(owner, "GET", "/gates")) as Array<{ runId: string }>).map((g) => g.runId)).toEqual([A.gatedRun])
     expect((await ok(owner, "GET", "/org")).id).toBe(A.id)
+    expect(((await ok(owner, "GET", "/triggers")) as Array<{ id: string }>).map((t) => t.id)).toEqual([A.triggerId])
   })
 
   it("A's SSE follower on B's run ids: 404, with nothing of B's in it", async () => {

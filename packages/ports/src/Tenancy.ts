@@ -59,11 +59,13 @@ export const Action = Schema.Literal(
   "tokens.manage",
   "audit.read",
   "usage.read",
+  "triggers.read",
+  "triggers.manage",
   "org.manage"
 )
 export type Action = typeof Action.Type
 
-const viewer: ReadonlyArray<Action> = ["runs.read", "workflows.read", "chats.read", "members.read", "usage.read"]
+const viewer: ReadonlyArray<Action> = ["runs.read", "workflows.read", "chats.read", "members.read", "usage.read", "triggers.read"]
 const member: ReadonlyArray<Action> = [
   ...viewer,
   "runs.start",
@@ -73,7 +75,8 @@ const member: ReadonlyArray<Action> = [
   "chats.write",
   "keys.list"
 ]
-const admin: ReadonlyArray<Action> = [...member, "keys.write", "members.manage", "tokens.read", "tokens.manage", "audit.read"]
+// A webhook secret starts runs without a token, as long as it lives: admins make them, as they make tokens.
+const admin: ReadonlyArray<Action> = [...member, "keys.write", "members.manage", "tokens.read", "tokens.manage", "audit.read", "triggers.manage"]
 const owner: ReadonlyArray<Action> = [...admin, "org.manage"]
 
 /** The permission table: what each role may do. */

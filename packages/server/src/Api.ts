@@ -18,6 +18,7 @@ import { Chat, Run, RunError, RunEvent } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
 import { tenancyGroups } from "./TenancyApi.js"
 import { ForkRequest, forkDescription, RetryRequest, retryDescription } from "./TimeTravelApi.js"
+import { triggerGroups } from "./TriggersApi.js"
 
 // ---------------------------------------------------------------------------
 // Errors (each carries its HTTP status)
@@ -543,6 +544,9 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
 /** The tenancy routes (TenancyApi.ts): the caller's org, members, API tokens, audit trail. */
 export const { audit: AuditGroup, members: MembersGroup, org: OrgGroup, tokens: TokensGroup } = tenancyGroups({ Authorization, BadRequest, Conflict, Forbidden, InternalError, NotFound })
 
+/** The trigger routes (TriggersApi.ts): webhook and schedule triggers. */
+export const { triggers: TriggersGroup } = triggerGroups({ Authorization, BadRequest, Forbidden, InternalError, NotFound })
+
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
   .add(SystemGroup)
@@ -554,6 +558,7 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(MembersGroup)
   .add(TokensGroup)
   .add(AuditGroup)
+  .add(TriggersGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
 

@@ -20,6 +20,7 @@ import { Effect, Either, Option, Redacted } from "effect"
 import { CurrentPrincipal, forOrg } from "@relavium/ports"
 import { Authentication, UNAUTHORIZED_MESSAGE } from "./Auth.js"
 import { routes } from "./Routes.js"
+import { isHookPath } from "./Webhooks.js"
 
 /** Larger request bodies are refused with 413. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -118,7 +119,9 @@ export const guard =
       const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
       const request = yield* HttpServerRequest.HttpServerRequest
       let forCaller: HttpApp.Default = app
-      if (!PUBLIC_PATHS.has(pathOf(request.url))) {
+      // A webhook delivery is authenticated by its signature, over its raw body (Webhooks.ts).
+      const hook = request.method === "POST" && isHookPath(pathOf(request.url))
+      if (!PUBLIC_PATHS.has(pathOf(request.url)) && !hook) {
         const given = bearerOf(request.headers["authorization"])
         const resolved =
           given === undefined
@@ -146,7 +149,7 @@ export const guard =
       // The API reads a JSON body before its decoder runs, and a body that is not JSON would end there
       // as an empty 400; read it first (the request caches it) to say why.
       const contentType = request.headers["content-type"]?.toLowerCase() ?? "application/json"
-      if (HttpMethod.hasBody(request.method) && contentType.includes("application/json") && length !== "0") {
+      if (!hook && HttpMethod.hasBody(request.method) && contentType.includes("application/json") && length !== "0") {
         const body = yield* HttpIncomingMessage.withMaxBodySize(Effect.either(request.text), Option.some(maxBytes))
         if (Either.isLeft(body)) {
           const error = body.left

@@ -8,7 +8,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Data, Effect, Redacted } from "effect"
-import { X509Certificate } from "node:crypto"
+import { randomBytes, X509Certificate } from "node:crypto"
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
 import type * as Http from "node:http"
 import { createServer } from "node:https"
@@ -25,6 +25,7 @@ export class MonolithError extends Data.TaggedError("MonolithError")<{ readonly 
 export const lockFile = (dataDir: string) => join(dataDir, "monolith.lock")
 export const tokenFile = (dataDir: string) => join(dataDir, "monolith.token")
 export const certFile = (dataDir: string) => join(dataDir, "monolith-cert.pem")
+export const masterKeyFile = (dataDir: string) => join(dataDir, "monolith-master.key")
 export const keyFile = (dataDir: string) => join(dataDir, "monolith-key.pem")
 
 const alive = (pid: number): boolean => {
@@ -115,6 +116,30 @@ export const ensureToken = (dataDir: string) =>
       return token
     },
     catch: (e) => new MonolithError({ message: `cannot read or create the token file in ${dataDir}: ${String(e)}` })
+  })
+
+/**
+ * The master key of `<dataDir>/monolith-master.key` (32 random bytes in base64, 0600), generated
+ * when missing: it wraps the org's data key that seals webhook secrets (docs/triggers.md), as
+ * `RELAVIUM_MASTER_KEY` does in the cloud.
+ */
+export const ensureMasterKey = (dataDir: string) =>
+  Effect.try({
+    try: () => {
+      const file = masterKeyFile(dataDir)
+      if (existsSync(file)) {
+        const key = readFileSync(file, "utf8").trim()
+        if (key.length >= 43) {
+          chmodSync(file, 0o600)
+          return Redacted.make(key)
+        }
+      }
+      const key = randomBytes(32).toString("base64")
+      writeFileSync(file, `${key}\n`, { mode: 0o600 })
+      chmodSync(file, 0o600)
+      return Redacted.make(key)
+    },
+    catch: (e) => new MonolithError({ message: `cannot read or create the master key file in ${dataDir}: ${String(e)}` })
   })
 
 export interface TlsMaterial {

@@ -14,6 +14,8 @@ import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
 import * as TenancyHandlers from "./TenancyHandlers.js"
+import * as TriggerHandlers from "./TriggerHandlers.js"
+import * as Webhooks from "./Webhooks.js"
 import type { SseOptions } from "./Sse.js"
 
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./HttpGuard.js"
@@ -42,10 +44,16 @@ export interface ExtraRoute {
  * resolves the caller, without which the `Authorization` middleware refuses every request.
  */
 export const layerApi = (options: ServerOptions) =>
-  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(TenancyHandlers.layer))
+  HttpApiBuilder.api(RelaviumApi).pipe(
+    Layer.provide(layerHandlers(options)),
+    Layer.provide(TenancyHandlers.layer),
+    Layer.provide(TriggerHandlers.layer)
+  )
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
-  HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
+  HttpApiBuilder.Router.use((router) =>
+    Effect.zipRight(Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }), Webhooks.route(router))
+  )
 
 /** Serves the API (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */
 export const layer = (options: ServerOptions) => serve(options, layerApi(options))
@@ -55,7 +63,8 @@ export const layerMonolithApi = (options: ServerOptions) =>
   HttpApiBuilder.api(MonolithApi).pipe(
     Layer.provide(layerHandlers(options)),
     Layer.provide(ChatHandlers.layer(options)),
-    Layer.provide(TenancyHandlers.layer)
+    Layer.provide(TenancyHandlers.layer),
+    Layer.provide(TriggerHandlers.layer)
   )
 
 /** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */

@@ -79,6 +79,10 @@ const requests: Record<Routes.RouteKey, (ids: Ids) => Request> = {
   "tokens.create": () => ({ method: "POST", path: "/tokens", body: { name: "made in the test", role: "viewer" } }),
   "tokens.revoke": () => ({ method: "DELETE", path: "/tokens/tok_unknown" }),
   "audit.list": () => ({ method: "GET", path: "/audit" }),
+  "triggers.list": () => ({ method: "GET", path: "/triggers" }),
+  "triggers.create": (ids) => ({ method: "POST", path: "/triggers", body: { workflowId: ids.workflowId, kind: "schedule", name: "authz", cron: "0 3 * * *" } }),
+  "triggers.remove": () => ({ method: "DELETE", path: "/triggers/trg_00000000000000000000000000000000" }),
+  "triggers.rotateSecret": () => ({ method: "POST", path: "/triggers/trg_00000000000000000000000000000000/rotate-secret", body: {} }),
   "chats.createProject": (ids) => ({ method: "POST", path: "/projects", body: { dir: ids.projectDir } }),
   "chats.listProjects": () => ({ method: "GET", path: "/projects" }),
   "chats.create": (ids) => ({ method: "POST", path: "/chats", body: { projectId: ids.projectId, model: "openai/gpt-4o" } }),
@@ -146,6 +150,7 @@ const snapshot = async () => {
     projects: await read("/projects"),
     chats: await read("/chats"),
     members: await read("/members"),
+    triggers: await read("/triggers"),
     // A token's last use changes with every request; which tokens exist and are live does not.
     tokens: ((await read("/tokens")) as Array<{ id: string; revokedAt: string | null }>).map((t) => `${t.id} ${t.revokedAt}`),
     audit: (await auditOf(orgId)).length

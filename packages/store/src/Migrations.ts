@@ -20,6 +20,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { inferencePg, inferenceSqlite, inferenceTables } from "./migrations/Inference.js"
+import * as Triggers from "./migrations/Triggers.js"
 
 /** The table that records applied migrations; its presence marks a Relavium database. */
 export const migrationsTable = "relavium_migrations"
@@ -414,7 +415,7 @@ const initialOrgTables = [
 ] as const
 
 /** The org tables of migrations 1–3 and of later migrations that apply `rowLevelSecurity` themselves. */
-export const orgTables = [...initialOrgTables, ...inferenceTables] as const
+export const orgTables = [...initialOrgTables, ...inferenceTables, ...Triggers.tables] as const
 
 /**
  * Postgres tenancy: row-level security on every table with `org_id`, the application role and
@@ -510,7 +511,9 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
       pg: () => run(inferencePg(rowLevelSecurity)),
       orElse: () => run(inferenceSqlite)
     })
-  )
+  ),
+  /** Webhook and schedule triggers and their deliveries (migrations/Triggers.ts). */
+  "9_triggers": Triggers.migration(rowLevelSecurity, appRole)
 }
 
 /** The schema version this build writes: the highest migration id. */

@@ -15,7 +15,7 @@ import { join } from "node:path"
 import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { Cassette, Pricing } from "@relavium/llm"
-import { DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, UpdateHub } from "@relavium/ports"
+import { DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQueue, UpdateHub } from "@relavium/ports"
 import { Auth, Monolith, Server } from "@relavium/server"
 import type { HttpGuard } from "@relavium/server"
 import { Store } from "@relavium/store"
@@ -68,6 +68,7 @@ export const startServer = async (options: TestServerOptions): Promise<TestServe
     }).pipe(
       Layer.provide(Auth.layerSingleUser(token)),
       Layer.provide(layerTenancyMemory),
+      Layer.provide(layerTriggersMemory),
       Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls: tlsMaterial, timeouts: options.timeouts })),
       Layer.provide(chats),
       Layer.provide(engine)

@@ -11,7 +11,7 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, type Option, type Redacted } from "effect"
+import { Effect, Layer, Option, type Redacted } from "effect"
 import { createServer } from "node:http"
 import { layerEngine } from "@relavium/core"
 import type { RunQueue, UpdateHub } from "@relavium/ports"
@@ -19,7 +19,7 @@ import { Auth, HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
 import type { MasterKeySettings } from "./Settings.js"
-import { tenancyLayer } from "./Tenancy.js"
+import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 
 /**
  * The engine of an api replica on the given services: it writes events and enqueues jobs, and
@@ -67,6 +67,7 @@ export const layerApi = (options: ApiOptions) => {
   return Server.layer({ ...options.http }).pipe(
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
     Layer.provide(tenancyLayer),
+    Layer.provide(triggersLayer(Option.getOrUndefined(options.masterKey))),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)

@@ -7,15 +7,17 @@
  * daemon; it only checks the Postgres schema.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Layer, type Option } from "effect"
-import { layerWorker, layerWorkerWith, type WorkerOptions as EngineWorkerOptions, QuickJsSandbox } from "@relavium/core"
+import { Layer, Option } from "effect"
+import { layerEngine, layerWorker, layerWorkerWith, type WorkerOptions as EngineWorkerOptions, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, type LlmProvider, type ModelPricing, type RunQueue, type UpdateHub } from "@relavium/ports"
 import { NatsDaemonRouter } from "@relavium/hub"
 import { Pricing } from "@relavium/llm"
+import { TriggerScheduler } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, natsServers, type StartupError } from "./Deployment.js"
 import * as Models from "./Models.js"
 import type { MasterKeySettings } from "./Settings.js"
+import { triggersLayer } from "./Tenancy.js"
 
 /** The models a worker calls (see Models.ts) and the price table. */
 export const models = (options: Models.ModelOptions) => Layer.merge(Models.layer(options), Pricing.layerStatic)
@@ -45,12 +47,20 @@ export const noTools: Layer.Layer<DaemonRouter> = DaemonRouter.layerInProcess([]
 export const workerOn = <E1, R1, E2, R2>(
   services: Layer.Layer<Store.Services | RunQueue | UpdateHub, E1, R1>,
   execution: Layer.Layer<LlmProvider | ModelPricing | DaemonRouter, E2, R2>,
-  sweep?: EngineWorkerOptions
+  sweep?: EngineWorkerOptions,
+  masterKey: Option.Option<MasterKeySettings> = Option.none()
 ) => {
   const infra = services.pipe(Layer.provideMerge(NodeContext.layer))
-  return (sweep === undefined ? layerWorker : layerWorkerWith(sweep)).pipe(
+  const worker = (sweep === undefined ? layerWorker : layerWorkerWith(sweep)).pipe(
     Layer.provide(Layer.merge(QuickJsSandbox.layerQuickJs, execution).pipe(Layer.provideMerge(infra)))
   )
+  // Every worker fires the schedule triggers of every org; a fire starts one run however many do (docs/triggers.md).
+  const scheduler = TriggerScheduler.layer().pipe(
+    Layer.provide(triggersLayer(Option.getOrUndefined(masterKey))),
+    Layer.provide(layerEngine({ executionMode: "cloud" })),
+    Layer.provide(infra)
+  )
+  return Layer.merge(worker, scheduler)
 }
 
 export interface WorkerOptions extends Deployment, Models.ModelOptions {
@@ -68,5 +78,6 @@ export const layerWorkerProcess = (options: WorkerOptions) =>
   workerOn(
     infrastructure(options, "worker"),
     Layer.merge(models(options), options.daemonRouter ?? tools(options)).pipe(Layer.provide(keys(options.masterKey))),
-    options.sweep
+    options.sweep,
+    options.masterKey
   )

@@ -19,12 +19,12 @@ import { Console, Context, Effect, Layer, Stream } from "effect"
 import { ChatService } from "@relavium/chat"
 import { recoverAtStart } from "@relavium/core"
 import { authorizeToken, DAEMON_RPC_PATH, DaemonRegistry, DEFAULT_DAEMON_NAME, httpApp, layerRouterGateway } from "@relavium/daemon"
-import { Auth, type HttpGuard, Monolith, Server } from "@relavium/server"
+import { Auth, type HttpGuard, Monolith, Server, TriggerScheduler } from "@relavium/server"
 import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
 import { localLayer } from "./Local.js"
 import { chatServices } from "./LocalChat.js"
-import { tenancyLayer } from "./Tenancy.js"
+import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 
 export interface MonolithOptions {
   readonly dataDir: string
@@ -56,6 +56,7 @@ export const monolithLayer = (options: MonolithOptions) =>
       yield* Monolith.lock(options.dataDir)
       const token = yield* Monolith.ensureToken(options.dataDir)
       const tls = yield* Monolith.ensureCertificate(options.dataDir, options.host)
+      const triggers = triggersLayer({ masterKey: yield* Monolith.ensureMasterKey(options.dataDir) })
       const https = Monolith.layerHttps({ host: options.host, port: options.port, tls, timeouts: options.timeouts })
       const daemons = yield* Layer.build(DaemonRegistry.layerMemory)
       const registry = Context.get(daemons, DaemonRegistry)
@@ -64,7 +65,9 @@ export const monolithLayer = (options: MonolithOptions) =>
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer))
+      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer), Layer.provide(triggers))
+      // Schedule triggers fire on the local queue (docs/triggers.md).
+      const scheduler = TriggerScheduler.layer().pipe(Layer.provide(triggers))
       const announce = Layer.scopedDiscard(
         Effect.gen(function* () {
           const daemonChanges = yield* registry.subscribe
@@ -104,7 +107,7 @@ export const monolithLayer = (options: MonolithOptions) =>
           )
         })
       ).pipe(Layer.provide(serve))
-      return announce.pipe(
+      return Layer.merge(announce, scheduler).pipe(
         Layer.provide(https),
         // Chats work in directories of this machine, each with its own in-process daemon.
         Layer.provide(chatServices({ dataDir: options.dataDir })),

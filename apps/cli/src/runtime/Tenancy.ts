@@ -7,7 +7,15 @@
  * the compositions provide below it. The org `local` (the single-user
  * deployments' org) exists from migration 7 on.
  */
-import { SqlTenancy } from "@relavium/store"
+import { SqlTenancy, SqlTriggers } from "@relavium/store"
+import type { MasterKeySettings } from "./Settings.js"
 
 /** Needs the deployment's `SqlClient`. */
 export const tenancyLayer = SqlTenancy.layer
+
+/**
+ * Webhook and schedule triggers (docs/triggers.md) on the deployment's `SqlClient`; webhook
+ * secrets sealed under the org's data key, wrapped under these master keys (the cloud's
+ * `RELAVIUM_MASTER_KEY(S)`, the monolith's key file). Without them webhook triggers are refused.
+ */
+export const triggersLayer = (masterKeys: MasterKeySettings | undefined) => SqlTriggers.layer(masterKeys)

@@ -13,14 +13,14 @@ import { join } from "node:path"
 import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { Cassette, Pricing } from "@relavium/llm"
-import { type AuditLog, DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, type Tenancy, UpdateHub } from "@relavium/ports"
+import { type AuditLog, DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQueue, type Tenancy, type Triggers, UpdateHub } from "@relavium/ports"
 import { Store } from "@relavium/store"
 import { Auth, HttpGuard, Server } from "../../src/index.js"
 
 export interface TenantServer {
   readonly url: string
-  /** Runs an effect with the server's Tenancy and AuditLog. */
-  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog>) => Promise<A>
+  /** Runs an effect with the server's Tenancy, AuditLog and Triggers. */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog | Triggers>) => Promise<A>
   readonly close: () => Promise<void>
 }
 
@@ -53,11 +53,12 @@ export const startTenantServer = async (options: {
   const app = Server.layerMonolith({}).pipe(
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.localOwnerToken })),
     Layer.provideMerge(layerTenancyMemory),
+    Layer.provideMerge(layerTriggersMemory),
     Layer.provideMerge(NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions()), { host: "127.0.0.1", port: 0 })),
     Layer.provide(chats),
     Layer.provide(engine)
   )
-  const context: Context.Context<Tenancy | AuditLog | HttpServer.HttpServer> = await Effect.runPromise(Layer.buildWithScope(app, scope))
+  const context: Context.Context<Tenancy | AuditLog | Triggers | HttpServer.HttpServer> = await Effect.runPromise(Layer.buildWithScope(app, scope))
   const url = await Effect.runPromise(
     Effect.map(HttpServer.HttpServer, (server) => {
       const address = server.address
