@@ -8,6 +8,7 @@
 import { Context, Data, Effect, FiberSet, Layer, Option, Queue, Schema } from "effect"
 import type { Scope } from "effect"
 import { currentOrgId, forOrg, LOCAL_ORG } from "./Tenancy.js"
+import { jobTraceparent, withRemoteParent } from "./Tracing.js"
 
 /**
  * The org a job acts for. Left out where a job is made (the engine never names it): the queue
@@ -19,30 +20,47 @@ const orgId = Schema.optionalToOptional(Schema.String, Schema.String, {
   encode: (org) => org
 })
 
+/**
+ * The W3C `traceparent` of the run's root span (docs/observability.md): stamped by the queue on
+ * offer when tracing is on, the parent of the job's spans where it runs. Never anything else.
+ */
+const traceparent = Schema.optional(Schema.String)
+
 export const Job = Schema.Union(
   /** Run the orchestrator step for a run: start ready nodes, skip dead ones, settle the run. */
-  Schema.TaggedStruct("Advance", { runId: Schema.String, orgId }),
+  Schema.TaggedStruct("Advance", { runId: Schema.String, orgId, traceparent }),
   /** Execute one attempt of one node. */
-  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int, orgId }),
+  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int, orgId, traceparent }),
   /** A human gate's timeout elapsed. */
-  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId }),
+  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId, traceparent }),
   /** The run's `timeout_ms` elapsed. */
-  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId })
+  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId, traceparent })
 )
 export type Job = typeof Job.Type
 
 /** The org a job acts for (`local` for a job that names none). */
 export const orgOf = (job: Job): string => job.orgId ?? LOCAL_ORG
 
-/** The jobs as a queue stores them: each names an org, the offering fiber's `CurrentOrg` when it named none. */
+/**
+ * The jobs as a queue stores them: each names an org, the offering fiber's `CurrentOrg` when it
+ * named none, and (tracing on) the `traceparent` of the run the fiber works for.
+ */
 export const withOrg = (jobs: ReadonlyArray<Job>): Effect.Effect<ReadonlyArray<Job>> =>
-  Effect.map(currentOrgId, (current) => jobs.map((job) => (job.orgId === undefined ? { ...job, orgId: current } : job)))
+  Effect.zipWith(currentOrgId, jobTraceparent, (current, trace) =>
+    jobs.map((job) => {
+      const org = job.orgId === undefined ? { ...job, orgId: current } : job
+      return trace === undefined || org.traceparent !== undefined ? org : { ...org, traceparent: trace }
+    })
+  )
 
-/** A consumer's handler run for the org of its job: every store statement of it acts for that org. */
+/**
+ * A consumer's handler run for the org of its job (every store statement of it acts for that org)
+ * and under the span its `traceparent` names.
+ */
 export const forJobOrg =
   (handler: (job: Job) => Effect.Effect<void>) =>
   (job: Job): Effect.Effect<void> =>
-    forOrg(orgOf(job))(handler(job))
+    forOrg(orgOf(job))(withRemoteParent(job.traceparent)(handler(job)))
 
 export type Pool = "orchestrator" | "node" | "system"
 
