@@ -21,6 +21,7 @@ import * as InProcessDaemon from "./InProcessDaemon.js"
 import { keysLayer } from "./Keys.js"
 import * as Models from "./Models.js"
 import * as Settings from "./Settings.js"
+import * as Telemetry from "./Telemetry.js"
 
 export interface LocalOptions extends Models.ModelOptions {
   /** The data directory, resolved (see `Settings.dataDir`). */
@@ -113,9 +114,15 @@ export const toUsageProblem = <E>(e: E): UsageProblem | Exclude<E, LocalError> =
   return ending === undefined ? (e as Exclude<E, LocalError>) : new UsageProblem((e as unknown as LocalError).message, ending.code)
 }
 
-/** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
+/**
+ * Runs `effect` on the local engine, with the telemetry OTEL_* configures (none by default); a
+ * database or cassette problem becomes a one-line error.
+ */
 export const withLocal = <A, E, R>(effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
-  Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(Effect.mapError(toUsageProblem))
+  Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(
+    Effect.mapError(toUsageProblem),
+    Telemetry.provide("cli")
+  )
 
 /** Runs `effect` on the local SQLite store alone. */
 export const withStore = <A, E, R>(effect: Effect.Effect<A, E, R>, dataDir: Option.Option<string> | string | undefined) =>
