@@ -34,6 +34,14 @@ export interface TelemetrySettings {
 const text = (name: string) =>
   Config.option(Config.string(name)).pipe(Config.map(Option.map((s) => s.trim())), Config.map(Option.filter((s) => s !== "")))
 
+/** A number of milliseconds; unset, blank or not a number is the default (as the OpenTelemetry SDKs treat it). */
+const milliseconds = (name: string, fallback: number) =>
+  text(name).pipe(
+    Config.map(Option.map(Number)),
+    Config.map(Option.filter((n) => Number.isFinite(n) && n >= 0)),
+    Config.map(Option.getOrElse(() => fallback))
+  )
+
 const DEFAULT_ENDPOINT = "http://localhost:4318"
 
 /** `OTEL_EXPORTER_OTLP_ENDPOINT` is a base the signal's path is added to; a signal's own endpoint is used as it is. */
@@ -61,7 +69,7 @@ export const parseResourceAttributes = (value: string): Record<string, string> =
 /** The settings, or `None` when telemetry is off (the default). */
 export const settings = (role: Role): Config.Config<Option.Option<TelemetrySettings>> =>
   Config.all({
-    disabled: Config.boolean("OTEL_SDK_DISABLED").pipe(Config.withDefault(false)),
+    disabled: text("OTEL_SDK_DISABLED").pipe(Config.map(Option.exists((v) => v.toLowerCase() === "true"))),
     tracesExporter: text("OTEL_TRACES_EXPORTER"),
     metricsExporter: text("OTEL_METRICS_EXPORTER"),
     endpoint: text("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -69,8 +77,8 @@ export const settings = (role: Role): Config.Config<Option.Option<TelemetrySetti
     metricsEndpoint: text("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
     serviceName: text("OTEL_SERVICE_NAME"),
     resourceAttributes: text("OTEL_RESOURCE_ATTRIBUTES"),
-    batchDelayMs: Config.integer("OTEL_BSP_SCHEDULE_DELAY").pipe(Config.withDefault(5000)),
-    metricIntervalMs: Config.integer("OTEL_METRIC_EXPORT_INTERVAL").pipe(Config.withDefault(60_000))
+    batchDelayMs: milliseconds("OTEL_BSP_SCHEDULE_DELAY", 5000),
+    metricIntervalMs: milliseconds("OTEL_METRIC_EXPORT_INTERVAL", 60_000)
   }).pipe(
     Config.map((c): Option.Option<TelemetrySettings> => {
       const exporter = Option.getOrUndefined(c.tracesExporter)?.toLowerCase()
