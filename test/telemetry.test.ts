@@ -10,7 +10,7 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric } from "effect"
-import { Tracing, type Job, RunQueue, ToolError } from "@relavium/ports"
+import { type Job, queueDepth, RunQueue, ToolError, Tracing } from "@relavium/ports"
 import { Telemetry } from "@relavium/core"
 import { answer, checkLog, engineLayer, runToRest, scriptedModel, toolCall } from "../packages/core/test/harness.js"
 
@@ -154,6 +154,19 @@ describe("tracing a run", () => {
       assert.isAbove(jobs.length, 0)
       for (const job of jobs) assert.isUndefined(job.traceparent, job._tag)
     }))
+})
+
+describe("queue metrics", () => {
+  it.effect("the in-memory queue's depth is a gauge per pool", () =>
+    Effect.gen(function* () {
+      const queue = yield* RunQueue
+      const depth = Metric.tagged(queueDepth, "pool", "orchestrator")
+      yield* queue.offer([{ _tag: "Advance", runId: "r1" }, { _tag: "Advance", runId: "r2" }, { _tag: "Advance", runId: "r3" }])
+      assert.strictEqual((yield* Metric.value(depth)).value, 3)
+      // A duplicate id is dropped and leaves the depth as it was.
+      yield* queue.offer([{ _tag: "Advance", runId: "r1" }])
+      assert.strictEqual((yield* Metric.value(depth)).value, 3)
+    }).pipe(Effect.provide(RunQueue.layerMemory())))
 })
 
 describe("traceparent", () => {

@@ -5,7 +5,7 @@
  * waits is a no-op, and a job never runs beside another of its id (an offer
  * while it runs is held until that run ends).
  */
-import { Context, Data, Effect, FiberSet, Layer, Option, Queue, Schema } from "effect"
+import { Context, Data, Effect, FiberSet, Layer, Metric, Option, Queue, Schema } from "effect"
 import type { Scope } from "effect"
 import { currentOrgId, forOrg, LOCAL_ORG } from "./Tenancy.js"
 import { jobTraceparent, withRemoteParent } from "./Tracing.js"
@@ -63,6 +63,16 @@ export const forJobOrg =
     forOrg(orgOf(job))(withRemoteParent(job.traceparent)(handler(job)))
 
 export type Pool = "orchestrator" | "node" | "system"
+
+/** Jobs waiting in a pool of this process's in-memory queue (docs/observability.md), tagged `pool`. */
+export const queueDepth = Metric.gauge("relavium.queue.depth", { description: "jobs waiting, by pool" })
+
+/** Jobs a pool of this process is running, tagged `pool` (BullMQ: the waiting ones are in Redis). */
+export const queueActive = Metric.gauge("relavium.queue.active", { description: "jobs running in this process, by pool" })
+
+/** Sets a pool's gauge. */
+export const setPoolGauge = (gauge: typeof queueDepth, pool: Pool, value: number): Effect.Effect<void> =>
+  Metric.set(Metric.tagged(gauge, "pool", pool), Math.max(0, value))
 
 export const poolOf = (job: Job): Pool =>
   job._tag === "ExecuteNode" ? "node" : job._tag === "Advance" ? "orchestrator" : "system"
@@ -127,7 +137,15 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
               return true
             })
             if (fresh.length === 0) return Effect.void
-            const enqueue = Effect.forEach(fresh, (job) => Queue.offer(queues[poolOf(job)], job), { discard: true })
+            const enqueue = Effect.forEach(
+              fresh,
+              (job) =>
+                Effect.zipRight(
+                  Queue.offer(queues[poolOf(job)], job),
+                  Effect.flatMap(Queue.size(queues[poolOf(job)]), (size) => setPoolGauge(queueDepth, poolOf(job), size))
+                ),
+              { discard: true }
+            )
             return delayMs !== undefined && delayMs > 0
               ? FiberSet.run(timers, Effect.sleep(delayMs).pipe(Effect.zipRight(enqueue))).pipe(Effect.asVoid)
               : enqueue
@@ -158,7 +176,12 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
                 Effect.forkScoped(
                   Effect.forEach(
                     Array.from({ length: concurrency[pool] }),
-                    () => Queue.take(queues[pool]).pipe(Effect.flatMap(work(forJobOrg(handler))), Effect.forever),
+                    () =>
+                      Queue.take(queues[pool]).pipe(
+                        Effect.tap(() => Effect.flatMap(Queue.size(queues[pool]), (size) => setPoolGauge(queueDepth, pool, size))),
+                        Effect.flatMap(work(forJobOrg(handler))),
+                        Effect.forever
+                      ),
                     { concurrency: "unbounded", discard: true }
                   )
                 ),
