@@ -16,6 +16,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
+import { startMonolith } from "../../../packages/server/test/support/monolith.js"
 import { type Receiver, startReceiver } from "../../../test/support/otlp.js"
 import { relaviumAsync, root } from "./relavium.js"
 
@@ -151,6 +152,44 @@ describe("telemetry on (OTEL_EXPORTER_OTLP_ENDPOINT)", () => {
     // Never a tool argument or output.
     for (const body of receiver.bodies) assert.notInclude(body, "written by the agent")
   }, 60_000)
+
+  it("the monolith traces a run it serves as relavium-monolith: run → node → model.call / tool.call", async () => {
+    const saved = { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT, delay: process.env.OTEL_BSP_SCHEDULE_DELAY }
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.endpoint
+    process.env.OTEL_BSP_SCHEDULE_DELAY = "100"
+    const monolith = await startMonolith(mkdtempSync(join(tmpdir(), "relavium-otel-monolith-")), [
+      "--workspace",
+      mkdtempSync(join(tmpdir(), "relavium-ws-")),
+      "--cassette",
+      join(fixtures, "remote-writer.cassette.json")
+    ]).finally(() => {
+      if (saved.endpoint === undefined) delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+      else process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved.endpoint
+      if (saved.delay === undefined) delete process.env.OTEL_BSP_SCHEDULE_DELAY
+      else process.env.OTEL_BSP_SCHEDULE_DELAY = saved.delay
+    })
+    try {
+      const uploaded = await monolith.api("POST", "/workflows", { yaml: readFileSync(join(fixtures, "remote-writer.relavium.yaml"), "utf8"), file: "w.relavium.yaml" })
+      assert.strictEqual(uploaded.status, 201, uploaded.text)
+      const started = await monolith.api("POST", "/runs", { workflowId: uploaded.json.workflowId })
+      assert.strictEqual(started.status, 201, started.text)
+      const runId = started.json.runId as string
+      const rootOf = () => receiver.spans.find((s) => s.name === "run" && s.attributes["relavium.run_id"] === runId)
+      await receiver.waitFor(
+        (spans) => rootOf() !== undefined && spans.filter((s) => s.traceId === rootOf()!.traceId && s.name === "node").length === 2,
+        30_000
+      )
+      const run = rootOf()!
+      assert.strictEqual(run.service, "relavium-monolith")
+      const trace = receiver.spans.filter((s) => s.traceId === run.traceId)
+      const write = trace.find((s) => s.name === "node" && s.attributes["relavium.node_id"] === "write")!
+      assert.strictEqual(write.parentSpanId, run.spanId)
+      assert.deepStrictEqual(trace.filter((s) => s.name === "model.call").map((s) => s.parentSpanId), [write.spanId, write.spanId])
+      assert.deepStrictEqual(trace.filter((s) => s.name === "tool.call").map((s) => s.parentSpanId), [write.spanId])
+    } finally {
+      await monolith.stop()
+    }
+  }, 90_000)
 
   it("OTEL_SDK_DISABLED=true keeps it off", async () => {
     const before = receiver.bodies.length
