@@ -11,7 +11,7 @@ import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@o
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric } from "effect"
 import { type Job, queueDepth, RunQueue, ToolError, Tracing } from "@relavium/ports"
-import { Telemetry } from "@relavium/core"
+import { Telemetry, WorkflowEngine } from "@relavium/core"
 import { answer, checkLog, engineLayer, runToRest, scriptedModel, toolCall } from "../packages/core/test/harness.js"
 
 const flow = `
@@ -153,6 +153,51 @@ describe("tracing a run", () => {
       assert.strictEqual(events.at(-1)!.type, "run:completed")
       assert.isAbove(jobs.length, 0)
       for (const job of jobs) assert.isUndefined(job.traceparent, job._tag)
+    }))
+})
+
+const gated = `
+schema_version: '1.0'
+workflow:
+  id: gated
+  nodes:
+    - { id: plan, type: transform, transform: '1' }
+    - { id: approve, type: human_gate, gate_type: approval, message_template: 'Ship it?' }
+    - { id: out, type: output }
+  edges:
+    - { from: plan, to: approve }
+    - { from: approve, to: out }
+`
+
+describe("tracing a gate", () => {
+  it.live("the wait is a span from the gate's opening to its decision, under the span that decided it", () =>
+    Effect.gen(function* () {
+      const exporter = new InMemorySpanExporter()
+      const { paused, spans } = yield* Effect.gen(function* () {
+        const { events, runId } = yield* runToRest(gated)
+        const paused = events.find((e) => e.type === "human_gate:paused")!
+        const engine = yield* WorkflowEngine
+        yield* engine.resume(runId, undefined, { decision: "approved", decidedBy: "someone@example.com" }).pipe(Effect.withSpan("decide"))
+        return { paused, spans: [...exporter.getFinishedSpans()] }
+      }).pipe(
+        Effect.provide(
+          engineLayer().pipe(
+            Layer.provide(NodeSdk.layer(() => ({ resource: { serviceName: "relavium-test" }, spanProcessor: new SimpleSpanProcessor(exporter) })))
+          )
+        )
+      )
+      const decide = spans.find((s) => s.name === "decide")!
+      const [wait, ...others] = spans.filter((s) => s.name === "gate.wait")
+      assert.isDefined(wait)
+      assert.lengthOf(others, 0)
+      assert.strictEqual(parentOf(wait!), decide.spanContext().spanId)
+      assert.strictEqual(wait!.attributes["relavium.node_id"], "approve")
+      assert.strictEqual(wait!.attributes["relavium.gate_decision"], "approved")
+      assert.strictEqual(wait!.attributes["relavium.gate_decided_by"], "user")
+      // It starts when the gate opened (its human_gate:paused event).
+      const [seconds, nanos] = wait!.startTime
+      assert.strictEqual(seconds * 1000 + Math.floor(nanos / 1e6), Date.parse(paused.timestamp))
+      assert.notInclude(JSON.stringify(spans.map((s) => s.attributes)), "someone@example.com")
     }))
 })
 

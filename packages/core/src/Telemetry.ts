@@ -7,7 +7,7 @@
  * Never recorded: inputs, outputs, prompts, model text, tool arguments and tool output, keys —
  * only ids, names, types, counts, statuses and durations.
  */
-import { Context, Effect, Exit, Metric, MetricBoundaries, Option, Tracer } from "effect"
+import { Context, Effect, Exit, FiberRef, Metric, MetricBoundaries, Option, Tracer } from "effect"
 
 export const SpanName = {
   run: "run",
@@ -60,9 +60,17 @@ export const countUsage = (provider: string, model: string, input: number, outpu
 // Spans
 // ---------------------------------------------------------------------------
 
-/** Whether the fiber's spans are recorded (a tracer is on and the current span is not a no-op). */
-const recording: Effect.Effect<Option.Option<Tracer.AnySpan>> = Effect.map(Effect.option(Effect.currentSpan), (span) =>
-  Option.filter(span, (s) => !Context.get(s.context, Tracer.DisablePropagation))
+/**
+ * Where the fiber's spans go: `None` when they are not recorded (the tracer disabled, or the
+ * current span a no-op), else `Some` of the parent a new span gets (`None` for a root).
+ */
+const recording: Effect.Effect<Option.Option<Option.Option<Tracer.AnySpan>>> = Effect.zipWith(
+  FiberRef.get(FiberRef.currentTracerEnabled),
+  Effect.option(Effect.currentSpan),
+  (enabled, span) =>
+    !enabled || (Option.isSome(span) && Context.get(span.value.context, Tracer.DisablePropagation))
+      ? Option.none()
+      : Option.some(span as Option.Option<Tracer.AnySpan>)
 )
 
 /**
@@ -70,15 +78,15 @@ const recording: Effect.Effect<Option.Option<Tracer.AnySpan>> = Effect.map(Effec
  * another process), recorded now as a child of the current span: from `startMs` to now.
  */
 export const pastSpan = (name: string, startMs: number, attributes: Record<string, unknown>) =>
-  Effect.flatMap(recording, (parent) =>
-    Option.isNone(parent)
+  Effect.flatMap(recording, (where) =>
+    Option.isNone(where)
       ? Effect.void
       : Effect.flatMap(Effect.tracer, (tracer) =>
           Effect.flatMap(Effect.clock, (clock) =>
             Effect.sync(() => {
               const start = BigInt(Math.round(startMs)) * 1_000_000n
               const end = clock.unsafeCurrentTimeNanos()
-              const span = tracer.span(name, parent, Context.empty(), [], start < end ? start : end, "internal")
+              const span = tracer.span(name, where.value, Context.empty(), [], start < end ? start : end, "internal")
               for (const [key, value] of Object.entries(attributes)) span.attribute(key, value)
               span.end(end, Exit.void)
             })
