@@ -116,4 +116,16 @@ describe("a distributed run traced", () => {
     // No tool argument crossed into a span.
     for (const body of receiver.bodies) expect(body).not.toContain("written by the agent")
   }, 180_000)
+
+  it("records no credential a request's headers carry", async () => {
+    const secrets = { "x-goog-api-key": "AIzaSy-otel-test-key-0123456789", "x-hub-signature-256": "sha256=otel-test-signature-abcdef" }
+    const response = await fetch(`${api.url}/health?probe=otel`, { headers: { ...secrets, authorization: `Bearer ${api.token}` } })
+    expect(response.status).toBe(200)
+    await receiver.waitFor((spans) => spans.some((s) => s.service === "relavium-api" && s.attributes["url.query"] === "probe=otel"), 30_000)
+    const probe = receiver.spans.find((s) => s.attributes["url.query"] === "probe=otel")!
+    expect(probe.attributes["http.request.header.x-goog-api-key"]).toBe("<redacted>")
+    for (const body of receiver.bodies) {
+      for (const secret of [...Object.values(secrets), api.token]) expect(body).not.toContain(secret)
+    }
+  }, 60_000)
 })

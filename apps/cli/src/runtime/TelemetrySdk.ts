@@ -12,7 +12,8 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import type { Layer } from "effect"
+import { Headers } from "@effect/platform"
+import { Effect, Layer } from "effect"
 import type { TelemetrySettings } from "./Telemetry.js"
 
 /** apps/cli/package.json's version, put in by build.mjs (absent when run from source in tests). */
@@ -20,7 +21,20 @@ declare const __RELAVIUM_VERSION__: string | undefined
 
 const version = typeof __RELAVIUM_VERSION__ === "string" ? __RELAVIUM_VERSION__ : "dev"
 
+/**
+ * Header values the HTTP spans of @effect/platform (server requests, provider calls) never record,
+ * beyond its defaults (authorization, cookie, set-cookie, x-api-key): any header whose name
+ * speaks of a key, a token, a secret, a signature, a password or a session (Gemini's
+ * `x-goog-api-key`, webhook signatures, …).
+ */
+export const redactedHeaders: ReadonlyArray<RegExp> = [/key|token|secret|signature|passw|session|auth|cookie/i]
+
+const redacting = Layer.scopedDiscard(Effect.locallyScopedWith(Headers.currentRedactedNames, (names) => [...names, ...redactedHeaders]))
+
 export const layer = (settings: TelemetrySettings): Layer.Layer<never> =>
+  Layer.merge(redacting, sdk(settings))
+
+const sdk = (settings: TelemetrySettings): Layer.Layer<never> =>
   NodeSdk.layer(() => ({
     resource: { serviceName: settings.serviceName, serviceVersion: version, attributes: { ...settings.resourceAttributes } },
     spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.tracesUrl }), {
