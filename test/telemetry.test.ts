@@ -12,7 +12,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric } from "effect"
 import { type Job, queueDepth, RunQueue, ToolError, Tracing } from "@relavium/ports"
 import { Telemetry, WorkflowEngine } from "@relavium/core"
-import { answer, checkLog, engineLayer, runToRest, scriptedModel, toolCall } from "../packages/core/test/harness.js"
+import { answer, checkLog, collect, engineLayer, runToRest, scriptedModel, toolCall } from "../packages/core/test/harness.js"
 
 const flow = `
 schema_version: '1.0'
@@ -178,19 +178,25 @@ describe("tracing a gate", () => {
         const paused = events.find((e) => e.type === "human_gate:paused")!
         const engine = yield* WorkflowEngine
         yield* engine.resume(runId, undefined, { decision: "approved", decidedBy: "someone@example.com" }).pipe(Effect.withSpan("decide"))
-        return { paused, spans: [...exporter.getFinishedSpans()] }
+        const rest = yield* collect(runId, events.at(-1)!.sequenceNumber)
+        assert.strictEqual(rest.at(-1)!.type, "run:completed")
+        return paused
       }).pipe(
-        Effect.provide(
-          engineLayer().pipe(
-            Layer.provide(NodeSdk.layer(() => ({ resource: { serviceName: "relavium-test" }, spanProcessor: new SimpleSpanProcessor(exporter) })))
-          )
-        )
+        Effect.provide(engineLayer()),
+        // Read once the engine has stopped, before the SDK shuts down (which empties the exporter).
+        Effect.map((paused) => ({ paused, spans: [...exporter.getFinishedSpans()] })),
+        Effect.provide(NodeSdk.layer(() => ({ resource: { serviceName: "relavium-test" }, spanProcessor: new SimpleSpanProcessor(exporter) })))
       )
       const decide = spans.find((s) => s.name === "decide")!
       const [wait, ...others] = spans.filter((s) => s.name === "gate.wait")
       assert.isDefined(wait)
       assert.lengthOf(others, 0)
-      assert.strictEqual(parentOf(wait!), decide.spanContext().spanId)
+      const decision = spans.find((s) => s.name === "gate.decision")!
+      assert.strictEqual(parentOf(decision), decide.spanContext().spanId)
+      assert.strictEqual(parentOf(wait!), decision.spanContext().spanId)
+      // The rest of the run (the nodes after the gate) hangs under the decision, in its trace.
+      const out = spans.find((s) => s.name === "node" && s.attributes["relavium.node_id"] === "out")!
+      assert.strictEqual(parentOf(out), decision.spanContext().spanId)
       assert.strictEqual(wait!.attributes["relavium.node_id"], "approve")
       assert.strictEqual(wait!.attributes["relavium.gate_decision"], "approved")
       assert.strictEqual(wait!.attributes["relavium.gate_decided_by"], "user")

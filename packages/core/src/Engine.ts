@@ -179,12 +179,20 @@ const makeEngine = (options: EngineOptions) =>
         )
       })
 
+    const recover = makeRecover(runs, store, queue)
+
     return WorkflowEngine.of({
       start,
-      resume: (runId, gateId, resolution) => gateDecision(runs, queue, runId, gateId, resolution),
+      // A decision or a recovery from outside the run's jobs (a request, `relavium resume`) is a
+      // span whose traceparent the jobs it offers carry: the rest of the run is one trace under it.
+      resume: (runId, gateId, resolution) =>
+        gateDecision(runs, queue, runId, gateId, resolution).pipe(
+          Tracing.asRunTrace,
+          Effect.withSpan(SpanName.gateDecision, { attributes: { "relavium.run_id": runId, ...(gateId === undefined ? {} : { "relavium.gate_id": gateId }) } })
+        ),
       cancel,
       events,
-      recover: makeRecover(runs, store, queue)
+      recover: (runId) => recover(runId).pipe(Tracing.asRunTrace, Effect.withSpan(SpanName.runRecover, { attributes: { "relavium.run_id": runId } }))
     })
   })
 

@@ -16,6 +16,8 @@ export const SpanName = {
   modelCall: "model.call",
   toolCall: "tool.call",
   gateWait: "gate.wait",
+  gateDecision: "gate.decision",
+  runRecover: "run.recover",
   storeCommit: "store.commit",
   queueOffer: "queue.offer"
 } as const
