@@ -83,12 +83,12 @@ const expressionsOf = (plan: Plan.WorkflowPlan): ReadonlyArray<string> => {
  * The root span of a run's trace: a run is a trace of its own, linked to the span (an HTTP
  * request's) that started it.
  */
-const runSpan = <A, E, R>(runId: string, workflowId: string, effect: Effect.Effect<A, E, R>) =>
+const runSpan = <A, E, R>(workflowId: string, effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(Effect.zip(Effect.option(Effect.currentSpan), CurrentOrg), ([caller, org]) =>
     Effect.withSpan(effect, SpanName.run, {
       root: true,
       links: Option.isSome(caller) ? [{ _tag: "SpanLink", span: caller.value, attributes: {} }] : [],
-      attributes: { "relavium.run_id": runId, "relavium.workflow_id": workflowId, "relavium.org_id": org.orgId }
+      attributes: { "relavium.workflow_id": workflowId, "relavium.org_id": org.orgId }
     })
   )
 
@@ -104,9 +104,8 @@ const makeEngine = (options: EngineOptions) =>
     const events = (runId: string, after?: number) =>
       log.follow(runId, after).pipe(Stream.mapError(storeError))
 
-    const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions) => {
-      const runId = startOptions?.runId ?? crypto.randomUUID()
-      return Effect.gen(function* () {
+    const start = (workflowId: string, input: Readonly<Record<string, unknown>>, startOptions?: StartOptions) =>
+      Effect.gen(function* () {
         const compiled = yield* runs.plan(workflowId)
         // A sandbox that starts slowly (QuickJS workers) starts now, while the run is being written.
         if (sandbox._tag === "Some" && sandbox.value.prepare !== undefined) {
@@ -118,6 +117,8 @@ const makeEngine = (options: EngineOptions) =>
         if (Either.isLeft(inputs)) {
           return yield* new EngineError({ reason: "invalid_input", message: inputs.left.message, cause: inputs.left })
         }
+        const runId = startOptions?.runId ?? crypto.randomUUID()
+        yield* Effect.annotateCurrentSpan("relavium.run_id", runId)
         const startedAt = yield* now
         yield* store.create({ runId, workflowId, workflowName: spec.id, createdAt: startedAt }).pipe(Effect.mapError(storeError))
         const masked = Inputs.maskSecrets(spec.inputs, inputs.right)
@@ -165,9 +166,8 @@ const makeEngine = (options: EngineOptions) =>
       }).pipe(
         // Jobs of the run carry the root span's traceparent: every process adds to the run's trace.
         Tracing.asRunTrace,
-        (started) => runSpan(runId, workflowId, started)
+        (started) => runSpan(workflowId, started)
       )
-    }
 
     const cancel = (runId: string, reason?: string) =>
       Effect.gen(function* () {
