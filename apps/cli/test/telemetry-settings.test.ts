@@ -13,7 +13,7 @@ const read = (env: Record<string, string>, role: Role = "worker") =>
 
 describe("telemetry settings", () => {
   it("are off by default and when disabled or set to none", () => {
-    for (const env of [
+    for (const env of <ReadonlyArray<Record<string, string>>>[
       {},
       { OTEL_SERVICE_NAME: "x" },
       { OTEL_EXPORTER_OTLP_ENDPOINT: "" },
