@@ -18,6 +18,7 @@ export const SpanName = {
   gateWait: "gate.wait",
   gateDecision: "gate.decision",
   runRecover: "run.recover",
+  runSweep: "run.sweep",
   storeCommit: "store.commit",
   queueOffer: "queue.offer"
 } as const

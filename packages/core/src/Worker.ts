@@ -5,7 +5,7 @@
  * the jobs of runs whose jobs were lost.
  */
 import { Cause, Clock, Duration, Effect, Schedule } from "effect"
-import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
+import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, Tracing, UpdateHub } from "@relavium/ports"
 import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { gateDecision } from "./Gates.js"
 import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
@@ -162,7 +162,11 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
         yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
       }
       yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
-    })
+    }).pipe(
+      // The jobs offered again carry this span's traceparent: the rest of the run is a trace under it.
+      Tracing.asRunTrace,
+      Effect.withSpan(SpanName.runSweep, { attributes: { "relavium.run_id": record.runId } })
+    )
 
   const sweepMs = Duration.toMillis(Duration.decode(options.sweepEvery ?? "15 seconds"))
   if (sweepMs > 0) yield* sweep.pipe(Effect.delay(Duration.millis(sweepMs)), Effect.forever, Effect.forkScoped)
