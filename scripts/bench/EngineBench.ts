@@ -143,8 +143,16 @@ export interface Case {
  * Runs one case in a fresh engine: stores the workflow, warms up (the first run
  * also compiles the plan, which is cached per workflow), then measures.
  */
-export const runCase = async (stores: StoreLayer, c: Case, options: { readonly intervals: boolean }): Promise<ReadonlyArray<Measurement>> => {
-  const runtime = ManagedRuntime.make(localEngine(stores))
+export const runCase = async (
+  stores: StoreLayer,
+  c: Case,
+  options: {
+    readonly intervals: boolean
+    /** What records the engine's spans (TracingBench.ts: the tracer disabled, or the OpenTelemetry SDK); Effect's default without. */
+    readonly telemetry?: Layer.Layer<never> | undefined
+  }
+): Promise<ReadonlyArray<Measurement>> => {
+  const runtime = ManagedRuntime.make(options.telemetry === undefined ? localEngine(stores) : localEngine(stores).pipe(Layer.provide(options.telemetry)))
   try {
     const workflowId = await runtime.runPromise(
       Effect.flatMap(WorkflowStore, (workflows) => workflows.put({ name: c.id, source: c.yaml, file: `${c.id}.relavium.yaml` })).pipe(

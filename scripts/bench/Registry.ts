@@ -8,7 +8,8 @@
  *   (5) CLI cold start and (6) monolith memory start the built CLI as a child process;
  *   (7) chat turn overhead on SQLite: ChatBench.ts (chat.mjs);
  *   (8) loading a workflow file (YAML → compiled plan): ParseBench.ts;
- *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts.
+ *   (9) side by side with another CLI (BENCH_VERSUS): SideBySide.ts;
+ *   (10) tracing off vs on, on the durable chain: TracingBench.ts (tracing.mjs).
  */
 // (11) the inference gateway's added latency: GatewayBench.ts (gateway.mjs).
 import { loadGatewayBench } from "./StoreBenchLoader.js"
@@ -18,7 +19,7 @@ import { type Benchmark, type Measurement, measured, skipped } from "./Harness.j
 import { monolithMemory } from "./MemoryBench.js"
 import { workflowParse } from "./ParseBench.js"
 import { sideBySide } from "./SideBySide.js"
-import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench } from "./StoreBenchLoader.js"
+import { loadChatBench, loadDistributedBench, loadServerBench, loadStoreBench, loadTracingBench } from "./StoreBenchLoader.js"
 
 export const benchmarks: ReadonlyArray<Benchmark> = [
   {
@@ -95,6 +96,15 @@ export const benchmarks: ReadonlyArray<Benchmark> = [
     number: 8,
     title: "loading a workflow: YAML text → decoded, compiled plan, a 10,000-node chain and a 1,000-way fan-out",
     run: workflowParse
+  },
+  {
+    id: "tracing.sqlite.chain",
+    number: 10,
+    title: "tracing off vs on (OpenTelemetry SDK exporting OTLP/HTTP to a local receiver), per node of a SQLite-durable chain",
+    run: async (config) => {
+      const tracing = await loadTracingBench(config)
+      return tracing._tag === "Missing" ? skipped(tracing.reason) : tracing.bench.tracingOverhead(config)
+    }
   },
   {
     id: "versus",

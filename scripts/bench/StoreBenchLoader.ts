@@ -23,6 +23,11 @@ export interface DistributedBench {
   readonly distributedThroughput: (config: BenchConfig) => Promise<Outcome>
 }
 
+/** What TracingBench.ts exports. */
+export interface TracingBench {
+  readonly tracingOverhead: (config: BenchConfig) => Promise<Outcome>
+}
+
 /** What ChatBench.ts exports. */
 export interface ChatBench {
   readonly chatTurn: (config: BenchConfig) => Promise<Outcome>
@@ -62,3 +67,5 @@ export const loadServerBench = (_config: BenchConfig) => loadBundle<ServerBench>
 export const loadDistributedBench = (_config: BenchConfig) =>
   loadBundle<DistributedBench>("distributed", "packages/queue, packages/hub and packages/store (BullMQ, NATS, Postgres)")
 export const loadChatBench = (_config: BenchConfig) => loadBundle<ChatBench>("chat", "packages/chat and packages/store (chat service on SQLite)")
+export const loadTracingBench = (_config: BenchConfig) =>
+  loadBundle<TracingBench>("tracing", "packages/store and the CLI's OpenTelemetry SDK layer (apps/cli/src/runtime/TelemetrySdk.ts)")

@@ -35,7 +35,8 @@ const bundles = [
   { name: "store", entry: "StoreBench.ts", needs: ["packages/store/src/index.ts"] },
   { name: "server", entry: "ServerBench.ts", needs: ["packages/server/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] },
   { name: "distributed", entry: "DistributedBench.ts", needs: ["packages/queue/src/index.ts", "packages/hub/src/index.ts", "packages/store/src/index.ts"] },
-  { name: "chat", entry: "ChatBench.ts", needs: ["packages/chat/src/index.ts", "packages/store/src/index.ts"] }
+  { name: "chat", entry: "ChatBench.ts", needs: ["packages/chat/src/index.ts", "packages/store/src/index.ts"] },
+  { name: "tracing", entry: "TracingBench.ts", needs: ["packages/store/src/index.ts", "apps/cli/src/runtime/TelemetrySdk.ts"] }
 ]
 for (const bundle of bundles) {
   const errorFile = join(out, `${bundle.name}-build-error.txt`)

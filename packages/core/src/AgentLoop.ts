@@ -20,6 +20,7 @@ import { Effect, Either, Option } from "effect"
 import { Cost, type Llm, type Tool } from "@relavium/domain"
 import type { LlmProvider, ModelPricing } from "@relavium/ports"
 import * as ModelCall from "./ModelCall.js"
+import { countUsage, SpanName } from "./Telemetry.js"
 
 /** Where the conversation stands; `turn` counts model calls from 0. */
 export type Position<Call, Answer> =
@@ -138,8 +139,32 @@ export const run = <Call, Answer, A, E, R>(hooks: Hooks<Call, Answer, A, E, R>):
           if (position.turn >= modelCalls) return yield* hooks.turnLimitReached
           const prepared = yield* hooks.prepareCall(position.turn, { price, totals })
           if (Either.isLeft(prepared)) return prepared.left
-          const result = yield* ModelCall.stream(hooks.llm, prepared.right.request, prepared.right.persist)
-          const charged = charge(price, totals, result.usage)
+          const requestModel = prepared.right.request.model ?? model
+          const [result, charged] = yield* Effect.gen(function* () {
+            const result = yield* ModelCall.stream(hooks.llm, prepared.right.request, prepared.right.persist)
+            const charged = charge(price, totals, result.usage)
+            yield* Effect.annotateCurrentSpan({
+              "gen_ai.usage.input_tokens": result.usage.inputTokens,
+              "gen_ai.usage.output_tokens": result.usage.outputTokens,
+              "gen_ai.response.finish_reasons": [result.stopReason],
+              "relavium.cost_microcents": charged.costMicrocents,
+              ...(result.failure === undefined ? {} : { "error.type": result.failure.kind })
+            })
+            yield* countUsage(provider, requestModel, result.usage.inputTokens, result.usage.outputTokens, charged.costMicrocents)
+            return [result, charged] as const
+          }).pipe(
+            // GenAI semantic conventions: the provider and model asked for; never the prompt or the answer.
+            Effect.withSpan(SpanName.modelCall, {
+              kind: "client",
+              attributes: {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": provider,
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": requestModel,
+                "relavium.turn": position.turn
+              }
+            })
+          )
           totals = charged.totals
           const stopped = yield* hooks.completeCall(position.turn, result, charged)
           if (Option.isSome(stopped)) return stopped.value

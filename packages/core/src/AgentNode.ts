@@ -21,6 +21,7 @@ import * as ModelCall from "./ModelCall.js"
 import { completed, type NodeContext, type NodeOutcome, outputsFor, suspended } from "./NodeContext.js"
 import { nodeState } from "./RunState.js"
 import { makeOutputForwarder } from "./ToolOutputForward.js"
+import { SpanName } from "./Telemetry.js"
 
 /** Tool continuations allowed after the first model call. */
 export const TURN_LIMIT = 16
@@ -321,7 +322,22 @@ export const runAgent = (
                       Effect.catchAll((e) => Effect.succeed(failedOutcome(e)))
                     )
                 )
-          })
+          }).pipe(
+            Effect.tap((outcome) =>
+              Effect.annotateCurrentSpan({ "relavium.tool_status": outcome.ok ? "ok" : "error", ...(outcome.code === undefined ? {} : { "error.type": outcome.code }) })
+            ),
+            // The tool's name and status only: its arguments and output may carry secrets.
+            Effect.withSpan(SpanName.toolCall, {
+              kind: "client",
+              attributes: {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.name,
+                "gen_ai.tool.call.id": call.id,
+                "relavium.run_id": runId,
+                "relavium.node_id": node.id
+              }
+            })
+          )
         ),
       checkpoint: (turn, totals) =>
         Effect.gen(function* () {

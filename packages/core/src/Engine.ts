@@ -6,18 +6,20 @@
  * is not in the event log: the run cache (RunCache.ts) is a memo of the fold,
  * rebuilt on a miss.
  */
-import { Context, Effect, Either, Layer, Stream } from "effect"
+import { Context, Effect, Either, Layer, Metric, Option, Stream } from "effect"
 import { Inputs, type Plan, type RunEvent as RE } from "@relavium/domain"
-import { EventLog, ExpressionSandbox, RunQueue, RunStore } from "@relavium/ports"
+import { CurrentOrg, EventLog, ExpressionSandbox, RunQueue, RunStore, Tracing } from "@relavium/ports"
 import { planExpressions } from "./ExpressionFastPath.js"
 import { EngineError, now, storeError } from "./EngineError.js"
 import { type ForkOptions, type Lineage, makeFork, type RetryOptions, reusedDrafts } from "./Fork.js"
 import { gateDecision, type GateResolution } from "./Gates.js"
 import { makeRecover, type RecoverOutcome } from "./Recover.js"
 import { offerRetry } from "./RetryPolicy.js"
+import { offerSpan } from "./RunLoop.js"
 import { RunCache } from "./RunCache.js"
 import { initialState, isTerminalState } from "./RunState.js"
 import { makeWorker, type WorkerOptions } from "./Worker.js"
+import { runsStarted, SpanName } from "./Telemetry.js"
 
 export { EngineError } from "./EngineError.js"
 export type { GateResolution } from "./Gates.js"
@@ -86,6 +88,19 @@ const expressionsOf = (plan: Plan.WorkflowPlan): ReadonlyArray<string> => {
   return sources
 }
 
+/**
+ * The root span of a run's trace: a run is a trace of its own, linked to the span (an HTTP
+ * request's) that started it.
+ */
+const runSpan = <A, E, R>(workflowId: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.zip(Effect.option(Effect.currentSpan), CurrentOrg), ([caller, org]) =>
+    Effect.withSpan(effect, SpanName.run, {
+      root: true,
+      links: Option.isSome(caller) ? [{ _tag: "SpanLink", span: caller.value, attributes: {} }] : [],
+      attributes: { "relavium.workflow_id": workflowId, "relavium.org_id": org.orgId }
+    })
+  )
+
 const makeEngine = (options: EngineOptions) =>
   Effect.gen(function* () {
     // Optional: the api of the distributed mode evaluates nothing.
@@ -112,6 +127,7 @@ const makeEngine = (options: EngineOptions) =>
           return yield* new EngineError({ reason: "invalid_input", message: inputs.left.message, cause: inputs.left })
         }
         const runId = startOptions?.runId ?? crypto.randomUUID()
+        yield* Effect.annotateCurrentSpan("relavium.run_id", runId)
         const startedAt = yield* now
         yield* store.create({ runId, workflowId, workflowName: spec.id, createdAt: startedAt }).pipe(Effect.mapError(storeError))
         const masked = Inputs.maskSecrets(spec.inputs, inputs.right)
@@ -146,18 +162,23 @@ const makeEngine = (options: EngineOptions) =>
             if (Either.isRight(ctx)) {
               const state = initialState(runId, compiled)
               yield* runs.remember(runId, { state, inputs: inputs.right, ctx: ctx.right, synced: false })
-              yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.retry(offerRetry), Effect.mapError(storeError))
+              yield* queue.offer([{ _tag: "Advance", runId }]).pipe(Effect.retry(offerRetry), Effect.mapError(storeError), offerSpan(["Advance"]))
               if (spec.timeout_ms !== undefined) {
                 yield* queue
                   .offer([{ _tag: "RunDeadline", runId }], { delayMs: spec.timeout_ms })
-                  .pipe(Effect.retry(offerRetry), Effect.mapError(storeError))
+                  .pipe(Effect.retry(offerRetry), Effect.mapError(storeError), offerSpan(["RunDeadline"], spec.timeout_ms))
               }
               yield* runs.load(runId)
             }
           })
         )
+        yield* Metric.increment(Metric.tagged(runsStarted, "execution_mode", options.executionMode))
         return { runId, events: events(runId) } satisfies RunHandle
-      })
+      }).pipe(
+        // Jobs of the run carry the root span's traceparent: every process adds to the run's trace.
+        Tracing.asRunTrace,
+        (started) => runSpan(workflowId, started)
+      )
 
     const cancel = (runId: string, reason?: string) =>
       Effect.gen(function* () {
@@ -169,16 +190,23 @@ const makeEngine = (options: EngineOptions) =>
         )
       })
 
+    const recover = makeRecover(runs, store, queue)
     const { fork, retry } = makeFork(runs, start)
 
     return WorkflowEngine.of({
       start: (workflowId, input, startOptions) => start(workflowId, input, startOptions),
       fork,
       retry,
-      resume: (runId, gateId, resolution) => gateDecision(runs, queue, runId, gateId, resolution),
+      // A decision or a recovery from outside the run's jobs (a request, `relavium resume`) is a
+      // span whose traceparent the jobs it offers carry: the rest of the run is one trace under it.
+      resume: (runId, gateId, resolution) =>
+        gateDecision(runs, queue, runId, gateId, resolution).pipe(
+          Tracing.asRunTrace,
+          Effect.withSpan(SpanName.gateDecision, { attributes: { "relavium.run_id": runId, ...(gateId === undefined ? {} : { "relavium.gate_id": gateId }) } })
+        ),
       cancel,
       events,
-      recover: makeRecover(runs, store, queue)
+      recover: (runId) => recover(runId).pipe(Tracing.asRunTrace, Effect.withSpan(SpanName.runRecover, { attributes: { "relavium.run_id": runId } }))
     })
   })
 

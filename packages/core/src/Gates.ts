@@ -9,7 +9,8 @@ import type { Job, RunQueue } from "@relavium/ports"
 import { EngineError, now, storeError } from "./EngineError.js"
 import { offerRetry } from "./RetryPolicy.js"
 import type { Runs } from "./RunCache.js"
-import { commitThen } from "./RunLoop.js"
+import { commitThen, offerSpan } from "./RunLoop.js"
+import { pastSpan, SpanName } from "./Telemetry.js"
 import { isTerminalState, nodeState } from "./RunState.js"
 
 export interface GateResolution {
@@ -92,11 +93,22 @@ export const gateDecision = (runs: Runs, queue: RunQueue["Type"], runId: string,
         })
       }
       // The decision and the job that acts on it go together.
-      const result = yield* commitThen(runs, runId, drafts, state.lastSequenceNumber, queue.offer([next]).pipe(Effect.retry(offerRetry)))
+      const result = yield* commitThen(runs, runId, drafts, state.lastSequenceNumber, queue.offer([next]).pipe(Effect.retry(offerRetry), offerSpan([next._tag])))
       if (Either.isLeft(result)) {
         if (result.left._tag === "SequenceConflict") continue
         if (result.left._tag === "RunClosed") return
         return yield* storeError(result.left)
+      }
+      // The wait, from the gate's opening to this decision, as a span of the run's trace.
+      if (gate.openedAt !== undefined) {
+        yield* pastSpan(SpanName.gateWait, Date.parse(gate.openedAt), {
+          "relavium.run_id": runId,
+          "relavium.node_id": gate.nodeId,
+          "relavium.gate_id": id,
+          "relavium.gate_type": gate.gateType,
+          "relavium.gate_decision": resolution.decision,
+          "relavium.gate_decided_by": resolution.decidedBy === "timeout" ? "timeout" : "user"
+        })
       }
       return
     }

@@ -5,7 +5,7 @@
  * lands while this attempt is still the running one.
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Cause, Context, Effect, Either, Exit, Fiber, FiberId, Option, Scope, Stream } from "effect"
+import { Cause, Context, Effect, Either, Exit, Fiber, FiberId, Metric, Option, Scope, Stream } from "effect"
 import { RunError, RunEvent as RE } from "@relavium/domain"
 import { type DaemonRouter, ExpressionSandbox, type Job, type LlmProvider, type ModelPricing, type RunQueue, type UpdateHub } from "@relavium/ports"
 import { type EngineError, isoAt, storeError } from "./EngineError.js"
@@ -16,6 +16,7 @@ import type { Runs } from "./RunCache.js"
 import * as Orchestrator from "./Orchestrator.js"
 import { commitThen, type Offer, type RunLoop, startJobs, stepDrafts } from "./RunLoop.js"
 import { isTerminalState, nodeState } from "./RunState.js"
+import { nodeDuration, SpanName } from "./Telemetry.js"
 
 /** What node handlers may use: the services the worker's layer was built with. */
 export type NodeServices = ExpressionSandbox | LlmProvider | ModelPricing | DaemonRouter | FileSystem.FileSystem | Path.Path | RunQueue
@@ -72,7 +73,14 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
       return yield* Effect.map(exit, Option.some)
     })
 
+  /** One attempt of a node, as the span `node` (docs/observability.md). */
   const executeNode = (runId: string, nodeId: string, attempt: number): Effect.Effect<void, EngineError> =>
+    Effect.withSpan(executeAttempt(runId, nodeId, attempt), SpanName.node, {
+      kind: "consumer",
+      attributes: { "relavium.run_id": runId, "relavium.node_id": nodeId, "relavium.attempt": attempt }
+    })
+
+  const executeAttempt = (runId: string, nodeId: string, attempt: number): Effect.Effect<void, EngineError> =>
     Effect.gen(function* () {
       // The cache has this node running at this attempt only after folding everything before its
       // start (its inputs included); otherwise read the store before deciding the job is stale.
@@ -90,6 +98,7 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
         return
       }
       const node = state.plan.nodes.get(nodeId)!
+      yield* Effect.annotateCurrentSpan("relavium.node_type", node.type)
       const clock = yield* Effect.clock
       const startedMs = clock.unsafeCurrentTimeMillis()
       if (attempt > 1) {
@@ -167,6 +176,9 @@ export const makeNodeRunner = ({ hub, loop, offer, runs, services, workerScope }
           settled = { type: "node:failed", runId, timestamp, nodeId, error, attemptNumber: attempt }
         }
       }
+      const status = settled.type.slice("node:".length)
+      yield* Effect.annotateCurrentSpan("relavium.node_status", status)
+      yield* Metric.update(nodeDuration.pipe(Metric.tagged("node_type", node.type), Metric.tagged("status", status)), endedMs - startedMs)
       // Settle the node only while this attempt is still its running one: a job can be taken over
       // while its first worker still runs it (a lock that lapsed under load), and both would
       // otherwise commit. The loser of that race leaves the node as the winner settled it.

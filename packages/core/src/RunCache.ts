@@ -9,12 +9,13 @@
  * is random, but a caller may name another org's). A miss reads the store, under that org.
  */
 import { FileSystem } from "@effect/platform"
-import { Context, Effect, Either, Layer, Option, Schedule } from "effect"
+import { Context, Effect, Either, Layer, Metric, Option, Schedule } from "effect"
 import { type Plan, RunError, RunEvent as RE, type Workflow, WorkflowYaml } from "@relavium/domain"
 import { CurrentOrg, EventLog, RunStore, type StoreError, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { EngineError, storeError } from "./EngineError.js"
 import { interpolate } from "./Interpolate.js"
 import { applyEvents, initialState, isTerminalState, type RunState } from "./RunState.js"
+import { runsFinished, SpanName } from "./Telemetry.js"
 
 export interface RunEntry {
   readonly state: RunState
@@ -171,7 +172,22 @@ export const makeRuns = Effect.gen(function* () {
           if (entry && isTerminalState(entry.state)) entries.delete(key)
           if (events.some(RE.isTerminal)) signalEnd(runId)
         })
-      )
+      ),
+      Effect.tap((events) => countFinished(events)),
+      Effect.withSpan(SpanName.storeCommit, {
+        attributes: { "relavium.run_id": runId, "relavium.event_types": drafts.map((d) => d.type), "relavium.event_count": drafts.length }
+      })
+    )
+
+  /** A run's end, counted by its status where it is committed (once: a run ends in one commit). */
+  const countFinished = (events: ReadonlyArray<RE.RunEvent>) =>
+    Effect.forEach(
+      events,
+      (event) =>
+        event.type === "run:completed" || event.type === "run:failed" || event.type === "run:cancelled"
+          ? Metric.increment(Metric.tagged(runsFinished, "status", event.type.slice(4)))
+          : Effect.void,
+      { discard: true }
     )
 
   return {

@@ -11,6 +11,16 @@ import { type EngineError, now, storeError } from "./EngineError.js"
 import * as Orchestrator from "./Orchestrator.js"
 import type { Runs } from "./RunCache.js"
 import { isTerminalState, type RunState } from "./RunState.js"
+import { SpanName } from "./Telemetry.js"
+
+/** The span of one hop through the queue: which jobs were offered (their types), and after how long. */
+export const offerSpan =
+  (tags: ReadonlyArray<string>, delayMs?: number) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withSpan(effect, SpanName.queueOffer, {
+      kind: "producer",
+      attributes: { "relavium.jobs": [...tags], "relavium.job_count": tags.length, ...(delayMs === undefined ? {} : { "relavium.delay_ms": delayMs }) }
+    })
 
 /** Offers jobs to the queue (after `delayMs`); a queue that keeps failing is a defect the job retry sees. */
 export type Offer = (jobs: ReadonlyArray<Job>, delayMs?: number) => Effect.Effect<void>

@@ -28,7 +28,10 @@ export interface NodeState {
 }
 
 /** A gate of this run waiting for a decision: `Run.PendingGate` without what the run already knows. */
-export type PendingGate = Pick<Run.PendingGate, "gateId" | "nodeId" | "gateType" | "message" | "expiresAt" | "timeoutAction">
+export type PendingGate = Pick<Run.PendingGate, "gateId" | "nodeId" | "gateType" | "message" | "expiresAt" | "timeoutAction"> & {
+  /** When the gate opened (its `human_gate:paused`): the start of its `gate.wait` span. */
+  readonly openedAt?: string | undefined
+}
 
 export interface RunState {
   readonly runId: string
@@ -186,7 +189,8 @@ const applyEvent = (state: RunState, event: RE.RunEvent): void => {
         gateType: event.gateType,
         message: event.message,
         expiresAt: event.expiresAt,
-        timeoutAction: event.timeoutAction
+        timeoutAction: event.timeoutAction,
+        openedAt: event.timestamp
       })
       setNode(state, event.nodeId, { ...nodeState(state, event.nodeId), status: "waiting" })
       return

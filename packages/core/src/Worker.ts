@@ -5,13 +5,14 @@
  * the jobs of runs whose jobs were lost.
  */
 import { Cause, Clock, Duration, Effect, Schedule } from "effect"
-import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, UpdateHub } from "@relavium/ports"
+import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, Tracing, UpdateHub } from "@relavium/ports"
 import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { gateDecision } from "./Gates.js"
 import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
 import { isTransient, jobRetry, offerRetry } from "./RetryPolicy.js"
 import { RunCache } from "./RunCache.js"
-import { makeRunLoop } from "./RunLoop.js"
+import { makeRunLoop, offerSpan } from "./RunLoop.js"
+import { SpanName } from "./Telemetry.js"
 import { completedOutputs, isTerminalState } from "./RunState.js"
 
 export interface WorkerOptions {
@@ -33,7 +34,7 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
   const services = yield* Effect.context<NodeServices>()
 
   const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) =>
-    queue.offer(jobs, { delayMs }).pipe(Effect.retry(offerRetry), Effect.orDie)
+    queue.offer(jobs, { delayMs }).pipe(Effect.retry(offerRetry), Effect.orDie, offerSpan(jobs.map((job) => job._tag), delayMs))
 
   const loop = makeRunLoop(runs, offer)
   const { advanceCoalesced } = loop
@@ -90,7 +91,15 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
           : job._tag === "GateTimeout"
             ? gateTimeout(job.runId, job.gateId)
             : deadline(job.runId)
-    const sandboxed = Effect.sandbox(work)
+    // A node's job is the node's span (NodeRunner.ts); the others are a span each.
+    const traced =
+      job._tag === "ExecuteNode"
+        ? work
+        : Effect.withSpan(work, SpanName.job(job._tag), {
+            kind: "consumer",
+            attributes: { "relavium.run_id": job.runId, ...(job._tag === "GateTimeout" ? { "relavium.gate_id": job.gateId } : {}) }
+          })
+    const sandboxed = Effect.sandbox(traced)
     return sandboxed.pipe(
       // A store or queue that failed for a moment (a dropped connection, a restart) fails the step,
       // not the run: it runs again after a pause, reading the run back from the store. Checkpoints
@@ -153,7 +162,11 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
         yield* offer([{ _tag: "ExecuteNode", runId: record.runId, nodeId, attempt: node.attempt }], dueMs > 0 ? dueMs : undefined)
       }
       yield* Effect.logInfo(`run ${record.runId} had written nothing for ${Math.round(staleMs / 1000)} s: its jobs were offered again`)
-    })
+    }).pipe(
+      // The jobs offered again carry this span's traceparent: the rest of the run is a trace under it.
+      Tracing.asRunTrace,
+      Effect.withSpan(SpanName.runSweep, { attributes: { "relavium.run_id": record.runId } })
+    )
 
   const sweepMs = Duration.toMillis(Duration.decode(options.sweepEvery ?? "15 seconds"))
   if (sweepMs > 0) yield* sweep.pipe(Effect.delay(Duration.millis(sweepMs)), Effect.forever, Effect.forkScoped)

@@ -67,6 +67,8 @@ export interface HarnessOptions {
   readonly router?: Layer.Layer<DaemonRouter> | undefined
   /** Default: $3 in / $15 out per million tokens for every model. */
   readonly pricing?: Layer.Layer<ModelPricing> | undefined
+  /** Default: the in-memory queue. */
+  readonly queue?: Layer.Layer<RunQueue> | undefined
 }
 
 export const engineLayer = (options: HarnessOptions = {}) =>
@@ -75,7 +77,7 @@ export const engineLayer = (options: HarnessOptions = {}) =>
       Layer.mergeAll(
         RunStore.layerMemory,
         UpdateHub.layerMemory,
-        RunQueue.layerMemory(),
+        options.queue ?? RunQueue.layerMemory(),
         WorkflowStore.layerMemory,
         QuickJsSandbox.layerQuickJs,
         options.model ?? scriptedModel([]).layer,

@@ -22,10 +22,13 @@
  * connection died mid-call). Every message is decoded with a Schema; a
  * malformed one is ignored on the gateway and a `tool_failed` on the worker.
  * Nothing but the call (tool name, arguments, policy) crosses NATS: no keys.
+ * With tracing on, a call carries the W3C `traceparent` of the worker's span
+ * as a NATS header (`TRACEPARENT_HEADER`); the gateway's span of the call is
+ * its child, so the call is part of the run's trace (docs/observability.md).
  */
-import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats"
+import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "nats"
 import { Cause, Data, Duration, Effect, Either, Exit, Fiber, FiberId, Layer, Option, Queue, Runtime, Schema, Scope } from "effect"
-import { DaemonRouter, type ExecuteOptions, ToolError, type ToolCall, type ToolResult } from "@relavium/ports"
+import { DaemonRouter, type ExecuteOptions, ToolError, type ToolCall, type ToolResult, Tracing } from "@relavium/ports"
 import { Llm, Tool } from "@relavium/domain"
 import * as NatsUpdateHub from "./NatsUpdateHub.js"
 
@@ -62,6 +65,9 @@ const encodeReply = Schema.encodeSync(Schema.parseJson(Reply))
 
 /** NATS subject tokens cannot hold `.`, `*`, `>` or whitespace. */
 const subjectToken = (value: string) => value.replace(/[.*>\s]/g, "_")
+
+/** The NATS header carrying the caller's W3C trace context. */
+export const TRACEPARENT_HEADER = "traceparent"
 
 export const callSubject = (prefix: string, daemon: string) => `${prefix}.daemon.${subjectToken(daemon)}.call`
 export const cancelSubject = (prefix: string, daemon: string) => `${prefix}.daemon.${subjectToken(daemon)}.cancel`
@@ -128,8 +134,16 @@ export const makeRouter = (nc: NatsConnection, options: RouterOptions = {}): Dae
           ),
           (subscription) => Effect.sync(() => subscription.unsubscribe())
         )
+        const traceparent = yield* Tracing.currentTraceparent
         yield* Effect.try({
-          try: () => nc.publish(callSubject(prefix, daemon), encodeRequest(request), { reply: inbox }),
+          try: () => {
+            let headers: ReturnType<typeof natsHeaders> | undefined
+            if (traceparent !== undefined) {
+              headers = natsHeaders()
+              headers.set(TRACEPARENT_HEADER, traceparent)
+            }
+            nc.publish(callSubject(prefix, daemon), encodeRequest(request), { reply: inbox, ...(headers === undefined ? {} : { headers }) })
+          },
           catch: (e) => unavailable(`cannot send the tool call over NATS: ${e instanceof Error ? e.message : String(e)}`)
         })
         let acked = false
@@ -237,7 +251,7 @@ export const serveDaemon = (
                 onOutput: (chunk) => send(msg, { t: "output", stream: chunk.stream, text: chunk.text })
               }),
               (r): Reply => ({ t: "result", output: r.output, isError: r.isError ?? false }))
-      return Effect.gen(function* () {
+      const traced = Effect.gen(function* () {
         yield* send(msg, { t: "ack" })
         const beats = yield* send(msg, { t: "beat" }).pipe(
           Effect.delay(Duration.millis(beatMs)),
@@ -256,6 +270,18 @@ export const serveDaemon = (
             : { t: "error", code: "tool_failed", message: `the gateway failed the call: ${Cause.pretty(exit.cause)}` }
         )
       })
+      // A child of the worker's span when the call carries its traceparent; the tool's name only, never its arguments.
+      return traced.pipe(
+        Effect.withSpan("gateway.tool_call", {
+          kind: "server",
+          attributes: {
+            "relavium.daemon": options.daemon,
+            "relavium.request": request.kind,
+            ...(request.kind === "execute" ? { "gen_ai.tool.name": request.call.name } : {})
+          }
+        }),
+        Tracing.withRemoteParent(msg.headers?.get(TRACEPARENT_HEADER) || undefined)
+      )
     }
 
     yield* Effect.acquireRelease(

@@ -5,9 +5,10 @@
  * waits is a no-op, and a job never runs beside another of its id (an offer
  * while it runs is held until that run ends).
  */
-import { Context, Data, Effect, FiberSet, Layer, Option, Queue, Schema } from "effect"
+import { Context, Data, Effect, FiberSet, Layer, Metric, Option, Queue, Schema } from "effect"
 import type { Scope } from "effect"
 import { currentOrgId, forOrg, LOCAL_ORG } from "./Tenancy.js"
+import { jobTraceparent, withRemoteParent } from "./Tracing.js"
 
 /**
  * The org a job acts for. Left out where a job is made (the engine never names it): the queue
@@ -19,32 +20,59 @@ const orgId = Schema.optionalToOptional(Schema.String, Schema.String, {
   encode: (org) => org
 })
 
+/**
+ * The W3C `traceparent` of the run's root span (docs/observability.md): stamped by the queue on
+ * offer when tracing is on, the parent of the job's spans where it runs. Never anything else.
+ */
+const traceparent = Schema.optional(Schema.String)
+
 export const Job = Schema.Union(
   /** Run the orchestrator step for a run: start ready nodes, skip dead ones, settle the run. */
-  Schema.TaggedStruct("Advance", { runId: Schema.String, orgId }),
+  Schema.TaggedStruct("Advance", { runId: Schema.String, orgId, traceparent }),
   /** Execute one attempt of one node. */
-  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int, orgId }),
+  Schema.TaggedStruct("ExecuteNode", { runId: Schema.String, nodeId: Schema.String, attempt: Schema.Int, orgId, traceparent }),
   /** A human gate's timeout elapsed. */
-  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId }),
+  Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId, traceparent }),
   /** The run's `timeout_ms` elapsed. */
-  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId })
+  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId, traceparent })
 )
 export type Job = typeof Job.Type
 
 /** The org a job acts for (`local` for a job that names none). */
 export const orgOf = (job: Job): string => job.orgId ?? LOCAL_ORG
 
-/** The jobs as a queue stores them: each names an org, the offering fiber's `CurrentOrg` when it named none. */
+/**
+ * The jobs as a queue stores them: each names an org, the offering fiber's `CurrentOrg` when it
+ * named none, and (tracing on) the `traceparent` of the run the fiber works for.
+ */
 export const withOrg = (jobs: ReadonlyArray<Job>): Effect.Effect<ReadonlyArray<Job>> =>
-  Effect.map(currentOrgId, (current) => jobs.map((job) => (job.orgId === undefined ? { ...job, orgId: current } : job)))
+  Effect.zipWith(currentOrgId, jobTraceparent, (current, trace) =>
+    jobs.map((job) => {
+      const org = job.orgId === undefined ? { ...job, orgId: current } : job
+      return trace === undefined || org.traceparent !== undefined ? org : { ...org, traceparent: trace }
+    })
+  )
 
-/** A consumer's handler run for the org of its job: every store statement of it acts for that org. */
+/**
+ * A consumer's handler run for the org of its job (every store statement of it acts for that org)
+ * and under the span its `traceparent` names.
+ */
 export const forJobOrg =
   (handler: (job: Job) => Effect.Effect<void>) =>
   (job: Job): Effect.Effect<void> =>
-    forOrg(orgOf(job))(handler(job))
+    forOrg(orgOf(job))(withRemoteParent(job.traceparent)(handler(job)))
 
 export type Pool = "orchestrator" | "node" | "system"
+
+/** Jobs waiting in a pool of this process's in-memory queue (docs/observability.md), tagged `pool`. */
+export const queueDepth = Metric.gauge("relavium.queue.depth", { description: "jobs waiting, by pool" })
+
+/** Jobs a pool of this process is running, tagged `pool` (BullMQ: the waiting ones are in Redis). */
+export const queueActive = Metric.gauge("relavium.queue.active", { description: "jobs running in this process, by pool" })
+
+/** Sets a pool's gauge. */
+export const setPoolGauge = (gauge: typeof queueDepth, pool: Pool, value: number): Effect.Effect<void> =>
+  Metric.set(Metric.tagged(gauge, "pool", pool), Math.max(0, value))
 
 export const poolOf = (job: Job): Pool =>
   job._tag === "ExecuteNode" ? "node" : job._tag === "Advance" ? "orchestrator" : "system"
@@ -109,7 +137,15 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
               return true
             })
             if (fresh.length === 0) return Effect.void
-            const enqueue = Effect.forEach(fresh, (job) => Queue.offer(queues[poolOf(job)], job), { discard: true })
+            const enqueue = Effect.forEach(
+              fresh,
+              (job) =>
+                Effect.zipRight(
+                  Queue.offer(queues[poolOf(job)], job),
+                  Effect.flatMap(Queue.size(queues[poolOf(job)]), (size) => setPoolGauge(queueDepth, poolOf(job), size))
+                ),
+              { discard: true }
+            )
             return delayMs !== undefined && delayMs > 0
               ? FiberSet.run(timers, Effect.sleep(delayMs).pipe(Effect.zipRight(enqueue))).pipe(Effect.asVoid)
               : enqueue
@@ -140,7 +176,12 @@ export class RunQueue extends Context.Tag("@relavium/ports/RunQueue")<
                 Effect.forkScoped(
                   Effect.forEach(
                     Array.from({ length: concurrency[pool] }),
-                    () => Queue.take(queues[pool]).pipe(Effect.flatMap(work(forJobOrg(handler))), Effect.forever),
+                    () =>
+                      Queue.take(queues[pool]).pipe(
+                        Effect.tap(() => Effect.flatMap(Queue.size(queues[pool]), (size) => setPoolGauge(queueDepth, pool, size))),
+                        Effect.flatMap(work(forJobOrg(handler))),
+                        Effect.forever
+                      ),
                     { concurrency: "unbounded", discard: true }
                   )
                 ),

@@ -14,8 +14,8 @@
  */
 import { Queue, Worker, type Job as BullJob, type JobsOptions } from "bullmq"
 import { Redis, type RedisOptions } from "ioredis"
-import { Cause, Duration, Effect, Either, Exit, FiberSet, Layer, Schema } from "effect"
-import { forJobOrg, Job, jobId, type Pool, poolOf, QueueError, RunQueue, withOrg } from "@relavium/ports"
+import { Cause, Duration, Effect, Either, Exit, FiberSet, Layer, MetricLabel, Schema } from "effect"
+import { forJobOrg, Job, jobId, type Pool, poolOf, queueActive, QueueError, RunQueue, withOrg } from "@relavium/ports"
 
 export interface BullMqOptions {
   /** `redis://[user:password@]host:port[/db]`; the password never appears in an error. */
@@ -203,10 +203,12 @@ export const layerBullMq = (options: BullMqOptions): Layer.Layer<RunQueue, Queue
             }
             return new Promise<void>((resolve) => {
               inflight[pool]++
+              queueActive.unsafeUpdate(inflight[pool], [MetricLabel.make("pool", pool)])
               // The handler acts for the job's org: its store statements see only that org's rows.
               const fiber = run(forJobOrg(handler)(decoded.right))
               fiber.addObserver((exit) => {
                 inflight[pool]--
+                queueActive.unsafeUpdate(inflight[pool], [MetricLabel.make("pool", pool)])
                 // An interrupted handler means this worker is going away: leave the promise
                 // pending so the job is neither completed nor failed; its lock lapses and another
                 // worker takes it over as stalled.

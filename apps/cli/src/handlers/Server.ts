@@ -15,6 +15,7 @@ import { endingOf, ExitCode, type ServerProcessError, serverProcessErrors } from
 import { Misconfigured } from "../Problem.js"
 import type * as Deployment from "../runtime/Deployment.js"
 import * as Settings from "../runtime/Settings.js"
+import * as Telemetry from "../runtime/Telemetry.js"
 import type { ServerArgs } from "../commands/Server.js"
 
 const loadApi = () => import("../runtime/CloudApi.js")
@@ -71,8 +72,9 @@ const describeServices = (cloud: typeof Deployment, d: Deployment.Deployment) =>
  * Runs a server process until a signal stops it (exit 0); a start-up failure is one line on
  * stderr and exit 1, a missing or malformed setting exit 2.
  */
-const serve = <R>(name: string, program: Effect.Effect<void, ServerProcessError, R>) =>
+const serve = <R>(name: "api" | "worker", program: Effect.Effect<void, ServerProcessError, R>) =>
   program.pipe(
+    Telemetry.provide(name),
     Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = ExitCode.ok))),
     Effect.catchAll((error) =>
       Effect.sync(() => {

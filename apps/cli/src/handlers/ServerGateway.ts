@@ -9,6 +9,7 @@ import { DAEMON_RPC_PATH } from "@relavium/daemon"
 import { endingOf, ExitCode, serverProcessErrors } from "../ExitCodes.js"
 import { Misconfigured } from "../Problem.js"
 import { GatewayError, loadHub, makeGateway, serversOf } from "../runtime/Gateway.js"
+import * as Telemetry from "../runtime/Telemetry.js"
 import type { GatewayArgs } from "../commands/ServerGateway.js"
 
 const readPem = (file: string) =>
@@ -66,6 +67,7 @@ export const gateway = (options: GatewayArgs["gateway"]) =>
       return yield* new GatewayError({ message: lost })
     }).pipe(
       Effect.scoped,
+      Telemetry.provide("gateway"),
       // SIGTERM/SIGINT interrupt the gateway: closing it in order is a clean stop.
       Effect.onInterrupt(() => Effect.sync(() => void (process.exitCode = ExitCode.ok))),
       Effect.catchAll((e) =>

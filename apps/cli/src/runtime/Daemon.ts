@@ -21,6 +21,7 @@ import { Console, Effect, Either, Option, Redacted, Stream } from "effect"
 import { KeySecrets } from "@relavium/keys"
 import { daemonErrors, ExitCode } from "../ExitCodes.js"
 import * as Settings from "./Settings.js"
+import * as Telemetry from "./Telemetry.js"
 
 const loadDaemon = () => import("@relavium/daemon")
 
@@ -67,6 +68,7 @@ export const listen = (options: { readonly root: string; readonly port: number; 
     return yield* Effect.never
   }).pipe(
     Effect.scoped,
+    Telemetry.provide("daemon"),
     Effect.catchTag("DaemonServeError", (error) => fail(`the daemon cannot start: ${error.message}`, daemonErrors[error._tag].exit))
   )
 
@@ -124,6 +126,7 @@ export const dialOut = (options: {
     return yield* dialed.join
   }).pipe(
     Effect.scoped,
+    Telemetry.provide("daemon"),
     Effect.catchTag("DialError", (error) =>
       error.reason === "refused"
         ? fail(`${error.message}; pass the gateway's token (a monolith's is the contents of its monolith.token) with --token or RELAVIUM_TOKEN`, daemonErrors[error._tag].exit)

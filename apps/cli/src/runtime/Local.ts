@@ -21,6 +21,7 @@ import * as InProcessDaemon from "./InProcessDaemon.js"
 import { keysLayer } from "./Keys.js"
 import * as Models from "./Models.js"
 import * as Settings from "./Settings.js"
+import * as Telemetry from "./Telemetry.js"
 
 export interface LocalOptions extends Models.ModelOptions {
   /** The data directory, resolved (see `Settings.dataDir`). */
@@ -115,9 +116,15 @@ export const toUsageProblem = <E>(e: E): UsageProblem | Exclude<E, LocalError> =
   return ending === undefined ? (e as Exclude<E, LocalError>) : new UsageProblem((e as unknown as LocalError).message, ending.code)
 }
 
-/** Runs `effect` on the local engine; a database or cassette problem becomes a one-line error. */
+/**
+ * Runs `effect` on the local engine, with the telemetry OTEL_* configures (none by default); a
+ * database or cassette problem becomes a one-line error.
+ */
 export const withLocal = <A, E, R>(effect: Effect.Effect<A, E, R>, flags: LocalFlags) =>
-  Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(Effect.mapError(toUsageProblem))
+  Effect.flatMap(resolveOptions(flags), (options) => effect.pipe(Effect.provide(localLayer(options)))).pipe(
+    Effect.mapError(toUsageProblem),
+    Telemetry.provide("cli")
+  )
 
 /** The execution mode a stored run was started in (its `run:started`); `local` when it has none. */
 const startedMode = (runId: string, dataDir: string) =>

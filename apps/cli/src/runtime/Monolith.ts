@@ -24,6 +24,7 @@ import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
 import { localLayer } from "./Local.js"
 import { chatServices } from "./LocalChat.js"
+import * as Telemetry from "./Telemetry.js"
 import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 
 export interface MonolithOptions {
@@ -46,8 +47,9 @@ const recoverChats = Effect.flatMap(ChatService, (chats) => chats.recover()).pip
 )
 
 /**
- * The whole monolith as one layer. The lock is taken before anything else is opened, so a second
- * monolith on the same directory changes nothing.
+ * The whole monolith as one layer, with the telemetry OTEL_* configures (none by default). The
+ * lock is taken before anything else is opened, so a second monolith on the same directory
+ * changes nothing.
  */
 export const monolithLayer = (options: MonolithOptions) =>
   Layer.unwrapScoped(
@@ -124,4 +126,4 @@ export const monolithLayer = (options: MonolithOptions) =>
         )
       )
     })
-  )
+  ).pipe(Layer.provide(Layer.orDie(Telemetry.layer("monolith"))))
