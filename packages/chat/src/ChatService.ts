@@ -9,8 +9,11 @@
  *
  * ## Interface (what surfaces build on)
  *
- * - `createProject(dir)` → `ProjectInfo` (the same project for the same directory);
- *   `ProjectDirectoryNotFound` when `dir` does not exist.
+ * - `createProject(dir, { daemon? })` → `ProjectInfo` (the same project for the same directory);
+ *   `ProjectDirectoryNotFound` when `dir` does not exist. With `daemon` the project is the
+ *   workspace of that dialed-in tools daemon (`dir` names it, on the daemon's machine, and is not
+ *   checked here): its chats' tools run there through a gateway, and a message is refused with
+ *   `DaemonNotConnected` while the daemon is not connected.
  * - `createChat({ projectId, worktree?, model?, approvalMode?, tools?, systemPrompt?, title? })`
  *   → `ChatSummary`. `model` is `provider/model` (default `anthropic/claude-sonnet-4`),
  *   `approvalMode` `ask` (default) | `accept-edits` | `auto`. With `worktree: true` the
@@ -47,7 +50,7 @@
  * dead pid) or silent for 30 s is taken over, after the dead turn is recovered.
  */
 import { Context, Effect, Layer, type Stream } from "effect"
-import type { ChatRecord, ChatUsageRecord, LlmProvider, ModelPricing, ChatStore } from "@relavium/ports"
+import type { ChatRecord, ChatTurnJob, ChatUsageRecord, LlmProvider, ModelPricing, ChatStore } from "@relavium/ports"
 import type { Chat } from "@relavium/domain"
 import type { ApprovalMode, ChatEvent } from "./ChatEvent.js"
 import type {
@@ -83,6 +86,8 @@ export interface ProjectInfo {
   readonly projectId: string
   readonly name: string
   readonly rootPath: string
+  /** The dialed-in tools daemon whose workspace the project is. */
+  readonly daemon?: string | undefined
   readonly createdAt: string
 }
 
@@ -167,7 +172,10 @@ export interface CreateChatOptions {
 export class ChatService extends Context.Tag("@relavium/chat/ChatService")<
   ChatService,
   {
-    readonly createProject: (directory: string) => Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError>
+    readonly createProject: (
+      directory: string,
+      options?: { readonly daemon?: string | undefined }
+    ) => Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError>
     readonly listProjects: () => Effect.Effect<ReadonlyArray<ProjectInfo>, ChatStorageError>
     readonly createChat: (
       options: CreateChatOptions
@@ -200,6 +208,12 @@ export class ChatService extends Context.Tag("@relavium/chat/ChatService")<
     readonly recover: () => Effect.Effect<RecoveryReport, ChatStorageError>
     readonly exportMarkdown: (chatId: string) => Effect.Effect<string, UnknownChat | ChatStorageError>
     readonly exportWorkflowYaml: (chatId: string) => Effect.Effect<string, UnknownChat | ChatStorageError>
+    /**
+     * Runs a `ChatTurn` job a worker took from the queue (the distributed deployment, see
+     * TurnQueue.ts): takes the turn's claim over from the process that handed it on and runs the
+     * turn until it rests. Never fails: what goes wrong is in the chat's log.
+     */
+    readonly runTurnJob: (job: ChatTurnJob) => Effect.Effect<void>
   }
 >() {}
 
@@ -242,6 +256,7 @@ export const make = (options: ChatServiceOptions = {}) =>
       removeWorktree: chats.removeWorktree,
       recover: recovery.recover,
       exportMarkdown: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.markdown),
-      exportWorkflowYaml: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.workflowYaml)
+      exportWorkflowYaml: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.workflowYaml),
+      runTurnJob: turns.runTurnJob
     })
   })

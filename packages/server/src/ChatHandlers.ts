@@ -39,6 +39,7 @@ export const fromChatError = (e: ChatError): BadRequest | NotFound | Conflict | 
         message: `chat ${e.chatId} waits for a decision on ${e.pending.map((p) => `${p.name} (${p.toolCallId})`).join(", ")}: POST /chats/${e.chatId}/approvals/${e.pending[0]?.toolCallId ?? "{toolCallId}"} with {"decision":"allow"} or {"decision":"deny"}`
       })
     case "ChatBusy":
+    case "DaemonNotConnected":
     case "ToolCallAlreadyDecided":
     case "NothingToResume":
     case "WorktreeRemoved":

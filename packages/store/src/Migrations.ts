@@ -19,6 +19,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { chatsDistributed } from "./migrations/ChatsDistributed.js"
 
 /** The table that records applied migrations; its presence marks a Relavium database. */
 export const migrationsTable = "relavium_migrations"
@@ -499,7 +500,8 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   "7_local_org": Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`INSERT INTO orgs (org_id, name, created_at) VALUES ('local', 'local', ${new Date().toISOString()})
       ON CONFLICT (org_id) DO NOTHING`.pipe(Effect.asVoid)
-  )
+  ),
+  "12_chats_distributed": chatsDistributed
 }
 
 /** The schema version this build writes: the highest migration id. */

@@ -16,7 +16,7 @@ import { type LocalFlags, type LocalOptions, modelLayer, pricingLayer, resolveOp
 export const chatServices = (options: { readonly dataDir: string }) =>
   chatServiceLayer({ worktreesDir: DataDir.worktreesDir(options.dataDir) }).pipe(
     Layer.provideMerge(
-      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer((workspace) =>
+      Layer.mergeAll(ChatHub.layerMemory, ChatTools.layer(({ workspace }) =>
           localDaemon({ workspace, excludedPaths: KeySecrets.excludedPaths(options.dataDir, workspace) })
         ), Worktrees.layerGit)
     )
