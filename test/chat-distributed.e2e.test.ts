@@ -1,0 +1,198 @@
+/**
+ * Chats on the distributed deployment, every part a separate OS process of the
+ * bundled `relavium`: 2 `server api` replicas, 2 `server worker` replicas, 1
+ * `server gateway` and a `daemon start --gateway` on a git repository, against
+ * the real Postgres, Redis and NATS on loopback. The model is a local server
+ * speaking OpenAI's streaming wire format, scripted by the conversation.
+ *
+ * - A chat of a project bound to the daemon, started through api A, streams
+ *   through api B (SSE); the write the agent asks for is approved through api
+ *   B and lands in the daemon's workspace.
+ * - Bad input: an unknown chat 404, a message while a decision is pending
+ *   409, a decision on a call no longer pending 409, a project whose daemon
+ *   is not connected refused naming it.
+ * - The worker running a turn is SIGKILLed mid-stream: the other worker
+ *   settles the turn (the partial answer kept, `interrupted`), nothing the
+ *   turn had done runs again, and a resume through the other api goes on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { readFileSync } from "node:fs"
+import { gitRepo, git } from "../packages/chat/test/fixtures.js"
+import { type ApiProcess, type CloudProcess, createDeployment, type Deployment, startApi, startWorker, testToken } from "./support/cloud.js"
+import { type GatewayProcess, queryDatabase, startGateway, startRemoteDaemon } from "./support/distributed.js"
+import { answerFrames, type ChatSseEvent, chatEvents, gapFree, type ModelServer, startModel, toolCallFrames } from "./support/chats.js"
+
+const KEY = "sk-test-chat-distributed-0123456789"
+const NOTE = "written by a chat on the distributed deployment\n"
+const STORY_START = "Once upon a time "
+
+describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a daemon, as OS processes", () => {
+  let d: Deployment
+  let model: ModelServer
+  let apiA: ApiProcess
+  let apiB: ApiProcess
+  let workers: Array<CloudProcess> = []
+  let gateway: GatewayProcess
+  let daemon: CloudProcess
+  let repo: string
+  let storyCalls = 0
+
+  beforeAll(async () => {
+    model = await startModel((request) => {
+      if (request.lastUser.includes("notes")) {
+        return request.toolResults.length === 0
+          ? { frames: toolCallFrames("I will write the notes. ", "call_write", "write_file", { path: "notes.txt", content: NOTE }) }
+          : { frames: answerFrames("notes.txt is written.") }
+      }
+      // The first telling of the story stops mid-stream (its worker is killed); later ones end.
+      storyCalls += 1
+      return storyCalls === 1 ? { hold: answerFrames(`${STORY_START}there was a queue.`).slice(0, 4) } : { frames: answerFrames("The story ends here.") }
+    })
+    d = await createDeployment("chats")
+    repo = gitRepo({ "README.md": "# a project\n" })
+    const env = { RELAVIUM_OPENAI_BASE_URL: model.url, RELAVIUM_OPENAI_API_KEY: KEY }
+    const workerArgs = ["--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
+    apiA = await startApi(d)
+    ;[apiB, gateway, ...workers] = await Promise.all([
+      startApi(d),
+      startGateway(d),
+      startWorker(d, { args: workerArgs, env }),
+      startWorker(d, { args: workerArgs, env })
+    ])
+    daemon = await startRemoteDaemon(gateway, repo, { name: "laptop" })
+  }, 180_000)
+
+  afterAll(async () => {
+    await Promise.all([apiA, apiB, gateway, daemon, ...workers].map((p) => p?.stop("SIGKILL")))
+    model?.close()
+    await d?.dispose()
+  })
+
+  let chatId: string
+
+  it("streams a chat started through api A on api B, and runs the write approved through api B in the daemon's workspace", async () => {
+    const project = await apiA.api("POST", "/projects", { dir: repo, daemon: "laptop" })
+    expect(project.status, project.text).toBe(201)
+    expect(project.json).toMatchObject({ rootPath: repo, daemon: "laptop" })
+    expect((await apiB.api("GET", "/projects")).json).toEqual([project.json])
+    const chat = await apiA.api("POST", "/chats", { projectId: project.json.projectId, model: "openai/gpt-4o-mini" })
+    expect(chat.status, chat.text).toBe(201)
+    chatId = chat.json.chatId
+    const start = chat.json.lastSequenceNumber as number
+
+    // Api B follows from before the message is sent; the turn runs on a worker.
+    const untilPaused = chatEvents(apiB.url, testToken, chatId, { lastEventId: start, until: (e) => e.type === "turn:paused" })
+    const sent = await apiA.api("POST", `/chats/${chatId}/messages`, { text: "write the notes" })
+    expect(sent.status, sent.text).toBe(202)
+    const paused = await untilPaused
+    expect(gapFree(paused, start)).toBe(true)
+    expect(paused.map((e) => e.type)).toEqual(expect.arrayContaining(["turn:started", "message:started", "message:delta", "tool:call", "approval:requested"]))
+    const requested = paused.find((e) => e.type === "approval:requested")!
+    expect(requested.data).toMatchObject({ toolCallId: "call_write", name: "write_file" })
+    expect(readFileSync(`${repo}/README.md`, "utf8")).toBe("# a project\n")
+
+    // While the decision is pending, another message is refused; an unknown chat is a 404.
+    const busy = await apiB.api("POST", `/chats/${chatId}/messages`, { text: "and more" })
+    expect(busy.status).toBe(409)
+    expect(busy.json.message).toContain("call_write")
+    expect((await apiB.api("GET", `/chats/${crypto.randomUUID()}`)).status).toBe(404)
+    expect((await apiB.api("POST", `/chats/${chatId}/approvals/call_nothing`, { decision: "allow" })).status).toBe(404)
+
+    const last = paused.at(-1)!.id
+    const untilDone = chatEvents(apiB.url, testToken, chatId, { lastEventId: last, until: (e) => e.type === "turn:completed" || e.type === "turn:failed" })
+    const approved = await apiB.api("POST", `/chats/${chatId}/approvals/call_write`, { decision: "allow" })
+    expect(approved.status, approved.text).toBe(200)
+    expect(approved.json).toMatchObject({ decision: "allow", resumed: true, pending: [] })
+    const done = await untilDone
+    expect(gapFree(done, last)).toBe(true)
+    expect(done.at(-1)!.type).toBe("turn:completed")
+    const result = done.find((e) => e.type === "tool:result")!
+    expect(result.data).toMatchObject({ toolCallId: "call_write", outcome: "ok" })
+    expect(readFileSync(`${repo}/notes.txt`, "utf8")).toBe(NOTE)
+    expect(git(repo, "status", "--porcelain")).toContain("notes.txt")
+
+    // A decision on a call that already ran is refused, and the whole log reads the same on api A.
+    const again = await apiA.api("POST", `/chats/${chatId}/approvals/call_write`, { decision: "deny" })
+    expect(again.status).toBe(409)
+    const all = await chatEvents(apiA.url, testToken, chatId, { until: (e) => e.id === done.at(-1)!.id })
+    expect(gapFree(all, -1)).toBe(true)
+    expect(all.slice(start + 1).map((e) => e.data)).toEqual([...paused, ...done].map((e) => e.data))
+    const detail = await apiA.api("GET", `/chats/${chatId}`)
+    expect(detail.json).toMatchObject({ turnStatus: "idle", pendingApprovals: 0 })
+    expect(detail.json.messages.at(-1).text ?? JSON.stringify(detail.json.messages.at(-1))).toContain("notes.txt is written.")
+    expect(model.requests.filter((r) => r.lastUser.includes("notes"))).toHaveLength(2)
+  }, 120_000)
+
+  it("refuses a message for a project whose daemon is not connected, naming the daemon", async () => {
+    const project = await apiA.api("POST", "/projects", { dir: "/srv/elsewhere", daemon: "absent-daemon" })
+    expect(project.status, project.text).toBe(201)
+    const chat = await apiA.api("POST", "/chats", { projectId: project.json.projectId, model: "openai/gpt-4o-mini" })
+    const sent = await apiB.api("POST", `/chats/${chat.json.chatId}/messages`, { text: "write the notes" })
+    expect(sent.status).toBe(409)
+    expect(sent.json.message).toContain("'absent-daemon'")
+    expect((await apiB.api("GET", `/chats/${chat.json.chatId}`)).json.messages).toEqual([])
+    const bad = await apiA.api("POST", "/projects", { dir: "/srv/x", daemon: "no spaces allowed" })
+    expect(bad.status).toBe(400)
+  }, 60_000)
+
+  it("settles the turn of a SIGKILLed worker on the other one, keeps the partial answer, and goes on after a resume", async () => {
+    const before = (await apiA.api("GET", `/chats/${chatId}`)).json.lastSequenceNumber as number
+    const noteBefore = readFileSync(`${repo}/notes.txt`, "utf8")
+    const untilDelta = chatEvents(apiB.url, testToken, chatId, {
+      lastEventId: before,
+      until: (e) => e.type === "message:delta" && String(e.data.text ?? e.data.delta ?? "").length > 0
+    })
+    expect((await apiA.api("POST", `/chats/${chatId}/messages`, { text: "tell a story" })).status).toBe(202)
+    await untilDelta
+    // The worker holding the turn is the one whose pid its claim names.
+    const [row] = await queryDatabase<{ turn_owner: string | null }>(d.databaseUrl, `SELECT turn_owner FROM chats WHERE chat_id = '${chatId}'`)
+    const pid = Number(row!.turn_owner!.split(":")[1])
+    const victim = workers.find((w) => w.process.pid === pid)
+    expect(victim, `no worker has pid ${pid}`).toBeDefined()
+    await victim!.stop("SIGKILL")
+    const survivor = workers.find((w) => w !== victim)!
+
+    const settled = await chatEvents(apiB.url, testToken, chatId, { lastEventId: before, until: (e) => e.type === "turn:interrupted" })
+    expect(gapFree(settled, before)).toBe(true)
+    const interrupted = settled.find((e) => e.type === "message:completed")!
+    expect(interrupted.data.status).toBe("interrupted")
+    expect(interrupted.data.text).toContain("Once upon")
+    expect(settled.filter((e) => e.type === "tool:started")).toEqual([])
+
+    const last = settled.at(-1)!.id
+    const untilDone = chatEvents(apiA.url, testToken, chatId, { lastEventId: last, until: (e) => e.type === "turn:completed" || e.type === "turn:failed" })
+    const resumed = await apiB.api("POST", `/chats/${chatId}/resume`)
+    expect(resumed.status, resumed.text).toBe(202)
+    const done = await untilDone
+    expect(done.at(-1)!.type).toBe("turn:completed")
+    expect(done.map((e) => e.type)).toContain("turn:resumed")
+    // The survivor ran it; the earlier write was not run again.
+    expect(survivor.process.exitCode).toBeNull()
+    expect(readFileSync(`${repo}/notes.txt`, "utf8")).toBe(noteBefore)
+    expect(model.requests.filter((r) => r.lastUser.includes("notes"))).toHaveLength(2)
+    const detail = await apiB.api("GET", `/chats/${chatId}`)
+    expect(detail.json.turnStatus).toBe("idle")
+  }, 120_000)
+
+  it("keeps message text out of the queue's jobs", async () => {
+    const { withRedis } = await import("./support/cloud.js")
+    const payloads = await withRedis(async (redis) => {
+      const keys = await redis.keys(`${d.queuePrefix}:node:*`)
+      const found: Array<string> = []
+      for (const key of keys) {
+        if ((await redis.type(key)) !== "hash") continue
+        const data = await redis.hget(key, "data")
+        if (data !== null && data.includes("ChatTurn")) found.push(data)
+      }
+      return found
+    })
+    expect(payloads.length).toBeGreaterThan(0)
+    for (const payload of payloads) {
+      expect(Object.keys(JSON.parse(payload)).sort()).toEqual(["_tag", "chatId", "claimedBy", "orgId", "turn"])
+      expect(payload).not.toContain("notes")
+      expect(payload).not.toContain("story")
+    }
+  })
+})
+
+export type { ChatSseEvent }
