@@ -36,9 +36,25 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
   let daemon: CloudProcess
   let repo: string
   let storyCalls = 0
+  let env: Record<string, string> = {}
+  const workerArgs = ["--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
+
+  /** The worker whose pid the chat's claim names. */
+  const ownerOf = async (chatId: string) => {
+    const [row] = await queryDatabase<{ turn_owner: string | null }>(d.databaseUrl, `SELECT turn_owner FROM chats WHERE chat_id = '${chatId}'`)
+    const pid = Number(row?.turn_owner?.split(":")[1])
+    const worker = workers.find((w) => w.process.pid === pid)
+    expect(worker, `no worker has pid ${pid}`).toBeDefined()
+    return worker!
+  }
 
   beforeAll(async () => {
     model = await startModel((request) => {
+      if (request.lastUser.includes("wait")) {
+        return request.toolResults.length === 0
+          ? { frames: toolCallFrames("Waiting. ", "call_sleep", "run_command", { command: "sleep", args: ["30"] }) }
+          : { frames: answerFrames("The wait was interrupted; I will not run it again.") }
+      }
       if (request.lastUser.includes("notes")) {
         return request.toolResults.length === 0
           ? { frames: toolCallFrames("I will write the notes. ", "call_write", "write_file", { path: "notes.txt", content: NOTE }) }
@@ -50,8 +66,7 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
     })
     d = await createDeployment("chats")
     repo = gitRepo({ "README.md": "# a project\n" })
-    const env = { RELAVIUM_OPENAI_BASE_URL: model.url, RELAVIUM_OPENAI_API_KEY: KEY }
-    const workerArgs = ["--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
+    env = { RELAVIUM_OPENAI_BASE_URL: model.url, RELAVIUM_OPENAI_API_KEY: KEY }
     apiA = await startApi(d)
     ;[apiB, gateway, ...workers] = await Promise.all([
       startApi(d),
@@ -145,11 +160,8 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
     expect((await apiA.api("POST", `/chats/${chatId}/messages`, { text: "tell a story" })).status).toBe(202)
     await untilDelta
     // The worker holding the turn is the one whose pid its claim names.
-    const [row] = await queryDatabase<{ turn_owner: string | null }>(d.databaseUrl, `SELECT turn_owner FROM chats WHERE chat_id = '${chatId}'`)
-    const pid = Number(row!.turn_owner!.split(":")[1])
-    const victim = workers.find((w) => w.process.pid === pid)
-    expect(victim, `no worker has pid ${pid}`).toBeDefined()
-    await victim!.stop("SIGKILL")
+    const victim = await ownerOf(chatId)
+    await victim.stop("SIGKILL")
     const survivor = workers.find((w) => w !== victim)!
 
     const settled = await chatEvents(apiB.url, testToken, chatId, { lastEventId: before, until: (e) => e.type === "turn:interrupted" })
@@ -174,6 +186,36 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
     expect(detail.json.turnStatus).toBe("idle")
   }, 120_000)
 
+  it("reports the tool call a SIGKILLed worker was running as interrupted, and never runs it again", async () => {
+    workers = [...workers.filter((w) => w.process.exitCode === null && w.process.signalCode === null), await startWorker(d, { args: workerArgs, env })]
+    const projectId = (await apiA.api("GET", `/chats/${chatId}`)).json.projectId
+    const chat = await apiB.api("POST", "/chats", { projectId, model: "openai/gpt-4o-mini", approvalMode: "auto" })
+    expect(chat.status, chat.text).toBe(201)
+    const id = chat.json.chatId as string
+    const start = chat.json.lastSequenceNumber as number
+    const untilRunning = chatEvents(apiA.url, testToken, id, { lastEventId: start, until: (e) => e.type === "tool:started" })
+    expect((await apiB.api("POST", `/chats/${id}/messages`, { text: "wait a while" })).status).toBe(202)
+    await untilRunning
+    const victim = await ownerOf(id)
+    await victim.stop("SIGKILL")
+
+    const settled = await chatEvents(apiA.url, testToken, id, { lastEventId: start, until: (e) => e.type === "turn:interrupted" })
+    expect(gapFree(settled, start)).toBe(true)
+    const result = settled.find((e) => e.type === "tool:result")!
+    expect(result.data).toMatchObject({ toolCallId: "call_sleep", outcome: "interrupted" })
+
+    const last = settled.at(-1)!.id
+    const untilDone = chatEvents(apiB.url, testToken, id, { lastEventId: last, until: (e) => e.type === "turn:completed" || e.type === "turn:failed" })
+    expect((await apiA.api("POST", `/chats/${id}/resume`)).status).toBe(202)
+    const done = await untilDone
+    expect(done.at(-1)!.type).toBe("turn:completed")
+    // The interrupted call was started once, and the model was told it was interrupted.
+    expect([...settled, ...done].filter((e) => e.type === "tool:started")).toHaveLength(1)
+    const after = model.requests.filter((r) => r.lastUser.includes("wait"))
+    expect(after).toHaveLength(2)
+    expect(after[1]!.toolResults[0]).toContain("interrupted")
+  }, 120_000)
+
   it("keeps message text out of the queue's jobs", async () => {
     const { withRedis } = await import("./support/cloud.js")
     const payloads = await withRedis(async (redis) => {
@@ -191,6 +233,7 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
       expect(Object.keys(JSON.parse(payload)).sort()).toEqual(["_tag", "chatId", "claimedBy", "orgId", "turn"])
       expect(payload).not.toContain("notes")
       expect(payload).not.toContain("story")
+      expect(payload).not.toContain("wait")
     }
   })
 })
