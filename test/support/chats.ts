@@ -111,7 +111,13 @@ export const chatEvents = async (
   url: string,
   token: string,
   chatId: string,
-  options: { readonly lastEventId?: number; readonly until: (event: ChatSseEvent) => boolean; readonly timeoutMs?: number }
+  options: {
+    readonly lastEventId?: number
+    readonly until: (event: ChatSseEvent) => boolean
+    readonly timeoutMs?: number
+    /** The client (default the global `fetch`; the monolith's trusts its certificate). */
+    readonly fetch?: (url: string, init: { readonly headers: Record<string, string>; readonly signal?: AbortSignal }) => Promise<Response>
+  }
 ): Promise<Array<ChatSseEvent>> => {
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" }
   if (options.lastEventId !== undefined) headers["last-event-id"] = String(options.lastEventId)
@@ -119,7 +125,7 @@ export const chatEvents = async (
   const received: Array<ChatSseEvent> = []
   const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 60_000)
   try {
-    const response = await fetch(`${url}/chats/${chatId}/events`, { headers, signal: controller.signal })
+    const response = await (options.fetch ?? fetch)(`${url}/chats/${chatId}/events`, { headers, signal: controller.signal })
     if (response.status !== 200 || response.body === null) throw new Error(`GET /chats/${chatId}/events: ${response.status} ${await response.text()}`)
     const decoder = new TextDecoder()
     let buffer = ""
@@ -154,3 +160,30 @@ export const chatEvents = async (
 /** Every event's seq follows the one before it (and the first follows `after`). */
 export const gapFree = (events: ReadonlyArray<ChatSseEvent>, after: number) =>
   events.every((event, i) => event.id === (i === 0 ? after + 1 : events[i - 1]!.id + 1) && event.data.seq === event.id)
+
+/**
+ * A chat's events as a deployment-independent script: ids, times, sequence numbers and the
+ * workspace's path replaced by placeholders (ids numbered by first appearance), and the deltas of
+ * one message joined (how they are coalesced before they are stored depends on timing).
+ */
+export const normalizeChatEvents = (events: ReadonlyArray<Record<string, any>>, workspace: string): Array<Record<string, unknown>> => {
+  const ids = new Map<string, string>()
+  const idOf = (kind: string, value: string) => {
+    let placeholder = ids.get(value)
+    if (placeholder === undefined) ids.set(value, (placeholder = `<${kind}-${[...ids.values()].filter((v) => v.startsWith(`<${kind}-`)).length + 1}>`))
+    return placeholder
+  }
+  const out: Array<Record<string, unknown>> = []
+  for (const event of events) {
+    const { chatId: _chatId, seq: _seq, timestamp: _timestamp, ...rest } = event
+    const shown = JSON.parse(JSON.stringify(rest).replaceAll(workspace, "<workspace>")) as Record<string, unknown>
+    for (const key of ["messageId", "turnId", "projectId"]) if (typeof shown[key] === "string") shown[key] = idOf(key, shown[key] as string)
+    const previous = out.at(-1)
+    if (shown.type === "message:delta" && previous?.type === "message:delta" && previous.messageId === shown.messageId) {
+      previous.text = `${String(previous.text)}${String(shown.text)}`
+      continue
+    }
+    out.push(shown)
+  }
+  return out
+}
