@@ -11,9 +11,12 @@
  * - Bad input: an unknown chat 404, a message while a decision is pending
  *   409, a decision on a call no longer pending 409, a project whose daemon
  *   is not connected refused naming it.
- * - The worker running a turn is SIGKILLed mid-stream: the other worker
- *   settles the turn (the partial answer kept, `interrupted`), nothing the
- *   turn had done runs again, and a resume through the other api goes on.
+ * - The worker running a turn is SIGKILLed mid-stream, or mid-tool-call: the
+ *   other worker settles the turn (the partial answer kept, `interrupted`; the
+ *   running call reported interrupted), nothing runs twice, and a resume
+ *   through the other api goes on.
+ * - A turn running on a worker is cancelled through an api replica.
+ * - The queue's jobs carry ids only.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { readFileSync } from "node:fs"
@@ -36,6 +39,7 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
   let daemon: CloudProcess
   let repo: string
   let storyCalls = 0
+  let longCalls = 0
   let env: Record<string, string> = {}
   const workerArgs = ["--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
 
@@ -50,6 +54,10 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
 
   beforeAll(async () => {
     model = await startModel((request) => {
+      if (request.lastUser.includes("long")) {
+        longCalls += 1
+        return longCalls === 1 ? { hold: answerFrames("A long answer that is cut short.").slice(0, 3) } : { frames: answerFrames("The long answer ends.") }
+      }
       if (request.lastUser.includes("wait")) {
         return request.toolResults.length === 0
           ? { frames: toolCallFrames("Waiting. ", "call_sleep", "run_command", { command: "sleep", args: ["30"] }) }
@@ -216,6 +224,30 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
     expect(after[1]!.toolResults[0]).toContain("interrupted")
   }, 120_000)
 
+  it("cancels through api B a turn a worker runs: the partial answer is kept, and a resume goes on", async () => {
+    const projectId = (await apiA.api("GET", `/chats/${chatId}`)).json.projectId
+    const chat = await apiA.api("POST", "/chats", { projectId, model: "openai/gpt-4o-mini" })
+    const id = chat.json.chatId as string
+    const start = chat.json.lastSequenceNumber as number
+    const streaming = chatEvents(apiA.url, testToken, id, { lastEventId: start, until: (e) => e.type === "message:delta" })
+    expect((await apiA.api("POST", `/chats/${id}/messages`, { text: "a long answer please" })).status).toBe(202)
+    await streaming
+    const cancelled = await apiB.api("POST", `/chats/${id}/cancel`)
+    expect(cancelled.json).toEqual({ chatId: id, cancelled: true })
+    const settled = await chatEvents(apiB.url, testToken, id, { lastEventId: start, until: (e) => e.type === "turn:interrupted" })
+    expect(gapFree(settled, start)).toBe(true)
+    expect(settled.at(-1)!.data.reason).toBe("the turn was cancelled")
+    const partial = settled.find((e) => e.type === "message:completed")!
+    expect(partial.data).toMatchObject({ status: "interrupted" })
+    expect(partial.data.text).toContain("A long")
+    // Nothing runs now: a second cancel asks nobody.
+    expect((await apiA.api("POST", `/chats/${id}/cancel`)).json).toEqual({ chatId: id, cancelled: false })
+    const last = settled.at(-1)!.id
+    const untilDone = chatEvents(apiA.url, testToken, id, { lastEventId: last, until: (e) => e.type === "turn:completed" || e.type === "turn:failed" })
+    expect((await apiB.api("POST", `/chats/${id}/resume`)).status).toBe(202)
+    expect((await untilDone).at(-1)!.type).toBe("turn:completed")
+  }, 120_000)
+
   it("keeps message text out of the queue's jobs", async () => {
     const { withRedis } = await import("./support/cloud.js")
     const payloads = await withRedis(async (redis) => {
@@ -234,6 +266,7 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
       expect(payload).not.toContain("notes")
       expect(payload).not.toContain("story")
       expect(payload).not.toContain("wait")
+      expect(payload).not.toContain("long")
     }
   })
 })

@@ -238,6 +238,7 @@ export const make = (options: ChatServiceOptions = {}) =>
     const turns = makeTurns(ctx, views, recovery, follow)
     const approvals = makeApprovals(ctx, views)
     const chats = makeChats(ctx, views, recovery)
+    yield* turns.listen
 
     return ChatService.of({
       createProject: chats.createProject,

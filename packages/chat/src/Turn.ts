@@ -46,7 +46,7 @@ const titleOf = (text: string): string => {
 }
 
 export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, settle }: Recovery, { follow }: Follow) => {
-  const { commit, llm, options, owner, pricing, serviceScope, store, tools, turnQueue } = ctx
+  const { cancels, commit, llm, options, owner, pricing, serviceScope, store, tools, turnQueue } = ctx
   const { load, loadMessages } = views
   const { prepareCall } = makeModelStep(ctx)
   const { approve, deny, runTool } = makeToolRunner(ctx, views)
@@ -301,7 +301,7 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
     )
 
   /** Stops the chat's turn if this process runs it. */
-  const cancel = (chatId: string): Effect.Effect<boolean> =>
+  const cancelHere = (chatId: string): Effect.Effect<boolean> =>
     Effect.suspend(() => {
       const fiber = running.get(chatId)
       if (fiber === undefined || fiber.unsafePoll() !== null) {
@@ -311,5 +311,32 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
       return Effect.as(Fiber.interrupt(fiber), true)
     })
 
-  return { send, resume, cancel, runTurnJob }
+  /**
+   * Stops the chat's turn: here if this process runs it; else, with `ChatCancels`, the process
+   * whose claim holds the running turn is asked to (true once asked).
+   */
+  const cancel = (chatId: string): Effect.Effect<boolean> =>
+    Effect.flatMap(cancelHere(chatId), (stopped) =>
+      stopped || Option.isNone(cancels)
+        ? Effect.succeed(stopped)
+        : store.getChat(chatId).pipe(
+          Effect.map(Option.filter((record) => record.turnStatus === "running" && record.turnOwner !== undefined && record.turnOwner !== owner)),
+          Effect.flatMap(Option.match({ onNone: () => Effect.succeed(false), onSome: () => Effect.as(cancels.value.request(chatId), true) })),
+          Effect.orElseSucceed(() => false)
+        )
+    )
+
+  /** With `ChatCancels`: stops the turns this process runs when another process asks, for the service's life. */
+  const listen: Effect.Effect<void> = Option.match(cancels, {
+    onNone: () => Effect.void,
+    onSome: (c) =>
+      Effect.asVoid(
+        Effect.forkIn(
+          Effect.scoped(Effect.flatMap(c.requests, (requests) => Stream.runForEach(requests, (chatId) => cancelHere(chatId)))),
+          serviceScope
+        )
+      )
+  })
+
+  return { send, resume, cancel, runTurnJob, listen }
 }

@@ -8,7 +8,7 @@
  * worker hands those jobs to). Workers also sweep for turns whose worker died
  * and settle them (`layerTurnJobs` in TurnJobs.ts).
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope, type Stream } from "effect"
 import type { ChatTurnJob, QueueError } from "@relavium/ports"
 import { RunQueue } from "@relavium/ports"
 
@@ -22,3 +22,17 @@ export class ChatTurnQueue extends Context.Tag("@relavium/chat/ChatTurnQueue")<
     Effect.map(RunQueue, (queue) => ChatTurnQueue.of({ offer: (job) => queue.offer([{ _tag: "ChatTurn", ...job }]) }))
   )
 }
+
+/**
+ * Cancelling a turn that runs in another process (a worker): a request names the chat, and every
+ * process running chat turns hears it and stops the turn if it runs it there. Best effort, like the
+ * hub: the turn rests at `turn:interrupted` in the chat's log once stopped.
+ */
+export class ChatCancels extends Context.Tag("@relavium/chat/ChatCancels")<
+  ChatCancels,
+  {
+    readonly request: (chatId: string) => Effect.Effect<void>
+    /** Subscribes now: every request made after this returns is seen. */
+    readonly requests: Effect.Effect<Stream.Stream<string>, never, Scope.Scope>
+  }
+>() {}
