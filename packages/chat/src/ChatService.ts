@@ -24,7 +24,8 @@
  *   this turn's events and ends at its rest event; `turn.outcome` waits for it:
  *   `completed` (with the answer), `awaiting_approval` (with the pending calls),
  *   `failed` (with the error) or `interrupted`.
- * - `cancel(chatId)` stops the turn this process runs for the chat (Ctrl-C).
+ * - `cancel(chatId)` stops the turn this process runs for the chat (Ctrl-C); with
+ *   `ChatCancels` (the distributed deployment) it asks the process running it.
  * - `approve(chatId, toolCallId, "allow" | "deny")` records a decision (idempotent);
  *   it does not continue the turn: call `resume(chatId)` (→ `Turn`) once
  *   `pending` is empty. `resume` also continues a turn a crash interrupted or a
@@ -48,6 +49,11 @@
  * One process works on a chat's turn at a time: it claims the turn in the
  * store and refreshes a heartbeat; a claim whose process is gone (same host,
  * dead pid) or silent for 30 s is taken over, after the dead turn is recovered.
+ *
+ * Where a turn runs is the layers' choice (TurnQueue.ts): in the process that
+ * claimed it, or — with a `ChatTurnQueue` — on a worker that takes the claim
+ * over from a `ChatTurn` job (`runTurnJob`); the caller then follows the turn
+ * from the log and the hub.
  */
 import { Context, Effect, Layer, type Stream } from "effect"
 import type { ChatRecord, ChatTurnJob, ChatUsageRecord, LlmProvider, ModelPricing, ChatStore } from "@relavium/ports"
