@@ -3,7 +3,8 @@
  * workspace's path normalized) in `relavium chat send`, the monolith and the
  * distributed deployment (api, worker, gateway and a dialed-in daemon as OS
  * processes), with the same model: a local server speaking OpenAI's streaming
- * wire format.
+ * wire format. And the monolith runs the tools of a project bound to a daemon
+ * dialed in to it in that daemon, refusing messages while it is away.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startMonolith } from "../packages/server/test/support/monolith.js"
 import { gitRepo } from "../packages/chat/test/fixtures.js"
-import { createDeployment, type Deployment, runRelavium, startApi, startWorker, testToken, type CloudProcess } from "./support/cloud.js"
+import { createDeployment, type Deployment, runRelavium, spawnRelavium, startApi, startWorker, testToken, type CloudProcess, waitFor, waitForOutput } from "./support/cloud.js"
 import { startGateway, startRemoteDaemon } from "./support/distributed.js"
 import { answerFrames, chatEvents, type ModelServer, normalizeChatEvents, startModel, toolCallFrames } from "./support/chats.js"
 
@@ -64,18 +65,23 @@ describe("chat parity: relavium chat send, the monolith and the distributed depl
     return normalizeChatEvents(events, repo)
   }
 
-  const viaMonolith = async () => {
-    const repo = gitRepo({ "README.md": "# a project\n" })
-    // The monolith inherits this process's environment: the model's URL and key for it alone.
+  /** A monolith calling the model above (it inherits this process's environment: the model's URL and key for it alone). */
+  const monolithWithModel = async (dataDir: string) => {
     const saved = { ...process.env }
     Object.assign(process.env, modelEnv())
-    const monolith = await startMonolith(freshDir("relavium-parity-monolith-")).finally(() => {
+    const monolith = await startMonolith(dataDir).finally(() => {
       for (const key of Object.keys(modelEnv())) {
         if (saved[key] === undefined) delete process.env[key]
         else process.env[key] = saved[key]
       }
     })
     processes.push(monolith)
+    return monolith
+  }
+
+  const viaMonolith = async () => {
+    const repo = gitRepo({ "README.md": "# a project\n" })
+    const monolith = await monolithWithModel(freshDir("relavium-parity-monolith-"))
     const project = await monolith.api("POST", "/projects", { dir: repo })
     expect(project.status, project.text).toBe(201)
     const chat = await monolith.api("POST", "/chats", { projectId: project.json.projectId, model: MODEL, approvalMode: "auto" })
@@ -117,4 +123,32 @@ describe("chat parity: relavium chat send, the monolith and the distributed depl
     expect(distributed).toEqual(cli)
     expect(model.requests).toHaveLength(6)
   }, 240_000)
+
+  it("the monolith runs the tools of a project bound to a dialed-in daemon in that daemon, and refuses messages while it is away", async () => {
+    const dataDir = freshDir("relavium-parity-monolith-daemon-")
+    const monolith = await monolithWithModel(dataDir)
+    const repo = gitRepo({ "README.md": "# a project\n" })
+    const project = await monolith.api("POST", "/projects", { dir: repo, daemon: "laptop" })
+    expect(project.status, project.text).toBe(201)
+    const chat = await monolith.api("POST", "/chats", { projectId: project.json.projectId, model: MODEL, approvalMode: "auto" })
+    const chatId = chat.json.chatId as string
+    const away = await monolith.api("POST", `/chats/${chatId}/messages`, { text: MESSAGE })
+    expect(away.status).toBe(409)
+    expect(away.json.message).toContain("'laptop'")
+
+    const daemon = spawnRelavium(
+      ["daemon", "start", "--gateway", `${monolith.url.replace(/^https:/, "wss:")}/rpc/daemon`, "--ca", join(dataDir, "monolith-cert.pem"), "--workspace", repo, "--name", "laptop"],
+      { RELAVIUM_TOKEN: monolith.token }
+    )
+    processes.push(daemon)
+    await waitForOutput(daemon, /relavium daemon: connected to \S+ as 'laptop'/)
+    await waitFor(async () => (monolith.output().includes("tools daemon 'laptop' connected") ? true : undefined), "the monolith to see the daemon")
+    const start = (await monolith.api("GET", `/chats/${chatId}`)).json.lastSequenceNumber as number
+    const done = chatEvents(monolith.url, monolith.token, chatId, { fetch: monolith.fetch, lastEventId: start, until: (e) => e.type.startsWith("turn:") && e.type !== "turn:started" })
+    expect((await monolith.api("POST", `/chats/${chatId}/messages`, { text: MESSAGE })).status).toBe(202)
+    const events = await done
+    expect(events.at(-1)!.type).toBe("turn:completed")
+    expect(events.find((e) => e.type === "tool:result")!.data).toMatchObject({ toolCallId: "call_write", outcome: "ok" })
+    expect(readFileSync(join(repo, "notes.txt"), "utf8")).toBe(NOTE)
+  }, 120_000)
 })
