@@ -16,12 +16,14 @@
  *   running call reported interrupted), nothing runs twice, and a resume
  *   through the other api goes on.
  * - A turn running on a worker is cancelled through an api replica.
+ * - The daemon goes away during a turn: the turn fails at once with
+ *   `tool_unavailable` naming it; a resume once it is back goes on.
  * - The queue's jobs carry ids only.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { gitRepo, git } from "../packages/chat/test/fixtures.js"
-import { type ApiProcess, type CloudProcess, createDeployment, type Deployment, startApi, startWorker, testToken } from "./support/cloud.js"
+import { type ApiProcess, type CloudProcess, createDeployment, type Deployment, startApi, startWorker, testToken, waitFor, waitForOutput } from "./support/cloud.js"
 import { type GatewayProcess, queryDatabase, startGateway, startRemoteDaemon } from "./support/distributed.js"
 import { answerFrames, type ChatSseEvent, chatEvents, gapFree, type ModelServer, startModel, toolCallFrames } from "./support/chats.js"
 
@@ -40,6 +42,8 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
   let repo: string
   let storyCalls = 0
   let longCalls = 0
+  let releaseDaemonGone: () => void = () => {}
+  const daemonGone = { promise: new Promise<void>((resolve) => (releaseDaemonGone = resolve)) }
   let env: Record<string, string> = {}
   const workerArgs = ["--job-lock-ms", "4000", "--stalled-check-ms", "1000"]
 
@@ -54,6 +58,16 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
 
   beforeAll(async () => {
     model = await startModel((request) => {
+      if (request.lastUser.includes("away")) {
+        // The daemon goes away while the model answers; after the resume the model asks again.
+        const unavailable = request.toolResults.filter((r) => r.includes("tool_unavailable")).length
+        if (request.toolResults.length === 0) {
+          return { frames: toolCallFrames("Writing. ", "call_away_1", "write_file", { path: "away.txt", content: "back\n" }), after: daemonGone.promise }
+        }
+        return request.toolResults.length === unavailable
+          ? { frames: toolCallFrames("Again. ", "call_away_2", "write_file", { path: "away.txt", content: "back\n" }) }
+          : { frames: answerFrames("away.txt is written.") }
+      }
       if (request.lastUser.includes("long")) {
         longCalls += 1
         return longCalls === 1 ? { hold: answerFrames("A long answer that is cut short.").slice(0, 3) } : { frames: answerFrames("The long answer ends.") }
@@ -248,6 +262,38 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
     expect((await untilDone).at(-1)!.type).toBe("turn:completed")
   }, 120_000)
 
+  it("fails the turn at once with tool_unavailable when the daemon goes away during it; a resume once it is back goes on", async () => {
+    const projectId = (await apiA.api("GET", `/chats/${chatId}`)).json.projectId
+    const chat = await apiA.api("POST", "/chats", { projectId, model: "openai/gpt-4o-mini", approvalMode: "auto" })
+    const id = chat.json.chatId as string
+    const start = chat.json.lastSequenceNumber as number
+    const rested = chatEvents(apiB.url, testToken, id, { lastEventId: start, until: (e) => e.type === "turn:failed" || e.type === "turn:completed" })
+    expect((await apiA.api("POST", `/chats/${id}/messages`, { text: "write while I am away" })).status).toBe(202)
+    // The message was accepted (the daemon was there) and the model asked; the daemon goes away
+    // before the model's answer (a write) arrives.
+    await waitFor(async () => (model.requests.some((r) => r.lastUser.includes("away")) ? true : undefined), "the model to be asked")
+    await daemon.stop("SIGKILL")
+    await waitForOutput(gateway, /tools daemon 'laptop' disconnected/)
+    releaseDaemonGone()
+    const failed = await rested
+    expect(failed.at(-1)!.type).toBe("turn:failed")
+    expect(failed.at(-1)!.data).toMatchObject({ code: "tool_unavailable" })
+    expect(failed.at(-1)!.data.message).toContain("'laptop'")
+    expect(failed.find((e) => e.type === "tool:result")!.data).toMatchObject({ toolCallId: "call_away_1", outcome: "error" })
+    expect(existsSync(`${repo}/away.txt`)).toBe(false)
+    // While it is away a message or a resume is refused, naming it; once back, the resume goes on.
+    const refused = await apiB.api("POST", `/chats/${id}/resume`)
+    expect(refused.status).toBe(409)
+    expect(refused.json.message).toContain("'laptop'")
+    daemon = await startRemoteDaemon(gateway, repo, { name: "laptop" })
+    await waitForOutput(gateway, /'laptop' disconnected[\s\S]*tools daemon 'laptop' connected/)
+    const last = failed.at(-1)!.id
+    const done = chatEvents(apiA.url, testToken, id, { lastEventId: last, until: (e) => e.type === "turn:failed" || e.type === "turn:completed" })
+    expect((await apiB.api("POST", `/chats/${id}/resume`)).status).toBe(202)
+    expect((await done).at(-1)!.type).toBe("turn:completed")
+    expect(readFileSync(`${repo}/away.txt`, "utf8")).toBe("back\n")
+  }, 120_000)
+
   it("keeps message text out of the queue's jobs", async () => {
     const { withRedis } = await import("./support/cloud.js")
     const payloads = await withRedis(async (redis) => {
@@ -267,6 +313,7 @@ describe("chats on the distributed deployment: 2 api, 2 workers, a gateway and a
       expect(payload).not.toContain("story")
       expect(payload).not.toContain("wait")
       expect(payload).not.toContain("long")
+      expect(payload).not.toContain("away")
     }
   })
 })

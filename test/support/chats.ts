@@ -39,9 +39,11 @@ export interface ModelRequest {
 
 /**
  * What the script answers: frames sent at once, or `hold` frames sent and the response left open
- * (a stream a process is killed in the middle of).
+ * (a stream a process is killed in the middle of); `after` delays the frames.
  */
-export type Reply = { readonly frames: ReadonlyArray<string> } | { readonly hold: ReadonlyArray<string> }
+export type Reply =
+  | { readonly frames: ReadonlyArray<string>; readonly after?: Promise<unknown> }
+  | { readonly hold: ReadonlyArray<string> }
 
 export interface ModelServer {
   /** `http://127.0.0.1:PORT/v1`, for RELAVIUM_OPENAI_BASE_URL. */
@@ -76,8 +78,11 @@ export const startModel = (script: (request: ModelRequest) => Reply) =>
         const reply = script(request)
         res.writeHead(200, { "content-type": "text/event-stream" })
         if ("frames" in reply) {
-          for (const f of reply.frames) res.write(f)
-          res.end()
+          // Sent once `after` settles (the test changes something while the model "thinks").
+          void (reply.after ?? Promise.resolve()).then(() => {
+            for (const f of reply.frames) res.write(f)
+            res.end()
+          })
         } else {
           held.add(res)
           for (const f of reply.hold) res.write(f)

@@ -76,6 +76,9 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         if (Either.isLeft(toolDefs)) return yield* failTurn(chatId, toolDefs.left.code, toolDefs.left.message)
         let messages: ReadonlyArray<ChatMessage> = []
         let prepared: PreparedModelCall | undefined
+        // A project's daemon that went away during the turn: the turn stops before the model is asked again.
+        let daemonGone: string | undefined
+        const daemon = loaded.project.daemon
         return yield* AgentLoop.run<ChatToolCall, ChatMessage | undefined, TurnOutcome, UnknownChat | ChatStorageError, never>({
           llm,
           // The chat's cost so far is what its stored messages cost; the loop adds each call to it.
@@ -100,7 +103,16 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
             }
           }),
           prepareCall: () =>
-            Effect.map(prepareCall(loaded, messages, toolDefs.right), (call) => {
+            daemon !== undefined && daemonGone !== undefined
+              ? Effect.map(
+                failTurn(
+                  chatId,
+                  "tool_unavailable",
+                  `tools daemon '${daemon}' of this chat's project went away during the turn (${daemonGone}); resume the turn once it is connected again`
+                ),
+                Either.left
+              )
+              : Effect.map(prepareCall(loaded, messages, toolDefs.right), (call) => {
               prepared = call
               return Either.right(call)
             }),
@@ -108,7 +120,10 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
             Effect.map(prepared!.complete(streamed, charge), (result) => (result === Continue ? Option.none() : Option.some(result as TurnOutcome))),
           approve: (call) => approve(loaded, call),
           deny: (call) => deny(loaded, call),
-          runTool: (call) => runTool(loaded, call, router),
+          runTool: (call) =>
+            Effect.map(runTool(loaded, call, router), (unavailable) => {
+              daemonGone = daemonGone ?? unavailable
+            }),
           // Each result is stored as it comes: the stored conversation is the turn's checkpoint.
           checkpoint: () => Effect.void,
           answered: (answer) =>
