@@ -12,6 +12,8 @@ const slowestFirst = [
   "test/crash.test.ts",
   "test/distributed.e2e.test.ts",
   "test/distributed-orgs.e2e.test.ts",
+  "test/chat-distributed.e2e.test.ts",
+  "test/chat-parity.e2e.test.ts",
   "test/security/cross-tenant.test.ts",
   "test/cloud.test.ts",
   "test/bench.test.ts",

@@ -2,7 +2,8 @@
  * The cross-tenant probe: two orgs on one real cloud deployment (`relavium
  * server api` and `worker` as OS processes, on Postgres as `relavium_app`, Redis
  * and NATS), each with a token of every role, workflows, a completed run, a run
- * waiting at a human gate, a provider key, a member, tokens and audit entries.
+ * waiting at a human gate, a provider key, a member, tokens, audit entries and
+ * a chat in a project.
  * Then every token of org A, against every route of `routeActions` (iterated,
  * so a new route is probed without editing this file), with each path
  * parameter filled with org B's ids: a role that has the route's action gets
@@ -16,10 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { randomBytes } from "node:crypto"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { can, forOrg, KeyStore, type Role } from "@relavium/ports"
 import { Database, SqlKeyStore } from "@relavium/store"
-import { RelaviumApi } from "../../packages/server/src/Api.js"
+import { MonolithApi } from "../../packages/server/src/Api.js"
 import { routes } from "../../packages/server/src/Routes.js"
 import {
   type ApiProcess,
@@ -79,6 +83,9 @@ interface Org {
   /** A webhook trigger of the done workflow, and its secret. */
   readonly triggerId: string
   readonly triggerSecret: string
+  readonly projectId: string
+  readonly projectDir: string
+  readonly chatId: string
 }
 
 let d: Deployment
@@ -191,6 +198,10 @@ const createOrg = async (label: string, name: string, provider: string): Promise
   await waitFor(async () => ((await runStatus(owner, completedRun)) === "completed" ? true : undefined), `${completedRun} completed`, 60_000)
   const gateId = await pendingGate(owner, gatedRun)
   const trigger = await ok(owner, "POST", "/triggers", { workflowId: done.workflowId, kind: "webhook", name: `${label}-hook` })
+  // A project and a chat (no message: no turn runs), which the other org's probes name.
+  const projectDir = mkdtempSync(join(tmpdir(), `relavium-probe-${label}-`))
+  const project = await ok(owner, "POST", "/projects", { dir: projectDir })
+  const chat = await ok(owner, "POST", "/chats", { projectId: project.projectId, title: `${label} chat` })
   return {
     id: body.org.id,
     name,
@@ -207,7 +218,10 @@ const createOrg = async (label: string, name: string, provider: string): Promise
     gatedRun,
     gateId,
     triggerId: trigger.trigger.id,
-    triggerSecret: trigger.secret
+    triggerSecret: trigger.secret,
+    projectId: project.projectId,
+    projectDir: project.rootPath,
+    chatId: chat.chatId
   }
 }
 
@@ -240,7 +254,7 @@ const bParams = (): Record<string, string> => ({
   provider: B.provider,
   email: B.memberEmail,
   tokenId: B.tokenIds[1]!,
-  chatId: crypto.randomUUID(),
+  chatId: B.chatId,
   toolCallId: "call_1",
   triggerId: B.triggerId
 })
@@ -266,7 +280,9 @@ const bodies: Record<string, unknown> = {
   "gates.input": { value: "probe" },
   "keys.set": { key: "sk-probe-from-alpha" },
   "members.setRole": { role: "viewer" },
-  "triggers.rotateSecret": { graceSeconds: 0 }
+  "triggers.rotateSecret": { graceSeconds: 0 },
+  "chats.send": { text: "probe" },
+  "chats.approve": { decision: "deny" }
 }
 
 /** Everything of B's that must never appear in an answer to A. */
@@ -286,7 +302,11 @@ const bSecrets = () => [
   "beta-output",
   B.triggerId,
   B.triggerSecret,
-  "beta-hook"
+  "beta-hook",
+  B.projectId,
+  B.projectDir,
+  B.chatId,
+  "beta chat"
 ]
 
 /** One request, the body read for at most a few seconds (an SSE answer never ends by itself). */
@@ -308,10 +328,10 @@ describe("cross-tenant probe: org A's tokens against every route with org B's id
     const failures: Array<string> = []
     const secrets = bSecrets()
     const params = bParams()
-    // The api serves `RelaviumApi`; the other routes of `routeActions` (the monolith's chats) are
-    // not routed here: 404 for every token, whatever its role.
+    // The api serves every route of `routeActions` (the runs' and the chats'); one it did not
+    // route would answer 404 for every token, whatever its role.
     const servedKeys = new Set(
-      Object.values(RelaviumApi.groups).flatMap((group) => Object.values(group.endpoints).map((e) => `${group.identifier}.${e.name}`))
+      Object.values(MonolithApi.groups).flatMap((group) => Object.values(group.endpoints).map((e) => `${group.identifier}.${e.name}`))
     )
     const served = new Map(routes.map((route) => [route.key, servedKeys.has(route.key)]))
     expect(servedKeys.size).toBeGreaterThan(20)

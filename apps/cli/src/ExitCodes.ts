@@ -72,6 +72,7 @@ export const chatErrors: Endings<ChatError> = {
   ToolCallAlreadyDecided: invalid("conflict"),
   NothingToResume: invalid(),
   WorktreeRemoved: invalid("conflict"),
+  DaemonNotConnected: invalid("conflict"),
   ChatStorageError: invalid("store")
 }
 

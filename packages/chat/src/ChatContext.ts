@@ -22,6 +22,7 @@ import { ChatStorageError, UnknownChat } from "./ChatError.js"
 import { ChatHub } from "./ChatHub.js"
 import type { ChatSettings } from "./ChatSettings.js"
 import { ChatTools } from "./ChatTools.js"
+import { ChatCancels, ChatTurnQueue } from "./TurnQueue.js"
 import { Worktrees } from "./Worktrees.js"
 import type { ChatServiceOptions, TurnOutcome } from "./ChatService.js"
 
@@ -83,6 +84,10 @@ export const makeChatContext = (options: ChatServiceOptions) =>
     const pricing = yield* ModelPricing
     const tools = yield* ChatTools
     const worktrees = yield* Worktrees
+    // With a turn queue (the distributed deployment) a claimed turn is handed to a worker.
+    const turnQueue = yield* Effect.serviceOption(ChatTurnQueue)
+    // And a turn running in another process is cancelled by a request it hears.
+    const cancels = yield* Effect.serviceOption(ChatCancels)
     const serviceScope = yield* Effect.scope
     const host = Os.hostname()
     const owner = `${host}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
@@ -106,7 +111,7 @@ export const makeChatContext = (options: ChatServiceOptions) =>
         Effect.tap((events) => hub.publish(events))
       )
 
-    return { options, store, hub, llm, pricing, tools, worktrees, serviceScope, host, owner, commit }
+    return { options, store, hub, llm, pricing, tools, worktrees, turnQueue, cancels, serviceScope, host, owner, commit }
   })
 
 export type ChatContext = Effect.Effect.Success<ReturnType<typeof makeChatContext>>

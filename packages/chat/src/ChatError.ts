@@ -126,6 +126,21 @@ export class WorktreeRemoved extends Schema.TaggedError<WorktreeRemoved>()("Work
   }
 }
 
+/** The chat's project works in a dialed-in tools daemon that is not connected to a gateway now. */
+export class DaemonNotConnected extends Schema.TaggedError<DaemonNotConnected>()("DaemonNotConnected", {
+  chatId: Schema.String,
+  daemon: Schema.String,
+  message: Schema.String
+}) {
+  static of(chatId: string, daemon: string, detail: string) {
+    return new DaemonNotConnected({
+      chatId,
+      daemon,
+      message: `chat ${chatId} works in the workspace of tools daemon '${daemon}', which is not connected (${detail}); start it with \`relavium daemon start --gateway URL --token T --name ${daemon}\`, then send again`
+    })
+  }
+}
+
 /** The database failed (see the message for which and why). */
 export class ChatStorageError extends Schema.TaggedError<ChatStorageError>()("ChatStorageError", {
   message: Schema.String
@@ -144,4 +159,5 @@ export type ChatError =
   | ToolCallAlreadyDecided
   | NothingToResume
   | WorktreeRemoved
+  | DaemonNotConnected
   | ChatStorageError

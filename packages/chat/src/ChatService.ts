@@ -9,8 +9,11 @@
  *
  * ## Interface (what surfaces build on)
  *
- * - `createProject(dir)` → `ProjectInfo` (the same project for the same directory);
- *   `ProjectDirectoryNotFound` when `dir` does not exist.
+ * - `createProject(dir, { daemon? })` → `ProjectInfo` (the same project for the same directory);
+ *   `ProjectDirectoryNotFound` when `dir` does not exist. With `daemon` the project is the
+ *   workspace of that dialed-in tools daemon (`dir` names it, on the daemon's machine, and is not
+ *   checked here): its chats' tools run there through a gateway, and a message is refused with
+ *   `DaemonNotConnected` while the daemon is not connected.
  * - `createChat({ projectId, worktree?, model?, approvalMode?, tools?, systemPrompt?, title? })`
  *   → `ChatSummary`. `model` is `provider/model` (default `anthropic/claude-sonnet-4`),
  *   `approvalMode` `ask` (default) | `accept-edits` | `auto`. With `worktree: true` the
@@ -21,7 +24,8 @@
  *   this turn's events and ends at its rest event; `turn.outcome` waits for it:
  *   `completed` (with the answer), `awaiting_approval` (with the pending calls),
  *   `failed` (with the error) or `interrupted`.
- * - `cancel(chatId)` stops the turn this process runs for the chat (Ctrl-C).
+ * - `cancel(chatId)` stops the turn this process runs for the chat (Ctrl-C); with
+ *   `ChatCancels` (the distributed deployment) it asks the process running it.
  * - `approve(chatId, toolCallId, "allow" | "deny")` records a decision (idempotent);
  *   it does not continue the turn: call `resume(chatId)` (→ `Turn`) once
  *   `pending` is empty. `resume` also continues a turn a crash interrupted or a
@@ -45,9 +49,14 @@
  * One process works on a chat's turn at a time: it claims the turn in the
  * store and refreshes a heartbeat; a claim whose process is gone (same host,
  * dead pid) or silent for 30 s is taken over, after the dead turn is recovered.
+ *
+ * Where a turn runs is the layers' choice (TurnQueue.ts): in the process that
+ * claimed it, or — with a `ChatTurnQueue` — on a worker that takes the claim
+ * over from a `ChatTurn` job (`runTurnJob`); the caller then follows the turn
+ * from the log and the hub.
  */
 import { Context, Effect, Layer, type Stream } from "effect"
-import type { ChatRecord, ChatUsageRecord, LlmProvider, ModelPricing, ChatStore } from "@relavium/ports"
+import type { ChatRecord, ChatTurnJob, ChatUsageRecord, LlmProvider, ModelPricing, ChatStore } from "@relavium/ports"
 import type { Chat } from "@relavium/domain"
 import type { ApprovalMode, ChatEvent } from "./ChatEvent.js"
 import type {
@@ -83,6 +92,8 @@ export interface ProjectInfo {
   readonly projectId: string
   readonly name: string
   readonly rootPath: string
+  /** The dialed-in tools daemon whose workspace the project is. */
+  readonly daemon?: string | undefined
   readonly createdAt: string
 }
 
@@ -167,7 +178,10 @@ export interface CreateChatOptions {
 export class ChatService extends Context.Tag("@relavium/chat/ChatService")<
   ChatService,
   {
-    readonly createProject: (directory: string) => Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError>
+    readonly createProject: (
+      directory: string,
+      options?: { readonly daemon?: string | undefined }
+    ) => Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError>
     readonly listProjects: () => Effect.Effect<ReadonlyArray<ProjectInfo>, ChatStorageError>
     readonly createChat: (
       options: CreateChatOptions
@@ -200,6 +214,12 @@ export class ChatService extends Context.Tag("@relavium/chat/ChatService")<
     readonly recover: () => Effect.Effect<RecoveryReport, ChatStorageError>
     readonly exportMarkdown: (chatId: string) => Effect.Effect<string, UnknownChat | ChatStorageError>
     readonly exportWorkflowYaml: (chatId: string) => Effect.Effect<string, UnknownChat | ChatStorageError>
+    /**
+     * Runs a `ChatTurn` job a worker took from the queue (the distributed deployment, see
+     * TurnQueue.ts): takes the turn's claim over from the process that handed it on and runs the
+     * turn until it rests. Never fails: what goes wrong is in the chat's log.
+     */
+    readonly runTurnJob: (job: ChatTurnJob) => Effect.Effect<void>
   }
 >() {}
 
@@ -224,6 +244,7 @@ export const make = (options: ChatServiceOptions = {}) =>
     const turns = makeTurns(ctx, views, recovery, follow)
     const approvals = makeApprovals(ctx, views)
     const chats = makeChats(ctx, views, recovery)
+    yield* turns.listen
 
     return ChatService.of({
       createProject: chats.createProject,
@@ -242,6 +263,7 @@ export const make = (options: ChatServiceOptions = {}) =>
       removeWorktree: chats.removeWorktree,
       recover: recovery.recover,
       exportMarkdown: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.markdown),
-      exportWorkflowYaml: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.workflowYaml)
+      exportWorkflowYaml: (chatId) => Effect.map(views.detailOf(chatId), ChatExport.workflowYaml),
+      runTurnJob: turns.runTurnJob
     })
   })

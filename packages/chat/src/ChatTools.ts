@@ -16,26 +16,35 @@ import { CommandPattern } from "@relavium/domain"
 import { DaemonRouter, type ToolCall } from "@relavium/ports"
 import type { Approval, ApprovalMode } from "./ChatEvent.js"
 
+/** Where a chat's tools run: a directory, in the dialed-in daemon named `daemon` when there is one. */
+export interface ToolTarget {
+  readonly workspace: string
+  readonly daemon?: string | undefined
+}
+
 export class ChatTools extends Context.Tag("@relavium/chat/ChatTools")<
   ChatTools,
   {
-    /** The router for tools confined to `workspace`, held for the scope. */
-    readonly router: (workspace: string) => Effect.Effect<DaemonRouter["Type"], never, Scope.Scope>
+    /** The router for tools confined to the target's workspace (of its daemon, when it names one), held for the scope. */
+    readonly router: (target: ToolTarget) => Effect.Effect<DaemonRouter["Type"], never, Scope.Scope>
   }
 >() {
-  /** One router per workspace, made by `make` (e.g. the daemon's `layerLocal({ workspace })`). */
+  /** One router per target, made by `make` (e.g. the daemon's `layerLocal({ workspace })`). */
   static readonly layer = (
-    make: (workspace: string) => Layer.Layer<DaemonRouter>,
+    make: (target: ToolTarget) => Layer.Layer<DaemonRouter>,
     options: { readonly idleTimeToLive?: Duration.DurationInput | undefined } = {}
   ): Layer.Layer<ChatTools> =>
     Layer.scoped(
       ChatTools,
       Effect.gen(function* () {
         const routers = yield* RcMap.make({
-          lookup: (workspace: string) => Effect.map(Layer.build(make(workspace)), (context) => Context.get(context, DaemonRouter)),
+          lookup: (key: string) => {
+            const target = JSON.parse(key) as ToolTarget
+            return Effect.map(Layer.build(make(target)), (context) => Context.get(context, DaemonRouter))
+          },
           idleTimeToLive: options.idleTimeToLive ?? "5 minutes"
         })
-        return ChatTools.of({ router: (workspace) => RcMap.get(routers, workspace) })
+        return ChatTools.of({ router: (target) => RcMap.get(routers, JSON.stringify({ workspace: target.workspace, daemon: target.daemon })) })
       })
     )
 

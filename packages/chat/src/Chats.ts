@@ -6,7 +6,7 @@
 import { Effect, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import type { ChatRecord, WorktreeRecord } from "@relavium/ports"
+import type { ChatRecord, ProjectRecord, WorktreeRecord } from "@relavium/ports"
 import type { ChatEventBody } from "./ChatEvent.js"
 import {
   ChatBusy,
@@ -32,8 +32,29 @@ const slug = (text: string): string =>
     .slice(0, 40) || "project"
 
 export const makeChats = ({ commit, hub, options, store, worktrees }: ChatContext, { load }: Views, { isStale }: Recovery) => {
-  const createProject = (directory: string): Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError> =>
+  const infoOf = (p: ProjectRecord): ProjectInfo => ({
+    projectId: p.projectId,
+    name: p.name,
+    rootPath: p.rootPath,
+    ...(p.daemon !== undefined ? { daemon: p.daemon } : {}),
+    createdAt: p.createdAt
+  })
+
+  const createProject = (
+    directory: string,
+    projectOptions: { readonly daemon?: string | undefined } = {}
+  ): Effect.Effect<ProjectInfo, ProjectDirectoryNotFound | ChatStorageError> =>
     Effect.gen(function* () {
+      const daemon = projectOptions.daemon
+      if (daemon !== undefined) {
+        // The directory is on the daemon's machine: this process cannot look at it.
+        const rootPath = Path.posix.normalize(directory)
+        const timestamp = now()
+        const project = yield* storage(
+          store.putProject({ projectId: crypto.randomUUID(), name: Path.posix.basename(rootPath) || rootPath, rootPath, daemon, createdAt: timestamp, updatedAt: timestamp })
+        )
+        return infoOf(project)
+      }
       const absolute = Path.resolve(directory)
       const stat = yield* Effect.sync(() => Fs.statSync(absolute, { throwIfNoEntry: false }))
       if (stat === undefined) return yield* ProjectDirectoryNotFound.of(absolute, "missing")
@@ -43,7 +64,7 @@ export const makeChats = ({ commit, hub, options, store, worktrees }: ChatContex
       const project = yield* storage(
         store.putProject({ projectId: crypto.randomUUID(), name: Path.basename(rootPath) || rootPath, rootPath, createdAt: timestamp, updatedAt: timestamp })
       )
-      return { projectId: project.projectId, name: project.name, rootPath: project.rootPath, createdAt: project.createdAt }
+      return infoOf(project)
     })
 
   const createChat = (
@@ -59,6 +80,11 @@ export const makeChats = ({ commit, hub, options, store, worktrees }: ChatContex
       const timestamp = now()
       let worktree: WorktreeRecord | undefined
       let subdirectory: string | undefined
+      if (chatOptions.worktree === true && project.daemon !== undefined) {
+        return yield* new InvalidChatInput({
+          message: `project ${project.projectId} is the workspace of tools daemon '${project.daemon}': a chat there cannot have its own worktree`
+        })
+      }
       if (chatOptions.worktree === true) {
         const repository = yield* worktrees.repositoryOf(project.rootPath)
         if (Option.isNone(repository)) return yield* NotAGitRepository.of(project.rootPath)
@@ -151,7 +177,7 @@ export const makeChats = ({ commit, hub, options, store, worktrees }: ChatContex
 
   const listProjects = () =>
     storage(store.listProjects()).pipe(
-      Effect.map((projects) => projects.map((p) => ({ projectId: p.projectId, name: p.name, rootPath: p.rootPath, createdAt: p.createdAt })))
+      Effect.map((projects) => projects.map(infoOf))
     )
 
   return { createProject, listProjects, createChat, list, removeWorktree }

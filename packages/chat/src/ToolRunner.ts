@@ -74,13 +74,18 @@ export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views)
     return Effect.asVoid(commit(chatId, resultWrites(chatId, step, [{ call, outcome: "denied", output }])))
   }
 
-  const runTool = (loaded: Loaded, { call, step }: ChatToolCall, router: DaemonRouter["Type"]): Effect.Effect<void, Errors> =>
+  /**
+   * Runs the call and stores its result. Gives back why, when the tools daemon could not be
+   * reached (`tool_unavailable`): the result says so to the model, and the caller decides whether
+   * the turn goes on.
+   */
+  const runTool = (loaded: Loaded, { call, step }: ChatToolCall, router: DaemonRouter["Type"]): Effect.Effect<string | undefined, Errors> =>
     Effect.gen(function* () {
       const chatId = loaded.record.chatId
       if (typeof call.args === "string") {
         const output = `the arguments of ${call.name} are not valid JSON; the tool was not run`
         yield* commit(chatId, resultWrites(chatId, step, [{ call, outcome: "error", output }]))
-        return
+        return undefined
       }
       yield* commit(chatId, {
         blocks: [callRecord(step.assistant.messageId, call, "running")],
@@ -107,10 +112,13 @@ export const makeToolRunner = ({ commit }: ChatContext, { loadMessages }: Views)
           Effect.flatMap((r) =>
             Effect.map(ModelCall.toolOutput(r.output), (output) => ({ outcome: r.isError === true ? ("error" as const) : ("ok" as const), output }))
           ),
-          Effect.catchAll((e) => Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}` }))
+          Effect.catchAll((e) =>
+            Effect.succeed({ outcome: "error" as const, output: `${e.code}: ${e.message}`, unavailable: e.code === "tool_unavailable" ? e.message : undefined })
+          )
         )
       const fresh = yield* loadMessages(chatId).pipe(Effect.map(nextStep))
-      yield* commit(chatId, resultWrites(chatId, fresh._tag === "Tools" ? fresh : step, [{ call, ...result }]))
+      yield* commit(chatId, resultWrites(chatId, fresh._tag === "Tools" ? fresh : step, [{ call, outcome: result.outcome, output: result.output }]))
+      return "unavailable" in result ? result.unavailable : undefined
     })
 
   return { approve, deny, runTool }

@@ -7,11 +7,13 @@
  */
 import { Cause, Effect, Either, Exit, Fiber, Option, Schedule, Stream } from "effect"
 import { AgentLoop } from "@relavium/core"
-import { isRest } from "./ChatEvent.js"
+import type { ChatTurnJob } from "@relavium/ports"
+import { type ChatEvent, isRest } from "./ChatEvent.js"
 import {
   ApprovalRequired,
   type ChatError,
   ChatStorageError,
+  DaemonNotConnected,
   InvalidChatInput,
   NothingToResume,
   UnknownChat,
@@ -19,7 +21,7 @@ import {
 } from "./ChatError.js"
 import { type ChatMessage, modelCallsInTurn, nextStep, textOf } from "./Conversation.js"
 import { freshMessage } from "./Blocks.js"
-import { type ChatContext, clockNow, Continue, HEARTBEAT, type Loaded, now, outcomeOf } from "./ChatContext.js"
+import { type ChatContext, clockNow, Continue, HEARTBEAT, type Loaded, now, outcomeOf, storage } from "./ChatContext.js"
 import type { Turn, TurnOutcome } from "./ChatService.js"
 import type { Follow } from "./Follow.js"
 import { makeModelStep, type PreparedModelCall } from "./ModelStep.js"
@@ -44,7 +46,7 @@ const titleOf = (text: string): string => {
 }
 
 export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, settle }: Recovery, { follow }: Follow) => {
-  const { commit, llm, options, owner, pricing, serviceScope, store, tools } = ctx
+  const { cancels, commit, llm, options, owner, pricing, serviceScope, store, tools, turnQueue } = ctx
   const { load, loadMessages } = views
   const { prepareCall } = makeModelStep(ctx)
   const { approve, deny, runTool } = makeToolRunner(ctx, views)
@@ -69,11 +71,14 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
           Effect.forkScoped
         )
         const loaded = yield* load(chatId)
-        const router = yield* tools.router(loaded.workspace)
+        const router = yield* tools.router({ workspace: loaded.workspace, daemon: loaded.project.daemon })
         const toolDefs = yield* router.tools(loaded.settings.tools).pipe(Effect.either)
         if (Either.isLeft(toolDefs)) return yield* failTurn(chatId, toolDefs.left.code, toolDefs.left.message)
         let messages: ReadonlyArray<ChatMessage> = []
         let prepared: PreparedModelCall | undefined
+        // A project's daemon that went away during the turn: the turn stops before the model is asked again.
+        let daemonGone: string | undefined
+        const daemon = loaded.project.daemon
         return yield* AgentLoop.run<ChatToolCall, ChatMessage | undefined, TurnOutcome, UnknownChat | ChatStorageError, never>({
           llm,
           // The chat's cost so far is what its stored messages cost; the loop adds each call to it.
@@ -98,7 +103,16 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
             }
           }),
           prepareCall: () =>
-            Effect.map(prepareCall(loaded, messages, toolDefs.right), (call) => {
+            daemon !== undefined && daemonGone !== undefined
+              ? Effect.map(
+                failTurn(
+                  chatId,
+                  "tool_unavailable",
+                  `tools daemon '${daemon}' of this chat's project went away during the turn (${daemonGone}); resume the turn once it is connected again`
+                ),
+                Either.left
+              )
+              : Effect.map(prepareCall(loaded, messages, toolDefs.right), (call) => {
               prepared = call
               return Either.right(call)
             }),
@@ -106,7 +120,10 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
             Effect.map(prepared!.complete(streamed, charge), (result) => (result === Continue ? Option.none() : Option.some(result as TurnOutcome))),
           approve: (call) => approve(loaded, call),
           deny: (call) => deny(loaded, call),
-          runTool: (call) => runTool(loaded, call, router),
+          runTool: (call) =>
+            Effect.map(runTool(loaded, call, router), (unavailable) => {
+              daemonGone = daemonGone ?? unavailable
+            }),
           // Each result is stored as it comes: the stored conversation is the turn's checkpoint.
           checkpoint: () => Effect.void,
           answered: (answer) =>
@@ -120,8 +137,8 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
       })
     )
 
-  /** Starts the claimed turn in the background and hands back its events and outcome. */
-  const drive = (chatId: string, afterSeq: number): Effect.Effect<Turn> =>
+  /** Starts the claimed turn in the background of this process (the claim is released when it rests). */
+  const start = (chatId: string) =>
     Effect.gen(function* () {
       const fiber = yield* runTurn(chatId).pipe(
         Effect.catchAllDefect((defect) => failTurn(chatId, "internal", `the turn stopped on an internal error: ${Cause.pretty(Cause.die(defect))}`)),
@@ -130,6 +147,76 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
         Effect.forkIn(serviceScope)
       )
       running.set(chatId, fiber)
+      return fiber
+    })
+
+  /** Runs the claimed turn here, or hands it to a worker when there is a turn queue; gives back its events and outcome. */
+  const drive = (chatId: string, afterSeq: number): Effect.Effect<Turn, ChatStorageError> =>
+    Option.match(turnQueue, {
+      onNone: () => driveHere(chatId, afterSeq),
+      onSome: (queue) =>
+        queue.offer({ chatId, turn: afterSeq + 1, claimedBy: owner }).pipe(
+          Effect.retry({ times: 3, schedule: Schedule.exponential("200 millis") }),
+          Effect.catchAll((e) =>
+            // Nothing will run the turn: it rests as interrupted (`resume` goes on) and the caller is told.
+            settle(chatId, `the turn could not be handed to a worker: ${e.message}`).pipe(
+              Effect.ignore,
+              Effect.zipRight(release(chatId)),
+              Effect.zipRight(Effect.fail(new ChatStorageError({ message: `cannot queue the turn of chat ${chatId}: ${e.message}` })))
+            )
+          ),
+          Effect.as(followTurn(chatId, afterSeq))
+        )
+    })
+
+  /** The turn's outcome as its rest event tells it. */
+  const outcomeOfRest = (chatId: string, rest: ChatEvent | undefined): Effect.Effect<TurnOutcome, ChatStorageError> =>
+    Effect.gen(function* () {
+      switch (rest?.type) {
+        case "turn:completed": {
+          const messages = yield* loadMessages(chatId)
+          const answer = messages.find((m) => m.messageId === rest.messageId)
+          return outcomeOf(chatId, "completed", { answer: answer === undefined ? undefined : textOf(answer) })
+        }
+        case "turn:paused":
+          return outcomeOf(chatId, "awaiting_approval", { pending: pendingOf(chatId, yield* loadMessages(chatId)) })
+        case "turn:failed":
+          return outcomeOf(chatId, "failed", { error: { code: rest.code, message: rest.message } })
+        default:
+          return outcomeOf(chatId, "interrupted")
+      }
+    })
+
+  /** A turn another process runs: its events from the log (and the hub), its outcome from its rest event. */
+  const followTurn = (chatId: string, afterSeq: number): Turn => {
+    const events = follow(chatId, afterSeq).pipe(Stream.takeUntil(isRest))
+    const outcome = events.pipe(
+      Stream.runLast,
+      Effect.flatMap((last) => outcomeOfRest(chatId, Option.getOrUndefined(last))),
+      Effect.catchTag("UnknownChat", (e) => Effect.fail(new ChatStorageError({ message: e.message })))
+    )
+    return { chatId, afterSeq, events, outcome }
+  }
+
+  /**
+   * A worker's `ChatTurn` job: takes the claim over from the process that handed the turn on, and
+   * runs the turn until it rests. A claim that moved on (the turn was settled by a sweep, or the job
+   * came again after its worker died) means the job is done.
+   */
+  const runTurnJob = (job: ChatTurnJob): Effect.Effect<void> =>
+    Effect.gen(function* () {
+      const claimed = yield* storage(store.claimTurn(job.chatId, { owner, expectedOwner: job.claimedBy, at: yield* clockNow }))
+      if (!claimed) {
+        return yield* Effect.logInfo(`chat ${job.chatId}: its turn (from seq ${job.turn}) was settled or taken over before this worker took it`)
+      }
+      const fiber = yield* start(job.chatId)
+      yield* Fiber.await(fiber).pipe(Effect.onInterrupt(() => Fiber.interrupt(fiber)))
+    }).pipe(Effect.catchAll((e) => Effect.logError(`chat ${job.chatId}: the turn job failed: ${e.message}`)))
+
+  /** Starts the claimed turn in this process and hands back its events and outcome. */
+  const driveHere = (chatId: string, afterSeq: number): Effect.Effect<Turn> =>
+    Effect.gen(function* () {
+      const fiber = yield* start(chatId)
       const outcome = Fiber.await(fiber).pipe(
         Effect.flatMap((exit) =>
           Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? Effect.succeed(outcomeOf(chatId, "interrupted")) : exit
@@ -148,6 +235,21 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
       ? Effect.fail(WorktreeRemoved.of(loaded.record.chatId, loaded.worktree.path))
       : Effect.void
 
+  /** A project bound to a dialed-in daemon takes turns only while that daemon is connected. */
+  const ensureDaemon = (loaded: Loaded): Effect.Effect<void, DaemonNotConnected> => {
+    const daemon = loaded.project.daemon
+    if (daemon === undefined) return Effect.void
+    return Effect.scoped(
+      Effect.flatMap(tools.router({ workspace: loaded.workspace, daemon }), (router) => router.tools(loaded.settings.tools))
+    ).pipe(
+      Effect.asVoid,
+      Effect.catchAll((e) =>
+        // Other tool errors (a tool the daemon does not offer) fail the turn itself, as they do locally.
+        e.code === "tool_unavailable" ? Effect.fail(DaemonNotConnected.of(loaded.record.chatId, daemon, e.message)) : Effect.void
+      )
+    )
+  }
+
   /**
    * Claims the chat's turn and runs `start` on its stored messages, unless approvals are pending;
    * the claim is released if starting fails.
@@ -159,6 +261,7 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
     Effect.gen(function* () {
       const loaded = yield* load(chatId)
       yield* ensureUsable(loaded)
+      yield* ensureDaemon(loaded)
       yield* claim(loaded.record)
       return yield* Effect.gen(function* () {
         const messages = yield* loadMessages(chatId)
@@ -213,7 +316,7 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
     )
 
   /** Stops the chat's turn if this process runs it. */
-  const cancel = (chatId: string): Effect.Effect<boolean> =>
+  const cancelHere = (chatId: string): Effect.Effect<boolean> =>
     Effect.suspend(() => {
       const fiber = running.get(chatId)
       if (fiber === undefined || fiber.unsafePoll() !== null) {
@@ -223,5 +326,32 @@ export const makeTurns = (ctx: ChatContext, views: Views, { claim, release, sett
       return Effect.as(Fiber.interrupt(fiber), true)
     })
 
-  return { send, resume, cancel }
+  /**
+   * Stops the chat's turn: here if this process runs it; else, with `ChatCancels`, the process
+   * whose claim holds the running turn is asked to (true once asked).
+   */
+  const cancel = (chatId: string): Effect.Effect<boolean> =>
+    Effect.flatMap(cancelHere(chatId), (stopped) =>
+      stopped || Option.isNone(cancels)
+        ? Effect.succeed(stopped)
+        : store.getChat(chatId).pipe(
+          Effect.map(Option.filter((record) => record.turnStatus === "running" && record.turnOwner !== undefined && record.turnOwner !== owner)),
+          Effect.flatMap(Option.match({ onNone: () => Effect.succeed(false), onSome: () => Effect.as(cancels.value.request(chatId), true) })),
+          Effect.orElseSucceed(() => false)
+        )
+    )
+
+  /** With `ChatCancels`: stops the turns this process runs when another process asks, for the service's life. */
+  const listen: Effect.Effect<void> = Option.match(cancels, {
+    onNone: () => Effect.void,
+    onSome: (c) =>
+      Effect.asVoid(
+        Effect.forkIn(
+          Effect.scoped(Effect.flatMap(c.requests, (requests) => Stream.runForEach(requests, (chatId) => cancelHere(chatId)))),
+          serviceScope
+        )
+      )
+  })
+
+  return { send, resume, cancel, runTurnJob, listen }
 }

@@ -33,7 +33,7 @@ export const chatLayer = (options: {
         ChatHub.layerMemory,
         options.model,
         flatPricing,
-        ChatTools.layer((workspace) => layerLocal({ workspace })),
+        ChatTools.layer(({ workspace }) => layerLocal({ workspace })),
         Worktrees.layerGit
       )
     )

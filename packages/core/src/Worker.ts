@@ -5,7 +5,7 @@
  * the jobs of runs whose jobs were lost.
  */
 import { Cause, Clock, Duration, Effect, Schedule } from "effect"
-import { forOrg, type Job, type RecoverableRun, RunQueue, RunStore, Tracing, UpdateHub } from "@relavium/ports"
+import { ChatTurnJobs, forOrg, type Job, type RecoverableRun, RunQueue, RunStore, Tracing, UpdateHub } from "@relavium/ports"
 import { type EngineError, isoAt, storeError } from "./EngineError.js"
 import { gateDecision } from "./Gates.js"
 import { makeNodeRunner, type NodeServices } from "./NodeRunner.js"
@@ -32,6 +32,7 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
   const hub = yield* UpdateHub
   const store = yield* RunStore
   const services = yield* Effect.context<NodeServices>()
+  const chatTurns = yield* Effect.serviceOption(ChatTurnJobs)
 
   const offer = (jobs: ReadonlyArray<Job>, delayMs?: number) =>
     queue.offer(jobs, { delayMs }).pipe(Effect.retry(offerRetry), Effect.orDie, offerSpan(jobs.map((job) => job._tag), delayMs))
@@ -83,6 +84,12 @@ export const makeWorker = (options: WorkerOptions = {}) => Effect.gen(function* 
     })
 
   const handle = (job: Job): Effect.Effect<void> => {
+    // A chat's turn is the chat service's job: it keeps its own log, claim and errors.
+    if (job._tag === "ChatTurn") {
+      return chatTurns._tag === "Some"
+        ? chatTurns.value.run(job)
+        : Effect.logError(`job ChatTurn for chat ${job.chatId}: this worker runs no chats (it has no chat service)`)
+    }
     const work =
       job._tag === "Advance"
         ? advanceCoalesced(job.runId)

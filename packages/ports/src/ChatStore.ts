@@ -19,6 +19,11 @@ export interface ProjectRecord {
   readonly name: string
   /** The absolute, resolved directory. */
   readonly rootPath: string
+  /**
+   * The dialed-in tools daemon (its name) whose workspace the project is: its chats' tools run
+   * there, through a gateway. None: the tools run on the machine of the process running the turn.
+   */
+  readonly daemon?: string | undefined
   readonly createdAt: string
   readonly updatedAt: string
 }
@@ -124,7 +129,7 @@ export declare namespace ChatStore {
 export class ChatStore extends Context.Tag("@relavium/ports/ChatStore")<
   ChatStore,
   {
-    /** Stores a project; a project with the same root path is returned instead of a second one. */
+    /** Stores a project; a project with the same root path (and daemon) is returned instead of a second one. */
     readonly putProject: (project: ProjectRecord) => Effect.Effect<ProjectRecord, StoreError>
     readonly getProject: (projectId: string) => Effect.Effect<Option.Option<ProjectRecord>, StoreError>
     readonly listProjects: () => Effect.Effect<ReadonlyArray<ProjectRecord>, StoreError>
@@ -198,7 +203,7 @@ export class ChatStore extends Context.Tag("@relavium/ports/ChatStore")<
     return ChatStore.of({
       putProject: (project) =>
         Effect.sync(() => {
-          const same = [...projects.values()].find((p) => p.rootPath === project.rootPath)
+          const same = [...projects.values()].find((p) => p.rootPath === project.rootPath && p.daemon === project.daemon)
           if (same !== undefined) return same
           projects.set(project.projectId, project)
           return project

@@ -34,7 +34,13 @@ export const Job = Schema.Union(
   /** A human gate's timeout elapsed. */
   Schema.TaggedStruct("GateTimeout", { runId: Schema.String, gateId: Schema.String, orgId, traceparent }),
   /** The run's `timeout_ms` elapsed. */
-  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId, traceparent })
+  Schema.TaggedStruct("RunDeadline", { runId: Schema.String, orgId, traceparent }),
+  /**
+   * Run a chat's turn (see `ChatTurnJobs`): ids only, never a message's text or a secret. `turn`
+   * is the seq of the event that started it; `claimedBy` the process that claimed the chat's turn
+   * and hands it to the worker.
+   */
+  Schema.TaggedStruct("ChatTurn", { chatId: Schema.String, turn: Schema.Int, claimedBy: Schema.String, orgId, traceparent })
 )
 export type Job = typeof Job.Type
 
@@ -75,7 +81,7 @@ export const setPoolGauge = (gauge: typeof queueDepth, pool: Pool, value: number
   Metric.set(Metric.tagged(gauge, "pool", pool), Math.max(0, value))
 
 export const poolOf = (job: Job): Pool =>
-  job._tag === "ExecuteNode" ? "node" : job._tag === "Advance" ? "orchestrator" : "system"
+  job._tag === "ExecuteNode" || job._tag === "ChatTurn" ? "node" : job._tag === "Advance" ? "orchestrator" : "system"
 
 export const jobId = (job: Job): string => {
   switch (job._tag) {
@@ -87,8 +93,23 @@ export const jobId = (job: Job): string => {
       return `gate-timeout:${job.runId}:${job.gateId}`
     case "RunDeadline":
       return `deadline:${job.runId}`
+    case "ChatTurn":
+      return `chat-turn:${job.chatId}:${job.turn}`
   }
 }
+
+/** A chat turn job. */
+export type ChatTurnJob = Extract<Job, { readonly _tag: "ChatTurn" }>
+
+/**
+ * Runs chat turn jobs on a worker (the chat service provides it; the engine's worker hands each
+ * `ChatTurn` job to it). A worker without it logs such a job as failed: give every worker of a
+ * deployment that serves chats the chat service.
+ */
+export class ChatTurnJobs extends Context.Tag("@relavium/ports/ChatTurnJobs")<
+  ChatTurnJobs,
+  { readonly run: (job: ChatTurnJob) => Effect.Effect<void> }
+>() {}
 
 export class QueueError extends Data.TaggedError("QueueError")<{ readonly message: string; readonly cause?: unknown }> {}
 

@@ -350,8 +350,17 @@ export const ProjectInfo = Schema.Struct({
   projectId: Schema.String,
   name: Schema.String,
   rootPath: Schema.String,
+  /** The dialed-in tools daemon whose workspace the project is (its chats' tools run there). */
+  daemon: Schema.optional(Schema.String),
   createdAt: Schema.String
 })
+
+/** A tools daemon's `--name`, as the gateway accepts it. */
+const ProjectDaemon = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+    message: () => "a daemon name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+  })
+)
 
 export const ChatWorktree = Schema.Struct({
   worktreeId: Schema.String,
@@ -458,7 +467,12 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
           dir: Schema.String.pipe(
             Schema.maxLength(4096),
             Schema.filter((dir) => isAbsolute(dir) || "an absolute path of a directory on the monolith's machine")
-          )
+          ),
+          /**
+           * The dialed-in tools daemon (its `--name`) whose workspace `dir` is: the chats' tools run
+           * there, through a gateway, and `dir` (on the daemon's machine) is not checked here.
+           */
+          daemon: Schema.optional(ProjectDaemon)
         })
       )
       .addSuccess(ProjectInfo, { status: 201 })

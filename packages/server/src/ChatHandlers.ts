@@ -13,7 +13,7 @@
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { type ChatError, type ChatEvent, ChatService, encodeChatEventJson } from "@relavium/chat"
+import { type ChatError, type ChatEvent, ChatService, encodeChatEventJson, type ProjectInfo } from "@relavium/chat"
 import { BadRequest, Conflict, InternalError, MonolithApi, NotFound } from "./Api.js"
 import { callerActor, makeAudit } from "./Audit.js"
 import { checkProjectDirectory, type ProjectDirectoryOptions } from "./ProjectDirs.js"
@@ -39,6 +39,7 @@ export const fromChatError = (e: ChatError): BadRequest | NotFound | Conflict | 
         message: `chat ${e.chatId} waits for a decision on ${e.pending.map((p) => `${p.name} (${p.toolCallId})`).join(", ")}: POST /chats/${e.chatId}/approvals/${e.pending[0]?.toolCallId ?? "{toolCallId}"} with {"decision":"allow"} or {"decision":"deny"}`
       })
     case "ChatBusy":
+    case "DaemonNotConnected":
     case "ToolCallAlreadyDecided":
     case "NothingToResume":
     case "WorktreeRemoved":
@@ -51,6 +52,14 @@ export const fromChatError = (e: ChatError): BadRequest | NotFound | Conflict | 
 
 const formatChatEvent = (event: ChatEvent): string => formatMessage(event.seq, event.type, encodeChatEventJson(event))
 
+const projectOut = ({ createdAt, daemon, name, projectId, rootPath }: ProjectInfo) => ({
+  projectId,
+  name,
+  rootPath,
+  ...(daemon !== undefined ? { daemon } : {}),
+  createdAt
+})
+
 const refusedDirectory = (message: string) => new BadRequest({ message, issues: [{ path: "dir", message }] })
 
 export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
@@ -60,16 +69,17 @@ export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
       const audit = yield* makeAudit
       return handlers
         .handle("createProject", ({ payload }) => {
+          // A daemon's directory is on the daemon's machine: the daemon confines its tools to it.
+          if (payload.daemon !== undefined) {
+            return chats.createProject(payload.dir, { daemon: payload.daemon }).pipe(Effect.map(projectOut), Effect.mapError(fromChatError))
+          }
           const checked = checkProjectDirectory(payload.dir, options)
           if (checked._tag === "Refused") return Effect.fail(refusedDirectory(checked.message))
-          return chats.createProject(checked.path).pipe(
-            Effect.map(({ createdAt, name, projectId, rootPath }) => ({ projectId, name, rootPath, createdAt })),
-            Effect.mapError(fromChatError)
-          )
+          return chats.createProject(checked.path).pipe(Effect.map(projectOut), Effect.mapError(fromChatError))
         })
         .handle("listProjects", () =>
           chats.listProjects().pipe(
-            Effect.map((projects) => projects.map(({ createdAt, name, projectId, rootPath }) => ({ projectId, name, rootPath, createdAt }))),
+            Effect.map((projects) => projects.map(projectOut)),
             Effect.mapError(fromChatError)
           )
         )

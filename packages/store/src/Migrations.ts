@@ -21,6 +21,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { inferencePg, inferenceSqlite, inferenceTables } from "./migrations/Inference.js"
 import * as Triggers from "./migrations/Triggers.js"
+import { chatsDistributed } from "./migrations/ChatsDistributed.js"
 
 /** The table that records applied migrations; its presence marks a Relavium database. */
 export const migrationsTable = "relavium_migrations"
@@ -513,7 +514,8 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
     })
   ),
   /** Webhook and schedule triggers and their deliveries (migrations/Triggers.ts). */
-  "9_triggers": Triggers.migration(rowLevelSecurity, appRole)
+  "9_triggers": Triggers.migration(rowLevelSecurity, appRole),
+  "12_chats_distributed": chatsDistributed
 }
 
 /** The schema version this build writes: the highest migration id. */

@@ -21,6 +21,7 @@ interface ProjectRow {
   readonly project_id: string
   readonly name: string
   readonly root_path: string | null
+  readonly daemon?: string | null | undefined
   readonly created_at: string
   readonly updated_at: string
 }
@@ -29,6 +30,7 @@ const toProject = (row: ProjectRow): ProjectRecord => ({
   projectId: row.project_id,
   name: row.name,
   rootPath: row.root_path ?? "",
+  ...(row.daemon !== null && row.daemon !== undefined ? { daemon: row.daemon } : {}),
   createdAt: row.created_at,
   updatedAt: row.updated_at
 })
@@ -244,12 +246,14 @@ export const make: Effect.Effect<ChatStore.Service, never, SqlClient.SqlClient> 
       sql
         .withTransaction(
           Effect.gen(function* () {
-            const same = yield* sql<ProjectRow>`SELECT * FROM projects WHERE root_path = ${project.rootPath} ORDER BY created_at LIMIT 1`
+            const same = yield* sql<ProjectRow>`SELECT * FROM projects WHERE root_path = ${project.rootPath}
+              AND COALESCE(daemon, '') = ${project.daemon ?? ""} ORDER BY created_at LIMIT 1`
             if (same[0] !== undefined) return toProject(same[0])
             yield* sql`INSERT INTO projects ${sql.insert({
               project_id: project.projectId,
               name: project.name,
               root_path: project.rootPath,
+              daemon: project.daemon ?? null,
               created_at: project.createdAt,
               updated_at: project.updatedAt
             })}`

@@ -20,6 +20,9 @@ import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
 import type { MasterKeySettings } from "./Settings.js"
 import { tenancyLayer, triggersLayer } from "./Tenancy.js"
+import { cloudChats } from "./CloudChat.js"
+import { models } from "./CloudWorker.js"
+import type * as Models from "./Models.js"
 
 /**
  * The engine of an api replica on the given services: it writes events and enqueues jobs, and
@@ -44,6 +47,10 @@ export interface ApiOptions extends Deployment {
   readonly http?: Server.ServerOptions | undefined
   readonly masterKey: Option.Option<MasterKeySettings>
   readonly onMigrated?: Parameters<typeof store>[2] | undefined
+  /** The model of the chat service (never called here: turns run on workers); the live providers by default. */
+  readonly models?: Models.ModelOptions | undefined
+  /** The tools daemon of chats whose project names none (default `default`). */
+  readonly daemon?: string | undefined
 }
 
 /** An HTTP(S) `HttpServer` on `host:port` (port 0: any free port). */
@@ -61,14 +68,19 @@ export const serverUrl = (tls: boolean) =>
     return `${tls ? "https" : "http"}://${host}:${address.port}`
   })
 
-/** A whole api replica: the HTTP API (bearer auth, roles, SSE) on the engine, keys and services above. */
+/**
+ * A whole api replica: the HTTP API with the chats (bearer auth, roles, SSE) on the engine, keys
+ * and services above. Its chat service hands every turn to a worker (CloudChat.ts); it holds a
+ * model only because the service is the same everywhere, and never calls it.
+ */
 export const layerApi = (options: ApiOptions) => {
   const engine = apiEngine(options, options.onMigrated)
-  return Server.layer({ ...options.http }).pipe(
+  return Server.layerMonolith({ ...options.http }).pipe(
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
     Layer.provide(tenancyLayer),
     Layer.provide(triggersLayer(Option.getOrUndefined(options.masterKey))),
     Layer.provideMerge(httpServer(options)),
+    Layer.provide(cloudChats(options, "relavium-api-chats").pipe(Layer.provide(models(options.models ?? {})))),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)
   )

@@ -7,7 +7,7 @@
  * daemon; it only checks the Postgres schema.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Layer, Option } from "effect"
+import { type Duration, Layer, Option } from "effect"
 import { layerEngine, layerWorker, layerWorkerWith, type WorkerOptions as EngineWorkerOptions, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, type LlmProvider, type ModelPricing, type RunQueue, type UpdateHub } from "@relavium/ports"
 import { NatsDaemonRouter } from "@relavium/hub"
@@ -16,6 +16,7 @@ import { TriggerScheduler } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, natsServers, type StartupError } from "./Deployment.js"
 import * as Models from "./Models.js"
+import { workerChats } from "./CloudChat.js"
 import type { MasterKeySettings } from "./Settings.js"
 import { triggersLayer } from "./Tenancy.js"
 
@@ -71,13 +72,18 @@ export interface WorkerOptions extends Deployment, Models.ModelOptions {
   readonly daemonRouter?: Layer.Layer<DaemonRouter, StartupError> | undefined
   /** The sweep for runs whose jobs were lost (a worker killed between a commit and its offer). */
   readonly sweep?: EngineWorkerOptions | undefined
+  /** How often the worker settles chat turns whose worker died (default 5 s). */
+  readonly chatSweepEvery?: Duration.DurationInput | undefined
 }
 
-/** A whole worker process on the deployment's Postgres, Redis and NATS. */
-export const layerWorkerProcess = (options: WorkerOptions) =>
-  workerOn(
-    infrastructure(options, "worker"),
-    Layer.merge(models(options), options.daemonRouter ?? tools(options)).pipe(Layer.provide(keys(options.masterKey))),
-    options.sweep,
-    options.masterKey
+/**
+ * A whole worker process on the deployment's Postgres, Redis and NATS; it also runs chat turns
+ * (CloudChat.ts), with the same model, prices and queue.
+ */
+export const layerWorkerProcess = (options: WorkerOptions) => {
+  const infra = infrastructure(options, "worker")
+  const execution = Layer.merge(models(options), options.daemonRouter ?? tools(options)).pipe(Layer.provide(keys(options.masterKey)))
+  return workerOn(infra, execution, options.sweep, options.masterKey).pipe(
+    Layer.provide(workerChats(options, options.chatSweepEvery).pipe(Layer.provide(Layer.provideMerge(execution, infra))))
   )
+}

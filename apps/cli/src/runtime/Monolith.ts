@@ -111,8 +111,14 @@ export const monolithLayer = (options: MonolithOptions) =>
       ).pipe(Layer.provide(serve))
       return Layer.merge(announce, scheduler).pipe(
         Layer.provide(https),
-        // Chats work in directories of this machine, each with its own in-process daemon.
-        Layer.provide(chatServices({ dataDir: options.dataDir })),
+        // Chats work in directories of this machine, each with its own in-process daemon, or in a dialed-in daemon.
+        // A project bound to a dialed-in daemon (`POST /projects` with `daemon`) works in that daemon.
+        Layer.provide(
+          chatServices({
+            dataDir: options.dataDir,
+            daemons: (name) => layerRouterGateway(name).pipe(Layer.provide(Layer.succeedContext(daemons)))
+          })
+        ),
         Layer.provide(
           localLayer({
             dataDir: options.dataDir,

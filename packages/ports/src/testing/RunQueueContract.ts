@@ -86,7 +86,7 @@ export const runQueueContract = (name: string, namespace: () => Namespace, capab
       Effect.gen(function* () {
         const handled: Array<Array<string | undefined>> = []
         const { queue, scope } = yield* start(namespace().instance(all), (job) =>
-          Effect.map(currentOrgId, (org) => void handled.push([job.runId, org, job.orgId]))
+          Effect.map(currentOrgId, (org) => void handled.push(["runId" in job ? job.runId : job.chatId, org, job.orgId]))
         )
         yield* forOrg("org-a")(queue.offer([{ _tag: "Advance", runId: "run-of-a" }, { _tag: "RunDeadline", runId: "run-of-a" }]))
         yield* forOrg("org-b")(queue.offer([{ _tag: "ExecuteNode", runId: "run-of-b", nodeId: "n", attempt: 1 }]))

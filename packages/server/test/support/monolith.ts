@@ -17,6 +17,8 @@ export interface Monolith {
   readonly output: () => string
   readonly api: (method: string, path: string, body?: unknown, options?: { token?: string | null; raw?: string }) => Promise<ApiResponse>
   readonly events: (runId: string, options?: { lastEventId?: number }) => EventSource
+  /** A request to the monolith, trusting its certificate (for streams the helpers above do not read). */
+  readonly fetch: (url: string, init: { readonly headers: Record<string, string>; readonly signal?: AbortSignal }) => Promise<Response>
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
@@ -96,6 +98,7 @@ export const startMonolith = async (dataDir: string, args: ReadonlyArray<string>
     output: () => output,
     api,
     events,
+    fetch: (input, init) => clientFetch(input, { ...init, dispatcher }) as unknown as Promise<Response>,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       const code = await exited(child)
