@@ -19,6 +19,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { notificationsPg, notificationsSqlite, notificationTables } from "./migrations/Notifications.js"
 
 /** The table that records applied migrations; its presence marks a Relavium database. */
 export const migrationsTable = "relavium_migrations"
@@ -394,8 +395,8 @@ const tenancyPg: ReadonlyArray<string> = [
 /** The role the api, workers and gateway connect as on Postgres: no superuser, no BYPASSRLS, owns nothing. */
 export const appRole = "relavium_app"
 
-/** The tables of migrations 1–3, every one with `org_id`. */
-export const orgTables = [
+/** The tables of migrations 1–3, every one with `org_id` (migration 4 applies row-level security to these). */
+const initialOrgTables = [
   "projects",
   "workflows",
   "workflow_versions",
@@ -412,6 +413,9 @@ export const orgTables = [
   "chat_events"
 ] as const
 
+/** Every table with `org_id` and row-level security on Postgres (those of later migrations apply it themselves). */
+export const orgTables = [...initialOrgTables, ...notificationTables] as const
+
 /**
  * Postgres tenancy: row-level security on every table with `org_id`, the application role and
  * its grants, and the two functions the cross-org recovery sweeps call.
@@ -427,7 +431,7 @@ export const orgTables = [
  *   the sweep then acts on each row for that org (`forOrg`), under RLS again.
  */
 const rowLevelSecurityMigration = (database: string): ReadonlyArray<string> => [
-  ...orgTables.flatMap(rowLevelSecurity),
+  ...initialOrgTables.flatMap(rowLevelSecurity),
   `DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${appRole}') THEN
       CREATE ROLE ${appRole} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
@@ -499,6 +503,13 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   "7_local_org": Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`INSERT INTO orgs (org_id, name, created_at) VALUES ('local', 'local', ${new Date().toISOString()})
       ON CONFLICT (org_id) DO NOTHING`.pipe(Effect.asVoid)
+  ),
+  /** Gate notifications, their deliveries and links, the org's budget and its alerts (migrations/Notifications.ts). */
+  "10_notifications": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run(notificationsPg()),
+      orElse: () => run(notificationsSqlite)
+    })
   )
 }
 
