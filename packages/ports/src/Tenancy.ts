@@ -59,6 +59,8 @@ export const Action = Schema.Literal(
   "tokens.manage",
   "audit.read",
   "usage.read",
+  "notifications.read",
+  "notifications.manage",
   "org.manage"
 )
 export type Action = typeof Action.Type
@@ -73,7 +75,16 @@ const member: ReadonlyArray<Action> = [
   "chats.write",
   "keys.list"
 ]
-const admin: ReadonlyArray<Action> = [...member, "keys.write", "members.manage", "tokens.read", "tokens.manage", "audit.read"]
+const admin: ReadonlyArray<Action> = [
+  ...member,
+  "keys.write",
+  "members.manage",
+  "tokens.read",
+  "tokens.manage",
+  "audit.read",
+  "notifications.read",
+  "notifications.manage"
+]
 const owner: ReadonlyArray<Action> = [...admin, "org.manage"]
 
 /** The permission table: what each role may do. */

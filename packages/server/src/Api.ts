@@ -16,6 +16,7 @@ import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
+import { notifyGroups } from "./NotifyApi.js"
 import { tenancyGroups } from "./TenancyApi.js"
 
 // ---------------------------------------------------------------------------
@@ -530,6 +531,9 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
 /** The tenancy routes (TenancyApi.ts): the caller's org, members, API tokens, audit trail. */
 export const { audit: AuditGroup, members: MembersGroup, org: OrgGroup, tokens: TokensGroup } = tenancyGroups({ Authorization, BadRequest, Conflict, Forbidden, InternalError, NotFound })
 
+/** Notifications, the budget, usage and gate links (NotifyApi.ts). */
+export const { gateLinks: GateLinksGroup, notifications: NotificationsGroup, usage: UsageGroup } = notifyGroups({ Authorization, BadRequest, Forbidden, InternalError, NotFound })
+
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
   .add(SystemGroup)
@@ -541,6 +545,9 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(MembersGroup)
   .add(TokensGroup)
   .add(AuditGroup)
+  .add(NotificationsGroup)
+  .add(UsageGroup)
+  .add(GateLinksGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
 

@@ -13,6 +13,7 @@ import { MonolithApi, RelaviumApi } from "./Api.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
+import * as NotifyHandlers from "./NotifyHandlers.js"
 import * as TenancyHandlers from "./TenancyHandlers.js"
 import type { SseOptions } from "./Sse.js"
 
@@ -42,7 +43,11 @@ export interface ExtraRoute {
  * resolves the caller, without which the `Authorization` middleware refuses every request.
  */
 export const layerApi = (options: ServerOptions) =>
-  HttpApiBuilder.api(RelaviumApi).pipe(Layer.provide(layerHandlers(options)), Layer.provide(TenancyHandlers.layer))
+  HttpApiBuilder.api(RelaviumApi).pipe(
+    Layer.provide(layerHandlers(options)),
+    Layer.provide(TenancyHandlers.layer),
+    Layer.provide(NotifyHandlers.layer)
+  )
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
   HttpApiBuilder.Router.use((router) => Effect.forEach(routes, (route) => router.get(route.path, route.handler), { discard: true }))
@@ -55,7 +60,8 @@ export const layerMonolithApi = (options: ServerOptions) =>
   HttpApiBuilder.api(MonolithApi).pipe(
     Layer.provide(layerHandlers(options)),
     Layer.provide(ChatHandlers.layer(options)),
-    Layer.provide(TenancyHandlers.layer)
+    Layer.provide(TenancyHandlers.layer),
+    Layer.provide(NotifyHandlers.layer)
   )
 
 /** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */

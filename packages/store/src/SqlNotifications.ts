@@ -99,7 +99,14 @@ const storeFailure = (what: string) => (e: SqlError | KeyStoreError) =>
     reason: e._tag === "KeyStoreError" ? "sealed" : "store"
   })
 
-export const make = (ring: MasterKeyring): Effect.Effect<NotificationStore["Type"], never, SqlClient.SqlClient> =>
+const noMasterKey = () =>
+  new NotificationError({
+    reason: "invalid",
+    message: "channel secrets are sealed under the master key, and this server has none: set RELAVIUM_MASTER_KEY (or RELAVIUM_MASTER_KEYS)"
+  })
+
+/** The store; without a master key (`ring` undefined) channels without a secret still work, a secret is refused. */
+export const make = (ring: MasterKeyring | undefined): Effect.Effect<NotificationStore["Type"], never, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const acting = <A>(what: string, f: (orgId: string) => Effect.Effect<A, SqlError | KeyStoreError | NotificationError>) =>
@@ -129,6 +136,7 @@ export const make = (ring: MasterKeyring): Effect.Effect<NotificationStore["Type
                   ? { nonce: existing.secret_nonce!, ciphertext: existing.secret_ciphertext, version: Number(existing.data_key_version) }
                   : null
               if (input.secret !== undefined) {
+                if (ring === undefined) return yield* noMasterKey()
                 const data = yield* ensureDataKey(sql, ring, orgId)
                 const s = Envelope.sealSecret(data.key, orgId, secretLabel(channelId), data.version, input.secret)
                 sealed = { ...s, version: data.version }
@@ -172,6 +180,7 @@ export const make = (ring: MasterKeyring): Effect.Effect<NotificationStore["Type
             Effect.gen(function* () {
               const row = (yield* sql<ChannelRow>`SELECT * FROM notification_channels WHERE org_id = ${orgId} AND channel_id = ${channelId}`)[0]
               if (row === undefined || row.secret_ciphertext === null || row.data_key_version === null) return Option.none()
+              if (ring === undefined) return yield* noMasterKey()
               const version = Number(row.data_key_version)
               const keyRow = (yield* sql<DataKeyRow>`SELECT version, master_key_id, nonce, wrapped, retired_at FROM org_data_keys
                 WHERE org_id = ${orgId} AND version = ${version}`)[0]
@@ -373,11 +382,14 @@ export const make = (ring: MasterKeyring): Effect.Effect<NotificationStore["Type
     return store
   })
 
-/** The store; fails to build, naming the variable, when the master keys are missing or malformed. */
-export const layer = (options: MasterKeySettings): Layer.Layer<NotificationStore, KeyStoreError, SqlClient.SqlClient> =>
+/** The store; fails to build, naming the variable, when the master keys given are malformed. */
+export const layer = (options: Option.Option<MasterKeySettings>): Layer.Layer<NotificationStore, KeyStoreError, SqlClient.SqlClient> =>
   Layer.effect(
     NotificationStore,
-    Effect.flatMap(Either.match(masterKeyring(options), { onLeft: Effect.fail, onRight: Effect.succeed }), make)
+    Option.match(options, {
+      onNone: () => make(undefined),
+      onSome: (settings) => Effect.flatMap(Either.match(masterKeyring(settings), { onLeft: Effect.fail, onRight: Effect.succeed }), make)
+    })
   )
 
 // ---------------------------------------------------------------------------

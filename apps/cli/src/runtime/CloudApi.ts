@@ -19,6 +19,7 @@ import { Auth, HttpGuard, Monolith, Server } from "@relavium/server"
 import type { Store } from "@relavium/store"
 import { type Deployment, infrastructure, keys, type store } from "./Deployment.js"
 import type { MasterKeySettings } from "./Settings.js"
+import { notificationsLayer } from "./Notifications.js"
 import { tenancyLayer } from "./Tenancy.js"
 
 /**
@@ -67,6 +68,13 @@ export const layerApi = (options: ApiOptions) => {
   return Server.layer({ ...options.http }).pipe(
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
     Layer.provide(tenancyLayer),
+    Layer.provide(
+      notificationsLayer({
+        masterKey: options.masterKey,
+        token: options.token,
+        ownUrl: `${options.tls === undefined ? "http" : "https"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+      })
+    ),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(keys(options.masterKey)),
     Layer.provide(engine)

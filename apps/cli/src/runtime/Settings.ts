@@ -111,3 +111,8 @@ export const hub = setting("RELAVIUM_HUB", (name) =>
   )
 )
 export const daemonName = setting("RELAVIUM_DAEMON", Config.string)
+
+/** `RELAVIUM_PUBLIC_URL`: the server's address as people reach it, for the links in notifications. */
+export const publicUrl: Effect.Effect<Option.Option<string>> = optionalText("RELAVIUM_PUBLIC_URL").pipe(
+  Effect.orElseSucceed(() => Option.none<string>())
+)

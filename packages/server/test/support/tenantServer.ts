@@ -16,6 +16,7 @@ import { Cassette, Pricing } from "@relavium/llm"
 import { type AuditLog, DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, type Tenancy, UpdateHub } from "@relavium/ports"
 import { Store } from "@relavium/store"
 import { Auth, HttpGuard, Server } from "../../src/index.js"
+import { notificationStores } from "../../../../test/support/notify.js"
 
 export interface TenantServer {
   readonly url: string
@@ -54,6 +55,7 @@ export const startTenantServer = async (options: {
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.localOwnerToken })),
     Layer.provideMerge(layerTenancyMemory),
     Layer.provideMerge(NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions()), { host: "127.0.0.1", port: 0 })),
+    Layer.provide(notificationStores()),
     Layer.provide(chats),
     Layer.provide(engine)
   )
