@@ -13,17 +13,30 @@ import { join } from "node:path"
 import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { Cassette, Pricing } from "@relavium/llm"
-import { type AuditLog, DaemonRouter, KeyStore, layerTenancyMemory, RunQueue, type Tenancy, UpdateHub } from "@relavium/ports"
+import {
+  type AuditLog,
+  DaemonRouter,
+  KeyStore,
+  layerTenancyMemory,
+  type NotificationStore,
+  RunQueue,
+  type Tenancy,
+  UpdateHub,
+  type UsageStore
+} from "@relavium/ports"
 import { Store } from "@relavium/store"
-import { Auth, HttpGuard, Server } from "../../src/index.js"
+import { Auth, HttpGuard, type Notifier, Server } from "../../src/index.js"
 import { notificationStores } from "../../../../test/support/notify.js"
 
 export interface TenantServer {
   readonly url: string
   /** Runs an effect with the server's Tenancy and AuditLog. */
-  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog>) => Promise<A>
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog | NotifyServices>) => Promise<A>
   readonly close: () => Promise<void>
 }
+
+/** The notification and usage stores and the notifier's settings (test/support/notify.ts). */
+type NotifyServices = NotificationStore | UsageStore | Notifier.NotifySettings
 
 const noModel = Cassette.layerCassette({ schema_version: "1.0", provider: "openai", calls: [] })
 
@@ -31,6 +44,8 @@ export const startTenantServer = async (options: {
   readonly dataDir: string
   /** Accepted beside the org tokens as the owner of the org `local` (the api's `--token`). */
   readonly localOwnerToken?: Redacted.Redacted<string>
+  /** The notification settings (a master key for channel secrets, the link key). */
+  readonly notify?: Parameters<typeof notificationStores>[0]
 }): Promise<TenantServer> => {
   const scope = Effect.runSync(Scope.make())
   const engine = layerLocal({ executionMode: "local" }).pipe(
@@ -55,11 +70,11 @@ export const startTenantServer = async (options: {
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.localOwnerToken })),
     Layer.provideMerge(layerTenancyMemory),
     Layer.provideMerge(NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions()), { host: "127.0.0.1", port: 0 })),
-    Layer.provide(notificationStores()),
+    Layer.provideMerge(notificationStores(options.notify)),
     Layer.provide(chats),
     Layer.provide(engine)
   )
-  const context: Context.Context<Tenancy | AuditLog | HttpServer.HttpServer> = await Effect.runPromise(Layer.buildWithScope(app, scope))
+  const context: Context.Context<Tenancy | AuditLog | HttpServer.HttpServer | NotifyServices> = await Effect.runPromise(Layer.buildWithScope(app, scope))
   const url = await Effect.runPromise(
     Effect.map(HttpServer.HttpServer, (server) => {
       const address = server.address
