@@ -130,6 +130,15 @@ export interface GateToNotify {
   readonly workflowName: string
 }
 
+export interface GateLink {
+  readonly orgId: string
+  readonly runId: string
+  readonly gateId: string
+  readonly decision: "approved" | "rejected"
+  readonly expiresAt: string
+  readonly usedAt: string | null
+}
+
 export type LinkUse = "used" | "already_used" | "unknown"
 
 export const Budget = Schema.Struct({
@@ -170,6 +179,8 @@ export class NotificationStore extends Context.Tag("@relavium/ports/Notification
     }
     readonly links: {
       readonly create: (link: { readonly linkId: string; readonly runId: string; readonly gateId: string; readonly decision: "approved" | "rejected"; readonly expiresAt: string }, now: string) => Fx<void>
+      /** The link of that id, in whichever org (the signed link is the authority): across orgs. */
+      readonly find: (linkId: string) => Fx<Option.Option<GateLink>>
       /** Marks the link used, once: `already_used` when it was. */
       readonly use: (linkId: string, now: string) => Fx<LinkUse>
       /** Whether the gate is still pending (false: decided, or no such gate). */

@@ -25,7 +25,7 @@ import {
 } from "@relavium/ports"
 import { BadRequest, Forbidden, InternalError, NotFound, RelaviumApi } from "./Api.js"
 import { makeAudit } from "./Audit.js"
-import { type LinkPayload, verifyLinkToken } from "./notify/GateLinks.js"
+import { verifyLinkToken } from "./notify/GateLinks.js"
 import { monthOf, NotifySettings } from "./notify/Notifier.js"
 
 const fromStore = (e: NotificationError) =>
@@ -162,7 +162,7 @@ const refusedPage = (reason: "malformed" | "altered" | "expired") =>
 
 const alreadyDecided = () => page(409, "Already decided", "<p>This gate was already decided; nothing was changed.</p>")
 
-const verb = (d: LinkPayload["d"]) => (d === "approved" ? "Approve" : "Reject")
+const verb = (d: "approved" | "rejected") => (d === "approved" ? "Approve" : "Reject")
 
 const GateLinksLive = HttpApiBuilder.group(RelaviumApi, "gateLinks", (handlers) =>
   Effect.gen(function* () {
@@ -170,45 +170,58 @@ const GateLinksLive = HttpApiBuilder.group(RelaviumApi, "gateLinks", (handlers) 
     const engine = yield* WorkflowEngine
     const auditLog = yield* AuditLog
     const settings = yield* NotifySettings
+    /** The link's row when the token is signed, issued and not expired; else the page refusing it. */
     const check = (token: string) =>
-      Effect.map(Clock.currentTimeMillis, (now) => verifyLinkToken(settings.linkKey, token, now))
+      Effect.gen(function* () {
+        const verified = verifyLinkToken(settings.linkKey, token)
+        if (Either.isLeft(verified)) return Either.left(refusedPage(verified.left))
+        const found = yield* store.links.find(verified.right)
+        if (Option.isNone(found)) return Either.left(refusedPage("altered"))
+        const now = yield* Clock.currentTimeMillis
+        if (Date.parse(found.value.expiresAt) <= now) return Either.left(refusedPage("expired"))
+        return Either.right({ linkId: verified.right, ...found.value })
+      })
     const failed = (e: { readonly message: string }) =>
       Effect.as(Effect.logError(`a gate link could not be handled: ${e.message}`), page(500, "Something went wrong", "<p>Try again in a moment.</p>"))
     return handlers
       .handle("show", ({ path: { token } }) =>
         Effect.gen(function* () {
           const checked = yield* check(token)
-          if (Either.isLeft(checked)) return refusedPage(checked.left)
+          if (Either.isLeft(checked)) return checked.left
           const link = checked.right
-          const pending = yield* forOrg(link.o)(store.links.gatePending(link.r, link.g))
+          const pending = link.usedAt === null && (yield* forOrg(link.orgId)(store.links.gatePending(link.runId, link.gateId)))
           if (!pending) return alreadyDecided()
           return page(
             200,
-            `${verb(link.d)} gate ${link.g}?`,
-            `<p>Run <code>${escapeHtml(link.r)}</code> waits for a decision on gate <code>${escapeHtml(link.g)}</code>.</p>` +
-              `<form method="post"><button type="submit">${verb(link.d)}</button></form>` +
-              `<p>The link works once, until ${new Date(link.e).toISOString()}.</p>`
+            `${verb(link.decision)} gate ${link.gateId}?`,
+            `<p>Run <code>${escapeHtml(link.runId)}</code> waits for a decision on gate <code>${escapeHtml(link.gateId)}</code>.</p>` +
+              `<form method="post"><button type="submit">${verb(link.decision)}</button></form>` +
+              `<p>The link works once, until ${escapeHtml(link.expiresAt)}.</p>`
           )
         }).pipe(Effect.catchAll(failed))
       )
       .handle("decide", ({ path: { token } }) =>
         Effect.gen(function* () {
           const checked = yield* check(token)
-          if (Either.isLeft(checked)) return refusedPage(checked.left)
+          if (Either.isLeft(checked)) return checked.left
           const link = checked.right
-          return yield* forOrg(link.o)(
+          return yield* forOrg(link.orgId)(
             Effect.gen(function* () {
-              if (!(yield* store.links.gatePending(link.r, link.g))) return alreadyDecided()
+              if (!(yield* store.links.gatePending(link.runId, link.gateId))) return alreadyDecided()
               const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-              const use = yield* store.links.use(link.l, now)
+              const use = yield* store.links.use(link.linkId, now)
               if (use === "already_used") return alreadyDecided()
               if (use === "unknown") return refusedPage("altered")
-              const actor = `link:${link.l.slice(0, 12)}`
-              yield* engine.resume(link.r, link.g, { decision: link.d, decidedBy: actor })
+              const actor = `link:${link.linkId.slice(0, 9)}`
+              yield* engine.resume(link.runId, link.gateId, { decision: link.decision, decidedBy: actor })
               yield* auditLog
-                .append({ actor, action: "gate.decide", target: link.g, detail: { runId: link.r, decision: link.d } })
-                .pipe(Effect.catchAll((e) => Effect.logError(`the audit entry gate.decide ${link.g} could not be written: ${e.message}`)))
-              return page(200, link.d === "approved" ? "Approved" : "Rejected", `<p>Gate <code>${escapeHtml(link.g)}</code> of run <code>${escapeHtml(link.r)}</code> is decided. You can close this page.</p>`)
+                .append({ actor, action: "gate.decide", target: link.gateId, detail: { runId: link.runId, decision: link.decision } })
+                .pipe(Effect.catchAll((e) => Effect.logError(`the audit entry gate.decide ${link.gateId} could not be written: ${e.message}`)))
+              return page(
+                200,
+                link.decision === "approved" ? "Approved" : "Rejected",
+                `<p>Gate <code>${escapeHtml(link.gateId)}</code> of run <code>${escapeHtml(link.runId)}</code> is decided. You can close this page.</p>`
+              )
             })
           )
         }).pipe(Effect.catchAll(failed))

@@ -315,6 +315,37 @@ export const make = (ring: MasterKeyring | undefined): Effect.Effect<Notificatio
               created_at: now
             })}`)
           ),
+        find: (linkId) =>
+          sql
+            .withTransaction(
+              Effect.zipRight(
+                sql.onDialectOrElse({
+                  pg: () => Effect.asVoid(sql`SELECT set_config('app.link_id', ${linkId}, true)`),
+                  orElse: () => Effect.void
+                }),
+                sql<{
+                  org_id: string
+                  run_id: string
+                  gate_id: string
+                  decision: "approved" | "rejected"
+                  expires_at: string
+                  used_at: string | null
+                }>`SELECT org_id, run_id, gate_id, decision, expires_at, used_at FROM gate_links WHERE link_id = ${linkId}`
+              )
+            )
+            .pipe(
+              Effect.map((rows) =>
+                Option.map(Option.fromNullable(rows[0]), (r) => ({
+                  orgId: r.org_id,
+                  runId: r.run_id,
+                  gateId: r.gate_id,
+                  decision: r.decision,
+                  expiresAt: r.expires_at,
+                  usedAt: r.used_at
+                }))
+              ),
+              Effect.mapError(storeFailure("reading a gate link"))
+            ),
         use: (linkId, now) =>
           acting("using a gate link", (orgId) =>
             Effect.gen(function* () {

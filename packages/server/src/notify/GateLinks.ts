@@ -1,46 +1,28 @@
 /**
- * One-click gate links: `v1.<payload>.<signature>`, the payload (base64url JSON: org, run, gate,
- * decision, expiry, link id) signed with HMAC-SHA256 under the server's link key. A link is
- * checked here (signature, then expiry); that it is used once is the `gate_links` row's
- * (`NotificationStore.links.use`). The token is never stored: only its link id is.
+ * One-click gate links: `<link id>.<signature>`, the link id 128 random bits and the signature the
+ * first 128 bits of HMAC-SHA256 of it under the server's link key (short enough for a URL path
+ * segment). What the link decides (org, run, gate, decision, expiry) is its `gate_links` row,
+ * found by the id once the signature holds; the row also records that it was used, once. The
+ * token itself is never stored.
  */
-import { Either, Redacted, Schema } from "effect"
+import { Either, Redacted } from "effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 
-export const LinkPayload = Schema.Struct({
-  o: Schema.String,
-  r: Schema.String,
-  g: Schema.String,
-  d: Schema.Literal("approved", "rejected"),
-  /** Expiry, epoch milliseconds. */
-  e: Schema.Number,
-  l: Schema.String
-})
-export type LinkPayload = typeof LinkPayload.Type
+export type LinkRefusal = "malformed" | "altered"
 
-export type LinkRefusal = "malformed" | "altered" | "expired"
+const sign = (key: Redacted.Redacted<string>, linkId: string): Buffer =>
+  createHmac("sha256", Redacted.value(key)).update(`relavium gate link\u0000${linkId}`).digest().subarray(0, 16)
 
-const sign = (key: Redacted.Redacted<string>, body: string): Buffer =>
-  createHmac("sha256", Redacted.value(key)).update(`relavium gate link\u0000${body}`).digest()
+/** `l` and 128 random bits in base64url. */
+export const newLinkId = (): string => `l${randomBytes(16).toString("base64url")}`
 
-export const newLinkId = (): string => `lnk_${randomBytes(16).toString("hex")}`
+export const makeLinkToken = (key: Redacted.Redacted<string>, linkId: string): string => `${linkId}.${sign(key, linkId).toString("base64url")}`
 
-export const makeLinkToken = (key: Redacted.Redacted<string>, payload: LinkPayload): string => {
-  const body = Buffer.from(JSON.stringify(payload), "utf8").toString("base64url")
-  return `v1.${body}.${sign(key, body).toString("base64url")}`
-}
-
-const decodePayload = Schema.decodeUnknownEither(Schema.parseJson(LinkPayload))
-
-/** The link's payload when its signature holds and it has not expired at `nowMs`. */
-export const verifyLinkToken = (key: Redacted.Redacted<string>, token: string, nowMs: number): Either.Either<LinkPayload, LinkRefusal> => {
-  const parts = token.split(".")
-  if (parts.length !== 3 || parts[0] !== "v1" || token.length > 4096) return Either.left("malformed")
-  const [, body, signature] = parts as [string, string, string]
-  const given = Buffer.from(signature, "base64url")
-  const expected = sign(key, body)
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return Either.left("altered")
-  const payload = decodePayload(Buffer.from(body, "base64url").toString("utf8"))
-  if (Either.isLeft(payload)) return Either.left("malformed")
-  return payload.right.e <= nowMs ? Either.left("expired") : Either.right(payload.right)
+/** The link id when the token is well formed and its signature holds. */
+export const verifyLinkToken = (key: Redacted.Redacted<string>, token: string): Either.Either<string, LinkRefusal> => {
+  const match = /^(l[A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/.exec(token)
+  if (match === null) return Either.left("malformed")
+  const given = Buffer.from(match[2]!, "base64url")
+  const expected = sign(key, match[1]!)
+  return given.length === expected.length && timingSafeEqual(given, expected) ? Either.right(match[1]!) : Either.left("altered")
 }

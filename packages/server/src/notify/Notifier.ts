@@ -101,7 +101,7 @@ export const make = Effect.gen(function* () {
           const runId = delivery.runId ?? ""
           const gateId = delivery.gateId ?? ""
           yield* store.links.create({ linkId, runId, gateId, decision, expiresAt: new Date(expires).toISOString() }, nowIso)
-          return `${base}/gate-links/${makeLinkToken(settings.linkKey, { o: orgId, r: runId, g: gateId, d: decision, e: expires, l: linkId })}`
+          return `${base}/gate-links/${makeLinkToken(settings.linkKey, linkId)}`
         })
       const approveUrl = yield* link("approved")
       const rejectUrl = yield* link("rejected")

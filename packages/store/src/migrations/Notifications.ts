@@ -103,6 +103,14 @@ export const notificationsSqlite: ReadonlyArray<string> = tables({ json: "text",
 export const notificationsPg = (): ReadonlyArray<string> => [
   ...tables({ json: "json", bigint: "bigint" }),
   ...notificationTables.flatMap(rowLevelSecurity),
+  // A link is opened before its org is known: the transaction names the link id (128 random
+  // bits, only in the signed link) in `app.link_id`, which makes exactly that row readable and
+  // its use writable, as `api_tokens_by_hash` does for a token.
+  `CREATE POLICY gate_links_by_id ON gate_links FOR SELECT
+    USING (link_id = nullif(current_setting('app.link_id', true), ''))`,
+  `CREATE POLICY gate_links_use_by_id ON gate_links FOR UPDATE
+    USING (link_id = nullif(current_setting('app.link_id', true), ''))
+    WITH CHECK (link_id = nullif(current_setting('app.link_id', true), ''))`,
   `CREATE FUNCTION relavium_orgs_to_notify()
     RETURNS TABLE (org_id text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
