@@ -19,6 +19,7 @@ import { resume, runs } from "./commands/Runs.js"
 import { server } from "./commands/Server.js"
 import { audit, member, org, token } from "./commands/Tenancy.js"
 import { test } from "./commands/Test.js"
+import { usage } from "./commands/Usage.js"
 import { ExitCode } from "./ExitCodes.js"
 
 /** apps/cli/package.json's version, put in by build.mjs. */
@@ -26,7 +27,7 @@ declare const __RELAVIUM_VERSION__: string
 
 const relavium = Command.make("relavium").pipe(
   Command.withDescription("Relavium — local-first engine for LLM agent workflows"),
-  Command.withSubcommands([run, validate, test, resume, runs, gate, chat, keys, models, daemon, monolith, server, db, org, token, member, audit])
+  Command.withSubcommands([run, validate, test, resume, runs, gate, chat, keys, models, daemon, monolith, server, db, org, token, member, audit, usage])
 )
 
 const cli = Command.run(relavium, { name: "relavium", version: __RELAVIUM_VERSION__ })
