@@ -1,9 +1,11 @@
 /**
  * `relavium usage --server`: the table, `--json` and `--csv` of the cost of the caller's org,
  * against the whole API on SQLite (tenantServer.ts) with cost events seeded in its database; a
- * bad date is refused with what to write.
+ * bad date is refused with what to write. `relavium notify` and `budget` set and show a channel
+ * (its secret from stdin, never shown) and the budget.
  */
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -18,10 +20,12 @@ let server: TenantServer
 let dataDir: string
 
 const cli = (args: ReadonlyArray<string>) => relaviumAsync(["usage", ...args, "--server", server.url, "--token", Redacted.value(token)])
+const remote = (args: ReadonlyArray<string>, input?: string) =>
+  relaviumAsync([...args, "--server", server.url, "--token", Redacted.value(token)], input === undefined ? {} : { input })
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "relavium-usage-cli-"))
-  server = await startTenantServer({ dataDir, localOwnerToken: token })
+  server = await startTenantServer({ dataDir, localOwnerToken: token, notify: { masterKey: randomBytes(32).toString("base64") } })
   const db = ManagedRuntime.make(Layer.orDie(Database.layerSqlite({ filename: join(dataDir, "relavium.db") })))
   await db.runPromise(
     Effect.gen(function* () {
@@ -73,5 +77,33 @@ describe("relavium usage --server", { timeout: 600_000 }, () => {
     const refused = await cli(["--from", "last tuesday"])
     expect(refused.status).toBe(2)
     expect(refused.stderr).toMatch(/ISO-8601/)
+  })
+})
+
+describe("relavium notify and budget --server", { timeout: 600_000 }, () => {
+  it("sets a channel with its secret from stdin, lists it without the secret, and refuses bad settings before sending", async () => {
+    const secret = "https://hooks.slack.test/services/T1/B1/cli-secret-value"
+    const set = await remote(["notify", "channel", "set", "team", "--settings", '{"kind":"slack"}', "--secret-stdin"], `${secret}\n`)
+    expect(set.status, set.stderr).toBe(0)
+    expect(set.stdout).toBe("channel team (slack) set, with its secret\n")
+    const listed = await remote(["notify", "channel", "list", "--json"])
+    expect(listed.status, listed.stderr).toBe(0)
+    expect(JSON.parse(listed.stdout)).toMatchObject([{ name: "team", kind: "slack", hasSecret: true, enabled: true }])
+    expect(listed.stdout).not.toContain("cli-secret-value")
+    const bad = await remote(["notify", "channel", "set", "mail", "--settings", '{"kind":"email","host":"h","port":0,"from":"a@b.test","to":[]}'])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/--settings: .*port/s)
+    expect((await remote(["notify", "channel", "remove", "team"])).stdout).toBe("removed channel team\n")
+  })
+
+  it("sets the monthly budget and shows this month's spend", async () => {
+    const set = await remote(["budget", "set", "--monthly-cents", "250", "--thresholds", "80,50"])
+    expect(set.status, set.stderr).toBe(0)
+    expect(set.stdout).toBe("monthly budget 250 cents, alerts at 50, 80 %\n")
+    const shown = await remote(["budget", "show", "--json"])
+    expect(JSON.parse(shown.stdout)).toMatchObject({ budget: { monthlyLimitMicrocents: 250_000_000, thresholds: [50, 80] } })
+    const bad = await remote(["budget", "set", "--monthly-cents", "10", "--thresholds", "half"])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/--thresholds: whole percentages/)
   })
 })
