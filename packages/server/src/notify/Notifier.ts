@@ -168,9 +168,15 @@ export const make = Effect.gen(function* () {
         yield* store.deliveries.markFailed(delivery.id, attempts, "the channel was removed or disabled", undefined, nowIso)
         return "failed" as const
       }
-      const secret = yield* store.channels.secret(channel.id)
-      const message = delivery.subjectKind === "gate" ? yield* gateMessage(orgId, delivery, nowMs, nowIso) : budgetMessage(orgId, delivery)
-      const outcome = yield* Effect.either(send(channel, Option.getOrUndefined(secret), message, { id: delivery.id, nowMs }))
+      // A channel whose secret does not open (or a link that cannot be recorded) fails this
+      // delivery, with the reason, and never the others.
+      const outcome = yield* Effect.either(
+        Effect.gen(function* () {
+          const secret = yield* store.channels.secret(channel.id)
+          const message = delivery.subjectKind === "gate" ? yield* gateMessage(orgId, delivery, nowMs, nowIso) : budgetMessage(orgId, delivery)
+          return yield* send(channel, Option.getOrUndefined(secret), message, { id: delivery.id, nowMs })
+        })
+      )
       if (outcome._tag === "Right") {
         yield* store.deliveries.markSent(delivery.id, attempts, nowIso)
         return "sent" as const
@@ -239,7 +245,12 @@ export const make = Effect.gen(function* () {
   const sweep = Effect.gen(function* () {
     const total = { enqueued: 0, sent: 0, failed: 0, cancelled: 0 }
     for (const orgId of yield* store.orgsToNotify) {
-      const report = yield* sweepOrg(orgId)
+      // One org's failure (its store, a bad row) is logged; the other orgs are still served.
+      const report = yield* sweepOrg(orgId).pipe(
+        Effect.catchAll((e) =>
+          Effect.as(Effect.logError(`the notification pass of org ${orgId} failed: ${e.message}`), { enqueued: 0, sent: 0, failed: 0, cancelled: 0 })
+        )
+      )
       total.enqueued += report.enqueued
       total.sent += report.sent
       total.failed += report.failed
