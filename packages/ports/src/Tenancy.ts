@@ -182,6 +182,20 @@ export class TenancyError extends Data.TaggedError("TenancyError")<{
   readonly cause?: unknown
 }> {}
 
+/**
+ * A change that would leave an organisation without an owner: removing or demoting its last one.
+ * The store checks it in the same transaction as the change, so two concurrent changes can never
+ * both pass.
+ */
+export class LastOwner extends Data.TaggedError("LastOwner")<{
+  readonly email: string
+  readonly change: "removed" | "demoted"
+}> {
+  override get message(): string {
+    return `${this.email} is the last owner and cannot be ${this.change}; make another member an owner first`
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Tokens
 
@@ -269,8 +283,10 @@ export class Tenancy extends Context.Tag("@relavium/ports/Tenancy")<
     readonly members: {
       readonly add: (email: string, role: Role) => Effect.Effect<Member, TenancyError>
       readonly list: Effect.Effect<ReadonlyArray<Member>, TenancyError>
-      readonly remove: (email: string) => Effect.Effect<boolean, TenancyError>
-      readonly setRole: (email: string, role: Role) => Effect.Effect<Option.Option<Member>, TenancyError>
+      /** Refuses (`LastOwner`) to remove the org's last owner. */
+      readonly remove: (email: string) => Effect.Effect<boolean, TenancyError | LastOwner>
+      /** Refuses (`LastOwner`) to demote the org's last owner. */
+      readonly setRole: (email: string, role: Role) => Effect.Effect<Option.Option<Member>, TenancyError | LastOwner>
     }
     readonly tokens: {
       readonly create: (input: CreateTokenInput) => Effect.Effect<CreatedToken, TenancyError>
@@ -334,6 +350,20 @@ export const issueToken = (input: CreateTokenInput) =>
 const byJoined = (a: Member, b: Member) => (a.createdAt === b.createdAt ? (a.email < b.email ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 const byCreated = (a: TokenInfo, b: TokenInfo) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1)
 
+/** Whether `member` is the only owner among `members`. */
+const isLastOwner = (members: Iterable<Member>, member: Member): boolean =>
+  member.role === "owner" && [...members].filter((m) => m.role === "owner").length <= 1
+
+/**
+ * A token's last use is recorded to the minute: resolving it again within a minute writes nothing,
+ * so a busy token (a gateway serving many requests with it) never turns every request into a write.
+ */
+export const lastUseResolutionMs = 60_000
+
+/** Whether a use at `at` moves a token's `lastUsedAt` (never set, or set a minute or more before). */
+export const lastUseIsStale = (lastUsedAt: string | null, at: string): boolean =>
+  lastUsedAt === null || Date.parse(at) - Date.parse(lastUsedAt) >= lastUseResolutionMs
+
 /** Both ports in memory, sharing one state; the org `local` (of the single-user deployments) exists from the start. */
 export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectContext(
   Effect.gen(function* () {
@@ -387,15 +417,26 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
           }),
         list: Effect.map(current, (entry) => [...entry.members.values()].sort(byJoined)),
         remove: (email) =>
-          Effect.flatMap(normaliseEmail(email), (normal) => Effect.map(current, (entry) => entry.members.delete(normal))),
+          Effect.flatMap(normaliseEmail(email), (normal) =>
+            Effect.flatMap(current, (entry) => {
+              const found = entry.members.get(normal)
+              if (found !== undefined && isLastOwner(entry.members.values(), found)) {
+                return Effect.fail(new LastOwner({ email: normal, change: "removed" }))
+              }
+              return Effect.succeed(entry.members.delete(normal))
+            })
+          ),
         setRole: (email, role) =>
           Effect.flatMap(normaliseEmail(email), (normal) =>
-            Effect.map(current, (entry) => {
+            Effect.flatMap(current, (entry) => {
               const found = entry.members.get(normal)
-              if (found === undefined) return Option.none()
+              if (found === undefined) return Effect.succeed(Option.none())
+              if (role !== "owner" && isLastOwner(entry.members.values(), found)) {
+                return Effect.fail(new LastOwner({ email: normal, change: "demoted" }))
+              }
               const changed = new Member({ ...found, role })
               entry.members.set(normal, changed)
-              return Option.some(changed)
+              return Effect.succeed(Option.some(changed))
             })
           )
       },
@@ -422,7 +463,7 @@ export const layerTenancyMemory: Layer.Layer<Tenancy | AuditLog> = Layer.effectC
                 if (stored.hash !== hash) continue
                 const info = stored.info
                 if (info.revokedAt !== null || (info.expiresAt !== null && info.expiresAt <= at)) return Option.none()
-                stored.info = new TokenInfo({ ...info, lastUsedAt: at })
+                if (lastUseIsStale(info.lastUsedAt, at)) stored.info = new TokenInfo({ ...info, lastUsedAt: at })
                 return Option.some<Principal>({ orgId: entry.org.id, role: info.role, tokenId: info.id, actor: `token:${info.prefix}` })
               }
             }

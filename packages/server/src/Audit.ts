@@ -23,3 +23,6 @@ export const makeAudit = Effect.map(
         Effect.catchAll((e) => Effect.logError(`the audit entry ${action} ${target} could not be written: ${e.message}`))
       )
 )
+
+/** Who the caller is, as gates and chat approvals record it (`decidedBy`): the same actor as the audit trail. */
+export const callerActor: Effect.Effect<string, never, CurrentPrincipal> = Effect.map(CurrentPrincipal, (caller) => caller.actor)

@@ -15,7 +15,7 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { type ChatError, type ChatEvent, ChatService, encodeChatEventJson } from "@relavium/chat"
 import { BadRequest, Conflict, InternalError, MonolithApi, NotFound } from "./Api.js"
-import { makeAudit } from "./Audit.js"
+import { callerActor, makeAudit } from "./Audit.js"
 import { checkProjectDirectory, type ProjectDirectoryOptions } from "./ProjectDirs.js"
 import { formatMessage, type SseOptions, sseResponse } from "./Sse.js"
 
@@ -97,7 +97,8 @@ export const layer = (options: SseOptions & ProjectDirectoryOptions = {}) =>
         )
         .handle("approve", ({ path, payload }) =>
           Effect.gen(function* () {
-            const { pending } = yield* chats.approve(path.chatId, path.toolCallId, payload.decision, { decidedBy: "api" })
+            const decidedBy = yield* callerActor
+            const { pending } = yield* chats.approve(path.chatId, path.toolCallId, payload.decision, { decidedBy })
             yield* audit("chat.approval", path.chatId, { toolCallId: path.toolCallId, decision: payload.decision })
             const decided = { chatId: path.chatId, toolCallId: path.toolCallId, decision: payload.decision, pending }
             if (pending.length > 0) return { ...decided, resumed: false }

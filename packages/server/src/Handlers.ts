@@ -17,7 +17,7 @@ import { Pricing } from "@relavium/llm"
 import { readFileSync } from "node:fs"
 import { isDocument, parseDocument } from "yaml"
 import { BadRequest, Conflict, InternalError, type Issue, NotFound, NotReady, RelaviumApi } from "./Api.js"
-import { makeAudit } from "./Audit.js"
+import { callerActor, makeAudit } from "./Audit.js"
 import { eventStreamResponse, type SseOptions } from "./Sse.js"
 
 // ---------------------------------------------------------------------------
@@ -252,8 +252,9 @@ const GatesLive = HttpApiBuilder.group(RelaviumApi, "gates", (handlers) =>
     ) =>
       Effect.gen(function* () {
         yield* record(runId)
+        const decidedBy = yield* callerActor
         yield* engine
-          .resume(runId, gateId, { decision, decidedBy: "api", payload, comment })
+          .resume(runId, gateId, { decision, decidedBy, payload, comment })
           .pipe(Effect.mapError(fromEngine))
         // The decision's kind only: a comment or a given value may hold anything.
         yield* audit("gate.decide", gateId, { runId, decision })

@@ -17,7 +17,7 @@ import {
   AuditLog,
   CurrentPrincipal,
   forOrg,
-  type Member,
+  LastOwner,
   mayGrant,
   type Principal,
   type Role,
@@ -43,15 +43,16 @@ const acting = <A, E, R>(body: (principal: Principal) => Effect.Effect<A, E, R>)
 const mayNotGrant = (principal: Principal, role: Role) =>
   new Forbidden({ message: `the ${principal.role} role may not grant or take away the ${role} role` })
 
-const lastOwner = (members: ReadonlyArray<Member>, member: Member) =>
-  member.role === "owner" && members.filter((m) => m.role === "owner").length <= 1
+/** The store refuses a change that would leave the org without an owner, atomically with the change. */
+const refusedLastOwner = <A, R>(effect: Effect.Effect<A, TenancyError | LastOwner, R>): Effect.Effect<A, TenancyError | Conflict, R> =>
+  Effect.catchTag(effect, "LastOwner", (e) => Effect.fail(new Conflict({ message: e.message })))
 
 const findMember = (tenancy: Tenancy["Type"], email: string) =>
   Effect.flatMap(tenancy.members.list, (members) => {
     const member = members.find((m) => m.email === email)
     return member === undefined
       ? Effect.fail(new NotFound({ message: `${email} is not a member of this organisation` }))
-      : Effect.succeed({ members, member })
+      : Effect.succeed({ member })
   })
 
 const OrgLive = HttpApiBuilder.group(RelaviumApi, "org", (handlers) =>
@@ -92,14 +93,11 @@ const MembersLive = HttpApiBuilder.group(RelaviumApi, "members", (handlers) =>
       .handle("setRole", ({ path: { email }, payload: { role } }) =>
         acting((principal) =>
           Effect.gen(function* () {
-            const { member, members } = yield* findMember(tenancy, email)
+            const { member } = yield* findMember(tenancy, email)
             if (!mayGrant(principal.role, member.role)) return yield* mayNotGrant(principal, member.role)
             if (!mayGrant(principal.role, role)) return yield* mayNotGrant(principal, role)
-            if (role !== "owner" && lastOwner(members, member)) {
-              return yield* new Conflict({ message: `${email} is the last owner and cannot be demoted; make another member an owner first` })
-            }
             if (member.role === role) return member
-            const changed = yield* tenancy.members.setRole(email, role)
+            const changed = yield* refusedLastOwner(tenancy.members.setRole(email, role))
             if (Option.isNone(changed)) return yield* new NotFound({ message: `${email} is not a member of this organisation` })
             yield* audit.append({ actor: principal.actor, action: "member.role", target: email, detail: { from: member.role, to: role } })
             return changed.value
@@ -109,12 +107,9 @@ const MembersLive = HttpApiBuilder.group(RelaviumApi, "members", (handlers) =>
       .handle("remove", ({ path: { email } }) =>
         acting((principal) =>
           Effect.gen(function* () {
-            const { member, members } = yield* findMember(tenancy, email)
+            const { member } = yield* findMember(tenancy, email)
             if (!mayGrant(principal.role, member.role)) return yield* mayNotGrant(principal, member.role)
-            if (lastOwner(members, member)) {
-              return yield* new Conflict({ message: `${email} is the last owner and cannot be removed; make another member an owner first` })
-            }
-            const removed = yield* tenancy.members.remove(email)
+            const removed = yield* refusedLastOwner(tenancy.members.remove(email))
             if (!removed) return yield* new NotFound({ message: `${email} is not a member of this organisation` })
             yield* audit.append({ actor: principal.actor, action: "member.remove", target: email, detail: { role: member.role } })
           })

@@ -311,6 +311,24 @@ describe("the audit trail", () => {
     expect((await auditOf(otherOrgId)).some((e) => e.target === runId)).toBe(false)
   })
 
+  it("a gate decision names the caller in the run's own log (human_gate:resumed decidedBy)", async () => {
+    const runId = (await ok(tokens.member, requests["runs.start"](ids), 201)).runId as string
+    const gateId = await waitingGate(tokens.member, runId)
+    await ok(tokens.member, { method: "POST", path: `/runs/${runId}/gates/${gateId}/approve`, body: {} }, 200)
+    await waitFor(async () => {
+      const run = (await as(tokens.member, { method: "GET", path: `/runs/${runId}` })).json as { status?: string }
+      return run.status === "completed" ? true : undefined
+    }, `run ${runId} to complete`)
+    // The finished run's event stream ends after its terminal event.
+    const response = await fetch(`${server.url}/runs/${runId}/events`, { headers: { authorization: `Bearer ${Redacted.value(tokens.member.token)}` } })
+    const resumed = (await response.text())
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => JSON.parse(line.slice("data: ".length)) as { type: string; decidedBy?: string })
+      .find((event) => event.type === "human_gate:resumed")
+    expect(resumed?.decidedBy).toBe(`token:${tokens.member.info.prefix}`)
+  })
+
   it("records a key by its provider only, never its value", async () => {
     const secret = "sk-ant-audit-never-shows-this"
     await ok(tokens.admin, { method: "PUT", path: "/keys/anthropic", body: { key: secret } }, 204)

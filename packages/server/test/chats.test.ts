@@ -162,7 +162,7 @@ describe("chat routes of the monolith", () => {
     expect(after.json).toMatchObject({ turnStatus: "idle", pending: [], costMicrocents: 108_000, lastSequenceNumber: all.at(-1)!.id })
     expect(after.json.usage).toEqual([expect.objectContaining({ model: "claude-sonnet-4", calls: 2, costMicrocents: 108_000 })])
     const blocks = after.json.messages.flatMap((message: { blocks: Array<{ kind: string }> }) => message.blocks)
-    expect(blocks).toContainEqual(expect.objectContaining({ kind: "tool_call", toolCallId: "toolu_write", status: "done", decision: "allow", decidedBy: "api" }))
+    expect(blocks).toContainEqual(expect.objectContaining({ kind: "tool_call", toolCallId: "toolu_write", status: "done", decision: "allow", decidedBy: "local" }))
 
     // A follower that reconnects with Last-Event-ID (or ?after=) gets exactly the rest of the stored log.
     const cut = requested.id
@@ -174,7 +174,7 @@ describe("chat routes of the monolith", () => {
     const markdown = await m.api("GET", `/chats/${chat.chatId}/export`)
     expect(markdown.status).toBe(200)
     expect(markdown.text).toContain("# Make hello.txt greet the world")
-    expect(markdown.text).toContain("**Tool call** `write_file` (`toolu_write`: done, allowed by api)")
+    expect(markdown.text).toContain("**Tool call** `write_file` (`toolu_write`: done, allowed by local)")
     const yaml = await m.api("GET", `/chats/${chat.chatId}/export?format=yaml`)
     expect(yaml.status).toBe(200)
     expect(yaml.text).toContain('schema_version: "1.0"')

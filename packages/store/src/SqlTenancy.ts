@@ -28,6 +28,9 @@ import {
   hashToken,
   isoNow,
   issueToken,
+  LastOwner,
+  lastUseIsStale,
+  lastUseResolutionMs,
   looksLikeToken,
   Member,
   newOrgId,
@@ -122,6 +125,13 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
           Effect.fail(new TenancyError({ message: `${database}: ${what} failed: ${Database.describeCause(cause)}`, cause }))
         )
 
+    const failedOrLastOwner =
+      (what: string) =>
+      <A, R>(effect: Effect.Effect<A, SqlError | TenancyError | LastOwner, R>): Effect.Effect<A, TenancyError | LastOwner, R> =>
+        Effect.catchTag(effect, "SqlError", (cause) =>
+          Effect.fail(new TenancyError({ message: `${database}: ${what} failed: ${Database.describeCause(cause)}`, cause }))
+        )
+
     /** Sets a transaction-local setting the Postgres policies read (SQLite has none). */
     const setLocal = (name: "app.user_email" | "app.token_hash", value: string) =>
       isPg ? Effect.asVoid(sql`SELECT set_config(${name}, ${value}, true)`) : Effect.void
@@ -129,6 +139,23 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
     const requireOrg = (orgId: string) =>
       Effect.flatMap(sql<{ org_id: string }>`SELECT org_id FROM orgs WHERE org_id = ${orgId}`, (rows) =>
         rows.length === 0 ? Effect.fail(new TenancyError({ message: `no organisation ${orgId}` })) : Effect.void
+      )
+
+    /**
+     * Takes the org's row for the rest of the transaction (a no-op update, on both dialects), so
+     * membership changes of one org happen one after the other: the owner count each one checks
+     * cannot change under it.
+     */
+    const lockOrg = (orgId: string) =>
+      Effect.flatMap(sql<{ org_id: string }>`UPDATE orgs SET audit_seq = audit_seq WHERE org_id = ${orgId} RETURNING org_id`, (rows) =>
+        rows.length === 0 ? Effect.fail(new TenancyError({ message: `no organisation ${orgId}` })) : Effect.void
+      )
+
+    /** Fails (rolling the transaction back) when the change just made left the org without an owner. */
+    const keepsAnOwner = (orgId: string, email: string, change: "removed" | "demoted") =>
+      Effect.flatMap(
+        sql<{ owners: number | string | bigint }>`SELECT count(*) AS owners FROM memberships WHERE org_id = ${orgId} AND role = 'owner'`,
+        (rows) => (Number(rows[0]?.owners ?? 0) === 0 ? Effect.fail(new LastOwner({ email, change })) : Effect.void)
       )
 
     /** The user id of `email`, inserting the person when no org has them yet (inside a transaction). */
@@ -225,13 +252,14 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
             const orgId = yield* currentOrgId
             return yield* sql.withTransaction(
               Effect.gen(function* () {
-                yield* requireOrg(orgId)
+                yield* lockOrg(orgId)
                 const removed = yield* sql<{ user_id: string }>`DELETE FROM memberships WHERE org_id = ${orgId}
                   AND user_id IN (SELECT user_id FROM users WHERE email = ${normal}) RETURNING user_id`
+                yield* keepsAnOwner(orgId, normal, "removed")
                 return removed.length > 0
               })
             )
-          }).pipe(failed("removing a member")),
+          }).pipe(failedOrLastOwner("removing a member")),
 
         setRole: (email, role) =>
           Effect.gen(function* () {
@@ -239,16 +267,17 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
             const orgId = yield* currentOrgId
             return yield* sql.withTransaction(
               Effect.gen(function* () {
-                yield* requireOrg(orgId)
+                yield* lockOrg(orgId)
                 const changed = yield* sql<{ user_id: string; created_at: string }>`UPDATE memberships SET role = ${role}
                   WHERE org_id = ${orgId} AND user_id IN (SELECT user_id FROM users WHERE email = ${normal})
                   RETURNING user_id, created_at`
+                yield* keepsAnOwner(orgId, normal, "demoted")
                 return Option.map(Option.fromNullable(changed[0]), (row) =>
                   new Member({ userId: row.user_id, email: normal, role, createdAt: row.created_at })
                 )
               })
             )
-          }).pipe(failed("changing a member's role"))
+          }).pipe(failedOrLastOwner("changing a member's role"))
       },
 
       tokens: {
@@ -286,14 +315,20 @@ export const make: Effect.Effect<{ readonly tenancy: Tenancy["Type"]; readonly a
             if (!looksLikeToken(token)) return Option.none<Principal>()
             const hash = hashToken(token)
             const at = yield* now
-            // One statement finds a live token and records its use, so a token revoked meanwhile is never used.
+            // A live token is found, and its use recorded at most once a minute (`lastUseIsStale`):
+            // a busy token must not make every request a write on one row.
             const rows = yield* sql.withTransaction(
-              Effect.zipRight(
-                setLocal("app.token_hash", hash),
-                sql<{ org_id: string; token_id: string; prefix: string; role: Role }>`UPDATE api_tokens SET last_used_at = ${at}
-                  WHERE token_hash = ${hash} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${at})
-                  RETURNING org_id, token_id, prefix, role`
-              )
+              Effect.gen(function* () {
+                yield* setLocal("app.token_hash", hash)
+                const found = yield* sql<{ org_id: string; token_id: string; prefix: string; role: Role; last_used_at: string | null }>`SELECT org_id, token_id, prefix, role, last_used_at FROM api_tokens
+                  WHERE token_hash = ${hash} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${at})`
+                const row = found[0]
+                if (row !== undefined && lastUseIsStale(row.last_used_at, at)) {
+                  yield* sql`UPDATE api_tokens SET last_used_at = ${at}
+                    WHERE token_hash = ${hash} AND (last_used_at IS NULL OR last_used_at <= ${new Date(Date.parse(at) - lastUseResolutionMs).toISOString()})`
+                }
+                return found
+              })
             )
             return Option.map(
               Option.fromNullable(rows[0]),

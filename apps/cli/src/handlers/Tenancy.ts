@@ -9,7 +9,7 @@
  * input is exit 2 with the same messages either way.
  */
 import { Console, Effect, Option, ParseResult, Redacted, Schema } from "effect"
-import { AuditLog, forOrg, type Member, type Role, Tenancy, type TenancyError } from "@relavium/ports"
+import { AuditLog, forOrg, type LastOwner, type Role, Tenancy, type TenancyError } from "@relavium/ports"
 import { TenancyApi } from "@relavium/server"
 import type { TenancyArgs } from "../commands/Tenancy.js"
 import { withRemote } from "../LazyRemote.js"
@@ -85,12 +85,11 @@ const databaseAccess = (tenancy: Tenancy["Type"], log: AuditLog["Type"]): Access
       const member = members.find((m) => m.email === email)
       return member === undefined
         ? Effect.fail(new UsageProblem(`${email} is not a member of this organisation (see \`relavium member list\`)`, "not_found"))
-        : Effect.succeed({ member, owners: members.filter((m) => m.role === "owner").length })
+        : Effect.succeed({ member })
     })
-  const lastOwner = (member: Member, owners: number, what: string) =>
-    member.role === "owner" && owners <= 1
-      ? Effect.fail(new UsageProblem(`${member.email} is the last owner and cannot be ${what}; make another member an owner first`, "conflict"))
-      : Effect.void
+  /** The store refuses, in the same transaction as the change, to leave the org without an owner. */
+  const changeMembership = <A>(effect: Effect.Effect<A, TenancyError | LastOwner>) =>
+    Effect.mapError(effect, (e) => new UsageProblem(e.message, e._tag === "LastOwner" ? "conflict" : "store"))
   return {
     createToken: ({ expiresInDays, name, role }) =>
       Effect.gen(function* () {
@@ -120,17 +119,15 @@ const databaseAccess = (tenancy: Tenancy["Type"], log: AuditLog["Type"]): Access
     listMembers: store(tenancy.members.list),
     removeMember: (email) =>
       Effect.gen(function* () {
-        const { member, owners } = yield* findMember(email)
-        yield* lastOwner(member, owners, "removed")
-        yield* store(tenancy.members.remove(email))
+        const { member } = yield* findMember(email)
+        yield* changeMembership(tenancy.members.remove(email))
         yield* audit("member.remove", email, { role: member.role })
       }),
     setRole: (email, role) =>
       Effect.gen(function* () {
-        const { member, owners } = yield* findMember(email)
-        if (role !== "owner") yield* lastOwner(member, owners, "demoted")
+        const { member } = yield* findMember(email)
         if (member.role === role) return member
-        const changed = yield* store(tenancy.members.setRole(email, role))
+        const changed = yield* changeMembership(tenancy.members.setRole(email, role))
         if (Option.isNone(changed)) return yield* problem(`${email} is not a member of this organisation`, "not_found")
         yield* audit("member.role", email, { from: member.role, to: role })
         return changed.value

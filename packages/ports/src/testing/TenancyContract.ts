@@ -144,6 +144,26 @@ export const tenancyContract = (name: string, layer: Layer.Layer<Tenancy | Audit
           )
         }))
 
+      it.effect("a token's last use is recorded to the minute: a busy token is not a write per request", () =>
+        Effect.gen(function* () {
+          const tenancy = yield* Tenancy
+          yield* TestClock.setTime(Date.parse("2026-05-01T00:00:00.000Z"))
+          const { org } = yield* newOrg()
+          const created = yield* forOrg(org.id)(tenancy.tokens.create({ name: "busy", role: "viewer", createdBy: "ada@example.com" }))
+          const lastUse = Effect.map(
+            forOrg(org.id)(tenancy.tokens.list),
+            (tokens) => tokens.find((t) => t.id === created.info.id)?.lastUsedAt
+          )
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:00:00.000Z")
+          yield* TestClock.adjust("59 seconds")
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:00:00.000Z")
+          yield* TestClock.adjust("1 second")
+          assert.isTrue(Option.isSome(yield* tenancy.tokens.resolve(created.token)))
+          assert.strictEqual(yield* lastUse, "2026-05-01T00:01:00.000Z")
+        }))
+
       it.effect("a token past its expiry (by the clock) resolves to none; its last use is recorded until then", () =>
         Effect.gen(function* () {
           const tenancy = yield* Tenancy
@@ -224,6 +244,37 @@ export const tenancyContract = (name: string, layer: Layer.Layer<Tenancy | Audit
               // Removed, they can be added again.
               const back = yield* tenancy.members.add(email, "member")
               assert.strictEqual(back.userId, bob.userId)
+            })
+          )
+        }))
+
+      it.effect("the last owner can be neither removed nor demoted, even by two changes at once", () =>
+        Effect.gen(function* () {
+          const tenancy = yield* Tenancy
+          const { org } = yield* newOrg()
+          yield* forOrg(org.id)(
+            Effect.gen(function* () {
+              const [first] = yield* tenancy.members.list
+              const refusedOf = <A>(effect: Effect.Effect<A, unknown>) =>
+                Effect.map(Effect.flip(effect), (e) => (e as { _tag: string; message: string }))
+              const removed = yield* refusedOf(tenancy.members.remove(first!.email))
+              assert.deepStrictEqual([removed._tag, removed.message], ["LastOwner", `${first!.email} is the last owner and cannot be removed; make another member an owner first`])
+              const demoted = yield* refusedOf(tenancy.members.setRole(first!.email, "admin"))
+              assert.deepStrictEqual([demoted._tag, demoted.message], ["LastOwner", `${first!.email} is the last owner and cannot be demoted; make another member an owner first`])
+
+              // Two owners, each demoted by a change running at the same time: exactly one change passes.
+              const second = unique("second-owner")
+              yield* tenancy.members.add(second, "owner")
+              const outcomes = yield* Effect.all(
+                [Effect.either(tenancy.members.setRole(first!.email, "member")), Effect.either(tenancy.members.remove(second))],
+                { concurrency: "unbounded" }
+              )
+              assert.strictEqual(outcomes.filter((o) => o._tag === "Right").length, 1)
+              assert.deepStrictEqual(
+                outcomes.filter((o) => o._tag === "Left").map((o) => (o.left as { _tag: string })._tag),
+                ["LastOwner"]
+              )
+              assert.strictEqual((yield* tenancy.members.list).filter((m) => m.role === "owner").length, 1)
             })
           )
         }))
