@@ -25,10 +25,11 @@ import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQueue, RunStore, UpdateHub, WorkflowStore } from "@relavium/ports"
 import { NatsUpdateHub, RedisStreamsUpdateHub } from "@relavium/hub"
 import { Auth, Monolith, Server } from "@relavium/server"
-import { Store } from "@relavium/store"
+import { Database, Store } from "@relavium/store"
 import { noModel, noPricing } from "./EngineBench.js"
 import { type ApiClient, apiClient } from "./HttpsClient.js"
 import { type BenchConfig, type Measurement, measured, type Outcome, settle } from "./Harness.js"
+import { notificationStores } from "../../test/support/notify.js"
 
 const natsUrl = () => process.env.BENCH_NATS_URL ?? "nats://127.0.0.1:4222"
 const redisUrl = () => process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -99,6 +100,7 @@ const monolithInProcess = (dataDir: string, hub: Layer.Layer<UpdateHub, unknown>
     Layer.provide(Auth.layerSingleUser(Redacted.make(token))),
     Layer.provide(layerTenancyMemory),
     Layer.provide(layerTriggersMemory),
+    Layer.provide(notificationStores().pipe(Layer.provide(Database.layerSqlite({ filename: join(dataDir, "relavium.db") })))),
     Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls })),
     Layer.provideMerge(engine)
   )

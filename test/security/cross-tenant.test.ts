@@ -187,6 +187,9 @@ const createOrg = async (label: string, name: string, provider: string): Promise
   }
   const memberEmail = `member@${label}.test`
   await ok(owner, "POST", "/members", { email: memberEmail, role: "member" })
+  await ok(owner, "PUT", `/notifications/channels/${label}-team`, {
+    settings: { kind: "email", host: "127.0.0.1", port: 25, from: `relavium@${label}.test`, to: [`ops@${label}.test`] }
+  })
   const keyValue = `sk-${label}-${crypto.randomUUID()}`
   await ok(owner, "PUT", `/keys/${provider}`, { key: keyValue })
 
@@ -246,6 +249,9 @@ afterAll(async () => {
   await d?.dispose()
 })
 
+/** A token shaped as a gate link (`<link id>.<signature>`) that no server signed. */
+const linkLike = () => `l${randomBytes(16).toString("base64url")}.${randomBytes(16).toString("base64url")}`
+
 /** B's values for each path parameter a route may have; a route with another parameter fails the probe. */
 const bParams = (): Record<string, string> => ({
   runId: B.gatedRun,
@@ -256,7 +262,9 @@ const bParams = (): Record<string, string> => ({
   tokenId: B.tokenIds[1]!,
   chatId: B.chatId,
   toolCallId: "call_1",
-  triggerId: B.triggerId
+  triggerId: B.triggerId,
+  name: "beta-team",
+  token: linkLike()
 })
 
 /** Values of ids that never existed anywhere, for the same parameters. */
@@ -269,7 +277,9 @@ const neverParams = (): Record<string, string> => ({
   tokenId: "tok_nosuchtoken",
   chatId: crypto.randomUUID(),
   toolCallId: "call_none",
-  triggerId: "trg_00000000000000000000000000000000"
+  triggerId: "trg_00000000000000000000000000000000",
+  name: "no-such-channel",
+  token: linkLike()
 })
 
 /** A body the route accepts, naming B's things where it takes an id. */
@@ -282,7 +292,8 @@ const bodies: Record<string, unknown> = {
   "members.setRole": { role: "viewer" },
   "triggers.rotateSecret": { graceSeconds: 0 },
   "chats.send": { text: "probe" },
-  "chats.approve": { decision: "deny" }
+  "chats.approve": { decision: "deny" },
+  "notifications.setChannel": { settings: { kind: "email", host: "127.0.0.1", port: 25, from: "relavium@alpha.test", to: [] } }
 }
 
 /** Everything of B's that must never appear in an answer to A. */
@@ -358,6 +369,13 @@ describe("cross-tenant probe: org A's tokens against every route with org B's id
           // Setting a key names a provider, not B's row: A gets a key of its own, removed again.
           if (answer.status !== 204) failures.push(`${what}: expected 204`)
           await ok(A.tokens.owner, "DELETE", `/keys/${B.provider}`)
+        } else if (route.key === "notifications.setChannel") {
+          // As keys.set: a channel is named, not B's row: A gets a channel of its own, removed again.
+          if (answer.status !== 200) failures.push(`${what}: expected 200`)
+          await ok(A.tokens.owner, "DELETE", `/notifications/channels/${params.name}`)
+        } else if (route.key.startsWith("gateLinks.")) {
+          // A gate link no server signed is refused, whoever sends it (the link is the authority).
+          if (answer.status !== 400) failures.push(`${what}: expected 400`)
         } else if (names.length > 0 || route.key === "runs.start") {
           if (answer.status !== 404) failures.push(`${what}: expected 404`)
           // And it answers as for ids that never existed (the id itself aside): nothing tells B's apart.

@@ -20,6 +20,8 @@ import { server } from "./commands/Server.js"
 import { audit, member, org, token } from "./commands/Tenancy.js"
 import { triggers } from "./commands/Triggers.js"
 import { test } from "./commands/Test.js"
+import { usage } from "./commands/Usage.js"
+import { budget, notifications } from "./commands/Notify.js"
 import { ExitCode } from "./ExitCodes.js"
 
 /** apps/cli/package.json's version, put in by build.mjs. */
@@ -27,7 +29,7 @@ declare const __RELAVIUM_VERSION__: string
 
 const relavium = Command.make("relavium").pipe(
   Command.withDescription("Relavium — local-first engine for LLM agent workflows"),
-  Command.withSubcommands([run, validate, test, resume, runs, gate, chat, keys, models, daemon, monolith, server, db, org, token, member, audit, triggers])
+  Command.withSubcommands([run, validate, test, resume, runs, gate, chat, keys, models, daemon, monolith, server, db, org, token, member, audit, triggers, usage, notifications, budget])
 )
 
 const cli = Command.run(relavium, { name: "relavium", version: __RELAVIUM_VERSION__ })

@@ -47,7 +47,7 @@ export const ndjson = (stdout: string) =>
 /** The same, without blocking this process (needed when the test itself serves HTTP to the CLI). */
 export const relaviumAsync = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd?: string; readonly env?: Readonly<Record<string, string>> } = {}
+  options: { readonly cwd?: string; readonly input?: string; readonly env?: Readonly<Record<string, string>> } = {}
 ): Promise<Result> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
@@ -59,5 +59,6 @@ export const relaviumAsync = (
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")))
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")))
     child.on("error", reject)
+    if (options.input !== undefined) child.stdin.end(options.input)
     child.on("close", (status) => resolve({ status, stdout, stderr }))
   })

@@ -61,6 +61,8 @@ export const Action = Schema.Literal(
   "usage.read",
   "triggers.read",
   "triggers.manage",
+  "notifications.read",
+  "notifications.manage",
   "org.manage"
 )
 export type Action = typeof Action.Type
@@ -76,7 +78,17 @@ const member: ReadonlyArray<Action> = [
   "keys.list"
 ]
 // A webhook secret starts runs without a token, as long as it lives: admins make them, as they make tokens.
-const admin: ReadonlyArray<Action> = [...member, "keys.write", "members.manage", "tokens.read", "tokens.manage", "audit.read", "triggers.manage"]
+const admin: ReadonlyArray<Action> = [
+  ...member,
+  "keys.write",
+  "members.manage",
+  "tokens.read",
+  "tokens.manage",
+  "audit.read",
+  "triggers.manage",
+  "notifications.read",
+  "notifications.manage"
+]
 const owner: ReadonlyArray<Action> = [...admin, "org.manage"]
 
 /** The permission table: what each role may do. */

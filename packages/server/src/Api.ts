@@ -16,6 +16,7 @@ import { isAbsolute } from "node:path"
 import { ApprovalMode, Conversation } from "@relavium/chat"
 import { Chat, Run, RunError, RunEvent } from "@relavium/domain"
 import { CurrentPrincipal } from "@relavium/ports"
+import { notifyGroups } from "./NotifyApi.js"
 import { tenancyGroups } from "./TenancyApi.js"
 import { ForkRequest, forkDescription, RetryRequest, retryDescription } from "./TimeTravelApi.js"
 import { triggerGroups } from "./TriggersApi.js"
@@ -560,6 +561,8 @@ export const { audit: AuditGroup, members: MembersGroup, org: OrgGroup, tokens: 
 
 /** The trigger routes (TriggersApi.ts): webhook and schedule triggers. */
 export const { triggers: TriggersGroup } = triggerGroups({ Authorization, BadRequest, Forbidden, InternalError, NotFound })
+/** Notifications, the budget, usage and gate links (NotifyApi.ts). */
+export const { gateLinks: GateLinksGroup, notifications: NotificationsGroup, usage: UsageGroup } = notifyGroups({ Authorization, BadRequest, Forbidden, InternalError, NotFound })
 
 export class RelaviumApi extends HttpApi.make("relavium")
   .add(HealthGroup)
@@ -573,6 +576,9 @@ export class RelaviumApi extends HttpApi.make("relavium")
   .add(TokensGroup)
   .add(AuditGroup)
   .add(TriggersGroup)
+  .add(NotificationsGroup)
+  .add(UsageGroup)
+  .add(GateLinksGroup)
   .annotate(OpenApi.Title, "Relavium")
   .annotate(OpenApi.Description, "Workflows, runs, live run events (SSE), human gates and provider keys") {}
 

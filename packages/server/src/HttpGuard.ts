@@ -34,6 +34,14 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 /** The paths served without a token: the routes whose action is `public` in Routes.ts. */
 export const PUBLIC_PATHS: ReadonlySet<string> = new Set(routes.filter((route) => route.action === "public").map((route) => route.path))
 
+/** The public paths with parameters (`/gate-links/:token`) as patterns of one path segment per parameter. */
+const publicPatterns: ReadonlyArray<RegExp> = [...PUBLIC_PATHS]
+  .filter((path) => path.includes(":"))
+  .map((path) => new RegExp(`^${path.split("/").map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("/")}$`))
+
+/** Whether `path` (a request's path) is served without a token. */
+export const isPublicPath = (path: string): boolean => PUBLIC_PATHS.has(path) || publicPatterns.some((pattern) => pattern.test(path))
+
 export interface GuardOptions {
   readonly maxBodyBytes?: number | undefined
   readonly maxJsonDepth?: number | undefined
@@ -121,7 +129,7 @@ export const guard =
       let forCaller: HttpApp.Default = app
       // A webhook delivery is authenticated by its signature, over its raw body (Webhooks.ts).
       const hook = request.method === "POST" && isHookPath(pathOf(request.url))
-      if (!PUBLIC_PATHS.has(pathOf(request.url)) && !hook) {
+      if (!isPublicPath(pathOf(request.url)) && !hook) {
         const given = bearerOf(request.headers["authorization"])
         const resolved =
           given === undefined

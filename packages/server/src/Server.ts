@@ -13,6 +13,7 @@ import { MonolithApi, RelaviumApi } from "./Api.js"
 import * as ChatHandlers from "./ChatHandlers.js"
 import { layerHandlers } from "./Handlers.js"
 import { guard } from "./HttpGuard.js"
+import * as NotifyHandlers from "./NotifyHandlers.js"
 import * as TenancyHandlers from "./TenancyHandlers.js"
 import * as TriggerHandlers from "./TriggerHandlers.js"
 import * as Webhooks from "./Webhooks.js"
@@ -47,7 +48,8 @@ export const layerApi = (options: ServerOptions) =>
   HttpApiBuilder.api(RelaviumApi).pipe(
     Layer.provide(layerHandlers(options)),
     Layer.provide(TenancyHandlers.layer),
-    Layer.provide(TriggerHandlers.layer)
+    Layer.provide(TriggerHandlers.layer),
+    Layer.provide(NotifyHandlers.layer)
   )
 
 const layerRoutes = (routes: ReadonlyArray<ExtraRoute>) =>
@@ -64,7 +66,8 @@ export const layerMonolithApi = (options: ServerOptions) =>
     Layer.provide(layerHandlers(options)),
     Layer.provide(ChatHandlers.layer(options)),
     Layer.provide(TenancyHandlers.layer),
-    Layer.provide(TriggerHandlers.layer)
+    Layer.provide(TriggerHandlers.layer),
+    Layer.provide(NotifyHandlers.layer)
   )
 
 /** Serves `MonolithApi` (and `options.routes`) on the `HttpServer` in context, for as long as the layer lives. */

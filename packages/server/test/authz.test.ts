@@ -83,6 +83,20 @@ const requests: Record<Routes.RouteKey, (ids: Ids) => Request> = {
   "triggers.create": (ids) => ({ method: "POST", path: "/triggers", body: { workflowId: ids.workflowId, kind: "schedule", name: "authz", cron: "0 3 * * *" } }),
   "triggers.remove": () => ({ method: "DELETE", path: "/triggers/trg_00000000000000000000000000000000" }),
   "triggers.rotateSecret": () => ({ method: "POST", path: "/triggers/trg_00000000000000000000000000000000/rotate-secret", body: {} }),
+  "notifications.channels": () => ({ method: "GET", path: "/notifications/channels" }),
+  "notifications.setChannel": () => ({
+    method: "PUT",
+    path: "/notifications/channels/ops-mail",
+    body: { settings: { kind: "email", host: "127.0.0.1", port: 2525, from: "relavium@acme.test", to: ["ops@acme.test"] } }
+  }),
+  "notifications.removeChannel": () => ({ method: "DELETE", path: "/notifications/channels/no-such-channel" }),
+  "notifications.deliveries": (ids) => ({ method: "GET", path: `/notifications/deliveries?runId=${ids.runId}` }),
+  "notifications.budget": () => ({ method: "GET", path: "/budget" }),
+  "notifications.setBudget": () => ({ method: "PUT", path: "/budget", body: { monthlyLimitCents: 5000 } }),
+  "usage.get": () => ({ method: "GET", path: "/usage?groupBy=model" }),
+  "usage.csv": () => ({ method: "GET", path: "/usage.csv?groupBy=day" }),
+  "gateLinks.show": () => ({ method: "GET", path: "/gate-links/v1.not-a-link.signature" }),
+  "gateLinks.decide": () => ({ method: "POST", path: "/gate-links/v1.not-a-link.signature" }),
   "chats.createProject": (ids) => ({ method: "POST", path: "/projects", body: { dir: ids.projectDir } }),
   "chats.listProjects": () => ({ method: "GET", path: "/projects" }),
   "chats.create": (ids) => ({ method: "POST", path: "/chats", body: { projectId: ids.projectId, model: "openai/gpt-4o" } }),
@@ -200,9 +214,9 @@ afterAll(async () => {
 })
 
 describe("authorisation of every route", () => {
-  it("names an action for every route, and only /health is public", () => {
+  it("names an action for every route, and only /health and the signed gate links are public", () => {
     for (const route of Routes.routes) expect(route.action, `${route.method} ${route.path}`).toBeDefined()
-    expect(Routes.routes.filter((route) => route.action === "public").map((route) => route.path)).toEqual(["/health"])
+    expect(Routes.routes.filter((route) => route.action === "public").map((route) => route.path)).toEqual(["/health", "/gate-links/:token", "/gate-links/:token"])
   })
 
   it("refuses each role every route its role lacks with 403 Forbidden, changing nothing", async () => {

@@ -22,6 +22,7 @@ import { Effect } from "effect"
 import { inferencePg, inferenceSqlite, inferenceTables } from "./migrations/Inference.js"
 import * as Triggers from "./migrations/Triggers.js"
 import { chatsDistributed } from "./migrations/ChatsDistributed.js"
+import { notificationsPg, notificationsSqlite, notificationTables } from "./migrations/Notifications.js"
 
 /** The table that records applied migrations; its presence marks a Relavium database. */
 export const migrationsTable = "relavium_migrations"
@@ -415,8 +416,8 @@ const initialOrgTables = [
   "chat_events"
 ] as const
 
-/** The org tables of migrations 1–3 and of later migrations that apply `rowLevelSecurity` themselves. */
-export const orgTables = [...initialOrgTables, ...inferenceTables, ...Triggers.tables] as const
+/** Every table with `org_id` and row-level security on Postgres (those of later migrations apply it themselves). */
+export const orgTables = [...initialOrgTables, ...inferenceTables, ...Triggers.tables, ...notificationTables] as const
 
 /**
  * Postgres tenancy: row-level security on every table with `org_id`, the application role and
@@ -515,6 +516,13 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   ),
   /** Webhook and schedule triggers and their deliveries (migrations/Triggers.ts). */
   "9_triggers": Triggers.migration(rowLevelSecurity, appRole),
+  /** Gate notifications, their deliveries and links, the org's budget and its alerts (migrations/Notifications.ts). */
+  "10_notifications": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => run(notificationsPg()),
+      orElse: () => run(notificationsSqlite)
+    })
+  ),
   "12_chats_distributed": chatsDistributed
 }
 

@@ -8,3 +8,6 @@ export * as SqlKeyStore from "./SqlKeyStore.js"
 export * as KeyRotation from "./KeyRotation.js"
 export * as SqlTenancy from "./SqlTenancy.js"
 export * as SqlTriggers from "./SqlTriggers.js"
+export * as SqlNotifications from "./SqlNotifications.js"
+/** The SQL client tag the stores run on (for tools and tests that read or seed a store directly). */
+export * as SqlClient from "@effect/sql/SqlClient"

@@ -19,6 +19,7 @@ import { DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQue
 import { Auth, Monolith, Server } from "@relavium/server"
 import type { HttpGuard } from "@relavium/server"
 import { Store } from "@relavium/store"
+import { notificationStores } from "../../support/notify.js"
 
 export interface TestServerOptions {
   readonly dataDir: string
@@ -70,6 +71,7 @@ export const startServer = async (options: TestServerOptions): Promise<TestServe
       Layer.provide(layerTenancyMemory),
       Layer.provide(layerTriggersMemory),
       Layer.provideMerge(Monolith.layerHttps({ host: "127.0.0.1", port: 0, tls: tlsMaterial, timeouts: options.timeouts })),
+      Layer.provide(notificationStores()),
       Layer.provide(chats),
       Layer.provide(engine)
     )

@@ -23,6 +23,7 @@ import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 import { cloudChats } from "./CloudChat.js"
 import { models } from "./CloudWorker.js"
 import type * as Models from "./Models.js"
+import { notificationsLayer } from "./Notifications.js"
 
 /**
  * The engine of an api replica on the given services: it writes events and enqueues jobs, and
@@ -79,6 +80,13 @@ export const layerApi = (options: ApiOptions) => {
     Layer.provide(Auth.layerTenancy({ localOwnerToken: options.token })),
     Layer.provide(tenancyLayer),
     Layer.provide(triggersLayer(Option.getOrUndefined(options.masterKey))),
+    Layer.provide(
+      notificationsLayer({
+        masterKey: options.masterKey,
+        token: options.token,
+        ownUrl: `${options.tls === undefined ? "http" : "https"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+      })
+    ),
     Layer.provideMerge(httpServer(options)),
     Layer.provide(cloudChats(options, "relavium-api-chats").pipe(Layer.provide(models(options.models ?? {})))),
     Layer.provide(keys(options.masterKey)),

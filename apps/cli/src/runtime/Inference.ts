@@ -6,13 +6,13 @@
  *   here): the orgs' API tokens (`SqlTenancy`) and their managed provider keys, envelope
  *   encrypted per org (`SqlKeyStore`, read under the caller's org); master keys are required.
  * - The upstream: @relavium/llm's adapters over undici, for the providers of the routes file.
- * - Metering and rate limits: the one choice of each is {@link metering} and {@link rateLimiter}
- *   below, so moving them to the shared SQL ledger and the Redis limiter is one line each.
+ * - Metering: the shared SQL ledger ({@link metering}); rate limits: {@link rateLimiter}, none yet
+ *   (moving it to the Redis limiter is one line).
  */
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, type Option, Redacted } from "effect"
 import { createServer } from "node:http"
-import { Gateway, layerMeteringMemory, layerRateLimiterNone, type Metering, type RateLimiter, type Routing } from "@relavium/inference"
+import { Gateway, layerRateLimiterNone, SqlMetering, type Metering, type RateLimiter, type Routing } from "@relavium/inference"
 import { HttpGuard } from "@relavium/server"
 import { Database, SqlKeyStore, SqlTenancy } from "@relavium/store"
 import type { MasterKeySettings } from "./Settings.js"
@@ -29,11 +29,8 @@ export interface InferenceOptions {
   readonly timeouts?: HttpGuard.ServerTimeouts | undefined
 }
 
-/**
- * The ledger and budgets: in this process until the SQL ledger is wired here (it may need the
- * deployment's `SqlClient`, which {@link layerInference} provides to it).
- */
-export const metering: Layer.Layer<Metering, never, Postgres> = layerMeteringMemory
+/** The ledger and budgets: the shared SQL ledger on the deployment's Postgres (migration 8). */
+export const metering: Layer.Layer<Metering, never, Postgres> = SqlMetering.layer
 
 /** What the deployment's Postgres provides (its `SqlClient`). */
 type Postgres = Layer.Layer.Success<ReturnType<typeof Database.layerPg>>
@@ -42,7 +39,7 @@ type Postgres = Layer.Layer.Success<ReturnType<typeof Database.layerPg>>
 export const rateLimiter = (_redisUrl: Option.Option<Redacted.Redacted<string>>): Layer.Layer<RateLimiter> => layerRateLimiterNone
 
 /** What the start-up lines say about metering and rate limits. */
-export const describeMetering = "budgets and the usage ledger in this process (memory); rate limits: none"
+export const describeMetering = "budgets and the usage ledger in Postgres; rate limits: none"
 
 /** The whole gateway on `host:port`, on Postgres. */
 export const layerInference = (options: InferenceOptions) => {

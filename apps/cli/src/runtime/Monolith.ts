@@ -24,6 +24,7 @@ import * as DataDirectory from "./DataDirectory.js"
 import * as Settings from "./Settings.js"
 import { localLayer } from "./Local.js"
 import { chatServices } from "./LocalChat.js"
+import { monolithMasterKey, notificationsLayer } from "./Notifications.js"
 import * as Telemetry from "./Telemetry.js"
 import { tenancyLayer, triggersLayer } from "./Tenancy.js"
 
@@ -67,7 +68,18 @@ export const monolithLayer = (options: MonolithOptions) =>
         pricesFile: yield* Settings.pricesFile(options.dataDir),
         projectsRoot: options.projectsRoot,
         routes: [{ path: DAEMON_RPC_PATH, handler: httpApp(registry, { authorize: authorizeToken(token) }) }]
-      }).pipe(Layer.provide(Auth.layerSingleUser(token)), Layer.provide(tenancyLayer), Layer.provide(triggers))
+      }).pipe(
+        Layer.provide(Auth.layerSingleUser(token)),
+        Layer.provide(tenancyLayer),
+        Layer.provide(triggers),
+        Layer.provide(
+          notificationsLayer({
+            masterKey: yield* monolithMasterKey(options.dataDir),
+            token,
+            ownUrl: `https://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+          }).pipe(Layer.mapError((e) => new Monolith.MonolithError({ message: e.message })))
+        )
+      )
       // Schedule triggers fire on the local queue (docs/triggers.md).
       const scheduler = TriggerScheduler.layer().pipe(Layer.provide(triggers))
       const announce = Layer.scopedDiscard(

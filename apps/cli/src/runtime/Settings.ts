@@ -172,3 +172,8 @@ export const runMode = (flag: Option.Option<string>): Effect.Effect<RunMode, Mod
     }
     return { executionMode: "managed", gateway: { url: url.value.trim(), token: token.value } } as const
   })
+
+/** `RELAVIUM_PUBLIC_URL`: the server's address as people reach it, for the links in notifications. */
+export const publicUrl: Effect.Effect<Option.Option<string>> = optionalText("RELAVIUM_PUBLIC_URL").pipe(
+  Effect.orElseSucceed(() => Option.none<string>())
+)

@@ -13,16 +13,32 @@ import { join } from "node:path"
 import { ChatHub, ChatTools, layer as chatServiceLayer, Worktrees } from "@relavium/chat"
 import { layerLocal, QuickJsSandbox } from "@relavium/core"
 import { Cassette, Pricing } from "@relavium/llm"
-import { type AuditLog, DaemonRouter, KeyStore, layerTenancyMemory, layerTriggersMemory, RunQueue, type Tenancy, type Triggers, UpdateHub } from "@relavium/ports"
+import {
+  type AuditLog,
+  DaemonRouter,
+  KeyStore,
+  layerTenancyMemory,
+  layerTriggersMemory,
+  type NotificationStore,
+  RunQueue,
+  type Tenancy,
+  type Triggers,
+  UpdateHub,
+  type UsageStore
+} from "@relavium/ports"
 import { Store } from "@relavium/store"
-import { Auth, HttpGuard, Server } from "../../src/index.js"
+import { Auth, HttpGuard, type Notifier, Server } from "../../src/index.js"
+import { notificationStores } from "../../../../test/support/notify.js"
 
 export interface TenantServer {
   readonly url: string
-  /** Runs an effect with the server's Tenancy, AuditLog and Triggers. */
-  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog | Triggers>) => Promise<A>
+  /** Runs an effect with the server's Tenancy, AuditLog, Triggers and notification stores. */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Tenancy | AuditLog | Triggers | NotifyServices>) => Promise<A>
   readonly close: () => Promise<void>
 }
+
+/** The notification and usage stores and the notifier's settings (test/support/notify.ts). */
+type NotifyServices = NotificationStore | UsageStore | Notifier.NotifySettings
 
 const noModel = Cassette.layerCassette({ schema_version: "1.0", provider: "openai", calls: [] })
 
@@ -30,6 +46,8 @@ export const startTenantServer = async (options: {
   readonly dataDir: string
   /** Accepted beside the org tokens as the owner of the org `local` (the api's `--token`). */
   readonly localOwnerToken?: Redacted.Redacted<string>
+  /** The notification settings (a master key for channel secrets, the link key). */
+  readonly notify?: Parameters<typeof notificationStores>[0]
 }): Promise<TenantServer> => {
   const scope = Effect.runSync(Scope.make())
   const engine = layerLocal({ executionMode: "local" }).pipe(
@@ -55,10 +73,11 @@ export const startTenantServer = async (options: {
     Layer.provideMerge(layerTenancyMemory),
     Layer.provideMerge(layerTriggersMemory),
     Layer.provideMerge(NodeHttpServer.layer(() => createServer(HttpGuard.nodeServerOptions()), { host: "127.0.0.1", port: 0 })),
+    Layer.provideMerge(notificationStores(options.notify)),
     Layer.provide(chats),
     Layer.provide(engine)
   )
-  const context: Context.Context<Tenancy | AuditLog | Triggers | HttpServer.HttpServer> = await Effect.runPromise(Layer.buildWithScope(app, scope))
+  const context: Context.Context<Tenancy | AuditLog | Triggers | HttpServer.HttpServer | NotifyServices> = await Effect.runPromise(Layer.buildWithScope(app, scope))
   const url = await Effect.runPromise(
     Effect.map(HttpServer.HttpServer, (server) => {
       const address = server.address
