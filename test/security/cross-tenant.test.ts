@@ -290,6 +290,7 @@ const bodies: Record<string, unknown> = {
   "gates.input": { value: "probe" },
   "keys.set": { key: "sk-probe-from-alpha" },
   "members.setRole": { role: "viewer" },
+  "runs.fork": { from: "probe" },
   "triggers.rotateSecret": { graceSeconds: 0 },
   "chats.send": { text: "probe" },
   "chats.approve": { decision: "deny" },
